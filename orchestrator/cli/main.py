@@ -1,0 +1,61 @@
+"""Entry point of the `orch` console script."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+from orchestrator.errors import OrchError
+
+# One module per command (or command group), each with register(app).
+COMMANDS = ["init", "validate", "schema", "catalog", "estimate", "place", "apply", "status", "destroy", "bench", "meter", "report"]
+
+
+class _OrchGroup(TyperGroup):
+    """Turns orch's typed errors into one clear line on stderr and the design's exit codes."""
+
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except OrchError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(
+    cls=_OrchGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Place LLM deployments across clouds and on-prem, run them with vLLM, and report cost per token.",
+)
+
+
+def _register_all() -> None:
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"orchestrator.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"orchestrator.cli.{name}":
+                continue  # command not built yet
+            raise
+        module.register(app)
+
+
+_register_all()
+
+
+def main() -> None:
+    try:
+        app()
+    except OrchError as exc:  # raised outside a command (should not happen, but never a traceback)
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

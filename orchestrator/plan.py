@@ -1,0 +1,70 @@
+"""The plan: what `orch place` decides and `orch apply` carries out (the JSON contract of issue 4)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Market = Literal["on_demand", "spot", "onprem"]
+
+
+class ReplicaGroup(BaseModel):
+    """``count`` identical replicas of one deployment on one offering."""
+
+    provider: str
+    region: str  # provider-qualified
+    instance_type: str
+    gpu: str
+    gpus_per_replica: int
+    instances_per_replica: int = 1  # >1 when a replica spans nodes (LeaderWorkerSet / multi-VM)
+    tensor_parallel: int
+    pipeline_parallel: int = 1
+    quantization: str
+    market: Market
+    count: int
+    usd_per_hour: float  # for the whole group
+    capacity_rps: float = 0.0  # per replica, at the SLO
+    ttft_ms: float = 0.0
+    tpot_ms: float = 0.0
+
+
+class Predicted(BaseModel):
+    ttft_p95_ms: float
+    tpot_p95_ms: float
+    capacity_rps: float
+    usd_per_million_tokens: float
+
+
+class DeploymentPlan(BaseModel):
+    name: str
+    model: str  # canonical registry name
+    hf_id: str  # what vLLM serves
+    team: str | None = None
+    max_model_len: int
+    kv_cache_dtype: str = "auto"
+    replicas: list[ReplicaGroup]
+    predicted: Predicted
+    usd_per_hour: float
+    egress_usd_per_month: float
+    fallbacks: list[list[ReplicaGroup]] = Field(default_factory=list)  # ranked; best first
+    explanation: dict = Field(default_factory=dict)
+
+
+class Totals(BaseModel):
+    usd_per_hour: float
+    usd_per_month: float
+    egress_usd_per_month: float
+
+
+class Plan(BaseModel):
+    project: str
+    status: Literal["optimal", "infeasible"]
+    objective: str
+    objective_value: float | None = None
+    solve_seconds: float
+    deployments: list[DeploymentPlan] = Field(default_factory=list)
+    total: Totals | None = None
+    spec_sha256: str = ""  # of the deployment file, so apply can refuse a mismatched plan
+    catalog_as_of: str = ""
+    messages: list[str] = Field(default_factory=list)  # infeasibility explanations

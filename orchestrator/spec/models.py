@@ -1,0 +1,151 @@
+"""pydantic models of the deployment file (design.md, "The deployment file").
+
+Structural rules live here; rules that need the catalog or model registry (unknown models,
+regions, GPU types, SLOs no hardware meets) live in ``orchestrator.spec.checks``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Quantization = Literal["bf16", "fp16", "fp8", "int8", "int4"]
+SpotRule = Literal["forbid", "allow", "prefer"]
+REGION_ID = r"^[a-z][a-z0-9-]*:[A-Za-z0-9._-]+$"  # provider-qualified: aws:us-east-1
+NAME = r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"  # a DNS label: it becomes tags and k8s names
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class TrafficSource(Strict):
+    """Where a share of the users are."""
+
+    region: str = Field(pattern=REGION_ID, description="provider-qualified region, e.g. aws:us-east-1")
+    share: float = Field(gt=0, le=1)
+
+
+class Traffic(Strict):
+    requests_per_second: float = Field(gt=0)
+    input_tokens: int = Field(gt=0, description="mean prompt length, tokens")
+    output_tokens: int = Field(gt=0, description="mean completion length, tokens")
+    sources: list[TrafficSource] = Field(
+        default_factory=list, description="user regions and their shares (must sum to 1); empty: users near the data"
+    )
+    headroom: float = Field(0.2, ge=0, le=10, description="capacity planned above the demand, as a fraction")
+
+
+class SLO(Strict):
+    ttft_p95_ms: float = Field(gt=0, description="time to first token, p95, ms, including the network round trip")
+    tpot_p95_ms: float = Field(gt=0, description="time per output token, p95, ms")
+
+
+class DataSource(Strict):
+    uri: str | None = None
+    region: str = Field(pattern=REGION_ID)
+    gb_per_month: float = Field(ge=0, description="GB the deployment reads from this source each month")
+
+
+class Deployment(Strict):
+    name: str = Field(pattern=NAME)
+    model: str = Field(min_length=1, description="registry name or alias, or a path to a Hugging Face config.json")
+    quantization: list[Quantization] = Field(default_factory=lambda: ["bf16"], min_length=1)
+    kv_cache_dtype: Literal["auto", "fp8"] = "auto"
+    max_model_len: int | None = Field(None, gt=0)
+    traffic: Traffic
+    slo: SLO
+    data: list[DataSource] = Field(default_factory=list)
+    spot: SpotRule = "forbid"
+    team: str | None = None
+    policies: list[str] = Field(default_factory=list, description="names of policies defined under policies:")
+
+    @field_validator("quantization", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: object) -> object:
+        return [v] if isinstance(v, str) else v
+
+
+class Quota(Strict):
+    """At most max_gpus GPUs (of one type, in one region, or both) for a provider."""
+
+    max_gpus: int = Field(ge=0)
+    region: str | None = Field(None, description="region name within the provider, e.g. us-east-1; omitted: all")
+    gpu: str | None = Field(None, description="GPU type, e.g. H100; omitted: all")
+
+
+class CustomPrice(Strict):
+    """A negotiated or private price that replaces the list price for an instance type."""
+
+    instance_type: str
+    region: str | None = Field(None, description="region name within the provider; omitted: every region")
+    usd_per_hour: float = Field(ge=0)
+    spot_usd_per_hour: float | None = Field(None, ge=0)
+
+
+class CloudProvider(Strict):
+    regions: list[str] | None = Field(None, description="regions orch may use; omitted: every region in the catalog")
+    discount: float = Field(0.0, ge=0, lt=1, description="negotiated discount off on-demand list prices")
+    quotas: list[Quota] = Field(default_factory=list)
+    prices: list[CustomPrice] = Field(default_factory=list)
+
+
+class SiteCost(Strict):
+    amortized_usd_per_gpu_hour: float = Field(
+        0.0, ge=0, description="hardware amortization; counted when declared (owned hardware is otherwise sunk)"
+    )
+    power_usd_per_kwh: float = Field(ge=0)
+    pue: float = Field(1.3, ge=1, le=3)
+
+
+class OnPremSite(Strict):
+    name: str = Field(pattern=NAME)
+    location: str = Field(description="a catalog region id (aws:eu-central-1) or a metro label (eu-central)")
+    gpus: dict[str, int] = Field(description="GPU type -> count, e.g. {H100: 16}")
+    gpus_per_node: int = Field(8, gt=0)
+    cost: SiteCost
+    carbon_g_per_kwh: float | None = Field(None, ge=0, description="grid intensity; omitted: the location's")
+    hosts: list[str] = Field(default_factory=list, description="ssh targets for the baremetal provider")
+
+    @field_validator("gpus")
+    @classmethod
+    def _non_negative(cls, v: dict[str, int]) -> dict[str, int]:
+        for gpu, n in v.items():
+            if n < 0:
+                raise ValueError(f"GPU count for {gpu} must be >= 0, found {n}")
+        return v
+
+
+class OnPrem(Strict):
+    kind: Literal["baremetal", "kubernetes"] = "baremetal"
+    sites: list[OnPremSite] = Field(min_length=1)
+
+
+class Providers(Strict):
+    """Which providers orch may use. Omit the whole section to allow every cloud in the catalog."""
+
+    aws: CloudProvider | None = None
+    gcp: CloudProvider | None = None
+    azure: CloudProvider | None = None
+    onprem: OnPrem | None = None
+
+
+class PolicyRef(BaseModel):
+    """A named policy: ``kind`` picks the policy in policies/, the other keys are its parameters."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: str
+
+
+class Budget(Strict):
+    monthly_usd: float = Field(gt=0)
+
+
+class DeploymentFile(Strict):
+    version: Literal[1] = 1
+    project: str = Field(pattern=NAME)
+    deployments: list[Deployment] = Field(min_length=1)
+    providers: Providers | None = None
+    policies: dict[str, PolicyRef] = Field(default_factory=dict)
+    budget: Budget | None = None
