@@ -1,0 +1,59 @@
+"""The container-level abstraction every provider launches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Probe:
+    path: str  # HTTP GET path, e.g. /health
+    port: int
+    initial_delay_s: int = 0
+    period_s: int = 10
+    timeout_s: int = 5
+    failure_threshold: int = 3
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A secret held by the target platform (k8s Secret, cloud secret manager, env of the orch process).
+
+    The value is never part of a spec, a manifest, state or a log: only where to find it.
+    """
+
+    name: str  # secret name, e.g. hf-token
+    key: str = "token"
+
+
+@dataclass(frozen=True)
+class Volume:
+    name: str
+    mount_path: str
+    kind: Literal["memory", "host_path", "cache"]  # memory: /dev/shm-style tmpfs; cache: model cache
+    size_gb: float | None = None
+    host_path: str | None = None
+
+
+@dataclass
+class ContainerSpec:
+    name: str  # DNS label, unique per replica group
+    image: str
+    args: list[str] = field(default_factory=list)
+    command: list[str] = field(default_factory=list)  # empty: the image's entrypoint
+    env: dict[str, str] = field(default_factory=dict)
+    secret_env: dict[str, SecretRef] = field(default_factory=dict)  # env var -> secret reference
+    ports: dict[str, int] = field(default_factory=dict)  # name -> container port
+    gpus: int = 0
+    gpu_type: str | None = None  # canonical GPU name (orchestrator.catalog.gpus)
+    shm_gb: float = 0.0
+    cpu: float | None = None  # request, cores
+    memory_gb: float | None = None  # request
+    readiness: Probe | None = None
+    liveness: Probe | None = None
+    startup: Probe | None = None
+    volumes: list[Volume] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+    spot: bool = False  # scheduling hint for renderers (node selectors / tolerations)
+    metrics_path: str | None = None  # Prometheus scrape path, e.g. /metrics
