@@ -89,6 +89,11 @@ class CloudProvider(Strict):
     discount: float = Field(0.0, ge=0, lt=1, description="negotiated discount off on-demand list prices")
     quotas: list[Quota] = Field(default_factory=list)
     prices: list[CustomPrice] = Field(default_factory=list)
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="provider settings for apply: aws ami_id/subnet_id/key_name; gcp project/zone; "
+        "azure subscription_id/resource_group/subnet_id. Never secrets: credentials come from each SDK's chain",
+    )
 
 
 class SiteCost(Strict):
@@ -106,7 +111,9 @@ class OnPremSite(Strict):
     gpus_per_node: int = Field(8, gt=0)
     cost: SiteCost
     carbon_g_per_kwh: float | None = Field(None, ge=0, description="grid intensity; omitted: the location's")
-    hosts: list[str] = Field(default_factory=list, description="ssh targets for the baremetal provider")
+    hosts: list[str] = Field(default_factory=list, description="baremetal: ssh targets, user@host[:port]")
+    kube_context: str | None = Field(None, description="kubernetes: kubeconfig context of the site's cluster")
+    namespace: str = Field("orch", description="kubernetes: namespace orch deploys into")
 
     @field_validator("gpus")
     @classmethod
@@ -122,6 +129,15 @@ class OnPrem(Strict):
     sites: list[OnPremSite] = Field(min_length=1)
 
 
+class LocalProvider(Strict):
+    """This machine: vLLM runs as a local process (CPU or local GPUs). How a user tries orch on a laptop."""
+
+    python: str | None = Field(None, description="python with vLLM installed; default $ORCH_VLLM_PYTHON, else python3")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, gt=0, lt=65536)
+    extra_args: list[str] = Field(default_factory=list, description="extra vLLM flags, e.g. [--max-num-seqs, '8']")
+
+
 class Providers(Strict):
     """Which providers orch may use. Omit the whole section to allow every cloud in the catalog."""
 
@@ -129,6 +145,7 @@ class Providers(Strict):
     gcp: CloudProvider | None = None
     azure: CloudProvider | None = None
     onprem: OnPrem | None = None
+    local: LocalProvider | None = None
 
 
 class PolicyRef(BaseModel):
