@@ -1,0 +1,1 @@
+"""Metering: scrape vLLM /metrics, roll samples into per-replica hourly usage, keep it in state."""

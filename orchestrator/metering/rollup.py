@@ -1,0 +1,106 @@
+"""Turn a replica's samples into hourly usage buckets, vectorised with numpy.
+
+The same code serves the live scraper (a handful of samples per call) and bulk ingest
+(benchmarks/report_scale.py: 172,800 samples per replica-month).
+
+Rules: deltas are taken between consecutive *good* samples; a counter below its previous value
+means the server restarted, so the whole interval's increase is the new values; the interval is
+attributed to the UTC hour its end falls in; failed samples only count as errors (gaps).
+With no previous sample the baseline is zero: vLLM counters start at zero with the server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from orchestrator.metering.scrape import COUNTERS, GAUGES
+
+
+@dataclass
+class Cursor:
+    """The last good sample of a replica."""
+
+    ts: float
+    counters: np.ndarray  # shape (len(COUNTERS),)
+
+
+@dataclass
+class Hourly:
+    """Hourly buckets of one replica. Arrays are aligned on ``hours``."""
+
+    hours: np.ndarray  # int64 unix seconds of the hour start
+    samples_ok: np.ndarray
+    samples_err: np.ndarray
+    resets: np.ndarray
+    covered_seconds: np.ndarray
+    counters: np.ndarray  # (H, len(COUNTERS))
+    gauge_sums: np.ndarray  # (H, len(GAUGES))
+
+    def rows(self, replica_id: str) -> list[dict]:
+        out = []
+        for i, h in enumerate(self.hours.tolist()):
+            row = {
+                "replica_id": replica_id,
+                "hour": int(h),
+                "samples_ok": int(self.samples_ok[i]),
+                "samples_err": int(self.samples_err[i]),
+                "resets": int(self.resets[i]),
+                "covered_seconds": float(self.covered_seconds[i]),
+            }
+            row.update(zip(COUNTERS, self.counters[i].tolist()))
+            row.update(zip((f"{g}_sum" for g in GAUGES), self.gauge_sums[i].tolist()))
+            out.append(row)
+        return out
+
+
+def rollup(
+    ts: np.ndarray,
+    ok: np.ndarray,
+    counters: np.ndarray,
+    gauges: np.ndarray,
+    cursor: Cursor | None,
+) -> tuple[Hourly, Cursor | None]:
+    """Hourly buckets of samples sorted by time, and the new cursor (last good sample)."""
+    ts = np.asarray(ts, dtype=np.float64)
+    ok = np.asarray(ok, dtype=bool)
+    counters = np.asarray(counters, dtype=np.float64).reshape(len(ts), len(COUNTERS))
+    gauges = np.asarray(gauges, dtype=np.float64).reshape(len(ts), len(GAUGES))
+    if len(ts) > 1 and (np.diff(ts) < 0).any():
+        order = np.argsort(ts, kind="stable")
+        ts, ok, counters, gauges = ts[order], ok[order], counters[order], gauges[order]
+
+    g_ts, g_c, g_g = ts[ok], counters[ok], gauges[ok]
+    base_ts = cursor.ts if cursor else (g_ts[0] if len(g_ts) else 0.0)
+    base_c = cursor.counters if cursor else np.zeros(len(COUNTERS))
+    series_ts = np.concatenate(([base_ts], g_ts))
+    series_c = np.vstack((base_c[None, :], g_c))
+    d = np.diff(series_c, axis=0)
+    reset = (d < 0).any(axis=1)
+    d[reset] = g_c[reset]
+    secs = np.maximum(np.diff(series_ts), 0.0)
+
+    hour_ok = (g_ts // 3600).astype(np.int64) * 3600
+    hour_err = (ts[~ok] // 3600).astype(np.int64) * 3600
+    hours, inv = np.unique(np.concatenate((hour_ok, hour_err)), return_inverse=True)
+    inv_ok, inv_err = inv[: len(hour_ok)], inv[len(hour_ok) :]
+    n = len(hours)
+    out_c = np.zeros((n, len(COUNTERS)))
+    out_g = np.zeros((n, len(GAUGES)))
+    if len(hour_ok):  # samples are sorted, so each hour is one contiguous run: reduceat is fast
+        u_ok, first = np.unique(hour_ok, return_index=True)
+        pos = np.searchsorted(hours, u_ok)
+        out_c[pos] = np.add.reduceat(d, first, axis=0)
+        out_g[pos] = np.add.reduceat(g_g, first, axis=0)
+    hourly = Hourly(
+        hours=hours,
+        samples_ok=np.bincount(inv_ok, minlength=n),
+        samples_err=np.bincount(inv_err, minlength=n),
+        resets=np.bincount(inv_ok, weights=reset.astype(np.float64), minlength=n).astype(np.int64),
+        covered_seconds=np.bincount(inv_ok, weights=secs, minlength=n),
+        counters=out_c,
+        gauge_sums=out_g,
+    )
+    new_cursor = Cursor(float(g_ts[-1]), g_c[-1].copy()) if len(g_ts) else cursor
+    return hourly, new_cursor
