@@ -1,0 +1,303 @@
+"""Candidates: every (offering, GPUs per replica, quantization, market) that can serve a deployment.
+
+A candidate's *unit* is what one buys: one instance (hosting gpu_count/g replicas when the replica
+needs g GPUs and g divides the instance's GPUs), or, for multi-node replicas (g > gpu_count), the
+g/gpu_count instances one replica spans (tensor parallel inside a node, pipeline parallel across).
+
+Each rejected option is counted per provider and region with its reason, for the explanation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.catalog.types import GPU, Offering, Region
+
+HOURS_PER_MONTH = 730.0
+# Power usage effectiveness of hyperscaler data centres, used for cloud carbon. Google reports a fleet-wide
+# trailing-twelve-month PUE of 1.09-1.10 (https://www.google.com/about/datacenters/efficiency/, 2024-2025);
+# AWS and Azure publish 1.12-1.18 for new sites. One figure, 1.1, for all three clouds.
+CLOUD_PUE = 1.1
+ONPREM_PROVIDERS = ("onprem", "local")
+POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
+
+# Rejection categories (keys of DeploymentCandidates.rejected[...]).
+MEMORY, SLO_TPOT, SLO_TTFT, POLICY, NO_PRICE, PARALLEL = "memory", "slo_tpot", "slo_ttft", "policy", "no_price", "parallelism"
+REASON_TEXT = {
+    MEMORY: "model does not fit in GPU memory",
+    SLO_TPOT: "TPOT SLO not met",
+    SLO_TTFT: "TTFT SLO not met from any user region (incl. network RTT)",
+    POLICY: "excluded by policy",
+    NO_PRICE: "no price",
+    PARALLEL: "tensor parallel degree does not divide the attention heads",
+}
+
+
+@dataclass
+class Candidate:
+    deployment: str
+    offering: Offering
+    gpus_per_replica: int
+    quantization: str
+    market: str  # on_demand | spot | onprem
+    rps_per_replica: float  # at the TPOT SLO
+    ttft_ms: float  # p95 at the planned utilization, without network
+    tpot_ms: float
+    usd_per_instance_hour: float  # for this market
+    grid_g_per_kwh: float = 0.0
+    pue: float = CLOUD_PUE
+    gpu_tdp_w: float = 0.0
+    idx: int = -1  # position in the problem's candidate list, set by the solver input
+
+    @property
+    def provider(self) -> str:
+        return self.offering.provider
+
+    @property
+    def region(self) -> str:
+        return self.offering.region
+
+    @property
+    def gpu(self) -> str:
+        return self.offering.gpu
+
+    @property
+    def instance_type(self) -> str:
+        return self.offering.instance_type
+
+    @property
+    def instances_per_replica(self) -> int:
+        return max(1, self.gpus_per_replica // self.offering.gpu_count)
+
+    @property
+    def replicas_per_unit(self) -> int:
+        return max(1, self.offering.gpu_count // self.gpus_per_replica)
+
+    @property
+    def instances_per_unit(self) -> int:
+        return self.instances_per_replica
+
+    @property
+    def gpus_per_unit(self) -> int:
+        return self.offering.gpu_count * self.instances_per_unit
+
+    @property
+    def tensor_parallel(self) -> int:
+        return min(self.gpus_per_replica, self.offering.gpu_count)
+
+    @property
+    def pipeline_parallel(self) -> int:
+        return self.instances_per_replica
+
+    @property
+    def usd_per_unit_hour(self) -> float:
+        return self.usd_per_instance_hour * self.instances_per_unit
+
+    @property
+    def rps_per_unit(self) -> float:
+        return self.rps_per_replica * self.replicas_per_unit
+
+    @property
+    def carbon_g_per_unit_hour(self) -> float:
+        return self.gpus_per_unit * self.gpu_tdp_w / 1000.0 * self.pue * self.grid_g_per_kwh
+
+    def describe(self) -> str:
+        n = f"{self.gpus_per_replica}×{self.gpu}"
+        return f"{self.region} {self.instance_type} ({n}, {self.quantization}, {self.market})"
+
+
+@dataclass
+class DeploymentCandidates:
+    deployment: str
+    candidates: list[Candidate]
+    # provider -> reason -> count; region -> reason -> count; reason -> one example message
+    rejected: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    rejected_regions: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    examples: dict[str, str] = field(default_factory=dict)
+    providers_seen: set[str] = field(default_factory=set)
+    pruned: int = 0  # dominated candidates removed
+
+    def reject(self, offering: Offering, reason: str, message: str, n: int = 1) -> None:
+        self.rejected[offering.provider][reason] += n
+        self.rejected_regions[offering.region][reason] += n
+        self.examples.setdefault(reason, message)
+
+
+Estimator = Callable[..., list[Any]]  # orchestrator.perf.estimate_batch
+RttFn = Callable[[str, str], float]
+
+
+def gpu_options(gpu_count: int, max_gpus: int | None) -> list[int]:
+    """GPUs per replica that an instance with gpu_count GPUs can host: divisors, or whole-node multiples."""
+    opts = [g for g in POWERS_OF_TWO if g <= gpu_count and gpu_count % g == 0]
+    if gpu_count >= 8:  # multi-node replicas only from full nodes (NVLink/IB class machines)
+        opts += [gpu_count * k for k in (2, 4) if gpu_count * k <= 64]
+    if max_gpus is not None:
+        opts = [g for g in opts if g <= max_gpus]
+    return opts
+
+
+def build_candidates(
+    deployment: Any,
+    model: Any,
+    offerings: Sequence[Offering],
+    gpus: dict[str, GPU],
+    sources: list[tuple[str, float]],
+    rtt: RttFn,
+    policies: Sequence[Any] = (),
+    *,
+    estimate_batch: Estimator,
+    regions: dict[str, Region] | None = None,
+    pue_by_region: dict[str, float] | None = None,
+    carbon_by_region: dict[str, float] | None = None,
+    extra_sizes: int = 2,
+    prune: bool = True,
+    limited: Callable[[Candidate], bool] | None = None,
+) -> DeploymentCandidates:
+    """All candidates of one deployment, with the reasons for everything rejected.
+
+    ``sources`` are (region id, share) of the users; ``rtt(a, b)`` the round trip between region ids.
+    ``estimate_batch(model, [(GPU, gpus, quantization)], input, output, tpot_slo_ms=, kv_cache_dtype=,
+    utilization=)`` is the performance model. ``limited(c)`` says whether a quota counts c's GPUs (pruning
+    then keeps GPU types apart).
+    """
+    regions = regions or {}
+    pue_by_region = pue_by_region or {}
+    carbon_by_region = carbon_by_region or {}
+    out = DeploymentCandidates(deployment=deployment.name, candidates=[])
+    t = deployment.traffic
+    slo = deployment.slo
+    spot_ok = deployment.spot in ("allow", "prefer")
+    utilization = 1.0 / (1.0 + t.headroom)
+
+    # 1. performance per (gpu, g, quantization), computed once per distinct configuration.
+    shapes: dict[tuple[str, int], list[int]] = {}
+    for o in offerings:
+        key = (o.gpu, o.gpu_count)
+        if key not in shapes:
+            shapes[key] = gpu_options(o.gpu_count, None)
+    configs = sorted({(gname, g, q) for (gname, _), gs in shapes.items() if gname in gpus for g in gs for q in deployment.quantization})
+    ests = estimate_batch(
+        model,
+        [(gpus[gname], g, q) for gname, g, q in configs],
+        t.input_tokens,
+        t.output_tokens,
+        tpot_slo_ms=slo.tpot_p95_ms,
+        kv_cache_dtype=deployment.kv_cache_dtype,
+        utilization=utilization,
+    ) if configs else []
+    perf = dict(zip(configs, ests))
+
+    # 2. min RTT from the users to each region (+ its argmin), computed once per region.
+    best_rtt: dict[str, float] = {}
+    for reg in {o.region for o in offerings}:
+        best_rtt[reg] = min((rtt(s, reg) for s, _ in sources), default=0.0)
+
+    heads = getattr(model, "heads", 0) or 0
+    # 3. walk offerings: cheap checks per (gpu, g, q) shared; only passes become candidates.
+    best: dict[tuple, Candidate] = {}  # identical capacity in one region+market: keep the cheapest instance
+    for o in offerings:
+        out.providers_seen.add(o.provider)
+        gpu = gpus.get(o.gpu)
+        if gpu is None:
+            out.reject(o, MEMORY, f"unknown GPU {o.gpu}")
+            continue
+        if o.usd_per_hour is None or (isinstance(o.usd_per_hour, float) and math.isnan(o.usd_per_hour)):
+            out.reject(o, NO_PRICE, f"{o.region} {o.instance_type}: no price in the catalog")
+            continue
+        opts = gpu_options(o.gpu_count, o.max_gpus)
+        for q in deployment.quantization:
+            fitting = [g for g in opts if perf.get((o.gpu, g, q)) is not None and perf[(o.gpu, g, q)].fits]
+            if not fitting:
+                e = perf.get((o.gpu, opts[-1], q)) if opts else None
+                msg = getattr(e, "reason", "") or f"{model.name} ({q}) does not fit in {opts[-1] if opts else 0}×{o.gpu}"
+                out.reject(o, MEMORY, f"{o.instance_type} ({o.gpu}, {q}): {msg}")
+                continue
+            for g in fitting[: 1 + extra_sizes]:
+                e = perf[(o.gpu, g, q)]
+                tp = min(g, o.gpu_count)
+                if heads and heads % tp:
+                    out.reject(o, PARALLEL, f"tensor parallel {tp} does not divide {heads} attention heads")
+                    continue
+                if e.requests_per_s <= 0 or e.tpot_ms > slo.tpot_p95_ms:
+                    out.reject(o, SLO_TPOT, f"{g}×{o.gpu} ({q}): TPOT {e.tpot_ms:.1f} ms > SLO {slo.tpot_p95_ms:g} ms")
+                    continue
+                lat = best_rtt[o.region] + e.ttft_ms
+                if lat > slo.ttft_p95_ms:
+                    out.reject(
+                        o, SLO_TTFT,
+                        f"{o.region} {g}×{o.gpu} ({q}): TTFT {e.ttft_ms:.0f} ms + RTT {best_rtt[o.region]:.0f} ms "
+                        f"> SLO {slo.ttft_p95_ms:g} ms",
+                    )
+                    continue
+                markets: list[tuple[str, float]] = []
+                if o.provider in ONPREM_PROVIDERS:
+                    markets.append(("onprem", o.usd_per_hour))
+                else:
+                    markets.append(("on_demand", o.usd_per_hour))
+                    if spot_ok and o.spot_usd_per_hour is not None:
+                        markets.append(("spot", o.spot_usd_per_hour))
+                for market, price in markets:
+                    c = Candidate(
+                        deployment=deployment.name, offering=o, gpus_per_replica=g, quantization=q, market=market,
+                        rps_per_replica=float(e.requests_per_s), ttft_ms=float(e.ttft_ms), tpot_ms=float(e.tpot_ms),
+                        usd_per_instance_hour=float(price),
+                        grid_g_per_kwh=carbon_by_region.get(o.region, getattr(regions.get(o.region), "carbon_g_per_kwh", 0.0)),
+                        pue=pue_by_region.get(o.region, 1.0 if o.provider == "local" else CLOUD_PUE),
+                        gpu_tdp_w=gpu.tdp_w,
+                    )
+                    why = next((r for p in policies if (r := p.reject(deployment, c))), None)
+                    if why:
+                        out.reject(o, POLICY, why)
+                        continue
+                    k = (o.region, market, o.gpu, o.gpu_count, g, q, o.max_gpus)
+                    if k not in best or c.usd_per_unit_hour < best[k].usd_per_unit_hour:
+                        best[k] = c
+    cands = list(best.values())
+    if prune:
+        kept = prune_dominated(cands, limited)
+        out.pruned = len(cands) - len(kept)
+        cands = kept
+    out.candidates = cands
+    return out
+
+
+def prune_dominated(cands: list[Candidate], shared_limits: Callable[[Candidate], bool] | None = None) -> list[Candidate]:
+    """Drop candidates another one beats unit for unit in the same region and market.
+
+    B dominates A when one B unit costs no more, serves at least as much, answers no slower (TTFT), emits no
+    more carbon, and, if A's GPUs count against a quota or inventory, B uses the same GPU type and no more of
+    them. Swapping every A unit for a B unit then never worsens any objective or constraint, so the optimum
+    is unchanged: this is what keeps the MILP small on large catalogs.
+    """
+    groups: dict[tuple, list[Candidate]] = defaultdict(list)
+    for c in cands:
+        limited = c.provider in ONPREM_PROVIDERS or (shared_limits is not None and shared_limits(c))
+        key = (c.region, c.market) + ((c.gpu,) if limited else ())
+        groups[key].append(c)
+    kept: list[Candidate] = []
+    for key, group in groups.items():
+        same_gpu = len(key) == 3
+        # sort by cost, then capacity descending: a dominator always comes before what it dominates
+        group.sort(key=lambda c: (c.usd_per_unit_hour, -c.rps_per_unit, c.ttft_ms, c.carbon_g_per_unit_hour))
+        front: list[Candidate] = []
+        for a in group:
+            dominated = False
+            for b in front:
+                if (
+                    b.usd_per_unit_hour <= a.usd_per_unit_hour
+                    and b.rps_per_unit >= a.rps_per_unit
+                    and b.ttft_ms <= a.ttft_ms
+                    and b.carbon_g_per_unit_hour <= a.carbon_g_per_unit_hour
+                    and (not same_gpu or b.gpus_per_unit <= a.gpus_per_unit)
+                ):
+                    dominated = True
+                    break
+            if not dominated:
+                front.append(a)
+        kept.extend(front)
+    return kept

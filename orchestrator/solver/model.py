@@ -1,0 +1,232 @@
+"""Builds the placement MILP as arrays (numpy, handed to HiGHS in one passModel).
+
+Columns: integer units per candidate; continuous traffic x[s,c] (req/s from user region s to candidate c,
+created only where RTT + TTFT meets the SLO); binary y[d,r] "deployment d serves from region r" where
+moving d's data to r costs something. Policies add rows and objective terms through the public methods.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from orchestrator.candidates import HOURS_PER_MONTH, Candidate
+from orchestrator.solver.problem import DeploymentInput, SolverInput
+
+OBJECTIVES = ("cost", "latency", "egress", "carbon")
+_ALL_OBJ = OBJECTIVES + ("preference",)
+
+
+@dataclass
+class RowTag:
+    kind: str  # demand | capacity | data_link | limit | budget | spot_floor | spot_spread | policy
+    label: str
+    deployment: str | None = None
+
+
+@dataclass
+class ModelBuilder:
+    lower: list[float] = field(default_factory=list)
+    upper: list[float] = field(default_factory=list)
+    integer: list[bool] = field(default_factory=list)
+    obj: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in _ALL_OBJ})
+    _rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)  # (row, col, val)
+    row_lower: list[float] = field(default_factory=list)
+    row_upper: list[float] = field(default_factory=list)
+    row_tags: list[RowTag] = field(default_factory=list)
+    unit_col: dict[int, int] = field(default_factory=dict)  # candidate idx -> column
+    unit_ub: dict[int, int] = field(default_factory=dict)
+    traffic_cols: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # candidate idx -> [(source, col)]
+    region_col: dict[tuple[str, str], int] = field(default_factory=dict)  # (deployment, region) -> y column
+    deployments: dict[str, DeploymentInput] = field(default_factory=dict)
+    used_gpus: dict[str, float] = field(default_factory=dict)  # limit name -> GPUs used by fixed deployments
+    fixed_usd_per_month: float = 0.0  # cost of deployments held fixed (fallback subproblems)
+
+    # ---- columns -------------------------------------------------------------------------------
+    @property
+    def num_cols(self) -> int:
+        return len(self.lower)
+
+    def add_cols(self, n: int, lower: float | np.ndarray, upper: float | np.ndarray, integer: bool) -> np.ndarray:
+        start = self.num_cols
+        self.lower.extend(np.broadcast_to(np.asarray(lower, float), (n,)).tolist())
+        self.upper.extend(np.broadcast_to(np.asarray(upper, float), (n,)).tolist())
+        self.integer.extend([integer] * n)
+        for k in _ALL_OBJ:
+            self.obj[k].extend([0.0] * n)
+        return np.arange(start, start + n)
+
+    def add_col(self, lower: float = 0.0, upper: float = math.inf, integer: bool = False) -> int:
+        return int(self.add_cols(1, lower, upper, integer)[0])
+
+    def add_binary(self) -> int:
+        return self.add_col(0.0, 1.0, True)
+
+    def add_objective(self, col: int, coef: float, objective: str = "cost") -> None:
+        self.obj[objective][col] += coef
+
+    # ---- rows ----------------------------------------------------------------------------------
+    @property
+    def num_rows(self) -> int:
+        return len(self.row_lower)
+
+    def add_rows(self, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, lower, upper, tags: list[RowTag]) -> None:
+        """Bulk rows: ``rows`` are local indices 0..len(tags)-1 of the new rows."""
+        base = self.num_rows
+        n = len(tags)
+        self._rows.append((np.asarray(rows, np.int64) + base, np.asarray(cols, np.int64), np.asarray(vals, float)))
+        self.row_lower.extend(np.broadcast_to(np.asarray(lower, float), (n,)).tolist())
+        self.row_upper.extend(np.broadcast_to(np.asarray(upper, float), (n,)).tolist())
+        self.row_tags.extend(tags)
+
+    def add_row(self, coefs: dict[int, float], lower: float, upper: float, tag: RowTag) -> int:
+        cols = np.fromiter(coefs.keys(), np.int64, len(coefs))
+        vals = np.fromiter(coefs.values(), float, len(coefs))
+        self.add_rows(np.zeros(len(cols), np.int64), cols, vals, lower, upper, [tag])
+        return self.num_rows - 1
+
+    # ---- expressions policies use ---------------------------------------------------------------
+    def units(self, c: Candidate) -> int:
+        return self.unit_col[c.idx]
+
+    def traffic(self, c: Candidate) -> list[int]:
+        return [col for _, col in self.traffic_cols.get(c.idx, [])]
+
+    def units_upper(self, c: Candidate) -> int:
+        return self.unit_ub[c.idx]
+
+    def required_rps(self, deployment: str) -> float:
+        return self.deployments[deployment].required_rps
+
+    def capacity_terms(self, candidates: list[Candidate]) -> dict[int, float]:
+        """Planned req/s (after headroom) of these candidates' units."""
+        out: dict[int, float] = {}
+        for c in candidates:
+            if c.idx in self.unit_col:
+                h = self.deployments[c.deployment].headroom
+                out[self.unit_col[c.idx]] = c.rps_per_unit / (1.0 + h)
+        return out
+
+    def cost_terms(self, candidates: list[Candidate]) -> dict[int, float]:
+        """$ per month of these candidates: compute, response egress, and their deployments' data egress."""
+        out: dict[int, float] = {}
+        deps: set[str] = set()
+        for c in candidates:
+            if c.idx not in self.unit_col:
+                continue
+            deps.add(c.deployment)
+            for col in [self.unit_col[c.idx], *self.traffic(c)]:
+                out[col] = out.get(col, 0.0) + self.obj["cost"][col]
+        for (d, _r), col in self.region_col.items():
+            if d in deps:
+                out[col] = out.get(col, 0.0) + self.obj["cost"][col]
+        return out
+
+    # ---- assembly ------------------------------------------------------------------------------
+    def matrix(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Row-wise CSR (start, index, value)."""
+        if self._rows:
+            r = np.concatenate([b[0] for b in self._rows])
+            c = np.concatenate([b[1] for b in self._rows])
+            v = np.concatenate([b[2] for b in self._rows])
+        else:
+            r = c = np.zeros(0, np.int64)
+            v = np.zeros(0)
+        order = np.lexsort((c, r))
+        r, c, v = r[order], c[order], v[order]
+        start = np.zeros(self.num_rows + 1, np.int64)
+        np.cumsum(np.bincount(r, minlength=self.num_rows), out=start[1:])
+        return start, c, v
+
+    def objective_vector(self, name: str) -> np.ndarray:
+        return np.asarray(self.obj[name], float)
+
+
+def build(inp: SolverInput, *, used_gpus: dict[str, float] | None = None, fixed_usd_per_month: float = 0.0) -> ModelBuilder:
+    b = ModelBuilder(used_gpus=dict(used_gpus or {}), fixed_usd_per_month=fixed_usd_per_month)
+    for d in inp.deployments:
+        b.deployments[d.name] = d
+        _add_deployment(b, d)
+    _add_limits(b, inp)
+    for d in inp.deployments:
+        for p in d.policies:
+            p.add_constraints(b, d.spec, d.candidates)
+            p.objective_terms(b, d.spec, d.candidates)
+    allc = inp.candidates
+    for p in inp.global_policies:
+        p.add_constraints(b, None, allc)
+        p.objective_terms(b, None, allc)
+    return b
+
+
+def _add_deployment(b: ModelBuilder, d: DeploymentInput) -> None:
+    cands = d.candidates
+    n_c, n_s = len(cands), len(d.sources)
+    if n_c == 0:
+        # no candidate: demand rows with no columns make the model infeasible (diagnosed separately)
+        b.add_rows(np.zeros(0), np.zeros(0), np.zeros(0), [d.rps * sh for _, sh in d.sources] or [d.rps],
+                   [d.rps * sh for _, sh in d.sources] or [d.rps],
+                   [RowTag("demand", f"{d.name} users in {s}", d.name) for s, _ in d.sources] or [RowTag("demand", d.name, d.name)])
+        return
+    rtt = np.asarray(d.rtt_ms, float).reshape(n_s, n_c)
+    resp = np.asarray(d.response_usd_per_rps_month, float).reshape(n_s, n_c)
+    ttft = np.array([c.ttft_ms for c in cands])
+    rps_unit = np.array([c.rps_per_unit for c in cands])
+    share = np.array([sh for _, sh in d.sources])
+    ok = rtt + ttft[None, :] <= d.ttft_slo_ms + 1e-9  # [S, C] routable pairs
+    reach = (ok * share[:, None]).sum(axis=0) * d.rps  # max traffic a candidate can take
+    ub = np.maximum(1, np.ceil(reach * (1.0 + d.headroom) / rps_unit - 1e-9)).astype(int)
+    ub[reach <= 0] = 0
+
+    ucols = b.add_cols(n_c, 0.0, ub.astype(float), True)
+    for c, col, u in zip(cands, ucols, ub):
+        b.unit_col[c.idx] = int(col)
+        b.unit_ub[c.idx] = int(u)
+        b.obj["cost"][col] = c.usd_per_unit_hour * HOURS_PER_MONTH
+        b.obj["carbon"][col] = c.carbon_g_per_unit_hour * HOURS_PER_MONTH / 1000.0  # kg/month
+
+    s_idx, c_idx = np.nonzero(ok)
+    xcols = b.add_cols(len(s_idx), 0.0, (share[s_idx] * d.rps), False)
+    for s, ci, col in zip(s_idx.tolist(), c_idx.tolist(), xcols.tolist()):
+        c = cands[ci]
+        b.traffic_cols.setdefault(c.idx, []).append((s, col))
+        egress = resp[s, ci]
+        b.obj["cost"][col] = egress
+        b.obj["egress"][col] = egress
+        b.obj["latency"][col] = (rtt[s, ci] + ttft[ci]) / d.rps  # traffic-weighted mean, ms
+
+    # demand: sum_c x[s,c] = rps * share_s
+    b.add_rows(s_idx, xcols, np.ones(len(xcols)), share * d.rps, share * d.rps,
+               [RowTag("demand", f"{d.name}: users in {s}", d.name) for s, _ in d.sources])
+    # capacity: sum_s x[s,c] - units_c * rps_unit_c / (1 + headroom) <= 0
+    rows = np.concatenate([c_idx, np.arange(n_c)])
+    cols = np.concatenate([xcols, ucols])
+    vals = np.concatenate([np.ones(len(xcols)), -rps_unit / (1.0 + d.headroom)])
+    b.add_rows(rows, cols, vals, -np.inf, 0.0, [RowTag("capacity", c.describe(), d.name) for c in cands])
+
+    # data egress: y[d,r] >= units_c / ub_c for every candidate in r (binary, charged once per region)
+    linked = [(i, c) for i, c in enumerate(cands) if d.data_egress_usd_month.get(c.region, 0.0) > 0 and ub[i] > 0]
+    if linked:
+        regions = sorted({c.region for _, c in linked})
+        ycols = b.add_cols(len(regions), 0.0, 1.0, True)
+        for r, col in zip(regions, ycols.tolist()):
+            b.region_col[(d.name, r)] = col
+            usd = d.data_egress_usd_month[r]
+            b.obj["cost"][col] = usd
+            b.obj["egress"][col] = usd
+        k = len(linked)
+        rows = np.concatenate([np.arange(k), np.arange(k)])
+        cols = np.concatenate([[ucols[i] for i, _ in linked], [b.region_col[(d.name, c.region)] for _, c in linked]])
+        vals = np.concatenate([np.ones(k), [-float(ub[i]) for i, _ in linked]])
+        b.add_rows(rows, cols, vals, -np.inf, 0.0, [RowTag("data_link", f"{d.name} data to {c.region}", d.name) for _, c in linked])
+
+
+def _add_limits(b: ModelBuilder, inp: SolverInput) -> None:
+    for lim in inp.limits:
+        coefs = {b.unit_col[c.idx]: float(c.gpus_per_unit) for c in inp.candidates if c.idx in b.unit_col and lim.match(c)}
+        if not coefs:
+            continue
+        cap = lim.max_gpus - b.used_gpus.get(lim.name, 0.0)
+        b.add_row(coefs, -np.inf, cap, RowTag("limit", lim.name))

@@ -1,0 +1,194 @@
+"""Solves the placement MILP with HiGHS, lexicographically: an optional policy preference first, then the
+chosen objective, then the other objectives (weighted, normalised) as tie-breakers with the earlier
+stages' optima held within a relative 1e-6."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from orchestrator.solver.model import OBJECTIVES, ModelBuilder, build
+from orchestrator.solver.problem import SolverInput
+
+MIP_REL_GAP = 1e-4
+TIME_LIMIT_S = 60.0
+LEX_TOL = 1e-6
+# weights of the tie-break stage, each objective normalised by its value at the primary optimum
+TIE_WEIGHTS = {"cost": 1.0, "latency": 0.1, "egress": 0.1, "carbon": 0.1}
+
+
+@dataclass
+class Solution:
+    status: str  # optimal | infeasible | time_limit | error
+    objective: str
+    units: dict[int, int] = field(default_factory=dict)  # candidate idx -> units (only > 0)
+    traffic: dict[int, list[tuple[int, float]]] = field(default_factory=dict)  # candidate idx -> [(source, rps)]
+    values: dict[str, float] = field(default_factory=dict)  # objective name -> value at the solution
+    solve_seconds: float = 0.0
+    gap: float = 0.0
+    binding: list[tuple[str, str, str | None]] = field(default_factory=list)  # (kind, label, deployment)
+    builder: ModelBuilder | None = None
+    x: np.ndarray | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "optimal"
+
+
+@contextlib.contextmanager
+def _quiet_stdout():  # noqa: ANN202
+    """HiGHS prints a banner from C++ on construction, to fd 1: keep it off stdout (JSON goes there)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _highs(time_limit: float):  # noqa: ANN202
+    import highspy
+
+    with _quiet_stdout():
+        h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("mip_rel_gap", MIP_REL_GAP)
+    h.setOptionValue("time_limit", float(time_limit))
+    h.setOptionValue("threads", max(1, min(2, os.cpu_count() or 1)))
+    h.setOptionValue("random_seed", 0)
+    return h, highspy
+
+
+def _pass(h, hs, b: ModelBuilder, cost: np.ndarray) -> None:  # noqa: ANN001
+    lp = hs.HighsLp()
+    lp.num_col_ = b.num_cols
+    lp.num_row_ = b.num_rows
+    lp.col_cost_ = cost
+    lp.col_lower_ = np.asarray(b.lower, float)
+    lp.col_upper_ = np.asarray(b.upper, float)
+    lp.row_lower_ = np.asarray(b.row_lower, float)
+    lp.row_upper_ = np.asarray(b.row_upper, float)
+    start, index, value = b.matrix()
+    lp.a_matrix_.format_ = hs.MatrixFormat.kRowwise
+    lp.a_matrix_.start_ = start
+    lp.a_matrix_.index_ = index
+    lp.a_matrix_.value_ = value
+    lp.a_matrix_.num_col_ = b.num_cols
+    lp.a_matrix_.num_row_ = b.num_rows
+    lp.integrality_ = [hs.HighsVarType.kInteger if i else hs.HighsVarType.kContinuous for i in b.integer]
+    h.passModel(lp)
+
+
+def _run(h, hs) -> str:  # noqa: ANN001
+    h.run()
+    st = h.getModelStatus()
+    if st == hs.HighsModelStatus.kOptimal:
+        return "optimal"
+    if st in (hs.HighsModelStatus.kInfeasible, hs.HighsModelStatus.kUnboundedOrInfeasible):
+        return "infeasible"
+    if st == hs.HighsModelStatus.kTimeLimit:
+        return "time_limit" if h.getInfo().primal_solution_status == 2 else "infeasible_time_limit"
+    return "error"
+
+
+def solve(
+    inp: SolverInput,
+    objective: str = "cost",
+    *,
+    time_limit: float = TIME_LIMIT_S,
+    used_gpus: dict[str, float] | None = None,
+    fixed_usd_per_month: float = 0.0,
+    tie_break: bool = True,
+) -> Solution:
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}")
+    t0 = time.perf_counter()
+    b = build(inp, used_gpus=used_gpus, fixed_usd_per_month=fixed_usd_per_month)
+    if b.num_cols == 0:
+        return Solution("infeasible", objective, solve_seconds=time.perf_counter() - t0, builder=b)
+    h, hs = _highs(time_limit)
+    vecs = {k: b.objective_vector(k) for k in (*OBJECTIVES, "preference")}
+    stages: list[np.ndarray] = []
+    if np.any(vecs["preference"] != 0):
+        stages.append(vecs["preference"])
+    stages.append(vecs[objective])
+    _pass(h, hs, b, stages[0])
+    status, x = "optimal", None
+    for i, c in enumerate(stages):
+        if i > 0:
+            h.changeColsCost(len(c), np.arange(len(c), dtype=np.int32), c)
+            if x is not None:
+                _warm_start(h, hs, x)
+        status = _run(h, hs)
+        if status not in ("optimal", "time_limit"):
+            break
+        x = np.asarray(h.getSolution().col_value)
+        _hold(h, c, float(c @ x))
+    if status in ("optimal", "time_limit") and tie_break and x is not None:
+        w = np.zeros(b.num_cols)
+        for k, wt in TIE_WEIGHTS.items():
+            if k == objective:
+                continue
+            v = float(vecs[k] @ x)
+            w += wt * vecs[k] / max(abs(v), 1e-9 if v else 1.0)
+        if np.any(w):
+            h.changeColsCost(len(w), np.arange(len(w), dtype=np.int32), w)
+            _warm_start(h, hs, x)
+            st2 = _run(h, hs)
+            if st2 in ("optimal", "time_limit"):
+                x = np.asarray(h.getSolution().col_value)
+    sol = Solution("optimal" if status == "optimal" else status, objective, builder=b, x=x)
+    sol.solve_seconds = time.perf_counter() - t0
+    if x is None:
+        sol.status = "infeasible" if status.startswith("infeasible") else status
+        return sol
+    sol.gap = float(h.getInfo().mip_gap) if math.isfinite(h.getInfo().mip_gap) else 0.0
+    _read(sol, b, x, vecs)
+    return sol
+
+
+def _hold(h, c: np.ndarray, value: float) -> None:  # noqa: ANN001
+    """Keep an earlier stage's optimum: c·x <= value (1 + tol)."""
+    nz = np.nonzero(c)[0]
+    if len(nz) == 0:
+        return
+    h.addRow(-math.inf, value + LEX_TOL * max(1.0, abs(value)), len(nz), nz.astype(np.int32), c[nz])
+
+
+def _warm_start(h, hs, x: np.ndarray) -> None:  # noqa: ANN001
+    sol = hs.HighsSolution()
+    sol.col_value = list(x)
+    sol.value_valid = True
+    h.setSolution(sol)
+
+
+def _read(sol: Solution, b: ModelBuilder, x: np.ndarray, vecs: dict[str, np.ndarray]) -> None:
+    for idx, col in b.unit_col.items():
+        u = int(round(x[col]))
+        if u > 0:
+            sol.units[idx] = u
+    for idx, pairs in b.traffic_cols.items():
+        flows = [(s, float(x[col])) for s, col in pairs if x[col] > 1e-9]
+        if flows:
+            sol.traffic[idx] = flows
+    sol.values = {k: float(vecs[k] @ x) for k in OBJECTIVES}
+    start, index, value = b.matrix()
+    act = np.add.reduceat(value * x[index], start[:-1]) if len(index) else np.zeros(b.num_rows)
+    act[start[:-1] == start[1:]] = 0.0
+    for i, tag in enumerate(b.row_tags):
+        if tag.kind in ("demand", "capacity", "data_link"):
+            continue
+        lo, hi = b.row_lower[i], b.row_upper[i]
+        scale = max(1.0, abs(hi) if math.isfinite(hi) else abs(lo))
+        if (math.isfinite(hi) and hi - act[i] <= 1e-6 * scale + 1e-9) or (math.isfinite(lo) and act[i] - lo <= 1e-6 * scale + 1e-9):
+            sol.binding.append((tag.kind, tag.label, tag.deployment))

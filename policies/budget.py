@@ -1,0 +1,37 @@
+"""budget: this deployment's total $/month (compute + egress) is at most monthly_usd.
+
+The project-wide ``budget:`` of the deployment file is this same policy with deployment None (all
+candidates); in fallback subproblems the cost of the deployments held fixed is subtracted.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from policies.base import Policy, PolicyParams
+from policies.registry import register
+
+
+class BudgetParams(PolicyParams):
+    monthly_usd: float = Field(gt=0)
+
+
+@register
+class Budget(Policy):
+    kind: ClassVar[str] = "budget"
+    Params: ClassVar[type[PolicyParams]] = BudgetParams
+    adds_rows: ClassVar[bool] = True
+
+    def add_constraints(self, builder, deployment, candidates):  # noqa: ANN001, ANN201
+        from orchestrator.solver.model import RowTag
+
+        terms = builder.cost_terms(candidates)
+        if not terms:
+            return
+        cap = self.params.monthly_usd
+        if deployment is None:
+            cap -= builder.fixed_usd_per_month
+        label = f"budget {self.name}: ${self.params.monthly_usd:,.0f}/month"
+        builder.add_row(terms, float("-inf"), cap, RowTag("budget", label, getattr(deployment, "name", None)))

@@ -1,0 +1,29 @@
+"""onprem-first: use on-prem (and local) capacity before any cloud.
+
+Done as a lexicographic preference, not a penalty mixed into the cost: the solver first minimises the
+share of this deployment's traffic served by clouds, holds that optimum, then optimises the user's
+objective. So clouds take only what on-prem inventory (or the SLO from on-prem) cannot serve.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from policies.base import Policy, PolicyParams
+from policies.registry import register
+
+ONPREM = ("onprem", "local")
+
+
+@register
+class OnPremFirst(Policy):
+    kind: ClassVar[str] = "onprem-first"
+    Params: ClassVar[type[PolicyParams]] = PolicyParams
+
+    def objective_terms(self, builder, deployment, candidates):  # noqa: ANN001, ANN201
+        for c in candidates:
+            if c.provider in ONPREM:
+                continue
+            rps = builder.deployments[c.deployment].rps
+            for col in builder.traffic(c):
+                builder.add_objective(col, 1.0 / rps, "preference")

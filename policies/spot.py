@@ -1,0 +1,75 @@
+"""spot: how much spot capacity a deployment may use, and how it must be spread.
+
+- on-demand floor: on-demand/on-prem capacity >= on_demand_floor x (demand x (1 + headroom)), so losing
+  every spot instance at once still leaves that share served. Default by the deployment's ``spot`` rule:
+  allow 0.5, prefer 0.2.
+- spread: when any spot unit is used, spot units sit in at least ``min_failure_domains`` regions
+  (one binary per region, one for "spot used").
+
+A deployment with ``spot: allow|prefer`` and no spot policy of its own gets one implicitly.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import ClassVar
+
+from pydantic import Field
+
+from policies.base import Policy, PolicyParams
+from policies.registry import register
+
+DEFAULT_FLOOR = {"allow": 0.5, "prefer": 0.2, "forbid": 1.0}
+
+
+class SpotParams(PolicyParams):
+    on_demand_floor: float | None = Field(None, ge=0, le=1, description="default: 0.5 (allow), 0.2 (prefer)")
+    min_failure_domains: int = Field(2, ge=1, le=10)
+
+
+@register
+class Spot(Policy):
+    kind: ClassVar[str] = "spot"
+    Params: ClassVar[type[PolicyParams]] = SpotParams
+    adds_rows: ClassVar[bool] = True
+
+    def floor(self, deployment) -> float:  # noqa: ANN001
+        if self.params.on_demand_floor is not None:
+            return self.params.on_demand_floor
+        return DEFAULT_FLOOR.get(getattr(deployment, "spot", "allow"), 0.5)
+
+    def reject(self, deployment, candidate):  # noqa: ANN001, ANN201
+        if candidate.market == "spot" and self.floor(deployment) >= 1.0:
+            return f"spot ({self.name}): on-demand floor is 100%"
+        return None
+
+    def add_constraints(self, builder, deployment, candidates):  # noqa: ANN001, ANN201
+        from orchestrator.solver.model import RowTag
+
+        spot = [c for c in candidates if c.market == "spot" and c.idx in builder.unit_col]
+        if not spot or deployment is None:
+            return
+        name = deployment.name
+        floor = self.floor(deployment)
+        if floor > 0:
+            steady = builder.capacity_terms([c for c in candidates if c.market != "spot"])
+            builder.add_row(steady, floor * builder.required_rps(name), float("inf"),
+                            RowTag("spot_floor", f"{name}: on-demand floor {floor:.0%} of capacity", name))
+        k = self.params.min_failure_domains
+        if k <= 1:
+            return
+        used = builder.add_binary()  # any spot unit at all
+        total_ub = sum(builder.units_upper(c) for c in spot)
+        builder.add_row({**{builder.units(c): 1.0 for c in spot}, used: -float(total_ub)}, float("-inf"), 0.0,
+                        RowTag("spot_spread", f"{name}: spot used", name))
+        by_region: dict[str, list] = defaultdict(list)
+        for c in spot:
+            by_region[c.region].append(c)
+        zs = []
+        for region, cs in by_region.items():
+            z = builder.add_binary()  # 1 only if this region really has a spot unit
+            zs.append(z)
+            builder.add_row({z: 1.0, **{builder.units(c): -1.0 for c in cs}}, float("-inf"), 0.0,
+                            RowTag("spot_spread", f"{name}: spot in {region}", name))
+        builder.add_row({**{z: 1.0 for z in zs}, used: -float(k)}, 0.0, float("inf"),
+                        RowTag("spot_spread", f"{name}: spot spread over >= {k} regions", name))
