@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from orchestrator.state.db import StateDB, utcnow
 from orchestrator.state.models import JournalEntry
@@ -45,19 +47,23 @@ class Journal:
         self.project = project
 
     def intent(
-        self, action: str, replica_id: str | None, provider: str | None, detail: str | dict[str, Any] | None = None
+        self, action: str, replica_id: str | None, provider: str | None, detail: str | dict[str, Any] | None = None,
+        also: Callable[[Session], None] | None = None,
     ) -> int:
-        """Commit an intent row and return its id."""
+        """Commit an intent row (and ``also``'s writes, in the same transaction); return its id."""
         with self.db.session() as s:
             row = JournalEntry(
                 project=self.project, ts=utcnow(), action=action, replica_id=replica_id,
                 provider=provider, status="intent", detail=_detail(detail),
             )
             s.add(row)
+            if also is not None:
+                also(s)
             s.flush()
             return row.id
 
-    def _finish(self, entry_id: int, status: str, detail: str | dict[str, Any] | None) -> None:
+    def _finish(self, entry_id: int, status: str, detail: str | dict[str, Any] | None,
+                also: Callable[[Session], None] | None) -> None:
         with self.db.session() as s:
             row = s.get(JournalEntry, entry_id)
             if row is None:
@@ -66,16 +72,20 @@ class Journal:
             row.ts = utcnow()
             if detail is not None:
                 row.detail = _detail(detail)
+            if also is not None:
+                also(s)
 
-    def done(self, entry_id: int, detail: str | dict[str, Any] | None = None) -> None:
-        self._finish(entry_id, "done", detail)
+    def done(self, entry_id: int, detail: str | dict[str, Any] | None = None,
+             also: Callable[[Session], None] | None = None) -> None:
+        self._finish(entry_id, "done", detail, also)
 
-    def failed(self, entry_id: int, detail: str | dict[str, Any] | None = None) -> None:
-        self._finish(entry_id, "failed", detail)
+    def failed(self, entry_id: int, detail: str | dict[str, Any] | None = None,
+               also: Callable[[Session], None] | None = None) -> None:
+        self._finish(entry_id, "failed", detail, also)
 
     def record(
         self, action: str, replica_id: str | None, provider: str | None, detail: str | dict[str, Any] | None = None,
-        status: str = "done",
+        status: str = "done", also: Callable[[Session], None] | None = None,
     ) -> int:
         """A completed event with no external call of its own (adopt, fallback)."""
         with self.db.session() as s:
@@ -84,6 +94,8 @@ class Journal:
                 provider=provider, status=status, detail=_detail(detail),
             )
             s.add(row)
+            if also is not None:
+                also(s)
             s.flush()
             return row.id
 

@@ -1,0 +1,1 @@
+"""`orch apply`: converge a plan onto providers (desired → diff → journaled changes → readiness)."""

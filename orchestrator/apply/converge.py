@@ -1,0 +1,383 @@
+"""Converge a plan onto providers: journaled, resumable after a crash, with ranked fallbacks.
+
+Order of work, and why:
+1. recover: intent rows left by a killed run are resolved against what providers report by label;
+2. adopt: labelled resources state does not know are recorded (no duplicates after a crash);
+3. create: intent committed BEFORE each provider call; CapacityError/QuotaError moves the deployment to
+   its next ranked fallback (said on stderr and in the journal), AuthError stops, other provider errors
+   are recorded and the rest goes on (a rerun converges);
+4. wait for /health;
+5. delete what is no longer desired, only once the deployment's desired replicas are all healthy:
+   nothing healthy is torn down to make room for something that may never come up.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.apply.actual import Inventory, gather, row_info
+from orchestrator.apply.desired import DesiredReplica, desired_for, options, plan_id
+from orchestrator.apply.diff import Change, Resource, diff
+from orchestrator.apply.readiness import Waiting, wait_ready
+from orchestrator.apply.targets import Targets
+from orchestrator.errors import AuthError, CapacityError, NotFoundError, OrchError, ProviderError, QuotaError
+from orchestrator.plan import Plan
+from orchestrator.state import store
+from orchestrator.state.db import StateDB, utcnow
+from orchestrator.state.journal import Journal, checkpoint
+from providers.base import Handle
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@dataclass
+class ApplyOptions:
+    wait: bool = True
+    timeout_s: float = 1200.0
+    interval_s: float = 2.0
+
+
+@dataclass
+class ApplyResult:
+    created: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    healthy: list[str] = field(default_factory=list)
+    unhealthy: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)  # deletes held back until replacements are healthy
+    failed: dict[str, str] = field(default_factory=dict)  # replica or deployment -> why
+    fallbacks: list[str] = field(default_factory=list)
+
+    @property
+    def converged(self) -> bool:
+        return not (self.failed or self.unhealthy or self.deferred)
+
+
+def all_places(plan: Plan) -> list[tuple[str, str]]:
+    """Every (provider, region) the plan may use, fallbacks included: where its resources may be."""
+    return list(dict.fromkeys((g.provider, g.region) for d in plan.deployments for o in options(d) for g in o))
+
+
+class Converger:
+    def __init__(
+        self, db: StateDB, plan: Plan, targets: Targets, *, err: Console, spec_sha256: str = "",
+        providers_json: dict[str, Any] | None = None, opts: ApplyOptions | None = None,
+    ) -> None:
+        self.db = db
+        self.plan = plan
+        self.project = plan.project
+        self.pid = plan_id(plan)
+        self.targets = targets
+        self.err = err
+        self.spec_sha256 = spec_sha256 or plan.spec_sha256
+        self.providers_json = providers_json
+        self.opts = opts or ApplyOptions()
+        self.journal = Journal(db, plan.project)
+        self.choice: dict[str, int] = {}
+        self.inventory = Inventory()
+        self.changes: list[Change] = []
+
+    # -- reading -----------------------------------------------------------------------------------------
+    def say(self, msg: str) -> None:
+        self.err.print(msg, highlight=False, markup=False)
+
+    def fallback_choice(self) -> dict[str, int]:
+        """The fallback option each deployment moved to under this plan (from the journal)."""
+        choice: dict[str, int] = {}
+        for e in self.journal.entries("fallback"):
+            try:
+                d = json.loads(e.detail or "{}")
+            except ValueError:
+                continue
+            if d.get("plan_id") == self.pid and e.status == "done":
+                choice[d["deployment"]] = int(d["to"])
+        return choice
+
+    def desired(self) -> list[DesiredReplica]:
+        out: list[DesiredReplica] = []
+        for dep in self.plan.deployments:
+            out.extend(desired_for(self.project, self.pid, dep, self.choice.get(dep.name, 0)))
+        return out
+
+    def prepare(self) -> list[Change]:
+        """Recover from an interrupted run, read what exists, and compute the changes (state: recovery only)."""
+        self.choice = self.fallback_choice()
+        self.inventory = gather(self.db, self.project, self.targets, all_places(self.plan), warn=self.say)
+        self._recover()
+        self.changes = diff(self.desired(), self.inventory.resources)
+        return self.changes
+
+    def _recover(self) -> None:
+        inv = self.inventory
+        live = inv.by_replica()
+        for e in self.journal.pending():
+            try:
+                region = json.loads(e.detail or "{}").get("region")
+            except ValueError:
+                region = None
+            if region and (e.provider, region) not in inv.reachable:
+                continue  # its provider cannot be asked now: decide on a later run
+            exists = any(r.verified for r in live.get(e.replica_id or "", []))
+            if e.action == "launch":
+                if exists:
+                    self.journal.done(e.id, "interrupted run: resource found by labels; adopted")
+                else:
+                    self.journal.failed(e.id, "interrupted run: the provider has no such resource; will relaunch")
+            elif e.action == "terminate":
+                if exists:
+                    self.journal.failed(e.id, "interrupted run: resource still exists")
+                else:
+                    self.journal.done(e.id, "interrupted run: resource gone")
+            else:
+                self.journal.failed(e.id, "interrupted run")
+        for row in inv.gone:
+            store.update_replica(self.db, row.id, status="terminated", terminated_at=utcnow(),
+                                 details={"terminated_reason": "not found by the provider"})
+            inv.rows.pop(row.id, None)
+
+    # -- writing -----------------------------------------------------------------------------------------
+    def _row_fields(self, d: DesiredReplica) -> dict[str, Any]:
+        g = d.group
+        return dict(
+            project=self.project, deployment=d.deployment.name, team=d.deployment.team, model=d.deployment.model,
+            provider=g.provider, region=g.region, instance_type=g.instance_type, gpu=g.gpu,
+            gpu_count=g.gpus_per_replica, market=g.market, usd_per_hour=d.usd_per_hour,
+            list_usd_per_hour=d.list_usd_per_hour if d.list_usd_per_hour is not None else d.usd_per_hour,
+            plan_id=self.pid, group_key=d.group_key,
+        )
+
+    def _adopt(self, c: Change, result: ApplyResult) -> None:
+        r = c.resource
+        assert r is not None
+        fields = self._row_fields(c.desired) if c.desired else {}
+        fields.update(handle_id=r.handle.id, endpoint=r.handle.endpoint, status="creating", terminated_at=None,
+                      details={"adopted": True, **(r.handle.details or {})})
+
+        def write(s: Any) -> None:
+            store.upsert_replica(s, r.replica_id, **fields)
+
+        # no external call: complete once recorded
+        self.journal.record("adopt", r.replica_id, r.provider, {"handle": r.handle.id, "region": r.region},
+                            also=write)
+        r.in_state = True
+        result.adopted.append(r.replica_id)
+        self.say(f"adopted {r.replica_id} ({r.provider} {r.region}, {r.handle.id}): found by its labels")
+
+    def _adopt_orphan(self, r: Resource) -> None:
+        """Record a labelled resource nobody desires, so its deletion is journaled against a row."""
+        fields: dict[str, Any] = dict(
+            project=self.project, deployment=r.deployment, team=None, model="?", provider=r.provider,
+            region=r.region, instance_type=str(r.info.get("instance_type", "?")), gpu=str(r.info.get("gpu", "?")),
+            gpu_count=int(r.info.get("gpu_count", 0) or 0), market=str(r.info.get("market", "?")),
+            usd_per_hour=float(r.info.get("usd_per_hour", 0.0) or 0.0), list_usd_per_hour=None,
+            plan_id=r.handle.labels.get("orch-plan", "?"), group_key="?", handle_id=r.handle.id,
+            endpoint=r.handle.endpoint, status="running", details={"adopted": True},
+        )
+        self.journal.record("adopt", r.replica_id, r.provider, {"handle": r.handle.id, "orphan": True},
+                            also=lambda s: store.upsert_replica(s, r.replica_id, **fields))
+        r.in_state = True
+
+    def launch(self, d: DesiredReplica) -> Handle:
+        g = d.group
+        target = self.targets.get(g.provider, g.region)
+        container = d.container(**target.container_kwargs)
+        fields = self._row_fields(d)
+        fields.update(handle_id=None, endpoint=None, status="creating", created_at=utcnow(), ready_at=None,
+                      terminated_at=None, details={"option": d.option})
+
+        def write_row(s: Any) -> None:
+            store.upsert_replica(s, d.id, **fields)
+
+        jid = self.journal.intent(
+            "launch", d.id, g.provider,
+            {"plan_id": self.pid, "region": g.region, "instance_type": g.instance_type, "market": g.market},
+            also=write_row,
+        )
+        checkpoint(f"launch-intent {d.id}")
+        try:
+            handle = target.provider.launch(container, d.placement())
+        except ProviderError as exc:
+            self.journal.failed(jid, f"{type(exc).__name__}: {exc}",
+                                also=lambda s: store.upsert_replica(s, d.id, status="failed",
+                                                                    details={"error": str(exc)}))
+            raise
+        checkpoint(f"launched {d.id}")
+
+        def record(s: Any) -> None:
+            store.upsert_replica(s, d.id, handle_id=handle.id, endpoint=handle.endpoint,
+                                 details={"option": d.option, **(handle.details or {})})
+
+        self.journal.done(jid, {"handle": handle.id, "endpoint": handle.endpoint}, also=record)
+        checkpoint(f"launch-done {d.id}")
+        return handle
+
+    def terminate(self, r: Resource) -> None:
+        target = self.targets.get(r.provider, r.region)
+        if not r.in_state:
+            self._adopt_orphan(r)
+        jid = self.journal.intent(
+            "terminate", r.replica_id, r.provider, {"handle": r.handle.id, "region": r.region},
+            also=lambda s: store.upsert_replica(s, r.replica_id, status="terminating"),
+        )
+        checkpoint(f"terminate-intent {r.replica_id}")
+        try:
+            target.provider.terminate(r.handle)
+        except NotFoundError:
+            pass  # already gone: the goal is reached
+        except ProviderError as exc:
+            self.journal.failed(jid, f"{type(exc).__name__}: {exc}")
+            raise
+        checkpoint(f"terminated {r.replica_id}")
+        self.journal.done(jid, also=lambda s: store.upsert_replica(s, r.replica_id, status="terminated",
+                                                                  terminated_at=utcnow()))
+        checkpoint(f"terminate-done {r.replica_id}")
+
+    # -- the run -----------------------------------------------------------------------------------------
+    def execute(self) -> ApplyResult:
+        result = ApplyResult()
+        store.save_plan(self.db, self.pid, self.project, self.spec_sha256,
+                        self.plan.model_dump(mode="json"), self.providers_json)
+        existing: dict[str, Resource] = {}
+        for c in self.changes:
+            if c.action == "adopt":
+                self._adopt(c, result)
+            if c.action in ("keep", "adopt") and c.resource is not None:
+                existing[c.replica_id] = c.resource
+        launched: dict[str, Resource] = {}
+        for dep in self.plan.deployments:
+            self._create_deployment(dep.name, existing, launched, result)
+        existing.update(launched)
+
+        final = self.desired()
+        final_ids = {d.id for d in final}
+        healthy = self._wait(final, existing, result) if self.opts.wait else set()
+
+        # what is no longer desired: the diff's deletes plus what an abandoned option launched this run
+        doomed = [c.resource for c in self.changes if c.action == "delete" and c.resource is not None]
+        doomed += [r for rid, r in existing.items() if rid not in final_ids]
+        by_dep: dict[str, list[str]] = {}
+        for d in final:
+            by_dep.setdefault(d.deployment.name, []).append(d.id)
+        for r in doomed:
+            replacements = by_dep.get(r.deployment, [])
+            if any(rid not in healthy for rid in replacements):
+                result.deferred.append(r.replica_id)
+                self.say(f"kept {r.replica_id} until {r.deployment}'s desired replicas are healthy")
+                continue
+            if not r.verified:
+                result.deferred.append(r.replica_id)
+                self.say(f"kept {r.replica_id}: {r.provider} {r.region} is unreachable")
+                continue
+            try:
+                self.terminate(r)
+                result.deleted.append(r.replica_id)
+                self.say(f"deleted {r.replica_id} ({r.provider} {r.region}, {r.handle.id})")
+            except AuthError:
+                raise
+            except ProviderError as exc:
+                result.failed[r.replica_id] = f"terminate: {exc}"
+                self.say(f"failed to delete {r.replica_id}: {exc}")
+        return result
+
+    def _create_deployment(self, name: str, existing: dict[str, Resource], launched: dict[str, Resource],
+                           result: ApplyResult) -> None:
+        dep = next(d for d in self.plan.deployments if d.name == name)
+        opts = options(dep)
+        option = min(self.choice.get(name, 0), len(opts) - 1)
+        while True:
+            todo = [d for d in desired_for(self.project, self.pid, dep, option)
+                    if d.id not in existing and d.id not in launched]
+            broken_groups: set[str] = set()
+            try:
+                for d in todo:
+                    if d.group_key in broken_groups:
+                        result.failed[d.id] = "skipped: an earlier replica of its group failed"
+                        continue
+                    try:
+                        h = self.launch(d)
+                    except (CapacityError, QuotaError):
+                        raise
+                    except AuthError:
+                        raise
+                    except ProviderError as exc:
+                        result.failed[d.id] = str(exc)
+                        broken_groups.add(d.group_key)
+                        self.say(f"failed to launch {d.id} on {d.group.provider} {d.group.region}: {exc}")
+                        continue
+                    launched[d.id] = Resource(d.id, name, d.group.provider, d.group.region, h, verified=True,
+                                              in_state=True, info=row_info_from(d))
+                    result.created.append(d.id)
+                    self.say(f"launched {d.id} on {d.group.provider} {d.group.region} "
+                             f"{d.group.instance_type} ({h.id})")
+            except (CapacityError, QuotaError) as exc:
+                kind = "no capacity" if isinstance(exc, CapacityError) else "quota exceeded"
+                g = d.group
+                if option + 1 >= len(opts):
+                    result.failed[name] = f"{kind} on {g.provider} {g.region} {g.instance_type} and no fallback left"
+                    self.say(f"{name}: {kind} on {g.provider} {g.region} {g.instance_type} ({exc}); "
+                             "no fallback left")
+                    return
+                nxt = opts[option + 1]
+                where = ", ".join(f"{x.count}x {x.provider} {x.region} {x.instance_type}" for x in nxt)
+                msg = (f"{name}: {kind} on {g.provider} {g.region} {g.instance_type} ({exc}); "
+                       f"taking fallback #{option + 1}: {where}")
+                self.say(msg)
+                self.journal.record("fallback", d.id, g.provider, {
+                    "plan_id": self.pid, "deployment": name, "from": option, "to": option + 1,
+                    "reason": f"{type(exc).__name__}: {exc}", "next": where,
+                })
+                result.fallbacks.append(msg)
+                option += 1
+                self.choice[name] = option
+                continue
+            return
+
+    def _wait(self, final: list[DesiredReplica], existing: dict[str, Resource], result: ApplyResult) -> set[str]:
+        items: list[Waiting] = []
+        for d in final:
+            r = existing.get(d.id)
+            if r is None:
+                continue
+            target = self.targets.get(r.provider, r.region)
+            handle = r.handle
+
+            def refresh(target=target, handle=handle) -> str | None:  # type: ignore[no-untyped-def]
+                return target.provider.describe(handle.id, handle.region).endpoint
+
+            items.append(Waiting(d.id, r.handle.endpoint, refresh))
+
+        def on_ready(rid: str, endpoint: str) -> None:
+            rows = self.inventory.rows
+            first = rid not in rows or rows[rid].ready_at is None or rows[rid].status != "running"
+            fields: dict[str, Any] = {"status": "running", "endpoint": endpoint}
+            if first:
+                fields["ready_at"] = utcnow()
+            store.update_replica(self.db, rid, **fields)
+
+        if items:
+            self.say(f"waiting up to {self.opts.timeout_s:.0f}s for {len(items)} replica(s) to answer /health")
+        ready = wait_ready(items, timeout_s=self.opts.timeout_s, console=self.err, interval_s=self.opts.interval_s,
+                           on_ready=on_ready)
+        healthy = {rid for rid, ok in ready.items() if ok}
+        result.healthy = sorted(healthy)
+        result.unhealthy = sorted(rid for rid, ok in ready.items() if not ok)
+        for rid in result.unhealthy:
+            self.say(f"not healthy after {self.opts.timeout_s:.0f}s: {rid} (left running; rerun apply to wait again)")
+        return healthy
+
+
+def row_info_from(d: DesiredReplica) -> dict[str, Any]:
+    g = d.group
+    return {"instance_type": g.instance_type, "gpu": g.gpu, "gpu_count": g.gpus_per_replica, "market": g.market,
+            "usd_per_hour": d.usd_per_hour}
+
+
+def describe_error(exc: OrchError) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+Confirm = Callable[[], bool]

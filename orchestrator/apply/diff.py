@@ -1,0 +1,119 @@
+"""Desired replicas vs what exists → create / keep / adopt / delete, shown like a terraform plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from orchestrator.apply.desired import DesiredReplica
+from providers.base import Handle
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+Action = Literal["create", "keep", "adopt", "delete"]
+SYMBOL = {"create": "+", "keep": "=", "adopt": "~", "delete": "-"}
+STYLE = {"create": "green", "keep": "dim", "adopt": "yellow", "delete": "red"}
+
+
+@dataclass
+class Resource:
+    """A replica that exists: reported by its provider (verified) or, when the provider is unreachable, by state."""
+
+    replica_id: str
+    deployment: str
+    provider: str  # provider name as in the plan (aws, onprem, local ...)
+    region: str
+    handle: Handle
+    verified: bool
+    in_state: bool  # state has a live row for it with this handle
+    info: dict[str, Any]  # instance_type, gpu, gpu_count, market, usd_per_hour (from state or desired)
+
+
+@dataclass
+class Change:
+    action: Action
+    replica_id: str
+    deployment: str
+    provider: str
+    region: str
+    instance_type: str
+    gpu: str
+    gpu_count: int
+    market: str
+    usd_per_hour: float
+    desired: DesiredReplica | None = None
+    resource: Resource | None = None
+
+
+def _from_desired(action: Action, d: DesiredReplica, res: Resource | None) -> Change:
+    g = d.group
+    return Change(action, d.id, d.deployment.name, g.provider, g.region, g.instance_type, g.gpu,
+                  g.gpus_per_replica, g.market, d.usd_per_hour, d, res)
+
+
+def _from_resource(r: Resource) -> Change:
+    i = r.info
+    return Change("delete", r.replica_id, r.deployment, r.provider, r.region, str(i.get("instance_type", "?")),
+                  str(i.get("gpu", "?")), int(i.get("gpu_count", 0) or 0), str(i.get("market", "?")),
+                  float(i.get("usd_per_hour", 0.0) or 0.0), None, r)
+
+
+def diff(desired: list[DesiredReplica], resources: list[Resource]) -> list[Change]:
+    """One change per desired replica (create/keep/adopt) and per resource not desired (delete).
+
+    Duplicates (two resources with one replica label) keep the one state knows; the others are deleted.
+    """
+    by_id: dict[str, list[Resource]] = {}
+    for r in resources:
+        by_id.setdefault(r.replica_id, []).append(r)
+    changes: list[Change] = []
+    wanted = set()
+    for d in desired:
+        wanted.add(d.id)
+        found = sorted(by_id.get(d.id, []), key=lambda r: (not r.in_state, not r.verified, r.handle.id))
+        if not found:
+            changes.append(_from_desired("create", d, None))
+            continue
+        primary, extras = found[0], found[1:]
+        changes.append(_from_desired("keep" if primary.in_state else "adopt", d, primary))
+        changes.extend(_from_resource(x) for x in extras)
+    for rid, rs in by_id.items():
+        if rid not in wanted:
+            changes.extend(_from_resource(r) for r in rs)
+    return changes
+
+
+def counts(changes: list[Change]) -> dict[str, int]:
+    out = {a: 0 for a in SYMBOL}
+    for c in changes:
+        out[c.action] += 1
+    return out
+
+
+def render(changes: list[Change], console: Console, title: str = "Changes") -> None:
+    """The plan of changes as a table, then a one-line summary with $/h before and after."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in ("", "replica", "deployment", "provider", "region", "instance", "GPUs", "market"):
+        table.add_column(col)
+    table.add_column("$/h", justify="right")
+    for c in sorted(changes, key=lambda c: (c.deployment, c.replica_id, c.action)):
+        style = STYLE[c.action]
+        table.add_row(
+            f"[{style}]{SYMBOL[c.action]} {c.action}[/]", c.replica_id, c.deployment, c.provider, c.region,
+            c.instance_type, f"{c.gpu_count}x{c.gpu}", c.market, f"{c.usd_per_hour:.2f}", style=None,
+        )
+    console.print(table)
+    n = counts(changes)
+    before = sum(c.usd_per_hour for c in changes if c.action in ("keep", "adopt", "delete"))
+    after = sum(c.usd_per_hour for c in changes if c.action != "delete")
+    console.print(
+        f"{n['create']} to create, {n['keep']} to keep, {n['adopt']} to adopt, {n['delete']} to delete; "
+        f"${before:,.2f}/h now -> ${after:,.2f}/h after"
+    )
+
+
+def has_work(changes: list[Change]) -> bool:
+    return any(c.action in ("create", "adopt", "delete") for c in changes)

@@ -1,0 +1,154 @@
+"""A plan's replica group → the provider instance that runs it, built from the spec's provider settings.
+
+One provider instance per provider-qualified region (a cloud region, an on-prem site, this machine).
+Settings come from the deployment file: providers.aws/gcp/azure.options, providers.onprem sites,
+providers.local. Credentials never pass through here: each SDK finds its own.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import UserError
+from orchestrator.spec.models import Providers
+from providers.base import Provider
+
+
+@dataclass
+class Target:
+    key: str  # provider-qualified region: aws:us-east-1, onprem:dc-frankfurt, local:this-machine
+    kind: str  # providers.<kind> module
+    provider: Provider
+    container_kwargs: dict[str, Any] = field(default_factory=dict)  # for build_vllm_container
+    list_regions: list[str] | None = None  # what to pass to provider.list
+
+
+Factory = Callable[[str, str, Providers | None], Target]  # (provider name, region id, settings) → Target
+_FACTORIES: dict[str, Factory] = {}
+
+
+def register_target(provider_name: str, factory: Factory) -> None:
+    """Plug in a provider name (tests, plugins): factory(provider name, region id, settings) → Target."""
+    _FACTORIES[provider_name] = factory
+
+
+def local_state_dir() -> Path:
+    base = os.environ.get("ORCH_STATE_DIR")
+    return (Path(base) if base else Path.home() / ".local" / "state" / "orch") / "local"
+
+
+def _create(kind: str, where: str, **config: Any) -> Provider:
+    """providers.get_provider, passing only the settings create() accepts (unknown ones are a user error)."""
+    import importlib
+
+    from orchestrator.suggest import did_you_mean
+    from providers import get_provider
+
+    module = importlib.import_module(f"providers.{kind}")
+    params = inspect.signature(module.create).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        unknown = [k for k in config if k not in params]
+        if unknown:
+            hint = did_you_mean(unknown[0], list(params))
+            raise UserError(f"{where}: unknown setting {unknown[0]!r} for the {kind} provider{hint}")
+    return get_provider(kind, **{k: v for k, v in config.items() if v is not None})
+
+
+def _cloud_options(settings: Providers | None, name: str) -> dict[str, str]:
+    cloud = getattr(settings, name, None) if settings else None
+    return dict(cloud.options) if cloud else {}
+
+
+def _aws(name: str, region: str, settings: Providers | None) -> Target:
+    region_name = region.split(":", 1)[1]
+    opts = _cloud_options(settings, "aws")
+    return Target(region, "aws", _create("aws", "providers.aws.options", region=region_name, **opts),
+                  list_regions=[region_name])
+
+
+def _gcp(name: str, region: str, settings: Providers | None) -> Target:
+    region_name = region.split(":", 1)[1]
+    opts = _cloud_options(settings, "gcp")
+    zones = [z.strip() for z in (opts.pop("zones", "") or opts.get("zone", "")).split(",") if z.strip()]
+    opts.pop("zone", None)
+    zone = next((z for z in zones if z.startswith(region_name + "-")), None)
+    if zone is None:
+        raise UserError(
+            f"providers.gcp.options: no zone in region {region_name}; set zone (or zones: 'a-zone,b-zone') "
+            f"to a zone of {region_name}, e.g. {region_name}-a"
+        )
+    if "project" not in opts:
+        raise UserError("providers.gcp.options.project: the GCP project id to launch in is required")
+    return Target(region, "gcp", _create("gcp", "providers.gcp.options", zone=zone, **opts),
+                  list_regions=[region_name])
+
+
+def _azure(name: str, region: str, settings: Providers | None) -> Target:
+    region_name = region.split(":", 1)[1]
+    opts = _cloud_options(settings, "azure")
+    for required in ("subscription_id", "resource_group"):
+        if required not in opts:
+            raise UserError(f"providers.azure.options.{required} is required to launch on Azure")
+    return Target(region, "azure", _create("azure", "providers.azure.options", location=region_name, **opts),
+                  list_regions=[region_name])
+
+
+def _onprem(name: str, region: str, settings: Providers | None) -> Target:
+    site_name = region.split(":", 1)[1]
+    onprem = settings.onprem if settings else None
+    site = next((s for s in onprem.sites if s.name == site_name), None) if onprem else None
+    if onprem is None or site is None:
+        raise UserError(f"providers.onprem: no site named {site_name!r} (needed by region {region})")
+    where = f"providers.onprem.sites[{site_name}]"
+    if onprem.kind == "kubernetes":
+        provider = _create("kubernetes", where, context=site.kube_context, namespace=site.namespace)
+        return Target(region, "kubernetes", provider)
+    if not site.hosts:
+        raise UserError(f"{where}.hosts: bare-metal sites need ssh targets (user@host) to launch on")
+    return Target(region, "baremetal", _create("baremetal", where, hosts=list(site.hosts)))
+
+
+def _local(name: str, region: str, settings: Providers | None) -> Target:
+    from orchestrator.spec.models import LocalProvider
+
+    local = (settings.local if settings else None) or LocalProvider()
+    python = local.python or os.environ.get("ORCH_VLLM_PYTHON") or "python3"
+    provider = _create("local", "providers.local", python=python, state_dir=local_state_dir(), host=local.host)
+    # The local provider serves a config-only model: random weights (vLLM --load-format dummy).
+    kwargs: dict[str, Any] = {"port": local.port, "extra_args": tuple(local.extra_args), "load_format": "dummy"}
+    return Target(region, "local", provider, container_kwargs=kwargs)
+
+
+register_target("aws", _aws)
+register_target("gcp", _gcp)
+register_target("azure", _azure)
+register_target("onprem", _onprem)
+register_target("baremetal", _onprem)
+register_target("kubernetes", _onprem)
+register_target("local", _local)
+
+
+class Targets:
+    """Provider instances for one run, built once per region."""
+
+    def __init__(self, settings: Providers | None) -> None:
+        self.settings = settings
+        self._cache: dict[tuple[str, str], Target] = {}
+
+    def get(self, provider_name: str, region: str) -> Target:
+        key = (provider_name, region)
+        if key not in self._cache:
+            factory = _FACTORIES.get(provider_name)
+            if factory is None:
+                raise UserError(f"no provider for {provider_name!r} (region {region}); known: {', '.join(_FACTORIES)}")
+            self._cache[key] = factory(provider_name, region, self.settings)
+        return self._cache[key]
+
+    def built(self) -> list[tuple[str, Target]]:
+        """(provider name, target) of every target built so far."""
+        return [(name, t) for (name, _), t in self._cache.items()]
