@@ -1,0 +1,284 @@
+"""A ContainerSpec as Kubernetes objects: Deployment + Service, or LeaderWorkerSet + Service for multi-node.
+
+Objects are built with the official client's models and serialized with ``ApiClient.sanitize_for_serialization``
+(camelCase dicts, ready to apply). GPU node selection follows one of three conventions
+(/work/shared/facts/vllm.md, "Kubernetes"): GKE, Karpenter (EKS) or NVIDIA GPU feature discovery (NFD).
+The HF token comes from a Secret through ``secretKeyRef``; its value is never in a manifest.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any, Literal
+
+from containers.spec import ContainerSpec, Probe
+
+Convention = Literal["gke", "karpenter", "nfd"]
+CONVENTIONS: tuple[str, ...] = ("gke", "karpenter", "nfd")
+
+INSTANCE_LABEL = "app.kubernetes.io/instance"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "orch", "app.kubernetes.io/name": "vllm"}
+LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
+RAY_PORT = 6379
+
+# canonical GPU name -> node label value, per convention. GKE: accelerator names of GKE GPU node pools;
+# Karpenter: karpenter.k8s.aws/instance-gpu-name (lowercase model); NFD: nvidia.com/gpu.product as GPU feature
+# discovery writes it (the product name from nvidia-smi, spaces -> '-').
+GKE_ACCELERATOR = {
+    "T4": "nvidia-tesla-t4",
+    "L4": "nvidia-l4",
+    "A100-40GB": "nvidia-tesla-a100",
+    "A100-80GB": "nvidia-a100-80gb",
+    "H100": "nvidia-h100-80gb",
+    "H200": "nvidia-h200-141gb",
+    "B200": "nvidia-b200",
+}
+KARPENTER_GPU_NAME = {
+    "T4": "t4",
+    "A10G": "a10g",
+    "L4": "l4",
+    "L40S": "l40s",
+    "A100-40GB": "a100",
+    "A100-80GB": "a100",
+    "H100": "h100",
+    "H200": "h200",
+    "B200": "b200",
+}
+NFD_PRODUCT = {
+    "T4": "Tesla-T4",
+    "A10G": "NVIDIA-A10G",
+    "L4": "NVIDIA-L4",
+    "L40S": "NVIDIA-L40S",
+    "A100-40GB": "NVIDIA-A100-SXM4-40GB",
+    "A100-80GB": "NVIDIA-A100-SXM4-80GB",
+    "H100": "NVIDIA-H100-80GB-HBM3",
+    "H100-PCIe": "NVIDIA-H100-PCIe",
+    "H200": "NVIDIA-H200",
+    "B200": "NVIDIA-B200",
+}
+
+
+def scheduling(spec: ContainerSpec, convention: Convention) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """(nodeSelector, tolerations) for the spec's GPU type and market under ``convention``."""
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}; known: {', '.join(CONVENTIONS)}")
+    selector: dict[str, str] = {}
+    tolerations: list[dict[str, str]] = []
+    if spec.gpus > 0:
+        # GPU nodes are commonly tainted nvidia.com/gpu:NoSchedule (GKE and the GPU operator do it).
+        tolerations.append({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})
+        gpu = spec.gpu_type or ""
+        table = {"gke": GKE_ACCELERATOR, "karpenter": KARPENTER_GPU_NAME, "nfd": NFD_PRODUCT}[convention]
+        key = {
+            "gke": "cloud.google.com/gke-accelerator",
+            "karpenter": "karpenter.k8s.aws/instance-gpu-name",
+            "nfd": "nvidia.com/gpu.product",
+        }[convention]
+        if gpu in table:
+            selector[key] = table[gpu]
+    if convention == "gke" and spec.spot:
+        selector["cloud.google.com/gke-spot"] = "true"
+        tolerations.append(
+            {"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+        )
+    elif convention == "karpenter":
+        selector["karpenter.sh/capacity-type"] = "spot" if spec.spot else "on-demand"
+    return selector, tolerations
+
+
+def _probe(p: Probe | None) -> Any:
+    from kubernetes import client
+
+    if p is None:
+        return None
+    return client.V1Probe(
+        http_get=client.V1HTTPGetAction(path=p.path, port=p.port),
+        initial_delay_seconds=p.initial_delay_s or None,
+        period_seconds=p.period_s,
+        timeout_seconds=p.timeout_s,
+        failure_threshold=p.failure_threshold,
+    )
+
+
+def _pod_spec(
+    spec: ContainerSpec,
+    convention: Convention,
+    *,
+    command: list[str] | None = None,
+    args: list[str] | None = None,
+    probes: bool = True,
+    extra_env: list[Any] | None = None,
+) -> Any:
+    from kubernetes import client
+
+    env = [client.V1EnvVar(name=k, value=v) for k, v in sorted(spec.env.items())]
+    for name, ref in sorted(spec.secret_env.items()):
+        env.append(
+            client.V1EnvVar(
+                name=name,
+                value_from=client.V1EnvVarSource(
+                    # optional: public models need no token; gated ones fail loudly at download
+                    secret_key_ref=client.V1SecretKeySelector(name=ref.name, key=ref.key, optional=True)
+                ),
+            )
+        )
+    env += extra_env or []
+
+    limits: dict[str, str] = {}
+    requests: dict[str, str] = {}
+    if spec.gpus > 0:
+        limits["nvidia.com/gpu"] = str(spec.gpus)
+        requests["nvidia.com/gpu"] = str(spec.gpus)
+    if spec.cpu:
+        requests["cpu"] = f"{spec.cpu:g}"
+    if spec.memory_gb:
+        requests["memory"] = f"{int(spec.memory_gb)}Gi"
+        limits["memory"] = f"{int(spec.memory_gb)}Gi"
+
+    mounts = []
+    volumes = []
+    if spec.shm_gb:
+        volumes.append(
+            client.V1Volume(name="dshm", empty_dir=client.V1EmptyDirVolumeSource(medium="Memory", size_limit=f"{int(spec.shm_gb)}Gi"))
+        )
+        mounts.append(client.V1VolumeMount(name="dshm", mount_path="/dev/shm"))
+    for vol in spec.volumes:
+        if vol.kind == "memory":
+            size = f"{int(vol.size_gb)}Gi" if vol.size_gb else None
+            src = client.V1Volume(name=vol.name, empty_dir=client.V1EmptyDirVolumeSource(medium="Memory", size_limit=size))
+        elif vol.kind == "host_path" and vol.host_path:
+            src = client.V1Volume(name=vol.name, host_path=client.V1HostPathVolumeSource(path=vol.host_path))
+        else:  # model cache: node-local scratch sized for the weights (a PVC can replace it)
+            size = f"{int(vol.size_gb)}Gi" if vol.size_gb else None
+            src = client.V1Volume(name=vol.name, empty_dir=client.V1EmptyDirVolumeSource(size_limit=size))
+        volumes.append(src)
+        mounts.append(client.V1VolumeMount(name=vol.name, mount_path=vol.mount_path))
+
+    container = client.V1Container(
+        name="vllm",
+        image=spec.image,
+        command=command if command is not None else (spec.command or None),
+        args=args if args is not None else (spec.args or None),
+        env=env or None,
+        ports=[client.V1ContainerPort(name=n[:15], container_port=p) for n, p in spec.ports.items()] or None,
+        resources=client.V1ResourceRequirements(limits=limits or None, requests=requests or None),
+        volume_mounts=mounts or None,
+        startup_probe=_probe(spec.startup) if probes else None,
+        readiness_probe=_probe(spec.readiness) if probes else None,
+        liveness_probe=_probe(spec.liveness) if probes else None,
+    )
+    selector, tolerations = scheduling(spec, convention)
+    return client.V1PodSpec(
+        containers=[container],
+        volumes=volumes or None,
+        node_selector=selector or None,
+        tolerations=[client.V1Toleration(**t) for t in tolerations] or None,
+        termination_grace_period_seconds=60,
+    )
+
+
+def _service(spec: ContainerSpec, namespace: str, labels: dict[str, str], selector: dict[str, str]) -> Any:
+    from kubernetes import client
+
+    annotations = {}
+    if spec.metrics_path:
+        port = next(iter(spec.ports.values()), 8000)
+        annotations = {"prometheus.io/scrape": "true", "prometheus.io/path": spec.metrics_path, "prometheus.io/port": str(port)}
+    return client.V1Service(
+        api_version="v1",
+        kind="Service",
+        metadata=client.V1ObjectMeta(name=spec.name, namespace=namespace, labels=labels, annotations=annotations or None),
+        spec=client.V1ServiceSpec(
+            type="ClusterIP",
+            selector=selector,
+            ports=[client.V1ServicePort(name=n[:15], port=p, target_port=p, protocol="TCP") for n, p in spec.ports.items()],
+        ),
+    )
+
+
+def _leader_command(spec: ContainerSpec, nodes: int) -> list[str]:
+    """Ray head, wait for the group's workers to join, then serve (tensor-parallel per node x pipeline across)."""
+    serve = shlex.join(["vllm", "serve", *spec.args])
+    return [
+        "/bin/sh",
+        "-c",
+        f"ray start --head --port={RAY_PORT} && "
+        f'until [ "$(ray status 2>/dev/null | grep -c " node_")" -ge "{nodes}" ]; do sleep 5; done && '
+        f"exec {serve}",
+    ]
+
+
+def _worker_command() -> list[str]:
+    # LWS injects LWS_LEADER_ADDRESS into every pod of the group.
+    return ["/bin/sh", "-c", f'exec ray start --address="$LWS_LEADER_ADDRESS:{RAY_PORT}" --block']
+
+
+def render_kubernetes(
+    spec: ContainerSpec,
+    *,
+    namespace: str,
+    replicas: int = 1,
+    convention: Convention = "nfd",
+    nodes_per_replica: int = 1,
+) -> list[dict[str, Any]]:
+    """Manifests (plain dicts) for ``spec``: [Deployment, Service], or [LeaderWorkerSet, Service] when a replica
+    spans ``nodes_per_replica`` > 1 nodes (``spec.gpus`` GPUs on each)."""
+    from kubernetes import client
+
+    api = client.ApiClient()
+    labels = {**MANAGED_BY, **spec.labels, INSTANCE_LABEL: spec.name}
+    pod_selector = {INSTANCE_LABEL: spec.name}
+    objects: list[dict[str, Any]] = []
+
+    if nodes_per_replica <= 1:
+        template = client.V1PodTemplateSpec(
+            metadata=client.V1ObjectMeta(labels=labels), spec=_pod_spec(spec, convention)
+        )
+        deployment = client.V1Deployment(
+            api_version="apps/v1",
+            kind="Deployment",
+            metadata=client.V1ObjectMeta(name=spec.name, namespace=namespace, labels=labels),
+            spec=client.V1DeploymentSpec(
+                replicas=replicas,
+                selector=client.V1LabelSelector(match_labels=pod_selector),
+                # GPUs are scarce: replace pods one by one without a surge pod that may never schedule
+                strategy=client.V1DeploymentStrategy(
+                    type="RollingUpdate",
+                    rolling_update=client.V1RollingUpdateDeployment(max_surge=0, max_unavailable=1),
+                ),
+                template=template,
+            ),
+        )
+        objects.append(api.sanitize_for_serialization(deployment))
+        objects.append(api.sanitize_for_serialization(_service(spec, namespace, labels, pod_selector)))
+        return objects
+
+    leader_labels = {**labels, "orch-role": "leader"}
+    worker_labels = {**labels, "orch-role": "worker"}
+    leader = client.V1PodTemplateSpec(
+        metadata=client.V1ObjectMeta(labels=leader_labels),
+        spec=_pod_spec(spec, convention, command=_leader_command(spec, nodes_per_replica), args=[]),
+    )
+    worker = client.V1PodTemplateSpec(
+        metadata=client.V1ObjectMeta(labels=worker_labels),
+        spec=_pod_spec(spec, convention, command=_worker_command(), args=[], probes=False),
+    )
+    for tmpl in (leader, worker):
+        tmpl.spec.containers[0].args = None
+    lws = {
+        "apiVersion": LWS_API_VERSION,
+        "kind": "LeaderWorkerSet",
+        "metadata": {"name": spec.name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "leaderWorkerTemplate": {
+                "size": nodes_per_replica,
+                "restartPolicy": "RecreateGroupOnPodRestart",
+                "leaderTemplate": api.sanitize_for_serialization(leader),
+                "workerTemplate": api.sanitize_for_serialization(worker),
+            },
+        },
+    }
+    objects.append(lws)
+    objects.append(api.sanitize_for_serialization(_service(spec, namespace, labels, {**pod_selector, "orch-role": "leader"})))
+    return objects

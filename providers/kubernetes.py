@@ -1,0 +1,256 @@
+"""Kubernetes provider: one replica = one Deployment (or LeaderWorkerSet) + Service, applied with the official client.
+
+Errors: 401/403 -> AuthError, 404 -> NotFoundError, 409 on create -> the object exists: adopt it (patch),
+429/5xx -> TransientError, retried with backoff. A pod that cannot schedule (no free GPUs) keeps the replica
+pending; describe reports the scheduler's message in ``Handle.details["unschedulable"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from containers.render.kubernetes import CONVENTIONS, INSTANCE_LABEL, LWS_API_VERSION, Convention, render_kubernetes
+from containers.spec import ContainerSpec
+from containers.vllm import LABEL_NODES
+from orchestrator.catalog.types import Offering
+from orchestrator.errors import AuthError, NotFoundError, ProviderError, TransientError, UserError
+from providers.base import Handle, Placement
+from providers.retry import with_retries
+
+T = TypeVar("T")
+LWS_GROUP, LWS_VERSION = LWS_API_VERSION.split("/")
+LWS_PLURAL = "leaderworkersets"
+
+
+def _api_error(exc: Exception, what: str) -> ProviderError:
+    status = getattr(exc, "status", None)
+    reason = getattr(exc, "reason", "") or ""
+    msg = f"kubernetes: {what}: {status} {reason}".strip()
+    if status in (401, 403):
+        return AuthError(f"{msg}; check the kubeconfig context and RBAC (orch needs apps/deployments, services, pods)")
+    if status == 404:
+        return NotFoundError(msg)
+    if status == 429 or (isinstance(status, int) and status >= 500) or status in (0, None):
+        return TransientError(msg)
+    return ProviderError(msg)
+
+
+class KubernetesProvider:
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        api_client: Any,
+        namespace: str = "orch",
+        convention: Convention = "nfd",
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        if convention not in CONVENTIONS:
+            raise UserError(f"unknown kubernetes convention {convention!r}; known: {', '.join(CONVENTIONS)}")
+        self.api_client = api_client
+        self.namespace = namespace
+        self.convention: Convention = convention
+        self._sleep = sleep
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+    def _call(self, what: str, fn: Callable[[], T], *, ok: tuple[int, ...] = ()) -> T | None:
+        """Run one API call with retries; statuses in ``ok`` return None instead of raising."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        def attempt() -> T | None:
+            try:
+                return fn()
+            except ApiException as exc:
+                if exc.status in ok:
+                    return None
+                raise _api_error(exc, what) from None
+            except HTTPError as exc:  # connection refused/reset: the API server may be restarting
+                raise TransientError(f"kubernetes: {what}: {exc}") from None
+
+        kwargs = {"sleep": self._sleep} if self._sleep else {}
+        return with_retries(attempt, **kwargs)
+
+    @property
+    def _apps(self) -> Any:
+        from kubernetes import client
+
+        return client.AppsV1Api(self.api_client)
+
+    @property
+    def _core(self) -> Any:
+        from kubernetes import client
+
+        return client.CoreV1Api(self.api_client)
+
+    @property
+    def _custom(self) -> Any:
+        from kubernetes import client
+
+        return client.CustomObjectsApi(self.api_client)
+
+    def _manifests(self, container: ContainerSpec, placement: Placement) -> list[dict[str, Any]]:
+        spec = ContainerSpec(**{**container.__dict__, "labels": {**container.labels, **placement.labels()}})
+        nodes = int(container.labels.get(LABEL_NODES, "1"))
+        return render_kubernetes(spec, namespace=self.namespace, replicas=1, convention=self.convention, nodes_per_replica=nodes)
+
+    def _apply(self, obj: dict[str, Any]) -> None:
+        kind, name, ns = obj["kind"], obj["metadata"]["name"], self.namespace
+        if kind == "Deployment":
+            create = lambda: self._apps.create_namespaced_deployment(ns, obj)  # noqa: E731
+            patch = lambda: self._apps.patch_namespaced_deployment(name, ns, obj)  # noqa: E731
+        elif kind == "Service":
+            create = lambda: self._core.create_namespaced_service(ns, obj)  # noqa: E731
+            patch = lambda: self._core.patch_namespaced_service(name, ns, obj)  # noqa: E731
+        elif kind == "LeaderWorkerSet":
+            create = lambda: self._custom.create_namespaced_custom_object(LWS_GROUP, LWS_VERSION, ns, LWS_PLURAL, obj)  # noqa: E731
+            patch = lambda: self._custom.patch_namespaced_custom_object(LWS_GROUP, LWS_VERSION, ns, LWS_PLURAL, name, obj)  # noqa: E731
+        else:
+            raise ValueError(f"cannot apply kind {kind}")
+        created = self._call(f"create {kind} {ns}/{name}", create, ok=(409,))
+        if created is None:  # 409: it exists (a previous run made it): adopt and bring it to the spec
+            self._call(f"patch {kind} {ns}/{name}", patch)
+
+    # -- protocol ----------------------------------------------------------------------------------------
+    def offerings(self, regions: list[str] | None = None) -> list[Offering]:
+        """A cluster has no price list: its GPUs are on-prem inventory declared in the deployment file."""
+        return []
+
+    def planned_calls(self, container: ContainerSpec, placement: Placement) -> list[dict[str, Any]]:
+        return [
+            {"call": "create_or_patch", "kind": m["kind"], "namespace": self.namespace, "name": m["metadata"]["name"], "body": m}
+            for m in self._manifests(container, placement)
+        ]
+
+    def launch(self, container: ContainerSpec, placement: Placement) -> Handle:
+        manifests = self._manifests(container, placement)
+        for obj in manifests:
+            self._apply(obj)
+        handle = self._handle_from(manifests[0], placement.region)
+        handle.launched_at = datetime.now(timezone.utc)
+        return handle
+
+    def _handle_from(self, obj: dict[str, Any], region: str) -> Handle:
+        meta = obj["metadata"]
+        port = None
+        containers = (
+            obj["spec"]["template"]["spec"]["containers"]
+            if obj["kind"] == "Deployment"
+            else obj["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"]
+        )
+        for p in containers[0].get("ports") or []:
+            port = p["containerPort"]
+            break
+        return Handle(
+            provider=self.name,
+            id=meta["name"],
+            region=region,
+            state="pending",
+            labels=dict(meta.get("labels") or {}),
+            endpoint=f"http://{meta['name']}.{self.namespace}.svc.cluster.local:{port or 8000}",
+            details={"kind": obj["kind"], "namespace": self.namespace},
+        )
+
+    def _read(self, name: str) -> dict[str, Any] | None:
+        """The Deployment or LeaderWorkerSet called ``name``, as a plain dict, or None."""
+        dep = self._call(f"read Deployment {name}", lambda: self._apps.read_namespaced_deployment(name, self.namespace), ok=(404,))
+        if dep is not None:
+            return self.api_client.sanitize_for_serialization(dep)
+        return self._call(
+            f"read LeaderWorkerSet {name}",
+            lambda: self._custom.get_namespaced_custom_object(LWS_GROUP, LWS_VERSION, self.namespace, LWS_PLURAL, name),
+            ok=(404,),
+        )
+
+    def _unschedulable(self, name: str) -> list[str]:
+        pods = self._call(
+            f"list pods of {name}",
+            lambda: self._core.list_namespaced_pod(self.namespace, label_selector=f"{INSTANCE_LABEL}={name}"),
+            ok=(403, 404),
+        )
+        messages = []
+        for pod in getattr(pods, "items", None) or []:
+            for cond in (pod.status.conditions or []) if pod.status else []:
+                if cond.type == "PodScheduled" and cond.status == "False" and cond.reason == "Unschedulable":
+                    messages.append(cond.message or "unschedulable")
+        return messages
+
+    def describe(self, handle_id: str, region: str) -> Handle:
+        obj = self._read(handle_id)
+        if obj is None:
+            raise NotFoundError(f"kubernetes: {self.namespace}/{handle_id} not found")
+        handle = self._handle_from(obj, region)
+        want = (obj.get("spec") or {}).get("replicas", 1) or 0
+        status = obj.get("status") or {}
+        ready = status.get("readyReplicas", 0) or 0
+        handle.details.update({"replicas": want, "ready_replicas": ready})
+        created = (obj["metadata"].get("creationTimestamp"))
+        if isinstance(created, str):
+            handle.launched_at = datetime.fromisoformat(created.replace("Z", "+00:00"))
+        if want == 0:
+            handle.state = "stopped"
+        elif ready >= want:
+            handle.state = "running"
+        else:
+            handle.state = "pending"
+            blocked = self._unschedulable(handle_id)
+            if blocked:  # e.g. "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
+                handle.details["unschedulable"] = blocked
+        svc = self._call(f"read Service {handle_id}", lambda: self._core.read_namespaced_service(handle_id, self.namespace), ok=(404,))
+        if svc is not None and svc.spec and svc.spec.ports:
+            port = svc.spec.ports[0].port
+            handle.endpoint = f"http://{handle_id}.{self.namespace}.svc.cluster.local:{port}"
+            if svc.spec.cluster_ip and svc.spec.cluster_ip != "None":
+                handle.details["cluster_ip"] = svc.spec.cluster_ip
+        return handle
+
+    def list(self, labels: dict[str, str], regions: list[str] | None = None) -> list[Handle]:
+        selector = ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+        region = regions[0] if regions else f"kubernetes:{self.namespace}"
+        deps = self._call("list Deployments", lambda: self._apps.list_namespaced_deployment(self.namespace, label_selector=selector))
+        handles = [self._handle_from(self.api_client.sanitize_for_serialization(d), region) for d in deps.items]
+        lws = self._call(
+            "list LeaderWorkerSets",
+            lambda: self._custom.list_namespaced_custom_object(LWS_GROUP, LWS_VERSION, self.namespace, LWS_PLURAL, label_selector=selector),
+            ok=(404,),  # the LWS CRD is not installed: nothing of that kind
+        )
+        handles += [self._handle_from(o, region) for o in (lws or {}).get("items", [])]
+        return handles
+
+    def terminate(self, handle: Handle) -> None:
+        name, ns = handle.id, self.namespace
+        self._call(f"delete Deployment {name}", lambda: self._apps.delete_namespaced_deployment(name, ns), ok=(404,))
+        self._call(
+            f"delete LeaderWorkerSet {name}",
+            lambda: self._custom.delete_namespaced_custom_object(LWS_GROUP, LWS_VERSION, ns, LWS_PLURAL, name),
+            ok=(404,),
+        )
+        self._call(f"delete Service {name}", lambda: self._core.delete_namespaced_service(name, ns), ok=(404,))
+
+
+def create(
+    context: str | None = None,
+    namespace: str = "orch",
+    convention: Convention = "nfd",
+    kubeconfig: str | None = None,
+    api_client: Any = None,
+    **_: Any,
+) -> KubernetesProvider:
+    """A provider for one cluster: ``api_client`` when given (tests), else the kubeconfig (``context``), else in-cluster."""
+    if api_client is None:
+        from kubernetes import client, config
+
+        try:
+            if kubeconfig or context:
+                api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
+            else:
+                try:
+                    api_client = config.new_client_from_config()
+                except config.ConfigException:
+                    config.load_incluster_config()
+                    api_client = client.ApiClient()
+        except config.ConfigException as exc:
+            raise AuthError(f"kubernetes: no usable kubeconfig ({exc}); set KUBECONFIG or the site's kube_context") from None
+    return KubernetesProvider(api_client, namespace=namespace, convention=convention)

@@ -1,0 +1,268 @@
+"""Local provider: vLLM as a process on this machine (CPU backend, or local GPUs).
+
+Each replica is a detached process group (``start_new_session``) logging to ``<state_dir>/<name>.log`` and
+described by ``<state_dir>/<name>.json`` (pid, process start time, port, labels, argv, started_at; never a
+secret). Secret env vars of the spec are taken from orch's own environment (the "platform" of a local
+process); a missing one is simply not set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from containers.render.local import local_process
+from containers.spec import ContainerSpec
+from orchestrator.catalog.types import Offering
+from orchestrator.errors import NotFoundError, ProviderError
+from providers.base import Handle, Placement
+
+REGION = "local:this-machine"
+TERMINATE_GRACE_S = 15.0
+
+
+def _default_state_dir() -> Path:
+    env = os.environ.get("ORCH_STATE_DIR")
+    return Path(env) / "local" if env else Path.home() / ".local" / "state" / "orch" / "local"
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (clock ticks since boot): tells a reused pid from ours."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if fields[0] == "Z":  # zombie: exited, not yet reaped
+        return None
+    return fields[19]
+
+
+def _alive(pid: int, start_time: str | None) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own exited child
+    except ChildProcessError:
+        pass
+    if not Path("/proc").is_dir():  # no procfs: signal 0 is the best we have
+        try:
+            os.kill(pid, 0)
+            return True
+        except OSError:
+            return False
+    now = _start_time(pid)
+    return now is not None and (start_time is None or now == start_time)
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def _free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class LocalProvider:
+    name = "local"
+
+    def __init__(self, python: str, state_dir: Path, host: str = "127.0.0.1", grace_s: float = TERMINATE_GRACE_S) -> None:
+        self.python = python
+        self.state_dir = state_dir
+        self.host = host
+        self.grace_s = grace_s
+
+    # -- records ----------------------------------------------------------------------------------------
+    def _record_path(self, name: str) -> Path:
+        return self.state_dir / f"{name}.json"
+
+    def _read(self, name: str) -> dict[str, Any] | None:
+        try:
+            return json.loads(self._record_path(name).read_text())
+        except FileNotFoundError:
+            return None
+        except json.JSONDecodeError:
+            return None
+
+    def _records(self) -> list[dict[str, Any]]:
+        if not self.state_dir.is_dir():
+            return []
+        out = []
+        for path in sorted(self.state_dir.glob("*.json")):
+            rec = self._read(path.stem)
+            if rec:
+                out.append(rec)
+        return out
+
+    def _handle(self, rec: dict[str, Any], state: str) -> Handle:
+        return Handle(
+            provider=self.name,
+            id=rec["name"],
+            region=REGION,
+            state=state,  # type: ignore[arg-type]
+            labels=dict(rec.get("labels", {})),
+            endpoint=f"http://{rec['host']}:{rec['port']}",
+            launched_at=datetime.fromisoformat(rec["started_at"]),
+            details={"pid": rec["pid"], "log": rec["log"]},
+        )
+
+    # -- protocol ---------------------------------------------------------------------------------------
+    def offerings(self, regions: list[str] | None = None) -> list[Offering]:
+        today = datetime.now(timezone.utc).date().isoformat()
+        cpus = os.cpu_count() or 1
+        mem_gb = 0.0
+        try:
+            mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+        except (ValueError, OSError):
+            pass
+        return [
+            Offering(
+                provider="local",
+                region=REGION,
+                instance_type="this-machine",
+                gpu="CPU",
+                gpu_count=1,
+                vcpus=cpus,
+                memory_gb=round(mem_gb, 1),
+                usd_per_hour=0.0,
+                spot_usd_per_hour=None,
+                source="this machine (os.cpu_count, sysconf); already paid for, priced at 0",
+                as_of=today,
+            )
+        ]
+
+    def _argv(self, container: ContainerSpec, port: int) -> tuple[list[str], dict[str, str]]:
+        return local_process(container, self.python, host=self.host, port=port)
+
+    def planned_calls(self, container: ContainerSpec, placement: Placement) -> list[dict[str, Any]]:
+        port = next(iter(container.ports.values()), 8000)
+        argv, env = self._argv(container, port)
+        return [{"call": "spawn", "argv": argv, "env": env, "secret_env": sorted(container.secret_env), "state_dir": str(self.state_dir)}]
+
+    def launch(self, container: ContainerSpec, placement: Placement) -> Handle:
+        name = container.name
+        existing = self._read(name)
+        if existing and _alive(existing["pid"], existing.get("start_time")):
+            return self._handle(existing, "pending")  # already launched by an earlier run: adopt it
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        port = next(iter(container.ports.values()), 8000)
+        if not _port_free(self.host, port):
+            port = _free_port(self.host)
+        argv, env = self._argv(container, port)
+        full_env = {**os.environ, **env}
+        for var in container.secret_env:  # from orch's environment only, never recorded
+            if var not in os.environ:
+                full_env.pop(var, None)
+        log_path = self.state_dir / f"{name}.log"
+        labels = {**container.labels, **placement.labels()}
+        try:
+            with open(log_path, "ab") as log:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=full_env,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+        except OSError as exc:
+            raise ProviderError(f"local: cannot start {argv[0]}: {exc}; set ORCH_VLLM_PYTHON to a python with vLLM") from None
+        rec = {
+            "name": name,
+            "pid": proc.pid,
+            "start_time": _start_time(proc.pid),
+            "host": self.host,
+            "port": port,
+            "labels": labels,
+            "argv": argv,
+            "env": env,
+            "log": str(log_path),
+            "started_at": datetime.now(timezone.utc).isoformat(),
+        }
+        tmp = self._record_path(name).with_suffix(".tmp")
+        tmp.write_text(json.dumps(rec, indent=2))
+        tmp.replace(self._record_path(name))
+        return self._handle(rec, "pending")
+
+    def describe(self, handle_id: str, region: str = REGION) -> Handle:
+        rec = self._read(handle_id)
+        if rec is None:
+            raise NotFoundError(f"local: no replica {handle_id!r} in {self.state_dir}")
+        if not _alive(rec["pid"], rec.get("start_time")):
+            handle = self._handle(rec, "terminated")
+            handle.details["log_tail"] = self._log_tail(rec)
+            return handle
+        import httpx
+
+        try:
+            ok = httpx.get(f"http://{rec['host']}:{rec['port']}/health", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        return self._handle(rec, "running" if ok else "pending")
+
+    @staticmethod
+    def _log_tail(rec: dict[str, Any], lines: int = 20) -> str:
+        try:
+            return "\n".join(Path(rec["log"]).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def list(self, labels: dict[str, str], regions: list[str] | None = None) -> list[Handle]:
+        out = []
+        for rec in self._records():
+            have = rec.get("labels", {})
+            if all(have.get(k) == v for k, v in labels.items()) and _alive(rec["pid"], rec.get("start_time")):
+                out.append(self._handle(rec, "running"))
+        return out
+
+    def terminate(self, handle: Handle) -> None:
+        rec = self._read(handle.id)
+        if rec is None:
+            return
+        pid, start = rec["pid"], rec.get("start_time")
+        if _alive(pid, start):
+            self._signal_group(pid, signal.SIGTERM)
+            deadline = time.monotonic() + self.grace_s
+            while time.monotonic() < deadline and _alive(pid, start):
+                time.sleep(0.2)
+            if _alive(pid, start):
+                self._signal_group(pid, signal.SIGKILL)
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and _alive(pid, start):
+                    time.sleep(0.1)
+        self._record_path(handle.id).unlink(missing_ok=True)
+
+    @staticmethod
+    def _signal_group(pid: int, sig: signal.Signals) -> None:
+        try:
+            os.killpg(pid, sig)  # the process leads its own session/group: this reaches vLLM's workers too
+        except ProcessLookupError:
+            pass
+        except PermissionError as exc:
+            raise ProviderError(f"local: cannot signal process group {pid}: {exc}") from None
+
+
+def create(
+    python: str | None = None,
+    state_dir: Path | str | None = None,
+    host: str = "127.0.0.1",
+    **_: Any,
+) -> LocalProvider:
+    """python: a python with vLLM (default $ORCH_VLLM_PYTHON, else python3); state_dir default
+    $ORCH_STATE_DIR/local, else ~/.local/state/orch/local."""
+    py = python or os.environ.get("ORCH_VLLM_PYTHON") or "python3"
+    return LocalProvider(py, Path(state_dir) if state_dir else _default_state_dir(), host=host)
