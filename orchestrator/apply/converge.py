@@ -18,12 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.apply.actual import Inventory, gather, row_info
+from orchestrator.apply.actual import Inventory, gather
 from orchestrator.apply.desired import DesiredReplica, desired_for, options, plan_id
 from orchestrator.apply.diff import Change, Resource, diff
+from orchestrator.apply.ops import terminate_resource
 from orchestrator.apply.readiness import Waiting, wait_ready
 from orchestrator.apply.targets import Targets
-from orchestrator.errors import AuthError, CapacityError, NotFoundError, OrchError, ProviderError, QuotaError
+from orchestrator.errors import AuthError, CapacityError, OrchError, ProviderError, QuotaError
 from orchestrator.plan import Plan
 from orchestrator.state import store
 from orchestrator.state.db import StateDB, utcnow
@@ -167,20 +168,6 @@ class Converger:
         result.adopted.append(r.replica_id)
         self.say(f"adopted {r.replica_id} ({r.provider} {r.region}, {r.handle.id}): found by its labels")
 
-    def _adopt_orphan(self, r: Resource) -> None:
-        """Record a labelled resource nobody desires, so its deletion is journaled against a row."""
-        fields: dict[str, Any] = dict(
-            project=self.project, deployment=r.deployment, team=None, model="?", provider=r.provider,
-            region=r.region, instance_type=str(r.info.get("instance_type", "?")), gpu=str(r.info.get("gpu", "?")),
-            gpu_count=int(r.info.get("gpu_count", 0) or 0), market=str(r.info.get("market", "?")),
-            usd_per_hour=float(r.info.get("usd_per_hour", 0.0) or 0.0), list_usd_per_hour=None,
-            plan_id=r.handle.labels.get("orch-plan", "?"), group_key="?", handle_id=r.handle.id,
-            endpoint=r.handle.endpoint, status="running", details={"adopted": True},
-        )
-        self.journal.record("adopt", r.replica_id, r.provider, {"handle": r.handle.id, "orphan": True},
-                            also=lambda s: store.upsert_replica(s, r.replica_id, **fields))
-        r.in_state = True
-
     def launch(self, d: DesiredReplica) -> Handle:
         g = d.group
         target = self.targets.get(g.provider, g.region)
@@ -201,9 +188,9 @@ class Converger:
         try:
             handle = target.provider.launch(container, d.placement())
         except ProviderError as exc:
-            self.journal.failed(jid, f"{type(exc).__name__}: {exc}",
-                                also=lambda s: store.upsert_replica(s, d.id, status="failed",
-                                                                    details={"error": str(exc)}))
+            why = f"{type(exc).__name__}: {exc}"
+            self.journal.failed(jid, why, also=lambda s: store.upsert_replica(s, d.id, status="failed",
+                                                                             details={"error": why}))
             raise
         checkpoint(f"launched {d.id}")
 
@@ -216,25 +203,7 @@ class Converger:
         return handle
 
     def terminate(self, r: Resource) -> None:
-        target = self.targets.get(r.provider, r.region)
-        if not r.in_state:
-            self._adopt_orphan(r)
-        jid = self.journal.intent(
-            "terminate", r.replica_id, r.provider, {"handle": r.handle.id, "region": r.region},
-            also=lambda s: store.upsert_replica(s, r.replica_id, status="terminating"),
-        )
-        checkpoint(f"terminate-intent {r.replica_id}")
-        try:
-            target.provider.terminate(r.handle)
-        except NotFoundError:
-            pass  # already gone: the goal is reached
-        except ProviderError as exc:
-            self.journal.failed(jid, f"{type(exc).__name__}: {exc}")
-            raise
-        checkpoint(f"terminated {r.replica_id}")
-        self.journal.done(jid, also=lambda s: store.upsert_replica(s, r.replica_id, status="terminated",
-                                                                  terminated_at=utcnow()))
-        checkpoint(f"terminate-done {r.replica_id}")
+        terminate_resource(self.db, self.journal, self.targets, r)
 
     # -- the run -----------------------------------------------------------------------------------------
     def execute(self) -> ApplyResult:

@@ -92,3 +92,19 @@ def projects(db: StateDB) -> list[str]:
     with db.session() as s:
         names = set(s.scalars(select(Replica.project).distinct())) | set(s.scalars(select(PlanRecord.project).distinct()))
         return sorted(names)
+
+
+_SECRET_KEYS = re.compile(r"(secret|password|passwd|(?<!client)token|credential|api[_-]?key|private[_-]?key)", re.I)
+
+
+def scrub_calls(value: Any) -> Any:
+    """Planned calls for --dry-run: providers never put credentials there; this is the second fence.
+
+    Only string values under secret-looking keys are hidden (a list of secret *names* stays visible).
+    """
+    if isinstance(value, dict):
+        return {k: ("<redacted>" if isinstance(v, str) and _SECRET_KEYS.search(str(k)) else scrub_calls(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub_calls(v) for v in value]
+    return value
