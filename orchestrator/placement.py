@@ -1,0 +1,161 @@
+"""`orch place`: from a loaded deployment file to a Plan (orchestrator/plan.py).
+
+    plan = place(load_spec("deploy.yaml"), "cost")
+
+Candidates (orchestrator/candidates.py) -> MILP (orchestrator/solver) -> replica groups, predictions,
+explanations, and per deployment ranked fallbacks: the best placement of that deployment with each
+chosen offering excluded, the other deployments' GPUs and cost held fixed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+from orchestrator.candidates import HOURS_PER_MONTH
+from orchestrator.plan import DeploymentPlan, Plan, Predicted, ReplicaGroup, Totals
+from orchestrator.solver.explain import DeploymentResult, explain, result_for
+from orchestrator.solver.inputs import Inputs, build_inputs
+from orchestrator.solver.model import OBJECTIVES
+from orchestrator.solver.problem import DeploymentInput, SolverInput
+from orchestrator.solver.solve import Solution, solve
+
+MAX_FALLBACKS = 3
+MODEL_LEN_MARGIN = 2.0  # max_model_len = (input + output) x margin, rounded up to 1,024
+
+
+def place(
+    loaded: Any,
+    objective: str = "cost",
+    *,
+    catalog: Any | None = None,
+    with_fallbacks: bool = True,
+    estimate_batch: Any | None = None,
+    time_limit: float = 60.0,
+) -> Plan:
+    from orchestrator.errors import UserError
+
+    if objective not in OBJECTIVES:
+        raise UserError(f"--minimize must be one of {', '.join(OBJECTIVES)}, found {objective!r}")
+    t0 = time.perf_counter()
+    if catalog is None:
+        from orchestrator.catalog.load import load_catalog
+
+        catalog = load_catalog(loaded.spec)
+    inp = build_inputs(loaded, catalog, estimate_batch=estimate_batch)
+    sol = solve(inp.problem, objective, time_limit=time_limit)
+    as_of = str(getattr(catalog, "as_of", "") or "")
+    project = loaded.spec.project
+    if not sol.ok and sol.status != "time_limit":
+        from orchestrator.solver.infeasible import diagnose
+
+        msgs = diagnose(inp, loaded, objective)
+        return Plan(project=project, status="infeasible", objective=objective, solve_seconds=round(time.perf_counter() - t0, 3),
+                    spec_sha256=loaded.sha256, catalog_as_of=as_of, messages=msgs)
+    results = {d.name: result_for(sol, d) for d in inp.problem.deployments}
+    cost_ref: dict[str, DeploymentResult] | None = None
+    if objective != "cost":
+        ref = solve(inp.problem, "cost", time_limit=time_limit)
+        if ref.ok:
+            cost_ref = {d.name: result_for(ref, d) for d in inp.problem.deployments}
+    providers = _providers(loaded.spec, catalog)
+    plans: list[DeploymentPlan] = []
+    for d in inp.problem.deployments:
+        res = results[d.name]
+        fallbacks = _fallbacks(inp, sol, results, d, objective) if with_fallbacks else []
+        runner = fallbacks[0] if fallbacks else None
+        expl = explain(d, inp.candidates[d.name], res, sol, objective=objective, runner_up=runner, all_providers=providers)
+        if cost_ref is not None:
+            cr = cost_ref[d.name]
+            expl["objective_tradeoff"] = (
+                f"minimizing {objective} costs ${res.usd_per_hour - cr.usd_per_hour:+,.2f}/h vs the cost-optimal plan "
+                f"(${cr.usd_per_hour:,.2f}/h; TTFT p95 {cr.ttft_p95_ms:.0f} ms there vs {res.ttft_p95_ms:.0f} ms here)"
+            )
+        plans.append(_deployment_plan(loaded, d, inp, res, [g for g, _ in fallbacks], expl))
+    compute = sum(r.compute_usd_per_hour for r in results.values())
+    egress = sum(r.egress_usd_per_month for r in results.values())
+    total = Totals(
+        usd_per_hour=round(compute + egress / HOURS_PER_MONTH, 4),
+        usd_per_month=round(compute * HOURS_PER_MONTH + egress, 2),
+        egress_usd_per_month=round(egress, 2),
+    )
+    messages = []
+    if sol.status == "time_limit":
+        messages.append(f"time limit reached: the plan is feasible, within {sol.gap:.2%} of optimal")
+    if cost_ref is not None:
+        ref_total = sum(r.usd_per_month for r in cost_ref.values())
+        messages.append(f"minimizing {objective}: ${total.usd_per_month - ref_total:+,.0f}/month vs the cost-optimal plan")
+    return Plan(
+        project=project, status="optimal", objective=objective, objective_value=round(sol.values[objective], 6),
+        solve_seconds=round(time.perf_counter() - t0, 3), deployments=plans, total=total,
+        spec_sha256=loaded.sha256, catalog_as_of=as_of, messages=messages,
+    )
+
+
+def _providers(spec: Any, catalog: Any) -> set[str]:
+    return {o.provider for o in catalog.offerings}
+
+
+def _max_model_len(d: Any, model: Any) -> int:
+    if d.max_model_len:
+        return int(d.max_model_len)
+    want = (d.traffic.input_tokens + d.traffic.output_tokens) * MODEL_LEN_MARGIN
+    return int(min(model.max_context, math.ceil(want / 1024) * 1024))
+
+
+def _deployment_plan(loaded: Any, d: DeploymentInput, inp: Inputs, res: DeploymentResult,
+                     fallbacks: list[list[ReplicaGroup]], expl: dict) -> DeploymentPlan:
+    spec = d.spec
+    model = inp.models[d.name]
+    return DeploymentPlan(
+        name=d.name, model=model.name, hf_id=model.hf_id, team=spec.team, max_model_len=_max_model_len(spec, model),
+        kv_cache_dtype=spec.kv_cache_dtype, replicas=res.groups,
+        predicted=Predicted(
+            ttft_p95_ms=round(res.ttft_p95_ms, 1), tpot_p95_ms=round(res.tpot_p95_ms, 2),
+            capacity_rps=round(res.capacity_rps, 3), usd_per_million_tokens=round(res.usd_per_million_tokens, 4),
+        ),
+        usd_per_hour=round(res.usd_per_hour, 4), egress_usd_per_month=round(res.egress_usd_per_month, 2),
+        fallbacks=fallbacks, explanation=expl,
+    )
+
+
+def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult], d: DeploymentInput,
+               objective: str) -> list[tuple[list[ReplicaGroup], DeploymentResult]]:
+    """Best re-placements of d with each chosen offering excluded, others held fixed; ranked by objective."""
+    problem = inp.problem
+    others = [c for o in problem.deployments if o.name != d.name for c in o.candidates]
+    used = {
+        lim.name: float(sum(c.gpus_per_unit * sol.units.get(c.idx, 0) for c in others if lim.match(c)))
+        for lim in problem.limits
+    }
+    fixed = sum(r.usd_per_month for n, r in results.items() if n != d.name)
+    chosen_keys = {(c.region, c.instance_type, c.market) for c, _ in results[d.name].chosen}
+    seen: set[tuple] = set()
+    found: list[tuple[float, list[ReplicaGroup], DeploymentResult]] = []
+    for key in sorted(chosen_keys):
+        keep = [c for c in d.candidates if (c.region, c.instance_type, c.market) != key]
+        sub_d = dataclasses.replace(d, candidates=keep, rtt_ms=_cols(d.rtt_ms, d, keep),
+                                    response_usd_per_rps_month=_cols(d.response_usd_per_rps_month, d, keep))
+        sub = SolverInput([sub_d], problem.limits, problem.global_policies)
+        s = solve(sub, objective, used_gpus=used, fixed_usd_per_month=fixed, time_limit=10)
+        problem.index()  # restore the full problem's candidate numbering
+        if not s.ok:
+            continue
+        sub.index()
+        r = result_for(s, sub_d)
+        problem.index()
+        sig = tuple(sorted((g.region, g.instance_type, g.market, g.count, g.quantization) for g in r.groups))
+        if sig in seen:
+            continue
+        seen.add(sig)
+        found.append((s.values[objective], r.groups, r))
+    found.sort(key=lambda t: t[0])
+    return [(g, r) for _, g, r in found[:MAX_FALLBACKS]]
+
+
+def _cols(matrix: list[list[float]], d: DeploymentInput, keep: list) -> list[list[float]]:
+    pos = {id(c): i for i, c in enumerate(d.candidates)}
+    idx = [pos[id(c)] for c in keep]
+    return [[row[i] for i in idx] for row in matrix]

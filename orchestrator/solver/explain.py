@@ -1,0 +1,194 @@
+"""Reading a solution back: replica groups, per-deployment figures, and why this plan and not another."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.candidates import HOURS_PER_MONTH, REASON_TEXT, Candidate, DeploymentCandidates
+from orchestrator.plan import ReplicaGroup
+from orchestrator.solver.problem import DeploymentInput
+from orchestrator.solver.solve import Solution
+
+
+@dataclass
+class DeploymentResult:
+    name: str
+    groups: list[ReplicaGroup]
+    chosen: list[tuple[Candidate, int]]  # (candidate, units)
+    compute_usd_per_hour: float
+    egress_usd_per_month: float
+    ttft_p95_ms: float
+    tpot_p95_ms: float
+    capacity_rps: float
+    usd_per_million_tokens: float
+
+    @property
+    def usd_per_month(self) -> float:
+        return self.compute_usd_per_hour * HOURS_PER_MONTH + self.egress_usd_per_month
+
+    @property
+    def usd_per_hour(self) -> float:
+        """All-in: compute plus egress spread over the month's hours."""
+        return self.compute_usd_per_hour + self.egress_usd_per_month / HOURS_PER_MONTH
+
+
+def group_of(c: Candidate, units: int) -> ReplicaGroup:
+    return ReplicaGroup(
+        provider=c.provider, region=c.region, instance_type=c.instance_type, gpu=c.gpu,
+        gpus_per_replica=c.gpus_per_replica, instances_per_replica=c.instances_per_replica,
+        tensor_parallel=c.tensor_parallel, pipeline_parallel=c.pipeline_parallel, quantization=c.quantization,
+        market=c.market, count=units * c.replicas_per_unit, usd_per_hour=round(units * c.usd_per_unit_hour, 4),
+        capacity_rps=round(c.rps_per_replica, 4), ttft_ms=round(c.ttft_ms, 2), tpot_ms=round(c.tpot_ms, 2),
+    )
+
+
+def result_for(sol: Solution, d: DeploymentInput) -> DeploymentResult:
+    b = sol.builder
+    assert b is not None and sol.x is not None
+    x = sol.x
+    chosen = [(c, sol.units[c.idx]) for c in d.candidates if sol.units.get(c.idx, 0) > 0]
+    chosen.sort(key=lambda cu: (-cu[1] * cu[0].usd_per_unit_hour, cu[0].region))
+    compute = sum(c.usd_per_unit_hour * u for c, u in chosen)
+    egress = 0.0
+    ttft = 0.0
+    for c in d.candidates:
+        for s, col in b.traffic_cols.get(c.idx, []):
+            if x[col] > 1e-9:
+                egress += b.obj["egress"][col] * x[col]
+                ttft = max(ttft, _rtt(d, s, c) + c.ttft_ms)
+    for (dn, _r), col in b.region_col.items():
+        if dn == d.name and x[col] > 0.5:
+            egress += b.obj["egress"][col]
+    tokens_per_hour = d.rps * 3600.0 * d.tokens_per_request
+    usd_h = compute + egress / HOURS_PER_MONTH
+    return DeploymentResult(
+        name=d.name,
+        groups=[group_of(c, u) for c, u in chosen],
+        chosen=chosen,
+        compute_usd_per_hour=compute,
+        egress_usd_per_month=egress,
+        ttft_p95_ms=ttft,
+        tpot_p95_ms=max((c.tpot_ms for c, _ in chosen), default=0.0),
+        capacity_rps=sum(c.rps_per_unit * u for c, u in chosen),
+        usd_per_million_tokens=usd_h / tokens_per_hour * 1e6 if tokens_per_hour else 0.0,
+    )
+
+
+def _rtt(d: DeploymentInput, s: int, c: Candidate) -> float:
+    pos = _position(d)
+    return d.rtt_ms[s][pos[c.idx]]
+
+
+def _position(d: DeploymentInput) -> dict[int, int]:
+    cache = getattr(d, "_pos", None)
+    if cache is None or len(cache) != len(d.candidates):
+        cache = {c.idx: i for i, c in enumerate(d.candidates)}
+        d._pos = cache  # type: ignore[attr-defined]
+    return cache
+
+
+def describe_groups(groups: list[ReplicaGroup]) -> str:
+    return " + ".join(
+        f"{g.count}× {g.gpus_per_replica}×{g.gpu} {g.quantization} {g.market} on {g.instance_type} in {g.region}" for g in groups
+    )
+
+
+def single_candidate_cost(d: DeploymentInput, cands: list[Candidate]) -> tuple[float, Candidate] | None:
+    """Cheapest $/h of serving all the demand with one candidate (ignoring routing): for provider comparisons."""
+    best: tuple[float, Candidate] | None = None
+    for c in cands:
+        units = math.ceil(d.required_rps / c.rps_per_unit - 1e-9)
+        usd = units * c.usd_per_unit_hour
+        if best is None or usd < best[0]:
+            best = (usd, c)
+    return best
+
+
+def explain(
+    d: DeploymentInput,
+    dc: DeploymentCandidates,
+    res: DeploymentResult,
+    sol: Solution,
+    *,
+    objective: str,
+    runner_up: tuple[list[ReplicaGroup], DeploymentResult] | None,
+    all_providers: set[str],
+) -> dict[str, Any]:
+    """The plan's account of itself for one deployment (DeploymentPlan.explanation)."""
+    out: dict[str, Any] = {"chosen": describe_groups(res.groups)}
+    out["candidates"] = {"feasible": len(dc.candidates), "pruned_dominated": dc.pruned,
+                         "rejected": {p: dict(c) for p, c in dc.rejected.items()}}
+    if runner_up is not None:
+        groups, r = runner_up
+        out["runner_up"] = {
+            "config": describe_groups(groups),
+            "extra_usd_per_hour": round(r.usd_per_hour - res.usd_per_hour, 4),
+            "extra_ttft_ms": round(r.ttft_p95_ms - res.ttft_p95_ms, 1),
+            "extra_egress_usd_per_month": round(r.egress_usd_per_month - res.egress_usd_per_month, 2),
+        }
+    else:
+        out["runner_up"] = None
+    out["binding"] = _binding(d, dc, res, sol)
+    out["providers"] = _providers(d, dc, res, sol, all_providers)
+    return out
+
+
+def _binding(d: DeploymentInput, dc: DeploymentCandidates, res: DeploymentResult, sol: Solution) -> list[str]:
+    notes: list[str] = []
+    used_regions = {c.region for c, _ in res.chosen}
+    used_gpu = {(c.region, c.gpu) for c, _ in res.chosen}
+    for kind, label, dep in sol.binding:
+        if kind == "spot_spread":
+            continue
+        if dep not in (None, d.name):
+            continue
+        if kind == "limit" and not any(r in label and g in label for r, g in used_gpu) and not any(r.split(":")[0] in label for r in used_regions):
+            continue
+        notes.append(f"{kind}: {label} (at its limit)")
+    if res.ttft_p95_ms >= 0.9 * d.ttft_slo_ms:
+        notes.append(f"SLO TTFT: predicted {res.ttft_p95_ms:.0f} ms of {d.ttft_slo_ms:g} ms (incl. RTT)")
+    slo_tpot = getattr(getattr(d.spec, "slo", None), "tpot_p95_ms", None)
+    if slo_tpot and res.tpot_p95_ms >= 0.9 * slo_tpot:
+        notes.append(f"SLO TPOT: predicted {res.tpot_p95_ms:.1f} ms of {slo_tpot:g} ms sets the batch size")
+    rejected = defaultdict(int)
+    for counts in dc.rejected.values():
+        for reason, n in counts.items():
+            rejected[reason] += n
+    for reason in ("slo_ttft", "slo_tpot", "policy"):
+        if rejected.get(reason):
+            notes.append(f"{REASON_TEXT[reason]}: {rejected[reason]} options out (e.g. {dc.examples.get(reason, '')})")
+    return notes
+
+
+def _providers(d: DeploymentInput, dc: DeploymentCandidates, res: DeploymentResult, sol: Solution, all_providers: set[str]) -> dict[str, str]:
+    chosen = {c.provider for c, _ in res.chosen}
+    out: dict[str, str] = {}
+    by_provider: dict[str, list[Candidate]] = defaultdict(list)
+    for c in d.candidates:
+        by_provider[c.provider].append(c)
+    quota_hit = {label for kind, label, _ in sol.binding if kind == "limit"}
+    for p in sorted(all_providers | dc.providers_seen):
+        if p in chosen:
+            out[p] = "chosen"
+            continue
+        if by_provider.get(p):
+            best = single_candidate_cost(d, by_provider[p])
+            hit = [q for q in quota_hit if q.startswith(p)]
+            if hit:
+                out[p] = f"quota: {hit[0]} is used up"
+            elif best is not None:
+                usd, c = best
+                out[p] = f"price: +${usd - res.compute_usd_per_hour:,.2f}/h vs chosen (best: {c.describe()} at ${usd:,.2f}/h)"
+            continue
+        counts = dc.rejected.get(p)
+        if not counts:
+            out[p] = "no offerings in the selected regions"
+            continue
+        top = counts.most_common()
+        parts = [f"{REASON_TEXT.get(r, r)} ({n})" for r, n in top]
+        ex = dc.examples.get(top[0][0], "")
+        out[p] = "; ".join(parts) + (f" — e.g. {ex}" if ex else "")
+    return out

@@ -1,0 +1,236 @@
+"""From a loaded deployment file and a catalog to the solver's plain numbers (SolverInput).
+
+Egress accounting (stated, since clouds differ):
+- data: each data source's gb_per_month moves once to every serving region a deployment uses, priced by
+  ``transfer_usd_per_gb(data region, serving region)`` (same region free; same cloud by continent pair;
+  across clouds the source's internet price).
+- responses: output tokens x 4 bytes per request x requests per month, from the serving region to the
+  users: the transfer price when the users' region is in the serving cloud (free in the same region), the
+  serving provider's internet egress otherwise (tier at the deployment's monthly volume). Prompts are
+  ingress: free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.candidates import ONPREM_PROVIDERS, DeploymentCandidates, build_candidates
+from orchestrator.catalog.types import Region
+from orchestrator.errors import UserError
+from orchestrator.solver.problem import SECONDS_PER_MONTH, DeploymentInput, ResourceLimit, SolverInput
+
+BYTES_PER_OUTPUT_TOKEN = 4.0  # ~4 characters of UTF-8 text per token (OpenAI tokenizer rule of thumb)
+ANYWHERE = "*"  # pseudo user region when a deployment names no users and no data
+
+
+@dataclass
+class Inputs:
+    problem: SolverInput
+    candidates: dict[str, DeploymentCandidates]
+    models: dict[str, Any]
+    policies: dict[str, list[Any]]  # deployment -> policies applied
+    global_policies: list[Any] = field(default_factory=list)
+    region_of: Callable[[str], Region | None] | None = None
+
+
+def default_estimator() -> Callable[..., list[Any]]:
+    try:
+        from orchestrator.perf import estimate_batch  # the perf engineer's public API
+
+        return estimate_batch
+    except ImportError:  # package without the facade yet: the roofline's vectorised evaluate
+        from orchestrator.perf.roofline import evaluate
+
+        def _est(model, configs, i, o, *, tpot_slo_ms, kv_cache_dtype, utilization):  # noqa: ANN001, ANN202
+            return evaluate(model, configs, i, o, tpot_slo_ms=tpot_slo_ms, kv_cache_dtype=kv_cache_dtype, utilization=utilization)
+
+        return _est
+
+
+def policies_for(spec: Any) -> tuple[dict[str, list[Any]], list[Any]]:
+    """Per deployment: its named policies plus the implicit spot policy; and the project-wide budget."""
+    from policies.base import from_ref, make_policy
+
+    named = {name: from_ref(name, ref) for name, ref in spec.policies.items()}
+    out: dict[str, list[Any]] = {}
+    for d in spec.deployments:
+        ps = []
+        for pname in d.policies:
+            if pname not in named:
+                from orchestrator.suggest import did_you_mean
+
+                raise UserError(f"deployment {d.name!r}: unknown policy {pname!r}{did_you_mean(pname, named)}")
+            ps.append(named[pname])
+        if d.spot != "forbid" and not any(p.kind == "spot" for p in ps):
+            ps.append(make_policy(f"spot: {d.spot}", "spot", {}))
+        out[d.name] = ps
+    glob = [make_policy("project budget", "budget", {"monthly_usd": spec.budget.monthly_usd})] if spec.budget else []
+    return out, glob
+
+
+def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., list[Any]] | None = None) -> Inputs:
+    from orchestrator.catalog.regions import all_regions, rtt_ms
+    from orchestrator.model_registry import resolve_model
+
+    spec = loaded.spec
+    est = estimate_batch or default_estimator()
+    regions: dict[str, Region] = dict(catalog.regions)
+
+    def region_of(rid: str) -> Region | None:
+        return regions.get(rid) or all_regions().get(rid)
+
+    def rtt(a: str, b: str) -> float:
+        if a == ANYWHERE:
+            return 0.0
+        ra, rb = region_of(a), region_of(b)
+        if ra is None or rb is None:  # local:this-machine and unlocated sites: co-located with the users
+            return 1.0
+        return rtt_ms(ra, rb)
+
+    pue, carbon = _site_factors(spec)
+    limits = _limits(spec, catalog)
+    quota_limits = [lim for lim in limits if lim.kind == "quota"]
+
+    def limited(c: Any) -> bool:
+        return any(lim.match(c) for lim in quota_limits)
+
+    per_dep, glob = policies_for(spec)
+    deps: list[DeploymentInput] = []
+    cands: dict[str, DeploymentCandidates] = {}
+    models: dict[str, Any] = {}
+    for d in spec.deployments:
+        model = resolve_model(d.model, loaded.base_dir)
+        models[d.name] = model
+        sources = _sources(d)
+        dc = build_candidates(
+            d, model, catalog.offerings, catalog.gpus, sources, rtt, per_dep[d.name],
+            estimate_batch=est, regions=regions, pue_by_region=pue, carbon_by_region=carbon, limited=limited,
+        )
+        cands[d.name] = dc
+        deps.append(_deployment_input(d, dc, sources, rtt, region_of, catalog.egress, per_dep[d.name]))
+    return Inputs(SolverInput(deps, limits, glob), cands, models, per_dep, glob, region_of)
+
+
+def _sources(d: Any) -> list[tuple[str, float]]:
+    if d.traffic.sources:
+        return [(s.region, s.share) for s in d.traffic.sources]
+    if d.data:
+        total = sum(x.gb_per_month for x in d.data) or len(d.data)
+        return [(x.region, (x.gb_per_month or 1.0) / total if total else 1.0 / len(d.data)) for x in d.data]
+    return [(ANYWHERE, 1.0)]
+
+
+def _site_factors(spec: Any) -> tuple[dict[str, float], dict[str, float]]:
+    pue: dict[str, float] = {}
+    carbon: dict[str, float] = {}
+    onprem = spec.providers.onprem if spec.providers else None
+    for site in onprem.sites if onprem else []:
+        rid = f"onprem:{site.name}"
+        pue[rid] = site.cost.pue
+        if site.carbon_g_per_kwh is not None:
+            carbon[rid] = site.carbon_g_per_kwh
+    return pue, carbon
+
+
+def _deployment_input(d: Any, dc: DeploymentCandidates, sources: list[tuple[str, float]], rtt: Callable, region_of: Callable,
+                      egress: Any, policies: list[Any]) -> DeploymentInput:
+    t = d.traffic
+    gb_per_req = t.output_tokens * BYTES_PER_OUTPUT_TOKEN / 1e9
+    monthly_gb = gb_per_req * t.requests_per_second * SECONDS_PER_MONTH
+    rtt_m: list[list[float]] = []
+    resp: list[list[float]] = []
+    price_cache: dict[tuple[str, str], float] = {}
+    for s, _ in sources:
+        rrow, prow = [], []
+        for c in dc.candidates:
+            rrow.append(rtt(s, c.region))
+            key = (s, c.region)
+            if key not in price_cache:
+                price_cache[key] = _response_price(egress, region_of(c.region), region_of(s), c.provider, monthly_gb)
+            prow.append(price_cache[key] * gb_per_req * SECONDS_PER_MONTH)
+        rtt_m.append(rrow)
+        resp.append(prow)
+    data_cost: dict[str, float] = {}
+    for r in {c.region for c in dc.candidates}:
+        dst = region_of(r)
+        usd = 0.0
+        for src in d.data:
+            sr = region_of(src.region)
+            if sr is None or dst is None or sr.id == dst.id or src.gb_per_month <= 0:
+                continue
+            usd += src.gb_per_month * _safe(lambda sr=sr: egress.transfer_usd_per_gb(sr, dst))
+        if usd > 0:
+            data_cost[r] = usd
+    return DeploymentInput(
+        name=d.name, rps=t.requests_per_second, headroom=t.headroom, sources=sources, ttft_slo_ms=d.slo.ttft_p95_ms,
+        candidates=dc.candidates, rtt_ms=rtt_m, response_usd_per_rps_month=resp, data_egress_usd_month=data_cost,
+        policies=policies, spec=d, tokens_per_request=float(t.input_tokens + t.output_tokens),
+    )
+
+
+def _safe(fn: Callable[[], float]) -> float:
+    try:
+        return float(fn())
+    except UserError:  # a provider with no tariff (e.g. local): no egress charge
+        return 0.0
+
+
+def _response_price(egress: Any, serving: Region | None, user: Region | None, provider: str, monthly_gb: float) -> float:
+    if serving is None:
+        return 0.0
+    if provider in ONPREM_PROVIDERS or (user is not None and user.provider == serving.provider):
+        return _safe(lambda: egress.transfer_usd_per_gb(serving, user)) if user is not None else 0.0
+    return _safe(lambda: egress.internet_usd_per_gb(provider, monthly_gb))
+
+
+def _limits(spec: Any, catalog: Any) -> list[ResourceLimit]:
+    from orchestrator.catalog.gpus import canonical_gpu_name
+
+    out: list[ResourceLimit] = []
+    for q in getattr(catalog, "quotas", []) or []:
+        gpu = canonical_gpu_name(q.gpu) if q.gpu else None
+        reg = q.region
+
+        def match(c: Any, p=q.provider, reg=reg, gpu=gpu) -> bool:
+            return (
+                c.provider == p
+                and (reg is None or c.region == reg or c.region.split(":", 1)[1] == reg)
+                and (gpu is None or c.gpu == gpu)
+            )
+
+        name = f"{q.provider} quota: {q.max_gpus} {gpu or 'GPU'}s" + (f" in {reg}" if reg else "")
+        out.append(ResourceLimit(name, "quota", float(q.max_gpus), match, _quota_path(spec, q)))
+    inv: dict[tuple[str, str], int] = {}
+    for o in catalog.offerings:
+        if o.max_gpus is not None:
+            inv[(o.region, o.gpu)] = max(inv.get((o.region, o.gpu), 0), o.max_gpus)
+    for (region, gpu), n in sorted(inv.items()):
+
+        def match_site(c: Any, region=region, gpu=gpu) -> bool:
+            return c.region == region and c.gpu == gpu
+
+        out.append(ResourceLimit(f"{region} inventory: {n} {gpu}", "inventory", float(n), match_site, _site_path(spec, region, gpu)))
+    return out
+
+
+def _quota_path(spec: Any, q: Any) -> tuple:
+    prov = getattr(spec.providers, q.provider, None) if spec.providers else None
+    for i, sq in enumerate(getattr(prov, "quotas", []) or []):
+        if sq.max_gpus == q.max_gpus:
+            return ("providers", q.provider, "quotas", i, "max_gpus")
+    return ("providers", q.provider)
+
+
+def _site_path(spec: Any, region: str, gpu: str) -> tuple:
+    onprem = spec.providers.onprem if spec.providers else None
+    from orchestrator.catalog.gpus import canonical_gpu_name
+
+    for i, site in enumerate(onprem.sites if onprem else []):
+        if f"onprem:{site.name}" == region:
+            for key in site.gpus:
+                if canonical_gpu_name(key) == gpu:
+                    return ("providers", "onprem", "sites", i, "gpus", key)
+            return ("providers", "onprem", "sites", i, "gpus")
+    return ("providers",)
