@@ -334,11 +334,12 @@ def throughput_at(
     *,
     engine: str = "vllm",
     kv_cache_dtype: str = "auto",
+    cal: Calibration | None = None,
 ) -> dict[str, float]:
     """Predicted figures at a given concurrency (None: the engine/KV limit), for calibration."""
     import numpy as np
 
-    cal = load_calibration(engine)
+    cal = cal or load_calibration(engine)
     bt = _Batch(model, [(gpu, gpus, quantization)], input_tokens, output_tokens, kv_cache_dtype, 0.9, cal)
     cap = float(min(np.floor(bt.kv_cap[0] / (input_tokens + output_tokens)), bt.blimit[0]))
     b = max(1.0, min(float(concurrency), cap) if concurrency else cap)

@@ -1,0 +1,118 @@
+"""Public measurements (orchestrator/data/measurements.csv) and the model's prediction for each."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from dataclasses import dataclass
+from importlib import resources
+
+from orchestrator.catalog.gpus import get_gpu
+from orchestrator.model_registry import lookup_model
+from orchestrator.perf.calibration import Calibration, Factors, load_calibration
+from orchestrator.perf.roofline import throughput_at
+
+METRICS = ("max_output_tokens_per_s", "output_tokens_per_s", "tpot_ms_batch1", "ttft_ms")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    model: str
+    gpu: str
+    gpus: int
+    quantization: str
+    input_tokens: int
+    output_tokens: int
+    concurrency: int | None
+    metric: str
+    value: float
+    engine: str
+    source: str
+    date: str
+    holdout: bool
+    note: str
+
+    @property
+    def family(self) -> str:
+        return get_gpu(self.gpu).family
+
+    def label(self) -> str:
+        c = f" c={self.concurrency}" if self.concurrency else ""
+        return f"{self.model} {self.gpus}x{self.gpu} {self.quantization} {self.input_tokens}/{self.output_tokens}{c} [{self.engine}]"
+
+
+def load_measurements() -> list[Measurement]:
+    text = resources.files("orchestrator.data").joinpath("measurements.csv").read_text(encoding="utf-8")
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    out = []
+    for r in csv.DictReader(lines):
+        out.append(
+            Measurement(
+                model=r["model"],
+                gpu=r["gpu"],
+                gpus=int(r["gpus"]),
+                quantization=r["quantization"],
+                input_tokens=int(r["input_tokens"]),
+                output_tokens=int(r["output_tokens"]),
+                concurrency=int(r["concurrency"]) if r["concurrency"] else None,
+                metric=r["metric"],
+                value=float(r["value"]),
+                engine=r["engine"],
+                source=r["source"],
+                date=r["date"],
+                holdout=r["holdout"].strip().lower() == "true",
+                note=r["note"],
+            )
+        )
+    return out
+
+
+def predict(m: Measurement, cal: Calibration | None = None) -> float:
+    """The model's figure for the measurement's setup and metric."""
+    model = lookup_model(m.model)
+    if model is None:
+        raise ValueError(f"measurement names unknown model {m.model!r}")
+    gpu = get_gpu(m.gpu)
+    cal = cal or load_calibration(m.engine)
+    concurrency = 1 if m.metric in ("tpot_ms_batch1", "ttft_ms") else m.concurrency
+    r = throughput_at(model, gpu, m.gpus, m.quantization, m.input_tokens, m.output_tokens, concurrency, cal=cal)
+    if m.metric in ("max_output_tokens_per_s", "output_tokens_per_s"):
+        return r["output_tokens_per_s"]
+    if m.metric == "tpot_ms_batch1":
+        return r["step_ms_batch1"]
+    if m.metric == "ttft_ms":
+        return r["ttft_ms_unloaded"]
+    raise ValueError(f"unknown metric {m.metric!r}")
+
+
+def with_factors(cal: Calibration, family: str, factors: Factors) -> Calibration:
+    """A copy of `cal` with one family's factors replaced (for fitting)."""
+    return dataclasses.replace(cal, families={**cal.families, family: factors})
+
+
+def fit_family(rows: list[Measurement], cal: Calibration, family: str, rounds: int = 4) -> tuple[Factors, float]:
+    """Least squares on log error over `rows` (one engine, one family): coordinate search over
+    eff_bw, eff_flops and step_overhead_ms within physical bounds. Returns (factors, rms log error)."""
+    import numpy as np
+
+    grids = {
+        "eff_bw": np.linspace(0.30, 0.95, 66),
+        "eff_flops": np.linspace(0.15, 0.90, 76),
+        "step_overhead_ms": np.concatenate([np.linspace(0.1, 5.0, 50), np.linspace(5.5, 30.0, 50)]),
+    }
+    best = cal.factors(get_gpu(rows[0].gpu))
+
+    def loss(f: Factors) -> float:
+        c = with_factors(cal, family, f)
+        errs = [np.log(predict(m, c) / m.value) for m in rows]
+        return float(np.sqrt(np.mean(np.square(errs))))
+
+    best_loss = loss(best)
+    for _ in range(rounds):
+        for name, grid in grids.items():
+            for v in grid:
+                trial = dataclasses.replace(best, **{name: float(v)})
+                val = loss(trial)
+                if val < best_loss - 1e-12:
+                    best, best_loss = trial, val
+    return best, best_loss
