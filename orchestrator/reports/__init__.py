@@ -1,0 +1,1 @@
+"""Reports: cost per token by group, FOCUS export, HTML charts."""
