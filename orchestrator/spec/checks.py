@@ -266,22 +266,20 @@ def check_slos(inp: CheckInput) -> Iterator[Issue]:
         quants = list(d.quantization)
         try:
             best = best_achievable(arch, quants, d.traffic.input_tokens, d.traffic.output_tokens)
-        except OrchError as exc:
+        except (OrchError, ValueError) as exc:  # the model fits on no GPU at these quantizations
             yield Issue(("deployments", i, "model"), str(exc))
             continue
-        if best is None:
-            yield Issue(("deployments", i, "model"), f"no GPU in the catalog can serve {arch.name} at {'/'.join(quants)}")
-            continue
-        for metric, reached in (("tpot_p95_ms", best.tpot_ms), ("ttft_p95_ms", best.ttft_ms)):
+        tpot_where = best.describe() if hasattr(best, "describe") else f"{best.tpot_ms:.1f} ms"
+        ttft_where = best.describe_ttft() if hasattr(best, "describe_ttft") else f"{best.ttft_ms:.0f} ms"
+        for metric, reached, where in (
+            ("tpot_p95_ms", best.tpot_ms, tpot_where),
+            ("ttft_p95_ms", best.ttft_ms, ttft_where),
+        ):
             path = ("deployments", i, "slo", metric)
             target = _get(_get(d, "slo"), metric)
             if target is None or not inp.ok(*path) or target >= reached:
                 continue
-            yield Issue(
-                path,
-                f"{metric} {_num(target)} is below what any GPU reaches for {arch.name} "
-                f"(fastest: {reached:.1f} ms on {best.gpus}×{best.gpu})",
-            )
+            yield Issue(path, f"{metric} {_num(target)} is below what any GPU reaches for {arch.name} (fastest: {where})")
 
 
 # Order matters: check_models fills CheckInput.models for the checks after it.
