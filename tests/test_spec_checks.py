@@ -193,7 +193,7 @@ def test_unknown_policy_kind_and_bad_params(tmp_path: Path) -> None:
     text = HEAD + deployment() + "policies:\n  a: {kind: pinn, providers: [onprem]}\n  b: {kind: pin, provider: [aws]}\n  c:\n    kind: pin\n    providers: []\n"
     found = _problems(tmp_path, text)
     assert found[0].startswith(f'{at(text, "pinn")}: policies.a.kind: unknown policy kind "pinn" (did you mean "pin"?); known kinds: ')
-    assert found[1] == f"{at(text, '{kind: pin, provider')}: policies.b.providers: missing required field"
+    assert found[1] == f"{at(text, 'b: {kind')}: policies.b.providers: missing required field"
     assert found[2] == f'{at(text, "provider:")}: policies.b.provider: unknown field "provider" (did you mean "providers"?)'
     assert found[3].startswith(f"{at(text, '[]')}: policies.c.providers: ") and "at least 1 item" in found[3]
     assert len(found) == 4
