@@ -132,6 +132,7 @@ def explain(
     else:
         out["runner_up"] = None
     out["binding"] = _binding(d, dc, res, sol)
+    out["filtered"] = _filtered(dc)
     out["providers"] = _providers(d, dc, res, sol, all_providers)
     return out
 
@@ -153,14 +154,15 @@ def _binding(d: DeploymentInput, dc: DeploymentCandidates, res: DeploymentResult
     slo_tpot = getattr(getattr(d.spec, "slo", None), "tpot_p95_ms", None)
     if slo_tpot and res.tpot_p95_ms >= 0.9 * slo_tpot:
         notes.append(f"SLO TPOT: predicted {res.tpot_p95_ms:.1f} ms of {slo_tpot:g} ms sets the batch size")
-    rejected = defaultdict(int)
+    return notes
+
+
+def _filtered(dc: DeploymentCandidates) -> list[str]:
+    rejected: dict[str, int] = defaultdict(int)
     for counts in dc.rejected.values():
         for reason, n in counts.items():
             rejected[reason] += n
-    for reason in ("slo_ttft", "slo_tpot", "policy"):
-        if rejected.get(reason):
-            notes.append(f"{REASON_TEXT[reason]}: {rejected[reason]} options out (e.g. {dc.examples.get(reason, '')})")
-    return notes
+    return [f"{REASON_TEXT.get(r, r)}: {n} options (e.g. {dc.examples.get(r, '')})" for r, n in sorted(rejected.items(), key=lambda t: -t[1])]
 
 
 def _providers(d: DeploymentInput, dc: DeploymentCandidates, res: DeploymentResult, sol: Solution, all_providers: set[str]) -> dict[str, str]:

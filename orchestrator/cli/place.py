@@ -1,0 +1,110 @@
+"""`orch place FILE`: choose provider/region/instance/GPUs/TP/quantization/replicas with the MILP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+OBJECTIVE_HELP = "what to minimize first: cost | latency | egress | carbon (the others break ties)"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("place")
+    def place_cmd(
+        file: Path = typer.Argument(..., help="deployment file", show_default=False),
+        minimize: str = typer.Option("cost", "--minimize", help=OBJECTIVE_HELP),
+        json_out: bool = typer.Option(False, "--json", help="print the plan as JSON on stdout"),
+        out: Path | None = typer.Option(None, "--out", help="write the full plan (with fallbacks) for `orch apply --plan`"),
+        no_fallbacks: bool = typer.Option(False, "--no-fallbacks", help="skip computing ranked fallbacks (faster)"),
+    ) -> None:
+        """Place every deployment of FILE at the lowest cost (or latency, egress, carbon) that meets its SLOs."""
+        from orchestrator.errors import UserError
+        from orchestrator.placement import place
+        from orchestrator.solver.model import OBJECTIVES
+        from orchestrator.spec.loader import load_spec
+
+        if minimize not in OBJECTIVES:
+            raise UserError(f"--minimize must be one of {', '.join(OBJECTIVES)}, found {minimize!r}")
+        loaded = load_spec(file)
+        typer.echo(f"placing {len(loaded.spec.deployments)} deployment(s) from {file} (minimize {minimize})…", err=True)
+        plan = place(loaded, minimize, with_fallbacks=not no_fallbacks)
+        if out is not None:
+            out.write_text(plan.model_dump_json(indent=2) + "\n", encoding="utf-8")
+            typer.echo(f"plan written to {out}", err=True)
+        if plan.status != "optimal":
+            if json_out:
+                typer.echo(json.dumps(contract(plan), indent=2))
+            typer.echo(f"no feasible plan ({plan.solve_seconds:.2f} s):", err=True)
+            for m in plan.messages:
+                typer.echo(f"  {m}", err=True)
+            raise typer.Exit(1)
+        if json_out:
+            typer.echo(json.dumps(contract(plan), indent=2))
+            return
+        print_plan(plan)
+
+
+def contract(plan: Any) -> dict[str, Any]:
+    """The plan JSON of the contract: the whole plan minus fallbacks (those go to --out)."""
+    data = plan.model_dump(mode="json")
+    for d in data["deployments"]:
+        d.pop("fallbacks", None)
+    return data
+
+
+def print_plan(plan: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Console()  # stdout: tables
+    if not out.is_terminal:
+        out = Console(width=170)  # piped: do not squeeze the table into 80 columns
+    err = Console(stderr=True)
+    for d in plan.deployments:
+        t = Table(title=f"{d.name}  ({d.model}, max_model_len {d.max_model_len})", title_justify="left")
+        for col, just in [("provider:region", "left"), ("instance × count", "left"), ("GPUs", "right"), ("TP×PP", "right"),
+                          ("quant", "left"), ("market", "left"), ("$/h", "right"), ("TTFT ms", "right"),
+                          ("TPOT ms", "right"), ("req/s", "right")]:
+            t.add_column(col, justify=just)  # type: ignore[arg-type]
+        for g in d.replicas:
+            instances = g.count * g.instances_per_replica
+            t.add_row(g.region, f"{g.instance_type} × {instances}", f"{g.count}×{g.gpus_per_replica} {g.gpu}",
+                      f"{g.tensor_parallel}×{g.pipeline_parallel}", g.quantization, g.market, f"{g.usd_per_hour:,.2f}",
+                      f"{g.ttft_ms:,.0f}", f"{g.tpot_ms:,.1f}", f"{g.capacity_rps * g.count:,.2f}")
+        p = d.predicted
+        t.caption = (f"predicted TTFT p95 {p.ttft_p95_ms:,.0f} ms (incl. RTT) · TPOT p95 {p.tpot_p95_ms:,.1f} ms · "
+                     f"capacity {p.capacity_rps:,.1f} req/s · ${p.usd_per_million_tokens:,.4f} per 1M tokens · "
+                     f"${d.usd_per_hour:,.2f}/h incl. egress ${d.egress_usd_per_month:,.0f}/month")
+        t.caption_justify = "left"
+        out.print(t)
+        _explain(out, d.explanation)
+    if plan.total is not None:
+        tot = plan.total
+        out.print(f"[bold]total[/bold]: ${tot.usd_per_hour:,.2f}/h · ${tot.usd_per_month:,.0f}/month "
+                  f"(egress ${tot.egress_usd_per_month:,.0f}/month) · objective {plan.objective} · solved in "
+                  f"{plan.solve_seconds:.2f} s · catalog as of {plan.catalog_as_of}")
+    for m in plan.messages:
+        err.print(m)
+
+
+def _explain(out: Any, e: dict) -> None:
+    from rich.markup import escape
+
+    lines = []
+    ru = e.get("runner_up")
+    if ru:
+        lines.append(f"runner-up: {ru['config']} (+${ru['extra_usd_per_hour']:,.2f}/h, "
+                     f"{ru['extra_ttft_ms']:+.0f} ms TTFT)")
+    if e.get("objective_tradeoff"):
+        lines.append(e["objective_tradeoff"])
+    for b in e.get("binding", []):
+        lines.append(f"binding: {b}")
+    for prov, why in (e.get("providers") or {}).items():
+        if why != "chosen":
+            lines.append(f"{prov}: {why}")
+    for ln in lines:
+        out.print("  " + escape(ln))
+    out.print()
