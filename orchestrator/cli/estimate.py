@@ -1,0 +1,169 @@
+"""`orch estimate`: the performance model's figures for a model on one GPU configuration, or on
+every GPU type side by side with $ per 1M output tokens."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import typer
+
+QUANT_HELP = "bf16 | fp16 | fp8 | int8 | int4"
+
+
+def _cheapest_gpu_hour() -> dict[str, float] | None:
+    """Cheapest on-demand $ per GPU-hour per GPU type in the shipped catalog snapshot, or None."""
+    try:
+        from orchestrator.catalog.offerings import snapshot_offerings
+    except ImportError:
+        return None
+    best: dict[str, float] = {}
+    for o in snapshot_offerings():
+        if o.provider in ("onprem", "local") or o.gpu_count <= 0:
+            continue
+        price = o.usd_per_gpu_hour
+        if price > 0 and price < best.get(o.gpu, math.inf):
+            best[o.gpu] = price
+    return best
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _check(input_tokens: int, output_tokens: int, quantization: str, kv_cache_dtype: str, tpot_slo_ms: float | None) -> None:
+    from orchestrator.errors import UserError
+    from orchestrator.perf import KV_DTYPES, QUANTIZATIONS
+    from orchestrator.suggest import did_you_mean
+
+    if input_tokens <= 0:
+        raise UserError(f"--input-tokens must be a positive number of tokens, got {input_tokens}")
+    if output_tokens <= 0:
+        raise UserError(f"--output-tokens must be a positive number of tokens, got {output_tokens}")
+    if quantization not in QUANTIZATIONS:
+        raise UserError(f"unknown quantization {quantization!r}{did_you_mean(quantization, list(QUANTIZATIONS))}; expected {QUANT_HELP}")
+    if kv_cache_dtype not in KV_DTYPES:
+        raise UserError(f"unknown KV cache dtype {kv_cache_dtype!r}; expected {' | '.join(KV_DTYPES)}")
+    if tpot_slo_ms is not None and tpot_slo_ms <= 0:
+        raise UserError(f"--tpot-slo-ms must be positive, got {tpot_slo_ms}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("estimate")
+    def estimate_cmd(
+        model: str = typer.Option(..., "--model", help="registry name/alias, or a path to a Hugging Face config.json"),
+        gpu: str | None = typer.Option(None, "--gpu", help="GPU type (omit to compare every GPU type)"),
+        gpus: int | None = typer.Option(None, "--gpus", help="GPU count = tensor parallelism (default: smallest that fits)"),
+        quantization: str = typer.Option("bf16", "--quantization", help=QUANT_HELP),
+        kv_cache_dtype: str = typer.Option("auto", "--kv-cache-dtype", help="auto | fp8"),
+        input_tokens: int = typer.Option(1000, "--input-tokens", help="mean input tokens per request"),
+        output_tokens: int = typer.Option(1000, "--output-tokens", help="mean output tokens per request"),
+        tpot_slo_ms: float | None = typer.Option(None, "--tpot-slo-ms", help="TPOT p95 target; sets the max batch"),
+        json_out: bool = typer.Option(False, "--json", help="print JSON on stdout"),
+    ) -> None:
+        """Predict memory fit, KV capacity, TPOT, TTFT and throughput per replica (performance model)."""
+        from orchestrator.catalog.gpus import all_gpus, get_gpu
+        from orchestrator.errors import UserError
+        from orchestrator.model_registry import resolve_model
+        from orchestrator.perf import estimate, min_gpus_to_fit
+
+        quantization = quantization.lower()
+        _check(input_tokens, output_tokens, quantization, kv_cache_dtype, tpot_slo_ms)
+        if gpus is not None and gpus <= 0:
+            raise UserError(f"--gpus must be a positive GPU count, got {gpus}")
+        arch = resolve_model(model)
+        kwargs = {"tpot_slo_ms": tpot_slo_ms, "kv_cache_dtype": kv_cache_dtype}
+        seq = input_tokens + output_tokens
+
+        if gpu is not None:
+            g = get_gpu(gpu)
+            n = gpus or min_gpus_to_fit(arch, g, quantization, kv_cache_dtype, 0.9, seq) or 1
+            est = estimate(arch, g, n, quantization, input_tokens, output_tokens, **kwargs)
+            data = {"model": arch.name, "input_tokens": input_tokens, "output_tokens": output_tokens,
+                    "tpot_slo_ms": tpot_slo_ms, "kv_cache_dtype": kv_cache_dtype, **est.to_json()}
+            if json_out:
+                typer.echo(json.dumps(data, indent=2))
+            else:
+                _print_one(data)
+            if est.reason:
+                typer.echo(f"note: {est.reason}" if est.fits else est.reason, err=True)
+            return
+
+        prices = _cheapest_gpu_hour()
+        rows = []
+        for g in all_gpus():
+            if g.vendor == "cpu":
+                continue
+            n = gpus or min_gpus_to_fit(arch, g, quantization, kv_cache_dtype, 0.9, seq)
+            if n is None:
+                from orchestrator.perf import unsupported_reason
+
+                reason = unsupported_reason(g, quantization) or "does not fit on up to 64 GPUs"
+                rows.append({"gpu": g.name, "gpus": None, "fits": False, "reason": reason,
+                             "usd_per_gpu_hour": None, "usd_per_1m_output_tokens": None})
+                continue
+            est = estimate(arch, g, n, quantization, input_tokens, output_tokens, **kwargs)
+            price = prices.get(g.name) if prices is not None else None
+            per_m = None
+            if price is not None and est.fits and est.max_output_tokens_per_s > 0:
+                per_m = price * n / (est.max_output_tokens_per_s * 3600.0) * 1e6
+            rows.append({**est.to_json(), "usd_per_gpu_hour": price, "usd_per_1m_output_tokens": per_m})
+        rows.sort(key=lambda r: (r["usd_per_1m_output_tokens"] is None, r["usd_per_1m_output_tokens"] or 0.0,
+                                 not r["fits"], -(r.get("max_output_tokens_per_s") or 0.0)))
+        if json_out:
+            typer.echo(json.dumps(rows, indent=2))
+            return
+        _print_table(arch.name, quantization, input_tokens, output_tokens, tpot_slo_ms, rows)
+
+
+def _print_one(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    labels = [
+        ("model", "model", None), ("gpu", "GPU", None), ("gpus", "GPUs (tensor parallel)", None),
+        ("quantization", "quantization", None), ("kv_cache_dtype", "KV cache dtype", None),
+        ("input_tokens", "input / request", None), ("output_tokens", "output / request", None),
+        ("fits", "fits", None), ("weights_gb", "weights (GB)", 1), ("memory_needed_gb", "memory needed (GB)", 1),
+        ("memory_available_gb", "memory available (GB)", 1), ("kv_capacity_tokens", "KV capacity (tokens)", None),
+        ("min_gpus_to_fit", "smallest GPU count that fits", None), ("tpot_slo_ms", "TPOT SLO (ms)", 1),
+        ("max_batch", "max batch", None), ("tpot_ms_batch1", "TPOT batch 1 (ms)", 2),
+        ("tpot_ms", "TPOT at max batch (ms)", 2), ("max_output_tokens_per_s", "max output tokens/s", 0),
+        ("requests_per_s", "requests/s per replica", 2), ("ttft_ms_unloaded", "TTFT unloaded (ms)", 1),
+        ("ttft_ms", "TTFT p95 at 70% load (ms)", 1), ("source", "source", None),
+    ]
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    for key, label, digits in labels:
+        value = data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and digits is None:
+            text = f"{value:,}"
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and digits is not None:
+            text = _fmt(float(value), digits)
+        else:
+            text = _fmt(value)
+        table.add_row(label, text)
+    Console().print(table)
+
+
+def _print_table(model: str, q: str, i: int, o: int, slo: float | None, rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    title = f"{model} ({q}), {i} in / {o} out tokens" + (f", TPOT SLO {slo:g} ms" if slo else "")
+    table = Table(title=title)
+    for col in ("GPU", "GPUs", "fits", "max batch", "max out tok/s", "TPOT b1 ms", "TPOT@max ms", "$/GPU-h", "$/1M out"):
+        table.add_column(col, justify="left" if col in ("GPU", "fits") else "right", no_wrap=col == "GPU")
+    for r in rows:
+        table.add_row(
+            r["gpu"], _fmt(r.get("gpus")), "yes" if r["fits"] else "no", _fmt(r.get("max_batch")),
+            _fmt(r.get("max_output_tokens_per_s"), 0), _fmt(r.get("tpot_ms_batch1"), 1), _fmt(r.get("tpot_ms"), 1),
+            _fmt(r.get("usd_per_gpu_hour"), 2), _fmt(r.get("usd_per_1m_output_tokens"), 3),
+        )
+    Console().print(table)
