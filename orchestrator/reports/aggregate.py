@@ -167,24 +167,33 @@ def rollup(key: str, lines: list[Line]) -> Row:
 
 # --------------------------------------------------------------------------- capacity
 @lru_cache(maxsize=256)
-def capacity_tokens_per_s(model: str, gpu: str, gpus: int, quantization: str) -> float | None:
-    """Output tokens/s one replica sustains at its SLO: a measured profile first, else the perf model."""
-    try:
-        from orchestrator.perf import profiles
+def capacity_tokens_per_s(
+    model: str, gpu: str, gpus: int, quantization: str, input_tokens: int = 1000, output_tokens: int = 250
+) -> float | None:
+    """Output tokens/s one replica sustains: a measured profile (orch bench) first, else the perf model.
 
-        find = getattr(profiles, "find_profile", None)
-        prof = find(model, gpu, gpus, quantization) if find else None
+    With a profile, the best measured throughput; with the model, ``max_output_tokens_per_s`` at the
+    largest batch that fits (the deployment's SLO is not recorded on the replica row).
+    """
+    try:
+        from orchestrator.perf.profiles import find_profile
+
+        prof = find_profile(model, gpu, gpus, quantization)
         if prof is not None and prof.points:
             return max(p.output_tokens_per_s for p in prof.points)
-    except Exception:  # noqa: BLE001 - a missing or unreadable profile just means "use the model"
+    except Exception:  # noqa: BLE001 - an unreadable profile just means "use the model"
         pass
     try:
+        from orchestrator.catalog.gpus import get_gpu
+        from orchestrator.model_registry import lookup_model
         from orchestrator.perf import estimate
 
-        est = estimate(model, gpu, gpus, "bf16" if not quantization else quantization, 1000, 250)
-        tps = getattr(est, "max_output_tokens_per_s", None)
-        return float(tps) if tps else None
-    except Exception:  # noqa: BLE001 - unknown model/GPU (e.g. a local CPU test model): no utilization
+        arch = lookup_model(model)
+        if arch is None:
+            return None
+        est = estimate(arch, get_gpu(gpu), gpus, quantization or "bf16", input_tokens, output_tokens)
+        return float(est.max_output_tokens_per_s) if est.fits and est.max_output_tokens_per_s > 0 else None
+    except Exception:  # noqa: BLE001 - unknown GPU or unsupported config: no utilization figure
         return None
 
 
