@@ -28,12 +28,14 @@ class Target:
     list_regions: list[str] | None = None  # what to pass to provider.list
 
 
-Factory = Callable[[str, str, Providers | None], Target]  # (provider name, region id, settings) → Target
+# factory(provider name, region id, settings, *, lenient) → Target. lenient (dry runs): a missing required
+# setting becomes a visible placeholder instead of an error, so the calls can still be shown.
+Factory = Callable[..., Target]
 _FACTORIES: dict[str, Factory] = {}
 
 
 def register_target(provider_name: str, factory: Factory) -> None:
-    """Plug in a provider name (tests, plugins): factory(provider name, region id, settings) → Target."""
+    """Plug in a provider name (tests, plugins): factory(provider name, region id, settings, lenient=) → Target."""
     _FACTORIES[provider_name] = factory
 
 
@@ -49,14 +51,26 @@ def _create(kind: str, where: str, **config: Any) -> Provider:
     from orchestrator.suggest import did_you_mean
     from providers import get_provider
 
-    module = importlib.import_module(f"providers.{kind}")
+    try:
+        module = importlib.import_module(f"providers.{kind}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"providers.{kind}":
+            raise
+        raise UserError(f"{where}: the {kind} provider is not available in this build of orch") from None
     params = inspect.signature(module.create).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         unknown = [k for k in config if k not in params]
         if unknown:
             hint = did_you_mean(unknown[0], list(params))
             raise UserError(f"{where}: unknown setting {unknown[0]!r} for the {kind} provider{hint}")
-    return get_provider(kind, **{k: v for k, v in config.items() if v is not None})
+    try:
+        return get_provider(kind, **{k: v for k, v in config.items() if v is not None})
+    except TypeError as exc:
+        raise UserError(f"{where}: bad settings for the {kind} provider: {exc}") from None
+
+
+def _placeholder(setting: str) -> str:
+    return f"<set {setting}>"
 
 
 def _cloud_options(settings: Providers | None, name: str) -> dict[str, str]:
@@ -64,19 +78,23 @@ def _cloud_options(settings: Providers | None, name: str) -> dict[str, str]:
     return dict(cloud.options) if cloud else {}
 
 
-def _aws(name: str, region: str, settings: Providers | None) -> Target:
+def _aws(name: str, region: str, settings: Providers | None, *, lenient: bool = False) -> Target:
     region_name = region.split(":", 1)[1]
     opts = _cloud_options(settings, "aws")
     return Target(region, "aws", _create("aws", "providers.aws.options", region=region_name, **opts),
                   list_regions=[region_name])
 
 
-def _gcp(name: str, region: str, settings: Providers | None) -> Target:
+def _gcp(name: str, region: str, settings: Providers | None, *, lenient: bool = False) -> Target:
     region_name = region.split(":", 1)[1]
     opts = _cloud_options(settings, "gcp")
     zones = [z.strip() for z in (opts.pop("zones", "") or opts.get("zone", "")).split(",") if z.strip()]
     opts.pop("zone", None)
     zone = next((z for z in zones if z.startswith(region_name + "-")), None)
+    if zone is None and lenient:
+        zone = _placeholder(f"providers.gcp.options.zone (a zone of {region_name})")
+    if "project" not in opts and lenient:
+        opts["project"] = _placeholder("providers.gcp.options.project")
     if zone is None:
         raise UserError(
             f"providers.gcp.options: no zone in region {region_name}; set zone (or zones: 'a-zone,b-zone') "
@@ -88,17 +106,19 @@ def _gcp(name: str, region: str, settings: Providers | None) -> Target:
                   list_regions=[region_name])
 
 
-def _azure(name: str, region: str, settings: Providers | None) -> Target:
+def _azure(name: str, region: str, settings: Providers | None, *, lenient: bool = False) -> Target:
     region_name = region.split(":", 1)[1]
     opts = _cloud_options(settings, "azure")
     for required in ("subscription_id", "resource_group"):
+        if required not in opts and lenient:
+            opts[required] = _placeholder(f"providers.azure.options.{required}")
         if required not in opts:
             raise UserError(f"providers.azure.options.{required} is required to launch on Azure")
     return Target(region, "azure", _create("azure", "providers.azure.options", location=region_name, **opts),
                   list_regions=[region_name])
 
 
-def _onprem(name: str, region: str, settings: Providers | None) -> Target:
+def _onprem(name: str, region: str, settings: Providers | None, *, lenient: bool = False) -> Target:
     site_name = region.split(":", 1)[1]
     onprem = settings.onprem if settings else None
     site = next((s for s in onprem.sites if s.name == site_name), None) if onprem else None
@@ -108,12 +128,12 @@ def _onprem(name: str, region: str, settings: Providers | None) -> Target:
     if onprem.kind == "kubernetes":
         provider = _create("kubernetes", where, context=site.kube_context, namespace=site.namespace)
         return Target(region, "kubernetes", provider)
-    if not site.hosts:
+    if not site.hosts and not lenient:
         raise UserError(f"{where}.hosts: bare-metal sites need ssh targets (user@host) to launch on")
     return Target(region, "baremetal", _create("baremetal", where, hosts=list(site.hosts)))
 
 
-def _local(name: str, region: str, settings: Providers | None) -> Target:
+def _local(name: str, region: str, settings: Providers | None, *, lenient: bool = False) -> Target:
     from orchestrator.spec.models import LocalProvider
 
     local = (settings.local if settings else None) or LocalProvider()
@@ -136,8 +156,9 @@ register_target("local", _local)
 class Targets:
     """Provider instances for one run, built once per region."""
 
-    def __init__(self, settings: Providers | None) -> None:
+    def __init__(self, settings: Providers | None, *, lenient: bool = False) -> None:
         self.settings = settings
+        self.lenient = lenient
         self._cache: dict[tuple[str, str], Target] = {}
 
     def get(self, provider_name: str, region: str) -> Target:
@@ -146,7 +167,7 @@ class Targets:
             factory = _FACTORIES.get(provider_name)
             if factory is None:
                 raise UserError(f"no provider for {provider_name!r} (region {region}); known: {', '.join(_FACTORIES)}")
-            self._cache[key] = factory(provider_name, region, self.settings)
+            self._cache[key] = factory(provider_name, region, self.settings, lenient=self.lenient)
         return self._cache[key]
 
     def built(self) -> list[tuple[str, Target]]:

@@ -27,7 +27,7 @@ def dry_run(loaded, plan) -> None:  # type: ignore[no-untyped-def]
     from orchestrator.apply.targets import Targets
     from orchestrator.state.store import scrub_calls
 
-    targets = Targets(loaded.spec.providers)
+    targets = Targets(loaded.spec.providers, lenient=True)
     seen: set[tuple[str, str]] = set()
     for d in desired_replicas(plan):
         if (d.deployment.name, d.group_key) in seen:
