@@ -1,0 +1,135 @@
+"""Solver behaviours: egress, quotas, inventory, spot floor and spread, budget, objectives, tie-breaks."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.solver.problem import ResourceLimit, SolverInput
+from orchestrator.solver.solve import solve
+from orchestrator.solver.synthetic import SpecStub, candidate, deployment, offering
+from policies.base import make_policy
+
+
+def _regions(sol, dep) -> set[str]:
+    return {c.region for c in dep.candidates if sol.units.get(c.idx)}
+
+
+@pytest.mark.parametrize("egress_usd, expected", [(1000.0, "aws:data"), (300.0, "aws:cheap")])
+def test_data_egress_moves_the_placement_only_when_it_outweighs_price(egress_usd: float, expected: str) -> None:
+    # one unit each; the cheap region saves $1/h = $730/month, moving the data there costs egress_usd/month
+    cands = [candidate("d", offering("aws:data", 5.0), 10), candidate("d", offering("aws:cheap", 4.0), 10)]
+    dep = deployment("d", 5, cands, data_egress={"aws:cheap": egress_usd})
+    sol = solve(SolverInput([dep]), "cost")
+    assert _regions(sol, dep) == {expected}
+
+
+def test_data_egress_charged_once_per_region_not_per_unit() -> None:
+    cands = [candidate("d", offering("aws:far", 1.0), 1)]
+    dep = deployment("d", 5, cands, data_egress={"aws:far": 100.0})
+    sol = solve(SolverInput([dep]), "cost")
+    assert sol.units[cands[0].idx] == 5
+    assert sol.values["egress"] == pytest.approx(100.0)
+    assert sol.values["cost"] == pytest.approx(5 * 730 + 100.0)
+
+
+def test_quota_shared_by_deployments_forces_second_choice() -> None:
+    h = offering("aws:r", 2.0, gpu="H100")
+    l4 = offering("aws:r", 1.5, gpu="L4")
+    deps = [deployment(n, 8, [candidate(n, h, 4), candidate(n, l4, 1)]) for n in ("a", "b")]
+    free = solve(SolverInput(deps), "cost")
+    assert sum(free.units.values()) == 4  # 2 H100 per deployment
+    quota = ResourceLimit("aws quota: 3 H100s", "quota", 3, lambda c: c.gpu == "H100")
+    sol = solve(SolverInput(deps, [quota]), "cost")
+    h100 = sum(u for c in SolverInput(deps).candidates for idx, u in sol.units.items() if idx == c.idx and c.gpu == "H100")
+    assert h100 == 3
+    assert ("limit", "aws quota: 3 H100s", None) in sol.binding
+    assert sol.values["cost"] == pytest.approx((3 * 2.0 + 4 * 1.5) * 730)
+
+
+def test_onprem_inventory_caps_gpus_and_cloud_takes_the_rest() -> None:
+    site = offering("onprem:dc", 0.5, gpu="H100", gpu_count=8, max_gpus=16)
+    cloud = offering("aws:r", 40.0, gpu="H100", gpu_count=8)
+    dep = deployment("d", 30, [candidate("d", site, 1.0), candidate("d", cloud, 1.0)])
+    inv = ResourceLimit("onprem:dc inventory: 16 H100", "inventory", 16, lambda c: c.region == "onprem:dc")
+    sol = solve(SolverInput([dep], [inv]), "cost")
+    assert sol.units[dep.candidates[0].idx] == 2  # both nodes (16 GPUs, 16 req/s)
+    assert sol.units[dep.candidates[1].idx] == 2  # 14 req/s more from the cloud
+
+
+def test_spot_floor_and_spread() -> None:
+    o1 = offering("aws:r1", 10.0, spot=2.0)
+    o2 = offering("aws:r2", 10.0, spot=2.5)
+    cands = [candidate("d", o1, 1), candidate("d", o1, 1, market="spot"), candidate("d", o2, 1), candidate("d", o2, 1, market="spot")]
+    spec = SpecStub("d", "allow")
+    pol = make_policy("spot", "spot", {})
+    dep = deployment("d", 10, cands, policies=[pol], spec=spec)
+    sol = solve(SolverInput([dep]), "cost")
+    on_demand = sum(u for c in cands if c.market == "on_demand" for i, u in sol.units.items() if i == c.idx)
+    spot_regions = {c.region for c in cands if c.market == "spot" and sol.units.get(c.idx)}
+    assert on_demand == 5  # the 50% floor, no more (spot is cheaper)
+    assert spot_regions == {"aws:r1", "aws:r2"}  # spread over two failure domains
+    # prefer: 20% floor
+    dep2 = deployment("d", 10, cands, policies=[make_policy("spot", "spot", {})], spec=SpecStub("d", "prefer"))
+    sol2 = solve(SolverInput([dep2]), "cost")
+    assert sum(sol2.units.get(c.idx, 0) for c in cands if c.market == "on_demand") == 2
+
+
+def test_spot_with_one_region_cannot_spread_so_stays_on_demand() -> None:
+    o1 = offering("aws:r1", 10.0, spot=2.0)
+    cands = [candidate("d", o1, 1), candidate("d", o1, 1, market="spot")]
+    dep = deployment("d", 4, cands, policies=[make_policy("spot", "spot", {})], spec=SpecStub("d"))
+    sol = solve(SolverInput([dep]), "cost")
+    assert sol.units == {cands[0].idx: 4}
+    one = make_policy("spot", "spot", {"min_failure_domains": 1, "on_demand_floor": 0.25})
+    dep1 = deployment("d", 4, cands, policies=[one], spec=SpecStub("d"))
+    sol1 = solve(SolverInput([dep1]), "cost")
+    assert sol1.units == {cands[0].idx: 1, cands[1].idx: 3}
+
+
+def test_budget_global_and_per_deployment() -> None:
+    cands = [candidate("d", offering("aws:r", 1.0), 1)]
+    dep = deployment("d", 10, cands)  # needs $7,300/month
+    ok = solve(SolverInput([dep], [], [make_policy("b", "budget", {"monthly_usd": 7300.5})]), "cost")
+    assert ok.ok
+    assert any(kind == "budget" for kind, _, _ in ok.binding)  # $0.50 of slack on $7,300: binding
+    tight = solve(SolverInput([dep], [], [make_policy("b", "budget", {"monthly_usd": 7000})]), "cost")
+    assert tight.status == "infeasible"
+    dep_b = deployment("d", 10, cands, policies=[make_policy("small", "budget", {"monthly_usd": 5000})], spec=SpecStub("d"))
+    assert solve(SolverInput([dep_b]), "cost").status == "infeasible"
+
+
+def test_latency_objective_picks_the_nearer_region() -> None:
+    near = candidate("d", offering("aws:near", 6.0), 10)
+    far = candidate("d", offering("aws:far", 4.0), 10)
+    rtt = {("users", "aws:near"): 5.0, ("users", "aws:far"): 120.0}
+    dep = deployment("d", 5, [near, far], sources=[("users", 1.0)], rtt=rtt)
+    assert _regions(solve(SolverInput([dep]), "cost"), dep) == {"aws:far"}
+    lat = solve(SolverInput([dep]), "latency")
+    assert _regions(lat, dep) == {"aws:near"}
+    assert lat.values["latency"] == pytest.approx(105.0)
+
+
+def test_carbon_objective_picks_the_cleaner_grid() -> None:
+    dirty = candidate("d", offering("aws:coal", 4.0), 10, grid=700)
+    clean = candidate("d", offering("aws:hydro", 5.0), 10, grid=20)
+    dep = deployment("d", 5, [dirty, clean])
+    assert _regions(solve(SolverInput([dep]), "cost"), dep) == {"aws:coal"}
+    assert _regions(solve(SolverInput([dep]), "carbon"), dep) == {"aws:hydro"}
+
+
+def test_ties_on_cost_are_broken_by_the_other_objectives() -> None:
+    a = candidate("d", offering("aws:a", 4.0), 10, grid=700)
+    b = candidate("d", offering("aws:b", 4.0), 10, grid=20)
+    dep = deployment("d", 5, [a, b])
+    assert _regions(solve(SolverInput([dep]), "cost"), dep) == {"aws:b"}
+
+
+def test_ttft_slo_restricts_routing_per_user_region() -> None:
+    us = candidate("d", offering("aws:us", 4.0), 10, ttft_ms=300)
+    eu = candidate("d", offering("aws:eu", 6.0), 10, ttft_ms=300)
+    rtt = {("u-us", "aws:us"): 5, ("u-us", "aws:eu"): 90, ("u-eu", "aws:us"): 90, ("u-eu", "aws:eu"): 5}
+    dep = deployment("d", 10, [us, eu], sources=[("u-us", 0.5), ("u-eu", 0.5)], rtt=rtt, ttft_slo_ms=350)
+    sol = solve(SolverInput([dep]), "cost")
+    assert _regions(sol, dep) == {"aws:us", "aws:eu"}  # the EU users cannot be served from the US in time
+    relaxed = deployment("d", 10, [us, eu], sources=[("u-us", 0.5), ("u-eu", 0.5)], rtt=rtt, ttft_slo_ms=500)
+    assert _regions(solve(SolverInput([relaxed]), "cost"), relaxed) == {"aws:us"}
