@@ -193,7 +193,7 @@ def test_unknown_policy_kind_and_bad_params(tmp_path: Path) -> None:
     text = HEAD + deployment() + "policies:\n  a: {kind: pinn, providers: [onprem]}\n  b: {kind: pin, provider: [aws]}\n  c:\n    kind: pin\n    providers: []\n"
     found = _problems(tmp_path, text)
     assert found[0].startswith(f'{at(text, "pinn")}: policies.a.kind: unknown policy kind "pinn" (did you mean "pin"?); known kinds: ')
-    assert found[1] == f"{at(text, 'b: {kind')}: policies.b.providers: missing required field"
+    assert found[1] == f"{at(text, 'b: {kind')}: policies.b.providers: missing required field \"providers\" (aws | gcp | azure | onprem | local)"
     assert found[2] == f'{at(text, "provider:")}: policies.b.provider: unknown field "provider" (did you mean "providers"?)'
     assert found[3].startswith(f"{at(text, '[]')}: policies.c.providers: ") and "at least 1 item" in found[3]
     assert len(found) == 4
@@ -202,7 +202,7 @@ def test_unknown_policy_kind_and_bad_params(tmp_path: Path) -> None:
 def test_policy_without_kind(tmp_path: Path) -> None:
     text = HEAD + deployment() + "policies:\n  a: {providers: [onprem]}\n"
     found = _problems(tmp_path, text)
-    assert found == [f"{at(text, 'a: {')}: policies.a.kind: missing required field"]
+    assert found == [f"{at(text, 'a: {')}: policies.a.kind: missing required field \"kind\""]
 
 
 def test_checks_run_on_the_valid_parts_of_a_broken_file(tmp_path: Path) -> None:

@@ -91,8 +91,8 @@ def test_missing_fields_point_at_the_parent(tmp_path: Path) -> None:
         """,
     )
     assert found == [
-        "3:5: deployments[0].traffic: missing required field",
-        "5:5: deployments[0].slo.tpot_p95_ms: missing required field",
+        '3:5: deployments[0].traffic: missing required field "traffic"',
+        '5:5: deployments[0].slo.tpot_p95_ms: missing required field "tpot_p95_ms" (time per output token, p95, ms)',
     ]
 
 

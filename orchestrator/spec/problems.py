@@ -155,7 +155,11 @@ def issue_from_error(err: dict[str, Any], root: type[BaseModel], data: Any, base
     value = err.get("input")
     full = (*base, *path)
     if kind == "missing":
-        return Issue(full, "missing required field", at_key=True)
+        name = str(path[-1]) if path else "?"
+        owner = model_at(root, path[:-1])
+        info = owner.model_fields.get(name) if owner else None
+        about = f" ({info.description})" if info is not None and info.description else ""
+        return Issue(full, f'missing required field "{name}"{about}', at_key=True)
     if kind == "extra_forbidden":
         name = str(path[-1]) if path else "?"
         owner = model_at(root, path[:-1])
@@ -178,9 +182,8 @@ def issue_from_error(err: dict[str, Any], root: type[BaseModel], data: Any, base
     if kind in ("list_type", "tuple_type", "set_type"):
         return Issue(full, f"expected a list, found {found(value)}")
     message = _expected(err["msg"])
-    if value is not None or kind.endswith("_type"):
-        if not isinstance(value, dict) or kind.endswith("_type"):
-            message += f", found {found(value)}"
+    if kind.endswith("_type") or not isinstance(value, (dict, type(None))):
+        message += f", found {found(value)}"  # a dict input means a model-level validator: its message says it
     return Issue(full, message)
 
 
