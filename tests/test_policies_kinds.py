@@ -12,6 +12,7 @@ from orchestrator.solver.problem import SolverInput
 from orchestrator.solver.solve import solve
 from orchestrator.solver.synthetic import SpecStub, candidate, deployment, offering
 from policies.base import Policy, PolicyParams, make_policy, matches_region
+from policies import registry
 from policies.registry import kinds, params_model, register
 
 D = SpecStub("d")
@@ -105,7 +106,10 @@ def test_a_new_kind_plugs_in_without_touching_the_solver() -> None:
             builder.add_row({builder.units(c): 1.0 for c in candidates}, 0, self.params.max_units, RowTag("policy", "max", None))
 
     cands = [candidate("d", offering("aws:r", 1.0), 1), candidate("d", offering("aws:r", 5.0, gpu="B200"), 4)]
-    pol = make_policy("cap", "test-max-units", {"max_units": 2})
+    try:
+        pol = make_policy("cap", "test-max-units", {"max_units": 2})
+    finally:
+        registry._KINDS.pop("test-max-units", None)  # keep the registry clean for other tests
     free = solve(SolverInput([deployment("d", 6, cands)]), "cost")
     assert free.units == {cands[0].idx: 6}
     capped = solve(SolverInput([deployment("d", 6, cands, policies=[pol], spec=D)]), "cost")
