@@ -22,6 +22,9 @@ from providers.retry import with_retries
 T = TypeVar("T")
 LWS_GROUP, LWS_VERSION = LWS_API_VERSION.split("/")
 LWS_PLURAL = "leaderworkersets"
+# Patch bodies are whole objects: strategic merge for built-in kinds, JSON merge patch for CRDs (no strategic merge).
+STRATEGIC = "application/strategic-merge-patch+json"
+MERGE = "application/merge-patch+json"
 
 
 def _api_error(exc: Exception, what: str) -> ProviderError:
@@ -100,13 +103,13 @@ class KubernetesProvider:
         kind, name, ns = obj["kind"], obj["metadata"]["name"], self.namespace
         if kind == "Deployment":
             create = lambda: self._apps.create_namespaced_deployment(ns, obj)  # noqa: E731
-            patch = lambda: self._apps.patch_namespaced_deployment(name, ns, obj)  # noqa: E731
+            patch = lambda: self._apps.patch_namespaced_deployment(name, ns, obj, _content_type=STRATEGIC)  # noqa: E731
         elif kind == "Service":
             create = lambda: self._core.create_namespaced_service(ns, obj)  # noqa: E731
-            patch = lambda: self._core.patch_namespaced_service(name, ns, obj)  # noqa: E731
+            patch = lambda: self._core.patch_namespaced_service(name, ns, obj, _content_type=STRATEGIC)  # noqa: E731
         elif kind == "LeaderWorkerSet":
             create = lambda: self._custom.create_namespaced_custom_object(LWS_GROUP, LWS_VERSION, ns, LWS_PLURAL, obj)  # noqa: E731
-            patch = lambda: self._custom.patch_namespaced_custom_object(LWS_GROUP, LWS_VERSION, ns, LWS_PLURAL, name, obj)  # noqa: E731
+            patch = lambda: self._custom.patch_namespaced_custom_object(LWS_GROUP, LWS_VERSION, ns, LWS_PLURAL, name, obj, _content_type=MERGE)  # noqa: E731
         else:
             raise ValueError(f"cannot apply kind {kind}")
         created = self._call(f"create {kind} {ns}/{name}", create, ok=(409,))
@@ -221,13 +224,13 @@ class KubernetesProvider:
 
     def terminate(self, handle: Handle) -> None:
         name, ns = handle.id, self.namespace
-        self._call(f"delete Deployment {name}", lambda: self._apps.delete_namespaced_deployment(name, ns), ok=(404,))
+        self._call(f"delete Deployment {name}", lambda: self._apps.delete_namespaced_deployment(name, ns, _preload_content=False), ok=(404,))
         self._call(
             f"delete LeaderWorkerSet {name}",
-            lambda: self._custom.delete_namespaced_custom_object(LWS_GROUP, LWS_VERSION, ns, LWS_PLURAL, name),
+            lambda: self._custom.delete_namespaced_custom_object(LWS_GROUP, LWS_VERSION, ns, LWS_PLURAL, name, _preload_content=False),
             ok=(404,),
         )
-        self._call(f"delete Service {name}", lambda: self._core.delete_namespaced_service(name, ns), ok=(404,))
+        self._call(f"delete Service {name}", lambda: self._core.delete_namespaced_service(name, ns, _preload_content=False), ok=(404,))
 
 
 def create(
