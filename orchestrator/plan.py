@@ -27,6 +27,8 @@ class ReplicaGroup(BaseModel):
     capacity_rps: float = 0.0  # per replica, at the SLO
     ttft_ms: float = 0.0
     tpot_ms: float = 0.0
+    instances: int = 0  # instances (VMs/nodes) the whole group occupies; 0 in plans from before this field
+    gpus_per_instance: int = 0
 
 
 class Predicted(BaseModel):

@@ -70,7 +70,7 @@ def print_plan(plan: Any) -> None:
                           ("TPOT ms", "right"), ("req/s", "right")]:
             t.add_column(col, justify=just)  # type: ignore[arg-type]
         for g in d.replicas:
-            instances = g.count * g.instances_per_replica
+            instances = g.instances or g.count * g.instances_per_replica
             t.add_row(g.region, f"{g.instance_type} × {instances}", f"{g.count}×{g.gpus_per_replica} {g.gpu}",
                       f"{g.tensor_parallel}×{g.pipeline_parallel}", g.quantization, g.market, f"{g.usd_per_hour:,.2f}",
                       f"{g.ttft_ms:,.0f}", f"{g.tpot_ms:,.1f}", f"{g.capacity_rps * g.count:,.2f}")

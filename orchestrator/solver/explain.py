@@ -42,6 +42,7 @@ def group_of(c: Candidate, units: int) -> ReplicaGroup:
         tensor_parallel=c.tensor_parallel, pipeline_parallel=c.pipeline_parallel, quantization=c.quantization,
         market=c.market, count=units * c.replicas_per_unit, usd_per_hour=round(units * c.usd_per_unit_hour, 4),
         capacity_rps=round(c.rps_per_replica, 4), ttft_ms=round(c.ttft_ms, 2), tpot_ms=round(c.tpot_ms, 2),
+        instances=units * c.instances_per_unit, gpus_per_instance=c.offering.gpu_count,
     )
 
 
@@ -183,7 +184,14 @@ def _providers(d: DeploymentInput, dc: DeploymentCandidates, res: DeploymentResu
                 out[p] = f"quota: {hit[0]} is used up"
             elif best is not None:
                 usd, c = best
-                out[p] = f"price: +${usd - res.compute_usd_per_hour:,.2f}/h vs chosen (best: {c.describe()} at ${usd:,.2f}/h)"
+                diff = usd - res.compute_usd_per_hour
+                if diff >= 0:
+                    out[p] = f"price: +${diff:,.2f}/h vs chosen (best: {c.describe()} at ${usd:,.2f}/h)"
+                else:
+                    prefs = [q.name for q in d.policies if q.kind == "onprem-first"]
+                    why = f"policy {prefs[0]} (onprem-first) puts on-prem capacity first" if prefs else \
+                        "SLO routing, spot floor/spread or shared limits rule it out"
+                    out[p] = f"${-diff:,.2f}/h cheaper alone ({c.describe()}), not chosen: {why}"
             continue
         counts = dc.rejected.get(p)
         if not counts:
