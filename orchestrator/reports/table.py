@@ -46,7 +46,9 @@ def render_table(report: Report, console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    import sys
+
+    console = console or Console(width=None if sys.stdout.isatty() else 220)
     err = Console(stderr=True)
     title = f"cost per token by {report.by}, {iso(report.start)} .. {iso(report.end)}"
     if report.empty:
