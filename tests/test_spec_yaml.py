@@ -135,3 +135,13 @@ def test_complex_keys_are_refused(tmp_path: Path) -> None:
 def test_missing_file_and_directory(tmp_path: Path) -> None:
     assert _problem(tmp_path / "nope.yaml").endswith("file not found")
     assert "is a directory" in _problem(tmp_path)
+
+
+def test_flood_of_values_is_refused_fast(tmp_path: Path) -> None:
+    p = _write(tmp_path, "a: [" + ",".join(["1"] * 1_000_000) + "]\n")
+    start = time.perf_counter()
+    msg = _problem(p)
+    assert time.perf_counter() - start < 2.0
+    # value 100,001 is the mapping, its key, the list, then list item 99,998 (0-based 99,997)
+    col = len("a: [") + 2 * 99_997 + 1
+    assert msg.endswith(f":1:{col}: file has more than 100,000 values; a deployment file needs far fewer")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from orchestrator.errors import Problem, SpecError
@@ -23,6 +24,7 @@ PathKey = str | int
 FieldPath = tuple[PathKey, ...]
 Position = tuple[int, int]  # 1-based line, column
 
+_NODE_EVENTS = (ScalarEvent, SequenceStartEvent, MappingStartEvent, AliasEvent)
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _SAFE_SCALAR_TAGS = {
     "tag:yaml.org,2002:null",
@@ -195,13 +197,26 @@ def decode(raw: bytes, file: str) -> str:
         ) from None
 
 
+def _count_nodes(text: str, loader: Any, file: str, max_nodes: int) -> None:
+    """Refuse a document with too many values before building a node tree for it."""
+    n = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, _NODE_EVENTS):
+            n += 1
+            if n > max_nodes:
+                pos = (event.start_mark.line + 1, event.start_mark.column + 1)
+                raise _fail(file, f"file has more than {max_nodes:,} values; a deployment file needs far fewer", pos)
+
+
 def parse_yaml(raw: bytes, file: str, *, max_nodes: int = MAX_NODES) -> YamlDocument:
     """Parse bytes of one YAML document whose top level is a mapping."""
     if len(raw) > MAX_BYTES:
         raise _fail(file, f"file is {len(raw):,} bytes; the limit is {MAX_BYTES:,} bytes (5 MB)")
     text = decode(raw, file)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 5x faster
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        _count_nodes(text, loader, file, max_nodes)
+        root = yaml.compose(text, Loader=loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         pos = (mark.line + 1, mark.column + 1) if mark else None
