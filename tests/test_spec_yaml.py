@@ -145,3 +145,9 @@ def test_flood_of_values_is_refused_fast(tmp_path: Path) -> None:
     # value 100,001 is the mapping, its key, the list, then list item 99,998 (0-based 99,997)
     col = len("a: [") + 2 * 99_997 + 1
     assert msg.endswith(f":1:{col}: file has more than 100,000 values; a deployment file needs far fewer")
+
+
+@pytest.mark.parametrize("depth", [65, 300_000])
+def test_deep_nesting_is_refused(tmp_path: Path, depth: int) -> None:
+    msg = _problem(_write(tmp_path, "a: " + "[" * depth + "]" * depth + "\n"))
+    assert msg.endswith(":1:68: YAML nested more than 64 levels deep")

@@ -12,13 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, SequenceStartEvent
+from yaml.events import (
+    AliasEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from orchestrator.errors import Problem, SpecError
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_NODES = 100_000
+MAX_DEPTH = 64  # a deployment file nests about 6 levels
 
 PathKey = str | int
 FieldPath = tuple[PathKey, ...]
@@ -198,9 +206,16 @@ def decode(raw: bytes, file: str) -> str:
 
 
 def _count_nodes(text: str, loader: Any, file: str, max_nodes: int) -> None:
-    """Refuse a document with too many values before building a node tree for it."""
-    n = 0
+    """Refuse a document with too many values, or nested too deeply, before building a node tree."""
+    n = depth = 0
     for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, (SequenceStartEvent, MappingStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                pos = (event.start_mark.line + 1, event.start_mark.column + 1)
+                raise _fail(file, f"YAML nested more than {MAX_DEPTH} levels deep", pos)
+        elif isinstance(event, (SequenceEndEvent, MappingEndEvent)):
+            depth -= 1
         if isinstance(event, _NODE_EVENTS):
             n += 1
             if n > max_nodes:
