@@ -82,6 +82,23 @@ def test_reset_gap_and_hour_buckets(engine) -> None:  # type: ignore[no-untyped-
     assert len(days) == 1 and days[0].counters["generation_tokens"] == 250 and days[0].samples_err == 1
 
 
+def test_restart_detected_by_creation_time_even_when_counters_climb_back() -> None:
+    c = np.zeros((2, len(COUNTERS)))
+    c[:, GEN] = [100, 150]  # 100 before the restart, then 150 new tokens: no counter went down
+    g = np.zeros((2, len(GAUGES)))
+    h, _ = rollup(np.array([T0, T0 + 15]), np.ones(2, bool), c, g, None, np.array([T0 - 50, T0 + 5]))
+    assert h.counters[:, GEN].sum() == 250 and h.resets.sum() == 1
+    h, _ = rollup(np.array([T0, T0 + 15]), np.ones(2, bool), c, g, None)  # without creation times: +50 only
+    assert h.counters[:, GEN].sum() == 150
+
+
+def test_real_capture_carries_counter_creation_time() -> None:
+    from orchestrator.metering.scrape import sample_from_text
+
+    s = sample_from_text("r", (FIX / "vllm-0.32-cpu-idle.txt").read_text())
+    assert s.started_at > 1.7e9
+
+
 def test_out_of_order_samples_are_sorted() -> None:
     ts = np.array([T0 + 30, T0, T0 + 15])
     c = np.zeros((3, len(COUNTERS)))
@@ -99,12 +116,14 @@ def test_total_equals_tokens_served_across_restarts_and_gaps(steps, chunks) -> N
     """Whatever the restarts, gaps and batching, the rollup counts every token served exactly once,
     as long as each restart is framed by good samples (counters cannot tell what was served between
     the last scrape and a crash)."""
-    ts, ok, gen, served = [], [], [], []
+    ts, ok, gen, served, started = [], [], [], [], []
     value = total_served = 0
+    start_time = T0 - 100.0
     pending_restart = False
     for i, (inc, restart, good) in enumerate(steps):
         if restart and not pending_restart and value > 0:
             value, pending_restart = 0, True
+            start_time += 1000.0  # the new process creates its counters anew (vllm:*_created)
             ok[-1] = True  # tokens served after the last scrape before a restart are unknowable
         value += inc
         total_served += inc
@@ -115,6 +134,7 @@ def test_total_equals_tokens_served_across_restarts_and_gaps(steps, chunks) -> N
         ok.append(good)
         gen.append(value)
         served.append(total_served)
+        started.append(start_time)
     if not any(ok):
         return
     expected = served[max(i for i, g in enumerate(ok) if g)]  # everything served up to the last good sample
@@ -125,7 +145,7 @@ def test_total_equals_tokens_served_across_restarts_and_gaps(steps, chunks) -> N
     for idx in np.array_split(np.arange(len(ts)), chunks):
         if len(idx) == 0:
             continue
-        h, cursor = rollup(np.array(ts)[idx], np.array(ok)[idx], c[idx], g[idx], cursor)
+        h, cursor = rollup(np.array(ts)[idx], np.array(ok)[idx], c[idx], g[idx], cursor, np.array(started)[idx])
         total += h.counters[:, GEN].sum()
         assert (h.counters >= 0).all()
     assert total == expected

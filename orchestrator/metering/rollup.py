@@ -4,7 +4,8 @@ The same code serves the live scraper (a handful of samples per call) and bulk i
 (benchmarks/report_scale.py: 172,800 samples per replica-month).
 
 Rules: deltas are taken between consecutive *good* samples; a counter below its previous value
-means the server restarted, so the whole interval's increase is the new values; the interval is
+(or a changed counter creation time) means the server restarted, so the interval's increase is
+the new values; the interval is
 attributed to the UTC hour its end falls in; failed samples only count as errors (gaps).
 With no previous sample the baseline is zero: vLLM counters start at zero with the server.
 """
@@ -24,6 +25,7 @@ class Cursor:
 
     ts: float
     counters: np.ndarray  # shape (len(COUNTERS),)
+    started_at: float = 0.0
 
 
 @dataclass
@@ -61,23 +63,30 @@ def rollup(
     counters: np.ndarray,
     gauges: np.ndarray,
     cursor: Cursor | None,
+    started: np.ndarray | None = None,
 ) -> tuple[Hourly, Cursor | None]:
-    """Hourly buckets of samples sorted by time, and the new cursor (last good sample)."""
+    """Hourly buckets of samples, and the new cursor (last good sample).
+
+    ``started``: per sample, when its counters were created (0 = unknown); a change means a restart.
+    """
     ts = np.asarray(ts, dtype=np.float64)
     ok = np.asarray(ok, dtype=bool)
+    started = np.zeros(len(ts)) if started is None else np.asarray(started, dtype=np.float64)
     counters = np.asarray(counters, dtype=np.float64).reshape(len(ts), len(COUNTERS))
     gauges = np.asarray(gauges, dtype=np.float64).reshape(len(ts), len(GAUGES))
     if len(ts) > 1 and (np.diff(ts) < 0).any():
         order = np.argsort(ts, kind="stable")
-        ts, ok, counters, gauges = ts[order], ok[order], counters[order], gauges[order]
+        ts, ok, counters, gauges, started = ts[order], ok[order], counters[order], gauges[order], started[order]
 
-    g_ts, g_c, g_g = ts[ok], counters[ok], gauges[ok]
+    g_ts, g_c, g_g, g_s = ts[ok], counters[ok], gauges[ok], started[ok]
     base_ts = cursor.ts if cursor else (g_ts[0] if len(g_ts) else 0.0)
     base_c = cursor.counters if cursor else np.zeros(len(COUNTERS))
     series_ts = np.concatenate(([base_ts], g_ts))
     series_c = np.vstack((base_c[None, :], g_c))
     d = np.diff(series_c, axis=0)
-    reset = (d < 0).any(axis=1)
+    series_s = np.concatenate(([cursor.started_at if cursor else 0.0], g_s))
+    s_prev, s_cur = series_s[:-1], series_s[1:]
+    reset = (d < 0).any(axis=1) | ((s_prev > 0) & (s_cur > 0) & (s_prev != s_cur))
     d[reset] = g_c[reset]
     secs = np.maximum(np.diff(series_ts), 0.0)
 
@@ -102,5 +111,5 @@ def rollup(
         counters=out_c,
         gauge_sums=out_g,
     )
-    new_cursor = Cursor(float(g_ts[-1]), g_c[-1].copy()) if len(g_ts) else cursor
+    new_cursor = Cursor(float(g_ts[-1]), g_c[-1].copy(), float(g_s[-1])) if len(g_ts) else cursor
     return hourly, new_cursor

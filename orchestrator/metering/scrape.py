@@ -70,6 +70,7 @@ class Snapshot:
 
     counters: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0.0))
     gauges: dict[str, float] = field(default_factory=lambda: dict.fromkeys(GAUGES, 0.0))
+    started_at: float = 0.0  # latest creation time of the token counters: changes on restart
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Sample:
     counters: dict[str, float] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0.0))
     gauges: dict[str, float] = field(default_factory=lambda: dict.fromkeys(GAUGES, 0.0))
     models: list[str] = field(default_factory=list)
+    started_at: float = 0.0  # when the counters started (vllm:prompt_tokens_created); 0 if unknown
 
 
 def normalize(name: str) -> str:
@@ -103,6 +105,10 @@ def parse_metrics(text: str) -> dict[str, Snapshot]:
     try:
         for family in text_string_to_metric_families(text):
             for s in family.samples:
+                if s.name == "vllm:prompt_tokens_created":
+                    snap = per_model.setdefault(s.labels.get("model_name", ""), Snapshot())
+                    snap.started_at = max(snap.started_at, float(s.value))
+                    continue
                 fld = _BY_SOURCE.get(normalize(s.name))
                 if fld is None or not s.name.startswith("vllm:"):
                     continue
@@ -132,6 +138,7 @@ def combine(snaps: dict[str, Snapshot]) -> Snapshot:
     """One replica's totals over every model it serves (normally exactly one)."""
     out = Snapshot()
     for snap in snaps.values():
+        out.started_at = max(out.started_at, snap.started_at)
         for k, v in snap.counters.items():
             out.counters[k] += v
         for k, v in snap.gauges.items():
@@ -147,7 +154,10 @@ def sample_from_text(replica_id: str, text: str, ts: float | None = None) -> Sam
     except MetricsParseError as exc:
         return Sample(replica_id, ts, ok=False, error=str(exc)[:500])
     snap = combine(snaps)
-    return Sample(replica_id, ts, ok=True, counters=snap.counters, gauges=snap.gauges, models=sorted(snaps))
+    return Sample(
+        replica_id, ts, ok=True, counters=snap.counters, gauges=snap.gauges, models=sorted(snaps),
+        started_at=snap.started_at,
+    )
 
 
 def metrics_url(endpoint: str) -> str:
@@ -168,13 +178,17 @@ async def scrape_async(client: httpx.AsyncClient, replica_id: str, endpoint: str
     return sample_from_text(replica_id, resp.text, ts)
 
 
-def delta(prev: dict[str, float], cur: dict[str, float]) -> tuple[dict[str, float], bool]:
+def delta(
+    prev: dict[str, float], cur: dict[str, float], prev_started: float = 0.0, cur_started: float = 0.0
+) -> tuple[dict[str, float], bool]:
     """Increase of every counter from prev to cur, and whether the server restarted in between.
 
     A restart resets every counter to zero, so any counter below its previous value means a reset:
-    the increase since then is the new value itself, never a negative number.
+    the increase since then is the new value itself, never a negative number. A changed counter
+    creation time (``*_created``) also means a restart, even when the counters climbed back above
+    their old values before the next scrape.
     """
-    reset = any(cur[k] < prev[k] for k in COUNTERS)
+    reset = any(cur[k] < prev[k] for k in COUNTERS) or (prev_started > 0 and cur_started > 0 and cur_started != prev_started)
     if reset:
         return {k: cur[k] for k in COUNTERS}, True
     return {k: cur[k] - prev[k] for k in COUNTERS}, False

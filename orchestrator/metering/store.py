@@ -139,11 +139,11 @@ def _cursor(conn: Connection, replica_id: str) -> Cursor | None:
     if row is None:
         return None
     m = row._mapping
-    return Cursor(float(m["ts"]), np.array([m[c] for c in COUNTERS], dtype=np.float64))
+    return Cursor(float(m["ts"]), np.array([m[c] for c in COUNTERS], dtype=np.float64), float(m["started_at"] or 0.0))
 
 
 def _save_cursor(conn: Connection, replica_id: str, cursor: Cursor) -> None:
-    values = {"replica_id": replica_id, "ts": cursor.ts, **dict(zip(COUNTERS, cursor.counters.tolist()))}
+    values = {"replica_id": replica_id, "ts": cursor.ts, "started_at": cursor.started_at, **dict(zip(COUNTERS, cursor.counters.tolist()))}
     updated = conn.execute(
         T.meter_cursor.update().where(T.meter_cursor.c.replica_id == replica_id).values(**values)
     ).rowcount
@@ -179,9 +179,10 @@ def ingest(
     ok: np.ndarray,
     counters: np.ndarray,
     gauges: np.ndarray,
+    started: np.ndarray | None = None,
 ) -> int:
-    """Roll a replica's samples (arrays sorted by time) into usage_hourly. Returns hourly rows written."""
-    hourly, cursor = rollup(ts, ok, counters, gauges, _cursor(conn, replica_id))
+    """Roll a replica's samples into usage_hourly. Returns the number of hourly rows written."""
+    hourly, cursor = rollup(ts, ok, counters, gauges, _cursor(conn, replica_id), started)
     rows = hourly.rows(replica_id)
     _upsert_hourly(conn, rows)
     if cursor is not None:
@@ -197,7 +198,8 @@ def record_samples(engine: Engine, samples: Sequence[Sample], retention_s: float
         conn.execute(
             T.metric_samples.insert(),
             [
-                {"replica_id": s.replica_id, "ts": s.ts, "ok": s.ok, "error": s.error, **s.counters, **s.gauges}
+                {"replica_id": s.replica_id, "ts": s.ts, "ok": s.ok, "error": s.error, "started_at": s.started_at,
+                 **s.counters, **s.gauges}
                 for s in samples
             ],
         )
@@ -212,6 +214,7 @@ def record_samples(engine: Engine, samples: Sequence[Sample], retention_s: float
                 np.array([s.ok for s in ss]),
                 np.array([[s.counters[c] for c in COUNTERS] for s in ss]),
                 np.array([[s.gauges[g] for g in GAUGES] for s in ss]),
+                np.array([s.started_at for s in ss]),
             )
         cutoff = max(s.ts for s in samples) - retention_s
         conn.execute(delete(T.metric_samples).where(T.metric_samples.c.ts < cutoff))

@@ -30,6 +30,7 @@ metric_samples = Table(
     Column("ts", Float, nullable=False, index=True),  # unix seconds UTC
     Column("ok", Boolean, nullable=False),
     Column("error", String(500)),
+    Column("started_at", Float, nullable=False, default=0.0),
     *_floats(COUNTERS),
     *_floats(GAUGES),
 )
@@ -40,6 +41,7 @@ meter_cursor = Table(
     metadata,
     Column("replica_id", String(200), primary_key=True),
     Column("ts", Float, nullable=False),
+    Column("started_at", Float, nullable=False, default=0.0),
     *_floats(COUNTERS),
 )
 

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("ts", sa.Float, nullable=False, index=True),
         sa.Column("ok", sa.Boolean, nullable=False),
         sa.Column("error", sa.String(500)),
+        sa.Column("started_at", sa.Float, nullable=False),
         *_floats(COUNTERS),
         *_floats(GAUGES),
     )
@@ -42,6 +43,7 @@ def upgrade() -> None:
         "meter_cursor",
         sa.Column("replica_id", sa.String(200), primary_key=True),
         sa.Column("ts", sa.Float, nullable=False),
+        sa.Column("started_at", sa.Float, nullable=False),
         *_floats(COUNTERS),
     )
     op.create_table(
