@@ -60,6 +60,62 @@ def _alive(pid: int, start_time: str | None) -> bool:
     return now is not None and (start_time is None or now == start_time)
 
 
+def _group_alive(pgid: int) -> bool:
+    """Whether any live (non-zombie) process remains in process group ``pgid`` (vLLM's engine/worker children)."""
+    try:
+        os.waitpid(pgid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    proc = Path("/proc")
+    if not proc.is_dir():
+        try:
+            os.killpg(pgid, 0)
+            return True
+        except ProcessLookupError:
+            return False
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        if fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
+
+
+def _group_listens(pgid: int, port: int) -> bool:
+    """Whether a process of group ``pgid`` holds the listening socket on ``port``: the /health that answers is
+    ours, not another server's that took the port while vLLM was still loading. True when /proc is unavailable."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    inodes: set[str] = set()
+    for table in ("net/tcp", "net/tcp6"):
+        try:
+            lines = (proc / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:  # 0A = LISTEN
+                inodes.add(f[9])
+    if not inodes:
+        return False
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            if text[text.rindex(")") + 2 :].split()[2] != str(pgid):
+                continue
+            for fd in (stat.parent / "fd").iterdir():
+                link = os.readlink(fd)
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    return True
+        except OSError:
+            continue
+    return False
+
+
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -212,6 +268,7 @@ class LocalProvider:
             ok = httpx.get(f"http://{rec['host']}:{rec['port']}/health", timeout=2.0).status_code == 200
         except httpx.HTTPError:
             ok = False
+        ok = ok and _group_listens(rec["pid"], rec["port"])
         return self._handle(rec, "running" if ok else "pending")
 
     @staticmethod
@@ -234,16 +291,22 @@ class LocalProvider:
         if rec is None:
             return
         pid, start = rec["pid"], rec.get("start_time")
+        # The leader's pid is the group id (start_new_session). Only signal it while the leader is ours, then
+        # wait for the whole group: vLLM's engine and workers exit after the API server.
         if _alive(pid, start):
             self._signal_group(pid, signal.SIGTERM)
             deadline = time.monotonic() + self.grace_s
-            while time.monotonic() < deadline and _alive(pid, start):
+            while time.monotonic() < deadline and _group_alive(pid):
                 time.sleep(0.2)
-            if _alive(pid, start):
+            if _group_alive(pid):
                 self._signal_group(pid, signal.SIGKILL)
                 deadline = time.monotonic() + 5
-                while time.monotonic() < deadline and _alive(pid, start):
+                while time.monotonic() < deadline and _group_alive(pid):
                     time.sleep(0.1)
+            try:
+                os.waitpid(pid, os.WNOHANG)  # reap our own child so its pid is really gone
+            except ChildProcessError:
+                pass
         self._record_path(handle.id).unlink(missing_ok=True)
 
     @staticmethod

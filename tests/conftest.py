@@ -46,7 +46,12 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     from providers.local import create
 
     dep, group = _tiny_plan_parts()
-    spec = build_vllm_container(project="test", deployment=dep, group=group, replica="tiny-0", hf_token=None)
+    import socket
+
+    with socket.socket() as sock:  # a port of its own: other test sessions on this machine may hold 8000
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    spec = build_vllm_container(project="test", deployment=dep, group=group, replica="tiny-0", hf_token=None, port=port)
     placement = Placement(project="test", deployment="tiny", plan_id="p-test", replica="tiny-0",
                           region="local:this-machine", instance_type="this-machine", gpu="CPU", gpu_count=1)
     provider = create(python=python, state_dir=tmp_path_factory.mktemp("vllm-state"))
@@ -65,3 +70,8 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
         yield state
     finally:
         provider.terminate(handle)
+        try:  # terminate reaches the whole process group (API server and engine core)
+            os.killpg(handle.details["pid"], 0)
+            raise AssertionError(f"vLLM process group {handle.details['pid']} survived terminate")
+        except ProcessLookupError:
+            pass

@@ -50,10 +50,14 @@ def fake_vllm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "env.txt"
 
 
-def _spec_and_placement(replica: str = "tiny-0", port: int = 8000):  # type: ignore[no-untyped-def]
+def _spec_and_placement(replica: str = "tiny-0", port: int | None = None):  # type: ignore[no-untyped-def]
     from conftest import _tiny_plan_parts
 
     dep, group = _tiny_plan_parts()
+    if port is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
     spec = build_vllm_container(project="t", deployment=dep, group=group, replica=replica, port=port)
     placement = Placement(project="t", deployment="tiny", plan_id="p1", replica=replica,
                           region="local:this-machine", instance_type="this-machine", gpu="CPU", gpu_count=1)
