@@ -84,6 +84,14 @@ def diff(desired: list[DesiredReplica], resources: list[Resource]) -> list[Chang
     return changes
 
 
+def table_console() -> Console:
+    """stdout for tables: the terminal's width, or wide enough not to truncate ids when piped."""
+    from rich.console import Console
+
+    c = Console()
+    return c if c.is_terminal else Console(width=200)
+
+
 def counts(changes: list[Change]) -> dict[str, int]:
     out = {a: 0 for a in SYMBOL}
     for c in changes:

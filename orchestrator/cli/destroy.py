@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
 
         from orchestrator.apply.actual import gather
         from orchestrator.apply.context import project_context
-        from orchestrator.apply.diff import Change, render
+        from orchestrator.apply.diff import Change, table_console, render
         from orchestrator.apply.ops import terminate_resource
         from orchestrator.apply.targets import Targets
         from orchestrator.cli.apply import _confirm
@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
         from orchestrator.state.lock import project_lock
         from orchestrator.suggest import did_you_mean
 
-        out, err = Console(), Console(stderr=True)
+        out, err = table_console(), Console(stderr=True)
         with open_state(state) as db:
             ctx = project_context(db, file)
             with project_lock(db, ctx.project, break_lock=break_lock, warn=lambda m: err.print(m, markup=False)):

@@ -109,6 +109,7 @@ def register(app: typer.Typer) -> None:
         """What runs now, asked of the providers: desired vs actual, health, uptime, cost so far."""
         from rich.console import Console
 
+        from orchestrator.apply.diff import table_console
         from orchestrator.state.db import open_state
 
         err = Console(stderr=True)
@@ -117,4 +118,4 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(doc, indent=2, default=str))
         else:
-            render(doc, Console())
+            render(doc, table_console())
