@@ -163,3 +163,23 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
     forced = runner.invoke(app, ["init", str(target), "--force"])
     assert forced.exit_code == 0
     assert target.read_text().startswith("# orch deployment file")
+
+
+def test_starter_with_every_commented_section_enabled_validates(tmp_path: Path) -> None:
+    """The commented-out examples in the starter are valid too: uncomment everything after `version:`."""
+    from orchestrator.cli.init import starter_text
+
+    lines = starter_text().splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("version:"))
+    out = lines[:start]
+    for ln in lines[start:]:
+        stripped = ln.lstrip(" ")
+        if stripped.startswith("# "):
+            ln = ln[: len(ln) - len(stripped)] + stripped[2:]
+        out.append(ln)
+    full = tmp_path / "full.yaml"
+    full.write_text("\n".join(out) + "\n")
+    loaded = load_spec(full)
+    spec = loaded.spec
+    assert spec.deployments[0].policies == ["eu-only"] and spec.deployments[0].data
+    assert spec.providers.onprem is not None and spec.providers.local is not None and spec.providers.azure is not None
