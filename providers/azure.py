@@ -1,0 +1,416 @@
+"""Azure provider: one VM per replica, from the Ubuntu HPC marketplace image (NVIDIA driver, CUDA and Docker
+preinstalled: publisher microsoft-dsvm, offer ubuntu-hpc, sku 2204), running the vLLM container from its custom data.
+
+The VM's NIC and public IP are created by the compute API itself (networkProfile.networkInterfaceConfigurations,
+deleted with the VM), in the subnet given as ``subnet_id``, so no network SDK is needed; the NIC and IP are read
+back through the same authenticated ARM pipeline. Its network security group must allow the vLLM port.
+Credentials come only from azure-identity's DefaultAzureCredential chain; none is stored or logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from containers.spec import ContainerSpec
+from orchestrator.catalog.types import Offering
+from orchestrator.errors import (
+    AuthError,
+    CapacityError,
+    NotFoundError,
+    ProviderError,
+    QuotaError,
+    TransientError,
+    UserError,
+)
+from providers.base import LABEL_PROJECT, Handle, Placement, State
+from providers.pricing import bare_region, dns_label, qualified_region
+from providers.retry import with_retries
+
+DEFAULT_IMAGE = {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2204", "version": "latest"}
+NETWORK_API_VERSION = "2023-09-01"  # Microsoft.Network, for reading the NIC and public IP back
+PORT_TAG = "orch-port"
+NO_CREDENTIALS = (
+    "azure: no credentials found; run `az login` or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET"
+)
+_CAPACITY = {
+    "AllocationFailed",
+    "ZonalAllocationFailed",
+    "SkuNotAvailable",
+    "OverconstrainedAllocationRequest",
+    "OverconstrainedZonalAllocationRequest",
+    "SpotAllocationFailed",
+}
+_AUTH = {"AuthorizationFailed", "AuthenticationFailed", "InvalidAuthenticationToken", "InvalidAuthenticationTokenTenant", "LinkedAuthorizationFailed"}
+_POWER: dict[str, State] = {
+    "starting": "pending",
+    "running": "running",
+    "stopping": "stopped",
+    "stopped": "stopped",
+    "deallocating": "stopped",
+    "deallocated": "stopped",
+}
+
+
+def map_error(exc: Exception, what: str) -> ProviderError:
+    """An azure-core exception as orch's typed error."""
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceNotFoundError,
+        ServiceRequestError,
+        ServiceResponseError,
+    )
+
+    if isinstance(exc, ClientAuthenticationError) and getattr(exc, "response", None) is None:
+        return AuthError(NO_CREDENTIALS)  # raised by the credential chain itself, before any ARM call
+    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
+        return TransientError(f"azure: {what}: {type(exc).__name__}")
+    if not isinstance(exc, HttpResponseError):
+        return ProviderError(f"azure: {what}: {exc}")
+    code = (exc.error.code if exc.error else None) or ""
+    message = (exc.error.message if exc.error else None) or str(exc.message or exc.reason or "")
+    status = exc.status_code or 0
+    msg = f"azure: {what}: {code or status}: {' '.join(message.split())}"
+    if code in _CAPACITY:
+        return CapacityError(msg)
+    if code == "QuotaExceeded" or "quota" in message.lower() and code in ("OperationNotAllowed", "QuotaExceeded", ""):
+        return QuotaError(msg)
+    if isinstance(exc, ClientAuthenticationError) or code in _AUTH or status == 401:
+        return AuthError(msg + " (check `az login` / AZURE_* credentials and the role assignment)")
+    if isinstance(exc, ResourceNotFoundError) or status == 404:
+        return NotFoundError(msg)
+    if status == 429 or status >= 500:
+        return TransientError(msg)
+    return ProviderError(msg)
+
+
+def _one_off_ssh_key() -> str:
+    """Azure requires an SSH key or password; without a user key, a throwaway public key (private half discarded)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return pub.decode() + " orch-no-login"
+
+
+class AzureProvider:
+    name = "azure"
+
+    def __init__(
+        self,
+        subscription_id: str | None = None,
+        resource_group: str | None = None,
+        location: str | None = None,
+        credential: Any = None,
+        base_url: str | None = None,
+        subnet_id: str | None = None,
+        image: dict[str, str] | None = None,
+        admin_username: str = "orch",
+        ssh_public_key: str | None = None,
+        key_vault: str | None = None,
+        disk_gb: int = 200,
+        prices_url: str | None = None,
+        polling_interval_s: float = 10,
+        client_kwargs: dict[str, Any] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.subscription_id = subscription_id or os.environ.get("AZURE_SUBSCRIPTION_ID")
+        self.resource_group = resource_group
+        self.location = bare_region("azure", location) if location else None
+        self.base_url = base_url
+        self.subnet_id = subnet_id
+        self.image = dict(image or DEFAULT_IMAGE)
+        self.admin_username = admin_username
+        self.ssh_public_key = ssh_public_key
+        self.key_vault = key_vault
+        self.disk_gb = disk_gb
+        self.prices_url = prices_url
+        self.polling_interval_s = polling_interval_s
+        self._client_kwargs = dict(client_kwargs or {})
+        self._credential = credential
+        self._sleep = sleep
+        self._compute: Any = None
+
+    # -- plumbing -------------------------------------------------------------------------------------
+
+    def _client(self) -> Any:
+        if self._compute is None:
+            from azure.mgmt.compute import ComputeManagementClient
+
+            if not self.subscription_id:
+                raise UserError("azure: no subscription id; set providers.azure.subscription_id or AZURE_SUBSCRIPTION_ID")
+            if not self.resource_group:
+                raise UserError("azure: no resource group; set providers.azure.resource_group")
+            if self._credential is None:
+                from azure.identity import DefaultAzureCredential
+
+                self._credential = DefaultAzureCredential()
+            kwargs = dict(self._client_kwargs)
+            if self.base_url:
+                kwargs["base_url"] = self.base_url
+            self._compute = ComputeManagementClient(self._credential, self.subscription_id, **kwargs)
+        return self._compute
+
+    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
+        def once() -> Any:
+            try:
+                return fn()
+            except ProviderError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a typed error
+                from azure.core.exceptions import AzureError
+
+                if isinstance(exc, AzureError):
+                    raise map_error(exc, what) from None
+                raise
+
+        return with_retries(once, sleep=self._sleep)
+
+    @staticmethod
+    def vm_name(placement: Placement) -> str:
+        return dns_label(f"orch-{placement.project}-{placement.replica}", max_len=64)
+
+    # -- launch ---------------------------------------------------------------------------------------
+
+    def vm_body(self, container: ContainerSpec, placement: Placement) -> dict[str, Any]:
+        """The VM resource (ARM REST shape) for one replica; customData is the base64 startup script."""
+        from containers.render.vm import secret_fetch_lines, startup_script
+
+        if not self.subnet_id:
+            raise UserError("azure: subnet_id is required (the VM's NIC is created in that subnet)")
+        try:
+            fetch = secret_fetch_lines(container, "azure", vault=self.key_vault)
+        except ValueError as exc:
+            raise UserError(f"azure: {exc}; set providers.azure.key_vault") from None
+        name = self.vm_name(placement)
+        port = next(iter(container.ports.values()), 8000)
+        script = startup_script(container, fetch_secrets=fetch or None)
+        props: dict[str, Any] = {
+            "hardwareProfile": {"vmSize": placement.instance_type},
+            "storageProfile": {
+                "imageReference": self.image,
+                "osDisk": {
+                    "createOption": "FromImage",
+                    "deleteOption": "Delete",
+                    "diskSizeGB": self.disk_gb,
+                    "managedDisk": {"storageAccountType": "StandardSSD_LRS"},
+                },
+            },
+            "osProfile": {
+                "computerName": name,
+                "adminUsername": self.admin_username,
+                "customData": base64.b64encode(script.encode()).decode(),
+                "linuxConfiguration": {
+                    "disablePasswordAuthentication": True,
+                    "ssh": {
+                        "publicKeys": [
+                            {
+                                "path": f"/home/{self.admin_username}/.ssh/authorized_keys",
+                                "keyData": self.ssh_public_key or _one_off_ssh_key(),
+                            }
+                        ]
+                    },
+                },
+            },
+            "networkProfile": {
+                "networkApiVersion": "2022-11-01",
+                "networkInterfaceConfigurations": [
+                    {
+                        "name": f"{name}-nic",
+                        "properties": {
+                            "primary": True,
+                            "deleteOption": "Delete",
+                            "ipConfigurations": [
+                                {
+                                    "name": "ipconfig1",
+                                    "properties": {
+                                        "subnet": {"id": self.subnet_id},
+                                        "publicIPAddressConfiguration": {
+                                            "name": f"{name}-ip",
+                                            "sku": {"name": "Standard"},
+                                            "properties": {"deleteOption": "Delete", "publicIPAllocationMethod": "Static"},
+                                        },
+                                    },
+                                }
+                            ],
+                        },
+                    }
+                ],
+            },
+        }
+        if placement.market == "spot":
+            props.update({"priority": "Spot", "evictionPolicy": "Delete", "billingProfile": {"maxPrice": -1}})
+        body: dict[str, Any] = {
+            "location": placement.region_name,
+            "tags": {**placement.labels(), PORT_TAG: str(port)},
+            "properties": props,
+        }
+        if placement.zone:
+            body["zones"] = [placement.zone]
+        return body
+
+    def planned_calls(self, container: ContainerSpec, placement: Placement) -> list[dict[str, Any]]:
+        body = self.vm_body(container, placement)
+        shown = {**body, "properties": {**body["properties"]}}
+        os_profile = dict(shown["properties"]["osProfile"])
+        os_profile["customData"] = "<base64 of the startup script below>"
+        shown["properties"]["osProfile"] = os_profile
+        return [
+            {
+                "service": "compute",
+                "call": "virtual_machines.begin_create_or_update",
+                "params": {"resource_group": self.resource_group, "vm_name": self.vm_name(placement), "parameters": shown},
+                "startup_script": base64.b64decode(body["properties"]["osProfile"]["customData"]).decode(),
+            }
+        ]
+
+    def launch(self, container: ContainerSpec, placement: Placement) -> Handle:
+        client = self._client()
+        name = self.vm_name(placement)
+        body = self.vm_body(container, placement)
+        # PUT is idempotent by name: a retried launch converges on the same VM.
+        self._call(
+            f"create {placement.instance_type} in {placement.region_name}",
+            lambda: client.virtual_machines.begin_create_or_update(
+                self.resource_group, name, body, polling_interval=self.polling_interval_s
+            ).result(),
+        )
+        return self.describe(name, placement.region)
+
+    # -- read -----------------------------------------------------------------------------------------
+
+    def _arm_get(self, resource_id: str) -> dict[str, Any]:
+        from azure.core.rest import HttpRequest
+
+        resp = self._client().send_request(HttpRequest("GET", f"{resource_id}?api-version={NETWORK_API_VERSION}"))
+        resp.raise_for_status()
+        return resp.json()
+
+    def _public_ip(self, vm: dict[str, Any]) -> str | None:
+        nics = vm.get("properties", {}).get("networkProfile", {}).get("networkInterfaces") or []
+        if not nics:
+            return None
+        nic = self._arm_get(nics[0]["id"])
+        for ipc in nic.get("properties", {}).get("ipConfigurations", []):
+            props = ipc.get("properties", {})
+            pip = props.get("publicIPAddress", {}).get("id")
+            if pip:
+                address = self._arm_get(pip).get("properties", {}).get("ipAddress")
+                if address:
+                    return address
+            if props.get("privateIPAddress"):
+                return props["privateIPAddress"]
+        return None
+
+    def _handle(self, vm: dict[str, Any], with_endpoint: bool) -> Handle:
+        props = vm.get("properties", {})
+        prov = (props.get("provisioningState") or "").lower()
+        statuses = [s.get("code", "") for s in (props.get("instanceView") or {}).get("statuses", [])]
+        power = next((c.split("/", 1)[1] for c in statuses if c.startswith("PowerState/")), None)
+        state: State
+        if prov == "deleting":
+            state = "terminated"
+        elif power in _POWER:
+            state = _POWER[power]
+        elif prov in ("creating", "updating"):
+            state = "pending"
+        elif prov == "succeeded":
+            state = "running" if power is None and not statuses else "unknown"
+        else:
+            state = "unknown"
+        tags = vm.get("tags") or {}
+        endpoint = None
+        if with_endpoint and state == "running":
+            ip = self._public_ip(vm)
+            endpoint = f"http://{ip}:{tags.get(PORT_TAG, '8000')}" if ip else None
+        return Handle(
+            provider="azure",
+            id=vm["name"],
+            region=qualified_region("azure", vm.get("location", "")),
+            state=state,
+            labels={k: v for k, v in tags.items() if k.startswith("orch-") and k != PORT_TAG},
+            endpoint=endpoint,
+            details={
+                "vm_size": props.get("hardwareProfile", {}).get("vmSize"),
+                "priority": props.get("priority", "Regular"),
+                "provisioning_state": props.get("provisioningState"),
+                "resource_group": self.resource_group,
+            },
+        )
+
+    def describe(self, handle_id: str, region: str) -> Handle:
+        client = self._client()
+
+        def get() -> Handle:
+            vm = client.virtual_machines.get(self.resource_group, handle_id, expand="instanceView")
+            return self._handle(dict(vm), with_endpoint=True)
+
+        return self._call(f"get {handle_id}", get)
+
+    def list(self, labels: dict[str, str], regions: list[str] | None = None) -> list[Handle]:
+        client = self._client()
+        locations = {bare_region("azure", r) for r in regions} if regions else None
+
+        def scan() -> list[Handle]:
+            found = []
+            for vm in client.virtual_machines.list(self.resource_group):
+                vm = dict(vm)
+                tags = vm.get("tags") or {}
+                if labels and any(tags.get(k) != v for k, v in labels.items()):
+                    continue
+                if not labels and LABEL_PROJECT not in tags:
+                    continue
+                if locations is not None and vm.get("location") not in locations:
+                    continue
+                found.append(self._handle(vm, with_endpoint=False))
+            return found
+
+        return self._call(f"list VMs in {self.resource_group}", scan)
+
+    def terminate(self, handle: Handle) -> None:
+        client = self._client()
+        try:
+            self._call(
+                f"delete {handle.id}",
+                lambda: client.virtual_machines.begin_delete(
+                    self.resource_group, handle.id, polling_interval=self.polling_interval_s
+                ).result(),
+            )
+        except NotFoundError:
+            return  # already gone
+
+    # -- catalog --------------------------------------------------------------------------------------
+
+    def offerings(self, regions: list[str] | None = None) -> list[Offering]:
+        """Retail list prices (no credentials needed) for the GPU sizes orch knows, per region."""
+        import httpx
+
+        from providers.pricing import azure as ap
+
+        names = [bare_region("azure", r) for r in regions] if regions else [self.location or "eastus"]
+        out: list[Offering] = []
+        with httpx.Client(timeout=60, follow_redirects=True) as http:
+            for region in names:
+
+                def fetch(region: str = region) -> list[Offering]:
+                    try:
+                        prices = ap.parse_items(ap.fetch_items(http, region, self.prices_url or ap.PRICES_URL))
+                    except httpx.HTTPStatusError as exc:
+                        code = exc.response.status_code
+                        err = f"azure: retail prices for {region}: HTTP {code}"
+                        raise (TransientError(err) if code == 429 or code >= 500 else ProviderError(err)) from None
+                    except httpx.TransportError as exc:
+                        raise TransientError(f"azure: retail prices for {region}: {exc}") from None
+                    return ap.region_offerings(region, prices)
+
+                out += with_retries(fetch, sleep=self._sleep)
+        return out
+
+
+def create(**config: Any) -> AzureProvider:
+    return AzureProvider(**config)
