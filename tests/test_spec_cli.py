@@ -183,3 +183,12 @@ def test_starter_with_every_commented_section_enabled_validates(tmp_path: Path) 
     spec = loaded.spec
     assert spec.deployments[0].policies == ["eu-only"] and spec.deployments[0].data
     assert spec.providers.onprem is not None and spec.providers.local is not None and spec.providers.azure is not None
+
+
+def test_validate_stdin() -> None:
+    text = (FIXTURES / "minimal.yaml").read_text()
+    result = runner.invoke(app, ["validate", "-"], input=text)
+    assert result.exit_code == 0 and result.stdout == "ok: 1 deployment, 0 policies (-)\n"
+    bad = runner.invoke(app, ["validate", "-"], input=text.replace("share: 0.5}", "share: 0.25}"))
+    assert bad.exit_code == 1
+    assert bad.stderr.startswith("<stdin>:11:9: deployments[0].traffic.sources: traffic shares sum to 0.5")

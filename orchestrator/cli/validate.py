@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -15,7 +16,7 @@ def _plural(n: int, word: str, plural: str) -> str:
 def register(app: typer.Typer) -> None:
     @app.command("validate")
     def validate(
-        files: list[Path] = typer.Argument(..., help="deployment files to check", show_default=False),
+        files: list[Path] = typer.Argument(..., help="deployment files to check (- reads stdin)", show_default=False),
         structure_only: bool = typer.Option(
             False, "--structure-only", help="skip checks that need the catalog, model registry and performance model"
         ),
@@ -23,13 +24,17 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check deployment files: YAML, fields and types, models, regions, GPUs, policies, reachable SLOs."""
         from orchestrator.errors import SpecError
-        from orchestrator.spec.loader import load_spec
+        from orchestrator.spec.loader import load_spec, load_spec_text
+        from orchestrator.spec.yaml_source import MAX_BYTES
 
         results = []
         failed = 0
         for file in files:
             try:
-                loaded = load_spec(file, check=not structure_only)
+                if str(file) == "-":  # read the file from stdin (at most the size limit, plus one byte to tell)
+                    loaded = load_spec_text(sys.stdin.buffer.read(MAX_BYTES + 1), "<stdin>", check=not structure_only)
+                else:
+                    loaded = load_spec(file, check=not structure_only)
             except SpecError as exc:
                 failed += 1
                 results.append({"file": str(file), "ok": False, "problems": [vars(p) for p in exc.problems]})

@@ -52,8 +52,8 @@ def salvage(cls: type[BaseModel], raw: Any) -> BaseModel | None:
             validator.validate_assignment(probe, name, raw[key])
             values[name] = getattr(probe, name)
             continue
-        except ValidationError:
-            pass
+        except (ValidationError, AttributeError, TypeError, ValueError):
+            pass  # invalid here, or a validator needed sibling fields the probe lacks: try the parts below
         model = _model_member(info.annotation)
         if model is not None:
             part = salvage(model, raw[key])
