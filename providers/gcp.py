@@ -195,7 +195,10 @@ class GcpProvider:
 
         from containers.render.vm import secret_fetch_lines, startup_script
 
-        family = placement.instance_type.split("-", 1)[0]
+        from orchestrator.catalog.offerings import split_gcp_instance_type
+
+        machine, attached, attached_count = split_gcp_instance_type(placement.instance_type)
+        family = machine.split("-", 1)[0]
         labels = {k: label_value(v) for k, v in placement.labels().items()}
         port = next(iter(container.ports.values()), 8000)
         labels[PORT_LABEL] = str(port)
@@ -206,7 +209,7 @@ class GcpProvider:
             scheduling.instance_termination_action = "DELETE"
         inst = compute_v1.Instance(
             name=self.instance_name(placement),
-            machine_type=f"zones/{zone}/machineTypes/{placement.instance_type}",
+            machine_type=f"zones/{zone}/machineTypes/{machine}",
             labels=labels,
             tags=compute_v1.Tags(items=[NETWORK_TAG]),
             disks=[
@@ -236,15 +239,16 @@ class GcpProvider:
             ),
             scheduling=scheduling,
         )
-        if family == "n1":  # A2/A3/A4/G2 machine types include their GPUs; N1 takes attached ones
+        if attached or family == "n1":  # A2/A3/A4/G2 machine types include their GPUs; N1 takes attached ones
             from providers.pricing.gcp import GPU_ACCELERATOR
 
-            accel = GPU_ACCELERATOR.get(placement.gpu)
+            accel = attached or GPU_ACCELERATOR.get(placement.gpu)
             if accel is None:
                 raise UserError(f"gcp: GPU {placement.gpu} cannot be attached to {placement.instance_type}")
             inst.guest_accelerators = [
                 compute_v1.AcceleratorConfig(
-                    accelerator_type=f"zones/{zone}/acceleratorTypes/{accel}", accelerator_count=placement.gpu_count
+                    accelerator_type=f"zones/{zone}/acceleratorTypes/{accel}",
+                    accelerator_count=attached_count if attached else placement.gpu_count,
                 )
             ]
         if self.service_account:  # the VM's own identity, e.g. to read its secrets from Secret Manager

@@ -83,8 +83,9 @@ def test_spot_launch_sends_scheduling_labels_metadata_and_waits(httpserver):
 
 def test_n1_gets_attached_t4s_and_on_demand_scheduling():
     p = create(project="demo-proj")  # planned_calls needs no credentials
-    calls = p.planned_calls(_spec(), _placement("on_demand", "n1-standard-16", "T4", 2))
+    calls = p.planned_calls(_spec(), _placement("on_demand", "n1-standard-16+nvidia-tesla-t4:2", "T4", 2))
     body = calls[0]["params"]["instance_resource"]
+    assert body["machine_type"] == f"zones/{ZONE}/machineTypes/n1-standard-16"
     assert body["guest_accelerators"] == [{"accelerator_type": f"zones/{ZONE}/acceleratorTypes/nvidia-tesla-t4", "accelerator_count": 2}]
     assert body["scheduling"]["on_host_maintenance"] == "TERMINATE"
     assert "provisioning_model" not in body["scheduling"] or body["scheduling"]["provisioning_model"] != "SPOT"
@@ -158,8 +159,8 @@ def test_offerings_from_compute_types_and_billing_catalog(httpserver):
     httpserver.expect_request(skus, query_string={"currencyCode": "USD", "pageSize": "5000", "pageToken": "tok-2"}).respond_with_json(SKUS["pages"][1])
 
     offers = {o.instance_type: o for o in _provider(httpserver).offerings(["gcp:us-central1"])}
-    assert set(offers) == {"a2-highgpu-1g", "g2-standard-4", "n1-standard-8"}
-    a2, g2, n1 = offers["a2-highgpu-1g"], offers["g2-standard-4"], offers["n1-standard-8"]
+    assert set(offers) == {"a2-highgpu-1g", "g2-standard-4", "n1-standard-8+nvidia-tesla-t4:1"}  # snapshot's N1 naming
+    a2, g2, n1 = offers["a2-highgpu-1g"], offers["g2-standard-4"], offers["n1-standard-8+nvidia-tesla-t4:1"]
     assert (a2.gpu, a2.gpu_count, a2.vcpus, a2.memory_gb) == ("A100-40GB", 1, 12, 85.0)
     assert a2.usd_per_hour == pytest.approx(3.673, abs=0.001)  # facts/prices.md: VM 0.739 + GPU 2.934
     assert a2.spot_usd_per_hour == pytest.approx(12 * 0.0125 + 85 * 0.0017 + 1.1455)

@@ -45,9 +45,10 @@ SKU_MODEL_ACCELERATOR = {
 }
 # Machine families whose machine types carry their GPUs; N1 takes attached T4s instead (N1_T4 below).
 GPU_FAMILIES = ("a2", "a3", "a4", "g2")
-# N1 shapes offered with attached T4s: machine type -> T4 count (GCP allows 1, 2 or 4 T4 on N1).
-N1_T4 = {"n1-standard-8": 1, "n1-standard-16": 2, "n1-standard-32": 4}
-MACHINE_TYPE_FILTER = 'name eq "(a2|a3|a4|g2)-.*|n1-standard-(8|16|32)"'
+# N1 shapes offered with attached T4s: machine type -> T4 count (GCP allows 1, 2 or 4 T4 on N1). Named in the
+# catalog as "<machine>+<accelerator>:<count>", as the snapshot does (orchestrator.catalog.offerings.split_gcp_instance_type).
+N1_T4 = {"n1-standard-4": 1, "n1-standard-8": 1, "n1-standard-16": 2, "n1-standard-32": 4}
+MACHINE_TYPE_FILTER = 'name eq "(a2|a3|a4|g2)-.*|n1-standard-(4|8|16|32)"'
 
 _GPU_SKU = re.compile(r"^(?:spot preemptible )?nvidia (?:tesla )?(?P<model>.+?) gpu\b", re.I)
 _CORE_RAM_SKU = re.compile(r"^(?:spot preemptible )?(?P<series>[a-z]\d[a-z]?)(?: predefined| custom)? instance (?P<kind>core|ram)\b", re.I)
@@ -118,7 +119,7 @@ def fetch_skus(http: Any, headers: dict[str, str], base_url: str = BILLING_URL) 
 
 @dataclass(frozen=True)
 class Shape:
-    machine_type: str
+    machine_type: str  # catalog name: the machine type, plus "+<accelerator>:<count>" when GPUs are attached
     vcpus: int
     memory_gib: float
     accelerator: str  # accelerator type
@@ -140,11 +141,12 @@ def shapes_by_region(machine_types: Iterable[Any], accelerators: Iterable[Any]) 
             acc = mt.accelerators[0]
             shape = Shape(mt.name, mt.guest_cpus, mem, acc.guest_accelerator_type, acc.guest_accelerator_count, False)
         elif mt.name in N1_T4 and "nvidia-tesla-t4" in accel_regions.get(region, set()):
-            shape = Shape(mt.name, mt.guest_cpus, mem, "nvidia-tesla-t4", N1_T4[mt.name], True)
+            count = N1_T4[mt.name]
+            shape = Shape(f"{mt.name}+nvidia-tesla-t4:{count}", mt.guest_cpus, mem, "nvidia-tesla-t4", count, True)
         else:
             continue
         if shape.accelerator in ACCELERATOR_GPU:
-            out.setdefault(region, {})[mt.name] = shape
+            out.setdefault(region, {})[shape.machine_type] = shape
     return out
 
 
