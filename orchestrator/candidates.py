@@ -52,6 +52,7 @@ class Candidate:
     pue: float = CLOUD_PUE
     gpu_tdp_w: float = 0.0
     idx: int = -1  # position in the problem's candidate list, set by the solver input
+    reach: int = -1  # bitmask of the user regions it can answer within the TTFT SLO (-1: all)
 
     @property
     def provider(self) -> str:
@@ -157,13 +158,15 @@ def build_candidates(
     extra_sizes: int = 2,
     prune: bool = True,
     limited: Callable[[Candidate], bool] | None = None,
+    exact_ttft: bool = False,
 ) -> DeploymentCandidates:
     """All candidates of one deployment, with the reasons for everything rejected.
 
     ``sources`` are (region id, share) of the users; ``rtt(a, b)`` the round trip between region ids.
     ``estimate_batch(model, [(GPU, gpus, quantization)], input, output, tpot_slo_ms=, kv_cache_dtype=,
     utilization=)`` is the performance model. ``limited(c)`` says whether a quota counts c's GPUs (pruning
-    then keeps GPU types apart).
+    then keeps GPU types apart). ``exact_ttft`` keeps faster candidates when latency is the objective;
+    otherwise TTFT matters only through which user regions a candidate can answer in time.
     """
     regions = regions or {}
     pue_by_region = pue_by_region or {}
@@ -194,8 +197,10 @@ def build_candidates(
 
     # 2. min RTT from the users to each region (+ its argmin), computed once per region.
     best_rtt: dict[str, float] = {}
+    rtts: dict[str, list[float]] = {}
     for reg in {o.region for o in offerings}:
-        best_rtt[reg] = min((rtt(s, reg) for s, _ in sources), default=0.0)
+        rtts[reg] = [rtt(s, reg) for s, _ in sources]
+        best_rtt[reg] = min(rtts[reg], default=0.0)
 
     heads = getattr(model, "heads", 0) or 0
     # 3. walk offerings: cheap checks per (gpu, g, q) shared; only passes become candidates.
@@ -249,6 +254,7 @@ def build_candidates(
                         grid_g_per_kwh=carbon_by_region.get(o.region, getattr(regions.get(o.region), "carbon_g_per_kwh", 0.0)),
                         pue=pue_by_region.get(o.region, 1.0 if o.provider == "local" else CLOUD_PUE),
                         gpu_tdp_w=gpu.tdp_w,
+                        reach=sum(1 << i for i, r in enumerate(rtts[o.region]) if r + e.ttft_ms <= slo.ttft_p95_ms),
                     )
                     why = next((r for p in policies if (r := p.reject(deployment, c))), None)
                     if why:
@@ -259,20 +265,26 @@ def build_candidates(
                         best[k] = c
     cands = list(best.values())
     if prune:
-        kept = prune_dominated(cands, limited)
+        kept = prune_dominated(cands, limited, exact_ttft=exact_ttft)
         out.pruned = len(cands) - len(kept)
         cands = kept
     out.candidates = cands
     return out
 
 
-def prune_dominated(cands: list[Candidate], shared_limits: Callable[[Candidate], bool] | None = None) -> list[Candidate]:
-    """Drop candidates another one beats unit for unit in the same region and market.
+def prune_dominated(
+    cands: list[Candidate], shared_limits: Callable[[Candidate], bool] | None = None, *, exact_ttft: bool = True
+) -> list[Candidate]:
+    """Drop candidates another one beats in the same region and market (keeps the MILP small).
 
-    B dominates A when one B unit costs no more, serves at least as much, answers no slower (TTFT), emits no
-    more carbon, and, if A's GPUs count against a quota or inventory, B uses the same GPU type and no more of
-    them. Swapping every A unit for a B unit then never worsens any objective or constraint, so the optimum
-    is unchanged: this is what keeps the MILP small on large catalogs.
+    B dominates A when B is no costlier per unit of capacity (and no dirtier, no slower to first token, and,
+    if A's GPUs count against a quota or inventory, the same GPU type using no more GPUs per req/s), and B's
+    unit costs no more than A's. Whatever A units serve, B units serve at no higher rate; when B's unit also
+    serves at least as much (the common case: the same instance at another TP size or quantization, or a
+    pricier instance type) the unit-for-unit swap is exact, otherwise rounding up to whole B units costs at
+    most one B unit more than the A plan.
+    "No slower" is TTFT itself with ``exact_ttft`` (latency objective), else: B answers every user region
+    A answers within the SLO (what TTFT changes for cost, egress and carbon).
     """
     groups: dict[tuple, list[Candidate]] = defaultdict(list)
     for c in cands:
@@ -282,22 +294,22 @@ def prune_dominated(cands: list[Candidate], shared_limits: Callable[[Candidate],
     kept: list[Candidate] = []
     for key, group in groups.items():
         same_gpu = len(key) == 3
-        # sort by cost, then capacity descending: a dominator always comes before what it dominates
-        group.sort(key=lambda c: (c.usd_per_unit_hour, -c.rps_per_unit, c.ttft_ms, c.carbon_g_per_unit_hour))
-        front: list[Candidate] = []
+
+        def per_rps(c: Candidate) -> tuple[float, float, float]:
+            return (c.usd_per_unit_hour / c.rps_per_unit, c.carbon_g_per_unit_hour / c.rps_per_unit, c.gpus_per_unit / c.rps_per_unit)
+
+        # cheapest units first (then cheapest per req/s): a dominator always precedes what it dominates
+        group.sort(key=lambda c: (c.usd_per_unit_hour, per_rps(c)[0], c.ttft_ms))
+        front: list[tuple[Candidate, tuple[float, float, float]]] = []
         for a in group:
-            dominated = False
-            for b in front:
-                if (
-                    b.usd_per_unit_hour <= a.usd_per_unit_hour
-                    and b.rps_per_unit >= a.rps_per_unit
-                    and b.ttft_ms <= a.ttft_ms
-                    and b.carbon_g_per_unit_hour <= a.carbon_g_per_unit_hour
-                    and (not same_gpu or b.gpus_per_unit <= a.gpus_per_unit)
-                ):
-                    dominated = True
-                    break
+            pa = per_rps(a)
+            dominated = any(
+                pb[0] <= pa[0] * (1 + 1e-9) and pb[1] <= pa[1] * (1 + 1e-9)
+                and (b.ttft_ms <= a.ttft_ms if exact_ttft else (b.reach & a.reach) == a.reach)
+                and b.usd_per_unit_hour <= a.usd_per_unit_hour * (1 + 1e-9) and (not same_gpu or pb[2] <= pa[2] * (1 + 1e-9))
+                for b, pb in front
+            )
             if not dominated:
-                front.append(a)
-        kept.extend(front)
+                front.append((a, pa))
+        kept.extend(c for c, _ in front)
     return kept

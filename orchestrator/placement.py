@@ -44,7 +44,7 @@ def place(
         from orchestrator.catalog.load import load_catalog
 
         catalog = load_catalog(loaded.spec)
-    inp = build_inputs(loaded, catalog, estimate_batch=estimate_batch)
+    inp = build_inputs(loaded, catalog, estimate_batch=estimate_batch, objective=objective)
     sol = solve(inp.problem, objective, time_limit=time_limit)
     as_of = str(getattr(catalog, "as_of", "") or "")
     project = loaded.spec.project
@@ -139,7 +139,7 @@ def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult],
         sub_d = dataclasses.replace(d, candidates=keep, rtt_ms=_cols(d.rtt_ms, d, keep),
                                     response_usd_per_rps_month=_cols(d.response_usd_per_rps_month, d, keep))
         sub = SolverInput([sub_d], problem.limits, problem.global_policies)
-        s = solve(sub, objective, used_gpus=used, fixed_usd_per_month=fixed, time_limit=10)
+        s = solve(sub, objective, used_gpus=used, fixed_usd_per_month=fixed, time_limit=10, tie_break=False)
         problem.index()  # restore the full problem's candidate numbering
         if not s.ok:
             continue

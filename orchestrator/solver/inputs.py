@@ -70,7 +70,8 @@ def policies_for(spec: Any) -> tuple[dict[str, list[Any]], list[Any]]:
     return out, glob
 
 
-def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., list[Any]] | None = None) -> Inputs:
+def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., list[Any]] | None = None,
+                 objective: str = "cost") -> Inputs:
     from orchestrator.catalog.regions import all_regions, rtt_ms
     from orchestrator.model_registry import resolve_model
 
@@ -107,6 +108,7 @@ def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., lis
         dc = build_candidates(
             d, model, catalog.offerings, catalog.gpus, sources, rtt, per_dep[d.name],
             estimate_batch=est, regions=regions, pue_by_region=pue, carbon_by_region=carbon, limited=limited,
+            exact_ttft=objective == "latency",
         )
         cands[d.name] = dc
         deps.append(_deployment_input(d, dc, sources, rtt, region_of, catalog.egress, per_dep[d.name]))
