@@ -1,0 +1,73 @@
+"""`orch status`: desired vs actual from the providers, live /health, uptime and cost so far."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import test_apply_fakeprovider as fake
+from orchestrator.cli.main import app
+
+fake.register()
+
+
+@pytest.fixture
+def applied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("FAKE_STATE_DIR", str(tmp_path / "fake"))
+    monkeypatch.setenv("ORCH_STATE_DIR", str(tmp_path / "orch"))
+    for var in ("FAKE_NO_CAPACITY", "FAKE_QUOTA", "FAKE_DOWN", "ORCH_STATE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    spec = tmp_path / "deploy.yaml"
+    sha = fake.write_spec(spec, "demo", ["chat", "batch"])
+    fake.write_plan(tmp_path / "plan.json", "demo", sha,
+                    {"chat": [[fake.group("fake:zone-a", 2, usd=3.6)]], "batch": [[fake.group("fake:zone-b", 1)]]})
+    db = tmp_path / "state.db"
+    r = CliRunner().invoke(app, ["apply", str(spec), "--plan", str(tmp_path / "plan.json"), "--yes", "--state", str(db)])
+    assert r.exit_code == 0, r.stderr
+    yield tmp_path, spec, db
+    fake.kill_all(tmp_path / "fake")
+
+
+def _status(*args: str) -> dict:
+    r = CliRunner().invoke(app, ["status", *args, "--json"])
+    assert r.exit_code == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_status_json_reports_desired_actual_health_and_cost(applied) -> None:  # type: ignore[no-untyped-def]
+    tmp, spec, db = applied
+    doc = _status("--state", str(db))  # no FILE: the only project in the state
+    assert doc["project"] == "demo"
+    deps = {d["name"]: d for d in doc["deployments"]}
+    assert (deps["chat"]["desired"], deps["chat"]["actual"], deps["chat"]["healthy"]) == (2, 2, 2)
+    assert (deps["batch"]["desired"], deps["batch"]["actual"], deps["batch"]["healthy"]) == (1, 1, 1)
+    r = deps["chat"]["replicas"][0]
+    assert r["status"] == "running" and r["health"] == "healthy" and r["endpoint"].startswith("http://127.0.0.1:")
+    assert r["usd_per_hour"] == pytest.approx(3.6)
+    assert r["cost_usd"] == pytest.approx(r["uptime_s"] / 3600 * 3.6, abs=0.06 / 3600 * 3.6 + 1e-6)  # uptime rounded to 0.1 s
+    assert doc["usd_per_hour"] == pytest.approx(3.6 * 2 + 1.0)
+    assert _status(str(spec), "--state", str(db))["project"] == "demo"
+
+
+def test_status_sees_a_replica_that_died(applied) -> None:  # type: ignore[no-untyped-def]
+    tmp, spec, db = applied
+    victim = next(x for x in fake.live(tmp / "fake") if x["region"] == "fake:zone-b")
+    fake.kill(victim["pid"])
+    deps = {d["name"]: d for d in _status(str(spec), "--state", str(db))["deployments"]}
+    assert (deps["batch"]["desired"], deps["batch"]["actual"]) == (1, 0)
+    assert deps["chat"]["actual"] == 2
+
+
+def test_status_table_on_stdout(applied) -> None:  # type: ignore[no-untyped-def]
+    tmp, spec, db = applied
+    r = CliRunner().invoke(app, ["status", str(spec), "--state", str(db)])
+    assert r.exit_code == 0, r.stderr
+    assert "2/2 (2 healthy)" in r.stdout and "demo-chat-" in r.stdout and "healthy" in r.stdout
+
+
+def test_status_without_a_project_says_what_to_pass(tmp_path: Path) -> None:
+    r = CliRunner().invoke(app, ["status", "--state", str(tmp_path / "empty.db")])
+    assert r.exit_code == 1 and "pass the deployment FILE" in r.stderr
