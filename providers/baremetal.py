@@ -200,15 +200,11 @@ class BaremetalProvider:
     def _containers(self, host: HostSpec, filters: dict[str, str | None]) -> list[dict[str, Any]]:
         """``docker inspect`` records of the containers matching label filters (value None: key present)."""
         flt = " ".join(f"--filter {shlex.quote('label=' + (k if v is None else f'{k}={v}'))}" for k, v in sorted(filters.items()))
-        rc, out, err = self._run(host, f"{self.engine} ps -a -q {flt}")
+        e = shlex.quote(self.engine)
+        # one round trip: list matching ids, then inspect them (or print an empty list)
+        rc, out, err = self._run(host, f'ids=$({e} ps -a -q {flt}) || exit $?; if [ -n "$ids" ]; then {e} inspect $ids; else echo "[]"; fi')
         if rc != 0:
-            raise ProviderError(f"baremetal {host}: {self.engine} ps failed: {err.strip()[:300]}")
-        ids = out.split()
-        if not ids:
-            return []
-        rc, out, err = self._run(host, f"{self.engine} inspect {' '.join(shlex.quote(i) for i in ids)}")
-        if rc != 0:
-            raise ProviderError(f"baremetal {host}: {self.engine} inspect failed: {err.strip()[:300]}")
+            raise ProviderError(f"baremetal {host}: {self.engine} ps/inspect failed: {err.strip()[:300]}")
         return json.loads(out or "[]")
 
     # -- protocol --------------------------------------------------------------------------------------
@@ -301,10 +297,7 @@ class BaremetalProvider:
             rc, _, err = self._run(host, command, stdin=stdin or None)
             if rc != 0:
                 raise ProviderError(f"baremetal {host}: {self.engine} run failed: {err.strip()[:500]}")
-            recs = [r for r in self._containers(host, {LABEL_REPLICA: placement.replica}) if (r.get("Name") or "").lstrip("/") == container.name]
-            if not recs:
-                raise ProviderError(f"baremetal {host}: container {container.name} not found right after {self.engine} run")
-            return self._handle(host, recs[0])
+            return self.describe(f"{host}/{container.name}")
         detail = f"; unreachable: {', '.join(unreachable)}" if unreachable else ""
         raise CapacityError(f"baremetal: no host has {container.gpus} free {want_gpu or 'GPU'}(s){detail}")
 

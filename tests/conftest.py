@@ -70,8 +70,13 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
         yield state
     finally:
         provider.terminate(handle)
-        try:  # terminate reaches the whole process group (API server and engine core)
-            os.killpg(handle.details["pid"], 0)
-            raise AssertionError(f"vLLM process group {handle.details['pid']} survived terminate")
-        except ProcessLookupError:
-            pass
+        # terminate reaches the whole process group (API server, engine core); exited children are reaped by init
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                os.killpg(handle.details["pid"], 0)
+            except ProcessLookupError:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"vLLM process group {handle.details['pid']} survived terminate")
+            time.sleep(0.2)
