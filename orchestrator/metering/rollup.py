@@ -79,29 +79,40 @@ def rollup(
         ts, ok, counters, gauges, started = ts[order], ok[order], counters[order], gauges[order], started[order]
 
     g_ts, g_c, g_g, g_s = ts[ok], counters[ok], gauges[ok], started[ok]
-    base_ts = cursor.ts if cursor else (g_ts[0] if len(g_ts) else 0.0)
+    ng = len(g_ts)
     base_c = cursor.counters if cursor else np.zeros(len(COUNTERS))
-    series_ts = np.concatenate(([base_ts], g_ts))
-    series_c = np.vstack((base_c[None, :], g_c))
-    d = np.diff(series_c, axis=0)
-    series_s = np.concatenate(([cursor.started_at if cursor else 0.0], g_s))
-    s_prev, s_cur = series_s[:-1], series_s[1:]
-    reset = (d < 0).any(axis=1) | ((s_prev > 0) & (s_cur > 0) & (s_prev != s_cur))
-    d[reset] = g_c[reset]
-    secs = np.maximum(np.diff(series_ts), 0.0)
+    d = np.empty_like(g_c)
+    secs = np.empty(ng)
+    if ng:
+        d[0] = g_c[0] - base_c
+        np.subtract(g_c[1:], g_c[:-1], out=d[1:])
+        secs[0] = max(g_ts[0] - cursor.ts, 0.0) if cursor else 0.0
+        np.maximum(np.diff(g_ts), 0.0, out=secs[1:])
+    s_prev = np.empty(ng)
+    if ng:
+        s_prev[0] = cursor.started_at if cursor else 0.0
+        s_prev[1:] = g_s[:-1]
+    reset = (d < 0).any(axis=1) | ((s_prev > 0) & (g_s > 0) & (s_prev != g_s))
+    if reset.any():
+        d[reset] = g_c[reset]
 
-    hour_ok = (g_ts // 3600).astype(np.int64) * 3600
-    hour_err = (ts[~ok] // 3600).astype(np.int64) * 3600
-    hours, inv = np.unique(np.concatenate((hour_ok, hour_err)), return_inverse=True)
-    inv_ok, inv_err = inv[: len(hour_ok)], inv[len(hour_ok) :]
+    # Samples are sorted, so each hour is one contiguous run: bucket ids by counting hour changes.
+    hour_all = (ts // 3600).astype(np.int64)
+    change = np.empty(len(ts), dtype=bool)
+    change[:1] = True
+    np.not_equal(hour_all[1:], hour_all[:-1], out=change[1:])
+    bucket = np.cumsum(change) - 1
+    hours = hour_all[change] * 3600
     n = len(hours)
+    b_ok = bucket[ok]
     out_c = np.zeros((n, len(COUNTERS)))
     out_g = np.zeros((n, len(GAUGES)))
-    if len(hour_ok):  # samples are sorted, so each hour is one contiguous run: reduceat is fast
-        u_ok, first = np.unique(hour_ok, return_index=True)
-        pos = np.searchsorted(hours, u_ok)
+    if ng:
+        first = np.flatnonzero(np.concatenate(([True], b_ok[1:] != b_ok[:-1])))
+        pos = b_ok[first]
         out_c[pos] = np.add.reduceat(d, first, axis=0)
         out_g[pos] = np.add.reduceat(g_g, first, axis=0)
+    inv_ok, inv_err = b_ok, bucket[~ok]
     hourly = Hourly(
         hours=hours,
         samples_ok=np.bincount(inv_ok, minlength=n),
