@@ -1,0 +1,151 @@
+"""`orch catalog refresh --provider aws|gcp|azure [--region R ...]`: live prices and instance types into the user cache.
+
+Each region is fetched through the provider's own offerings() (AWS Pricing + EC2, GCP Billing Catalog + Compute,
+Azure Retail Prices). The full list is built first and written once, atomically: regions that failed (or were not
+asked for) keep their previous cached or snapshot rows, and failed ones are named in a warning. Exit 3 when every
+requested region failed; missing credentials stop the refresh at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING, Optional
+
+import typer
+
+from orchestrator.errors import AuthError, OrchError, ProviderError, UserError
+
+if TYPE_CHECKING:
+    from orchestrator.catalog.types import Offering
+    from providers.base import Provider
+
+CLOUDS = ("aws", "gcp", "azure")
+
+
+def make_provider(kind: str, project: str | None = None) -> Provider:
+    """The provider whose offerings() fetch live prices (credentials from the SDK's standard chain)."""
+    from providers import get_provider
+
+    if kind == "gcp":
+        return get_provider("gcp", project=project or os.environ.get("GOOGLE_CLOUD_PROJECT") or os.environ.get("CLOUDSDK_CORE_PROJECT"))
+    return get_provider(kind)
+
+
+def previous_rows(kind: str) -> list[Offering]:
+    """What the catalog holds for ``kind`` now: the user cache if there is one, else the embedded snapshot."""
+    from orchestrator.catalog.offerings import cached_offerings, snapshot_offerings
+
+    cached = cached_offerings(kind)
+    return cached if cached is not None else [o for o in snapshot_offerings() if o.provider == kind]
+
+
+def default_regions(kind: str) -> list[str]:
+    """The regions the catalog already covers for ``kind`` (snapshot or cache), bare names, in order."""
+    seen: dict[str, None] = {}
+    for o in previous_rows(kind):
+        seen.setdefault(o.region.split(":", 1)[1], None)
+    return list(seen)
+
+
+def refresh_regions(provider: Provider, kind: str, regions: list[str]) -> tuple[dict[str, list[Offering]], dict[str, str]]:
+    """Fetch each region with a progress bar on stderr: (offerings per region, error message per failed region)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    fetched: dict[str, list[Offering]] = {}
+    failed: dict[str, str] = {}
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+        task = progress.add_task(f"{kind}: refreshing", total=len(regions))
+        for region in regions:
+            progress.update(task, description=f"{kind}:{region}")
+            try:
+                rows = provider.offerings([f"{kind}:{region}"])
+            except AuthError:
+                raise  # no credentials: every region would fail the same way
+            except OrchError as exc:
+                failed[region] = str(exc)
+            else:
+                if rows:
+                    fetched[region] = rows
+                else:
+                    failed[region] = f"{kind}: no GPU offerings returned for {region}"
+            progress.advance(task)
+    return fetched, failed
+
+
+def merge(previous: list[Offering], fetched: dict[str, list[Offering]], kind: str) -> list[Offering]:
+    """Fresh rows for the regions fetched; every other region keeps its previous rows."""
+    fresh = {f"{kind}:{r}" for r in fetched}
+    kept = [o for o in previous if o.region not in fresh]
+    return kept + [o for rows in fetched.values() for o in rows]
+
+
+def register(catalog_app: typer.Typer) -> None:
+    @catalog_app.command("refresh")
+    def refresh(
+        provider: str = typer.Option(..., "--provider", help="aws | gcp | azure"),
+        region: Optional[list[str]] = typer.Option(
+            None, "--region", help="region to refresh (repeatable), e.g. us-east-1; default: the regions the catalog covers"
+        ),
+        project: Optional[str] = typer.Option(None, "--project", help="GCP project (default: GOOGLE_CLOUD_PROJECT or the ADC project)"),
+        as_json: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),
+    ) -> None:
+        """Fetch live prices and GPU instance types from the provider's APIs into the user-level catalog cache."""
+        from orchestrator.catalog.offerings import cache_path, write_cache
+        from orchestrator.suggest import did_you_mean
+
+        kind = provider.strip().lower()
+        if kind not in CLOUDS:
+            raise UserError(f"unknown provider {provider!r}{did_you_mean(kind, list(CLOUDS))}; catalog refresh knows: {', '.join(CLOUDS)}")
+        regions: list[str] = []
+        for r in region or default_regions(kind):
+            name = r.split(":", 1)[1] if r.startswith(f"{kind}:") else r
+            if ":" in name:
+                raise UserError(f"region {r!r} is not a {kind} region")
+            if name not in regions:
+                regions.append(name)
+        if not regions:
+            raise UserError(f"no regions to refresh for {kind}; pass --region")
+
+        prov = make_provider(kind, project)
+        fetched, failed = refresh_regions(prov, kind, regions)
+        if not fetched:
+            detail = "; ".join(f"{r}: {msg}" for r, msg in failed.items())
+            raise ProviderError(f"{kind}: refresh failed in every region ({detail}); the catalog is unchanged")
+
+        previous = previous_rows(kind)
+        rows = merge(previous, fetched, kind)
+        path = write_cache(kind, rows)  # one atomic write of the complete list
+
+        for r, msg in failed.items():
+            kept = sum(1 for o in previous if o.region == f"{kind}:{r}")
+            typer.echo(f"warning: {kind}:{r} not refreshed ({msg}); kept its {kept} previous row(s)", err=True)
+        summary = [
+            {
+                "region": f"{kind}:{r}",
+                "status": "refreshed" if r in fetched else "failed",
+                "offerings": len(fetched[r]) if r in fetched else sum(1 for o in previous if o.region == f"{kind}:{r}"),
+                "error": failed.get(r),
+            }
+            for r in regions
+        ]
+        if as_json:
+            typer.echo(json.dumps({"provider": kind, "cache": str(path), "rows": len(rows), "regions": summary}, indent=2))
+        else:
+            _print_summary(kind, summary)
+        typer.echo(f"{kind}: {len(rows)} offerings written to {cache_path(kind)}", err=True)
+
+
+def _print_summary(kind: str, summary: list[dict[str, object]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"catalog refresh: {kind}")
+    for col in ("region", "status", "offerings"):
+        table.add_column(col, justify="right" if col == "offerings" else "left")
+    for row in summary:
+        table.add_row(str(row["region"]), str(row["status"]), str(row["offerings"]))
+    console.print(table)
