@@ -122,10 +122,16 @@ class DeploymentCandidates:
     providers_seen: set[str] = field(default_factory=set)
     pruned: int = 0  # dominated candidates removed
 
-    def reject(self, offering: Offering, reason: str, message: str, n: int = 1) -> None:
+    _scores: dict[str, float] = field(default_factory=dict)
+
+    def reject(self, offering: Offering, reason: str, message: str, n: int = 1, score: float | None = None) -> None:
+        """Count a rejection; the example kept per reason is the first, or the one with the lowest score."""
         self.rejected[offering.provider][reason] += n
         self.rejected_regions[offering.region][reason] += n
-        self.examples.setdefault(reason, message)
+        if reason not in self.examples or (score is not None and score < self._scores.get(reason, float("inf"))):
+            self.examples[reason] = message
+            if score is not None:
+                self._scores[reason] = score
 
 
 Estimator = Callable[..., list[Any]]  # orchestrator.perf.estimate_batch
@@ -229,7 +235,8 @@ def build_candidates(
                     out.reject(o, PARALLEL, f"tensor parallel {tp} does not divide {heads} attention heads")
                     continue
                 if e.requests_per_s <= 0 or e.tpot_ms > slo.tpot_p95_ms:
-                    out.reject(o, SLO_TPOT, f"{g}×{o.gpu} ({q}): TPOT {e.tpot_ms:.1f} ms > SLO {slo.tpot_p95_ms:g} ms")
+                    out.reject(o, SLO_TPOT, f"{g}×{o.gpu} ({q}): TPOT {e.tpot_ms:.1f} ms > SLO {slo.tpot_p95_ms:g} ms",
+                               score=e.tpot_ms)
                     continue
                 lat = best_rtt[o.region] + e.ttft_ms
                 if lat > slo.ttft_p95_ms:
@@ -237,6 +244,7 @@ def build_candidates(
                         o, SLO_TTFT,
                         f"{o.region} {g}×{o.gpu} ({q}): TTFT {e.ttft_ms:.0f} ms + RTT {best_rtt[o.region]:.0f} ms "
                         f"> SLO {slo.ttft_p95_ms:g} ms",
+                        score=lat,
                     )
                     continue
                 markets: list[tuple[str, float]] = []

@@ -12,7 +12,7 @@ import dataclasses
 from collections import Counter
 from typing import Any
 
-from orchestrator.candidates import MEMORY, NO_PRICE, PARALLEL, POLICY, SLO_TPOT, SLO_TTFT
+from orchestrator.candidates import MEMORY, POLICY, SLO_TPOT, SLO_TTFT
 from orchestrator.solver.problem import DeploymentInput, SolverInput
 from orchestrator.solver.solve import solve
 
@@ -82,21 +82,23 @@ def _no_candidates(d: DeploymentInput, dc: Any, model: Any, i: int, at: Any) -> 
     main, _ = counts.most_common(1)[0]
     spec = d.spec
     out: list[str] = []
-    if counts.get(SLO_TPOT) and not counts.get(SLO_TTFT):
+    # checks run memory -> TPOT -> TTFT -> policy: the furthest stage any option reached is the decisive one
+    if counts.get(POLICY):
+        out.append(at(("deployments", i, "policies"),
+                      f"deployment {name}: options that meet the SLOs exist, but its policies exclude all of them "
+                      f"({counts[POLICY]} options, e.g. {dc.examples[POLICY]}); widen the policy or add providers/regions "
+                      f"it allows"))
+    elif counts.get(SLO_TTFT):
+        out.append(at(("deployments", i, "slo", "ttft_p95_ms"),
+                      f"deployment {name}: no offering answers within TTFT {spec.slo.ttft_p95_ms:g} ms from the users "
+                      f"(e.g. {dc.examples[SLO_TTFT]}); raise ttft_p95_ms or add regions near the users"))
+    elif counts.get(SLO_TPOT):
         best = _best_achievable(model, spec)
         tail = f"; the fastest is {best}" if best else f" (e.g. {dc.examples[SLO_TPOT]})"
         out.append(at(("deployments", i, "slo", "tpot_p95_ms"),
                       f"deployment {name}: TPOT {spec.slo.tpot_p95_ms:g} ms is below what any offered GPU reaches for "
                       f"{getattr(model, 'name', spec.model)}{tail}; raise tpot_p95_ms or allow faster GPUs/quantization"))
-    if counts.get(SLO_TTFT):
-        out.append(at(("deployments", i, "slo", "ttft_p95_ms"),
-                      f"deployment {name}: no offering answers within TTFT {spec.slo.ttft_p95_ms:g} ms from the users "
-                      f"(e.g. {dc.examples[SLO_TTFT]}); raise ttft_p95_ms or add regions near the users"))
-    if counts.get(POLICY) and not out:
-        out.append(at(("deployments", i, "policies"),
-                      f"deployment {name}: its policies leave no offering (e.g. {dc.examples[POLICY]}); "
-                      f"{counts[POLICY]} options were excluded by policy"))
-    if counts.get(MEMORY) and set(counts) <= {MEMORY, PARALLEL, NO_PRICE}:
+    elif counts.get(MEMORY):
         out.append(at(("deployments", i, "model"),
                       f"deployment {name}: no offered GPU configuration fits {getattr(model, 'name', spec.model)} with "
                       f"quantization {', '.join(spec.quantization)} (e.g. {dc.examples[MEMORY]}); allow a smaller "

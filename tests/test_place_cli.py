@@ -1,0 +1,94 @@
+"""`orch place` end to end: the JSON contract, --out, the table, objectives, and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from orchestrator.cli.main import app
+from orchestrator.plan import Plan
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+runner = CliRunner()
+
+
+def _run(*args: str):  # noqa: ANN202
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_json_follows_the_contract() -> None:
+    r = _run("place", str(EXAMPLES / "quickstart.yaml"), "--json")
+    assert r.exit_code == 0, r.output
+    plan = json.loads(r.stdout)
+    assert plan["status"] == "optimal" and plan["objective"] == "cost"
+    assert isinstance(plan["solve_seconds"], float)
+    assert set(plan["total"]) >= {"usd_per_hour", "usd_per_month", "egress_usd_per_month"}
+    (dep,) = plan["deployments"]
+    assert dep["name"] == "support-chat"
+    assert set(dep["predicted"]) >= {"ttft_p95_ms", "tpot_p95_ms", "capacity_rps", "usd_per_million_tokens"}
+    assert dep["predicted"]["ttft_p95_ms"] <= 1500 and dep["predicted"]["tpot_p95_ms"] <= 50
+    assert dep["predicted"]["capacity_rps"] >= 20 * 1.2  # demand x (1 + headroom)
+    keys = {"provider", "region", "instance_type", "gpu", "gpus_per_replica", "tensor_parallel", "quantization", "market",
+            "count", "usd_per_hour"}
+    assert dep["replicas"] and all(keys <= set(g) for g in dep["replicas"])
+    assert all(g["market"] in ("on_demand", "spot", "onprem") for g in dep["replicas"])
+    assert dep["usd_per_hour"] == pytest.approx(sum(g["usd_per_hour"] for g in dep["replicas"]) + dep["egress_usd_per_month"] / 730, rel=1e-3)
+    assert plan["total"]["usd_per_month"] == pytest.approx(plan["total"]["usd_per_hour"] * 730, rel=1e-3)
+    assert "fallbacks" not in dep  # those go to --out
+
+
+def test_out_writes_the_full_plan_with_fallbacks(tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    r = _run("place", str(EXAMPLES / "quickstart.yaml"), "--out", str(out))
+    assert r.exit_code == 0
+    plan = Plan.model_validate_json(out.read_text())
+    dep = plan.deployments[0]
+    assert dep.fallbacks, "a ranked fallback for apply"
+    chosen = {(g.region, g.instance_type, g.market) for g in dep.replicas}
+    assert all({(g.region, g.instance_type, g.market) for g in fb} != chosen for fb in dep.fallbacks)
+    assert len(plan.spec_sha256) == 64 and plan.catalog_as_of
+
+
+def test_table_and_explanation_on_stdout() -> None:
+    r = _run("place", str(EXAMPLES / "quickstart.yaml"))
+    assert r.exit_code == 0
+    assert "support-chat" in r.stdout and "total" in r.stdout and "per 1M tokens" in r.stdout
+    assert "runner-up" in r.stdout
+
+
+def test_latency_objective_reports_its_cost() -> None:
+    r = _run("place", str(EXAMPLES / "quickstart.yaml"), "--minimize", "latency", "--json")
+    assert r.exit_code == 0
+    plan = json.loads(r.stdout)
+    assert plan["objective"] == "latency"
+    assert "vs the cost-optimal plan" in plan["deployments"][0]["explanation"]["objective_tradeoff"]
+    cost = json.loads(_run("place", str(EXAMPLES / "quickstart.yaml"), "--json").stdout)
+    assert plan["deployments"][0]["predicted"]["ttft_p95_ms"] <= cost["deployments"][0]["predicted"]["ttft_p95_ms"]
+    assert plan["total"]["usd_per_month"] >= cost["total"]["usd_per_month"]
+
+
+def test_bad_objective_is_a_user_error() -> None:
+    r = _run("place", str(EXAMPLES / "quickstart.yaml"), "--minimize", "speed")
+    assert r.exit_code == 1
+    assert "--minimize must be one of" in r.output
+
+
+@pytest.mark.parametrize("name", ["quickstart", "hybrid", "multi-region"])
+def test_examples_place(name: str) -> None:
+    r = _run("place", str(EXAMPLES / f"{name}.yaml"), "--json", "--no-fallbacks")
+    assert r.exit_code == 0, r.output
+    plan = json.loads(r.stdout)
+    assert plan["status"] == "optimal"
+    assert plan["solve_seconds"] < 5
+
+
+def test_hybrid_keeps_patient_data_on_prem() -> None:
+    plan = json.loads(_run("place", str(EXAMPLES / "hybrid.yaml"), "--json").stdout)
+    deps = {d["name"]: d for d in plan["deployments"]}
+    assert {g["provider"] for g in deps["claims-summarizer"]["replicas"]} == {"onprem"}
+    used = sum(g["count"] * g["gpus_per_replica"] for d in deps.values() for g in d["replicas"] if g["provider"] == "onprem")
+    assert used <= 16  # the site's inventory
