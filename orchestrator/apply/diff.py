@@ -92,6 +92,13 @@ def table_console() -> Console:
     return c if c.is_terminal else Console(width=200)
 
 
+def err_console() -> Console:
+    """stderr for messages and progress; lines are not hard-wrapped (they get grepped and logged)."""
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)
+
+
 def counts(changes: list[Change]) -> dict[str, int]:
     out = {a: 0 for a in SYMBOL}
     for c in changes:

@@ -59,10 +59,8 @@ def register(app: typer.Typer) -> None:
         timeout: float = typer.Option(1200.0, "--timeout", min=0, help="seconds to wait for /health"),
     ) -> None:
         """Launch, adopt and delete replicas until the providers match the plan (journaled, resumable)."""
-        from rich.console import Console
-
         from orchestrator.apply.converge import ApplyOptions, Converger
-        from orchestrator.apply.diff import has_work, render, table_console
+        from orchestrator.apply.diff import err_console, has_work, render, table_console
         from orchestrator.apply.planfile import providers_json, resolve_plan
         from orchestrator.apply.targets import Targets
         from orchestrator.errors import ProviderError
@@ -75,7 +73,7 @@ def register(app: typer.Typer) -> None:
         if dry:
             dry_run(loaded, plan)
             return
-        out, err = table_console(), Console(stderr=True)
+        out, err = table_console(), err_console()
         with open_state(state) as db, project_lock(db, plan.project, break_lock=break_lock,
                                                    warn=lambda m: err.print(m, markup=False)):
             conv = Converger(db, plan, Targets(loaded.spec.providers), err=err, spec_sha256=loaded.sha256,

@@ -18,11 +18,9 @@ def register(app: typer.Typer) -> None:
         break_lock: bool = typer.Option(False, "--break-lock", help="remove a stale lock left by another apply"),
     ) -> None:
         """Terminate every replica of the project (or one deployment): journaled, state rows marked terminated."""
-        from rich.console import Console
-
         from orchestrator.apply.actual import gather
         from orchestrator.apply.context import project_context
-        from orchestrator.apply.diff import Change, table_console, render
+        from orchestrator.apply.diff import Change, err_console, render, table_console
         from orchestrator.apply.ops import terminate_resource
         from orchestrator.apply.targets import Targets
         from orchestrator.cli.apply import _confirm
@@ -33,7 +31,7 @@ def register(app: typer.Typer) -> None:
         from orchestrator.state.lock import project_lock
         from orchestrator.suggest import did_you_mean
 
-        out, err = table_console(), Console(stderr=True)
+        out, err = table_console(), err_console()
         with open_state(state) as db:
             ctx = project_context(db, file)
             with project_lock(db, ctx.project, break_lock=break_lock, warn=lambda m: err.print(m, markup=False)):

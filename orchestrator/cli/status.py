@@ -107,12 +107,10 @@ def register(app: typer.Typer) -> None:
         state: Optional[str] = typer.Option(None, "--state", help="state database: a SQLite file or a SQLAlchemy URL"),
     ) -> None:
         """What runs now, asked of the providers: desired vs actual, health, uptime, cost so far."""
-        from rich.console import Console
-
-        from orchestrator.apply.diff import table_console
+        from orchestrator.apply.diff import err_console, table_console
         from orchestrator.state.db import open_state
 
-        err = Console(stderr=True)
+        err = err_console()
         with open_state(state) as db:
             doc = collect(db, file, err)
         if as_json:
