@@ -159,9 +159,10 @@ def build_vllm_container(
         labels[LABEL_NODES] = str(nodes)
 
     gpus_per_node = max(0, group.gpus_per_replica // nodes) if group.gpu.upper() != "CPU" else 0
-    name_parts = [project, deployment.name, replica]
-    if replica.startswith(deployment.name):
-        name_parts = [project, replica]
+    # Replica ids may already carry the project and/or deployment name: do not repeat them.
+    name_parts = [replica]
+    if not replica.startswith(f"{project}-"):
+        name_parts = [project, replica] if replica.startswith(f"{deployment.name}-") else [project, deployment.name, replica]
     health_period = 10
     return ContainerSpec(
         name=dns_label("-".join(name_parts)),
