@@ -86,3 +86,30 @@ def test_local_process_gpu_keeps_flags() -> None:
     assert flag(argv, "--tensor-parallel-size") == "2" and flag(argv, "--quantization") == "fp8"
     assert flag(argv, "--model") == "meta-llama/Llama-3.1-8B-Instruct"
     assert "HF_HUB_OFFLINE" not in env and "VLLM_CPU_KVCACHE_SPACE" not in env
+
+
+def test_startup_script_runs_and_passes_the_secret_through_the_env_file(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Run the script with stand-ins for docker, nvidia-smi, nvidia-ctk, systemctl and gcloud on PATH."""
+    monkeypatch.delenv("HF_TOKEN")
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    stubs = {
+        "docker": f'echo "$@" >> {tmp_path}/docker.log; [ "$1" = run ] && echo "HF_TOKEN=${{HF_TOKEN:-}}" >> {tmp_path}/docker.env; exit 0',
+        "nvidia-smi": "echo '0, NVIDIA L4, 23034 MiB'",
+        "nvidia-ctk": "exit 0",
+        "systemctl": "exit 0",
+        "gcloud": f'echo "$@" >> {tmp_path}/gcloud.log; echo hf_from_secret_manager',
+    }
+    for name, body in stubs.items():
+        (bin_ / name).write_text(f"#!/bin/bash\n{body}\n")
+        (bin_ / name).chmod(0o755)
+    s = build(tp=1, gpus=1)
+    script = startup_script(s, fetch_secrets=secret_fetch_lines(s, "gcp"))
+    env = {"PATH": f"{bin_}:/usr/bin:/bin", "ORCH_LOG": str(tmp_path / "startup.log"), "ORCH_SECRETS": str(tmp_path / "etc" / "secrets.env")}
+    res = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "secrets versions access latest --secret=hf-token" in (tmp_path / "gcloud.log").read_text()
+    assert (tmp_path / "docker.env").read_text().strip() == "HF_TOKEN=hf_from_secret_manager"
+    runs = [ln for ln in (tmp_path / "docker.log").read_text().splitlines() if ln.startswith("run ")]
+    assert len(runs) == 1 and "hf_from_secret_manager" not in runs[0] and "-e HF_TOKEN " in runs[0]
+    assert oct((tmp_path / "etc" / "secrets.env").stat().st_mode & 0o777) == "0o600"

@@ -45,7 +45,10 @@ def secret_fetch_lines(spec: ContainerSpec, platform: Platform, *, vault: str | 
             )
         else:
             raise ValueError(f"unknown platform {platform!r}")
-        lines.append(f'printf "%s=%s\\n" {env_name} "$({cmd})" >> "$ORCH_SECRETS"')
+        lines.append(
+            f'if v="$({cmd})" && [ -n "$v" ]; then printf "%s=%q\\n" {env_name} "$v" >> "$ORCH_SECRETS"; '
+            f'else echo "orch: secret {ref.name} unavailable; {env_name} not set" >&2; fi; unset v'
+        )
     return lines
 
 
@@ -62,7 +65,7 @@ def startup_script(
         "#!/bin/bash",
         f"# orch: start {spec.name} ({spec.image}). Generated; holds no secret values.",
         "set -euo pipefail",
-        "exec > >(tee -a /var/log/orch-startup.log) 2>&1",
+        'exec > >(tee -a "${ORCH_LOG:-/var/log/orch-startup.log}") 2>&1',
         "",
         f"if ! command -v {q(engine)} >/dev/null 2>&1; then",
         "  curl -fsSL https://get.docker.com | sh",
@@ -81,7 +84,7 @@ def startup_script(
         ]
     out += [
         "",
-        f"ORCH_SECRETS={q(SECRETS_ENV_FILE)}",
+        f'ORCH_SECRETS="${{ORCH_SECRETS:-{SECRETS_ENV_FILE}}}"',
         'install -d -m 0700 "$(dirname "$ORCH_SECRETS")"',
     ]
     if fetch_secrets:
