@@ -108,3 +108,17 @@ def test_cli_unknown_deployment(tmp_path: Path) -> None:
 
     res = CliRunner().invoke(app, ["bench", "chat", "--state", str(tmp_path / "s.db")])
     assert res.exit_code == 1 and "no running replica of deployment 'chat'" in res.output
+
+
+def test_api_key_from_env_is_sent_not_printed(server, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    monkeypatch.setenv("VLLM_KEY", "sk-secret-123")
+    res = CliRunner().invoke(app, ["bench", server.url_for("/").rstrip("/"), "--concurrency", "1", "--max-requests", "1",
+                                   "--output-tokens", str(OUT), "--api-key-env", "VLLM_KEY", "--no-profile"])
+    assert res.exit_code == 0, res.output
+    assert "sk-secret-123" not in res.output
+    auth = {req.headers.get("Authorization") for req, _ in server.log if req.path == "/v1/completions"}
+    assert auth == {"Bearer sk-secret-123"}

@@ -111,3 +111,26 @@ def test_delta_normal_and_reset() -> None:
     d, reset = delta(cur, restarted)
     assert reset and d["generation_tokens"] == 70 and d["prompt_tokens"] == 300
     assert all(v >= 0 for v in d.values())
+
+
+def test_scrape_error_never_stores_credentials() -> None:
+    import asyncio
+
+    import httpx
+
+    from orchestrator.metering.scrape import scrape_async
+
+    async def go():  # type: ignore[no-untyped-def]
+        async with httpx.AsyncClient(trust_env=False) as client:
+            return await scrape_async(client, "r", "http://admin:hunter2@127.0.0.1:9", timeout=1.0)
+
+    s = asyncio.run(go())
+    assert not s.ok and "hunter2" not in (s.error or "")
+
+
+def test_redact_strips_userinfo() -> None:
+    from orchestrator.metering.scrape import _redact
+
+    assert _redact("ReadTimeout: GET http://admin:hunter2@10.0.0.5:8000/metrics") == (
+        "ReadTimeout: GET http://10.0.0.5:8000/metrics"
+    )

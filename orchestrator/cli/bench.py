@@ -78,6 +78,7 @@ def register(app: typer.Typer) -> None:
         quantization: str = typer.Option("bf16", "--quantization", help="quantization the endpoint serves"),
         state: Optional[str] = typer.Option(None, "--state", help="state database (to find a deployment's replica)"),
         as_json: bool = typer.Option(False, "--json", help="print results as JSON on stdout"),
+        api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="name of an environment variable holding the server's --api-key (never printed)"),
     ) -> None:
         """Drive load at an OpenAI-compatible endpoint (streaming /v1/completions) and measure it."""
         import asyncio
@@ -89,7 +90,14 @@ def register(app: typer.Typer) -> None:
         from orchestrator.bench.loadgen import run_bench
         from orchestrator.errors import UserError
 
+        import os
+
         levels = _levels(concurrency)
+        headers: dict[str, str] = {}
+        if api_key_env:
+            if not os.environ.get(api_key_env):
+                raise UserError(f"--api-key-env {api_key_env}: that environment variable is not set")
+            headers["Authorization"] = f"Bearer {os.environ[api_key_env]}"
         endpoint, replica = _target(target, state)
         progress = Progress(
             TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} requests"),
@@ -111,7 +119,8 @@ def register(app: typer.Typer) -> None:
             with progress:
                 served, results = asyncio.run(
                     run_bench(endpoint, levels, input_tokens, output_tokens, duration, model=model,
-                              max_requests=max_requests, on_level_start=level_start, on_result=on_result)
+                              max_requests=max_requests, headers=headers, on_level_start=level_start,
+                              on_result=on_result)
                 )
         except httpx.HTTPError as exc:
             raise UserError(f"cannot benchmark {endpoint}: {type(exc).__name__}: {exc}") from None

@@ -9,6 +9,7 @@ the error: a gap, never zero usage.
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -160,6 +161,11 @@ def sample_from_text(replica_id: str, text: str, ts: float | None = None) -> Sam
     )
 
 
+def _redact(message: str) -> str:
+    """Errors are stored in state: drop any user:password@ an endpoint URL might carry."""
+    return re.sub(r"//[^/@\s]+@", "//", message)[:500]
+
+
 def metrics_url(endpoint: str) -> str:
     return endpoint.rstrip("/") + "/metrics"
 
@@ -172,7 +178,7 @@ async def scrape_async(client: httpx.AsyncClient, replica_id: str, endpoint: str
     try:
         resp = await client.get(metrics_url(endpoint), timeout=timeout)
     except httpx.HTTPError as exc:
-        return Sample(replica_id, ts, ok=False, error=f"{type(exc).__name__}: {exc}"[:500])
+        return Sample(replica_id, ts, ok=False, error=_redact(f"{type(exc).__name__}: {exc}"))
     if resp.status_code != 200:
         return Sample(replica_id, ts, ok=False, error=f"HTTP {resp.status_code} from /metrics")
     return sample_from_text(replica_id, resp.text, ts)
