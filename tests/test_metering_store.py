@@ -183,3 +183,16 @@ def test_meter_cli_once(tmp_path: Path, httpserver) -> None:  # type: ignore[no-
     res = CliRunner().invoke(app, ["meter", "--once", "--state", str(db)])
     assert res.exit_code == 0, res.output
     assert "1 ok, 0 gap(s)" in res.output
+
+
+def test_run_loop_keeps_cadence(engine, httpserver) -> None:  # type: ignore[no-untyped-def]
+    from orchestrator.metering.meter import run
+
+    httpserver.expect_request("/metrics").respond_with_data((FIX / "vllm-0.32-cpu-idle.txt").read_text())
+    add_replica(engine, "r-0", httpserver.url_for("/").rstrip("/"))
+    slept: list[float] = []
+    seen: list[int] = []
+    run(engine, 15.0, iterations=3, sleep=slept.append, on_samples=lambda ss: seen.append(len(ss)))
+    assert seen == [1, 1, 1] and len(slept) == 2 and all(0 < s <= 15.0 for s in slept)
+    with engine.connect() as c:
+        assert c.execute(select(func.count()).select_from(T.metric_samples)).scalar() == 3
