@@ -76,12 +76,10 @@ def map_error(exc: Exception, what: str) -> ProviderError:
         return AuthError(msg)
     if isinstance(exc, gexc.NotFound):
         return NotFoundError(msg)
+    if isinstance(exc, gexc.ResourceExhausted):  # gRPC RESOURCE_EXHAUSTED (a TooManyRequests subclass): no capacity
+        return CapacityError(msg)
     if isinstance(exc, (gexc.TooManyRequests, gexc.ServiceUnavailable, gexc.InternalServerError, gexc.GatewayTimeout, gexc.DeadlineExceeded, gexc.BadGateway)):
         return TransientError(msg)
-    if isinstance(exc, gexc.ResourceExhausted):
-        return CapacityError(msg)
-    if isinstance(exc, gexc.Conflict):
-        return ProviderError(msg)
     return ProviderError(msg)
 
 

@@ -33,7 +33,8 @@ def aws_env(monkeypatch: pytest.MonkeyPatch):
 
 
 def _ami(ec2) -> str:
-    return ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    """The AMI id given to the provider (moto accepts any id; a real one would be the Deep Learning AMI)."""
+    return "ami-0123456789abcdef0"
 
 
 def _spec() -> ContainerSpec:
@@ -223,3 +224,24 @@ def test_parse_price_list_reads_hourly_usd_only():
         "terms": {"OnDemand": {"A": {"priceDimensions": {"B": {"unit": "Quantity", "pricePerUnit": {"USD": "9"}}, "C": {"unit": "Hrs", "pricePerUnit": {"USD": "21.96"}}}}}},
     }
     assert parse_price_list([json.dumps(doc)]) == {"p4d.24xlarge": 21.96}
+
+
+@pytest.mark.parametrize(
+    "code,status,expected",
+    [
+        ("InsufficientInstanceCapacity", 500, "CapacityError"),
+        ("MaxSpotInstanceCountExceeded", 400, "QuotaError"),
+        ("UnauthorizedOperation", 403, "AuthError"),
+        ("AuthFailure", 401, "AuthError"),
+        ("RequestLimitExceeded", 503, "TransientError"),
+        ("SomethingNew", 502, "TransientError"),
+        ("InvalidInstanceID.NotFound", 400, "NotFoundError"),
+        ("InvalidParameterValue", 400, "ProviderError"),
+    ],
+)
+def test_error_mapping(code: str, status: int, expected: str):
+    from providers.aws import map_error
+
+    exc = ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "RunInstances")
+    err = map_error(exc, "run_instances")
+    assert type(err).__name__ == expected and code in str(err)

@@ -213,3 +213,15 @@ def test_offerings_from_retail_prices(httpserver):
     h100 = offers["Standard_ND96isr_H100_v5"]
     assert (h100.gpu, h100.gpu_count, h100.usd_per_hour, h100.spot_usd_per_hour) == ("H100", 8, 98.32, None)
     assert all(o.region == "azure:eastus" and "Retail Prices" in o.source for o in offers.values())
+
+
+def test_vm_names_are_valid():
+    p = Placement("Acme", "chat", "p1", "Chat_T4.0", "azure:eastus", "Standard_NC4as_T4_v3", "T4", 1)
+    assert AzureProvider.vm_name(p) == "orch-acme-chat-t4-0"
+
+
+def test_missing_subnet_is_a_user_error():
+    from orchestrator.errors import UserError
+
+    with pytest.raises(UserError, match="subnet_id"):
+        create(subscription_id=SUB, resource_group=RG).planned_calls(_spec(), _placement())

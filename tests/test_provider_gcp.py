@@ -167,3 +167,29 @@ def test_offerings_from_compute_types_and_billing_catalog(httpserver):
     assert g2.usd_per_hour == pytest.approx(0.707, abs=0.001) and g2.spot_usd_per_hour is None  # no spot core/RAM SKU
     assert (n1.gpu, n1.gpu_count) == ("T4", 1) and n1.usd_per_hour == pytest.approx(8 * 0.031611 + 30 * 0.004237 + 0.35)
     assert all(o.region == "gcp:us-central1" and "Billing Catalog" in o.source for o in offers.values())
+
+
+def test_labels_and_names_are_gcp_safe():
+    from providers.gcp import label_value
+
+    p = Placement("Acme Corp", "Chat.Bot", "Plan_1", "Chat.Bot-H100-0", "gcp:us-central1", "g2-standard-4", "L4", 1)
+    name = GcpProvider.instance_name(p)
+    assert name == "orch-acme-corp-chat-bot-h100-0"
+    long = Placement("a" * 50, "d", "p", "r" * 40, "gcp:us-central1", "g2-standard-4", "L4", 1)
+    assert len(GcpProvider.instance_name(long)) <= 63 and GcpProvider.instance_name(long) != GcpProvider.instance_name(
+        Placement("a" * 50, "d", "p", "r" * 41, "gcp:us-central1", "g2-standard-4", "L4", 1)
+    )
+    assert label_value("Plan_1.X") == "plan_1-x"
+
+
+def test_error_mapping():
+    from google.api_core import exceptions as gexc
+
+    from providers.gcp import map_error
+
+    assert isinstance(map_error(gexc.ServiceUnavailable("x"), "w"), type(map_error(gexc.TooManyRequests("y"), "w")))
+    assert type(map_error(gexc.TooManyRequests("rate"), "w")).__name__ == "TransientError"
+    assert type(map_error(gexc.Forbidden("Required 'compute.instances.create' permission"), "w")).__name__ == "AuthError"
+    assert type(map_error(gexc.Forbidden("Quota 'GPUS_ALL_REGIONS' exceeded"), "w")).__name__ == "QuotaError"
+    assert type(map_error(gexc.ResourceExhausted("resource exhausted"), "w")).__name__ == "CapacityError"
+    assert type(map_error(gexc.NotFound("gone"), "w")).__name__ == "NotFoundError"
