@@ -199,3 +199,25 @@ def test_adopts_labelled_resources_state_does_not_know(env: Path) -> None:
     assert len(fake.live(env / "fake", "demo")) == 1
     assert state_rows(db)[d.id]["status"] == "running"
     assert [j["action"] for j in journal(db)] == ["adopt"]
+
+
+def test_a_held_lock_is_refused_and_break_lock_takes_it(env: Path) -> None:
+    import sqlite3
+    from datetime import datetime, timedelta, timezone
+
+    spec, plan, db = setup_files(env, {"chat": [[fake.group("fake:zone-a", 1)]]})
+    assert orch("apply", str(spec), "--plan", str(plan), "--dry-run").exit_code == 0
+    orch("status", "--state", str(db))  # creates the database
+    long_ago = (datetime.now(timezone.utc) - timedelta(hours=3)).isoformat(sep=" ")
+    con = sqlite3.connect(db)
+    con.execute("insert into locks values ('demo', 'build-host-7:4242', ?, ?)", (long_ago, long_ago))
+    con.commit()
+    con.close()
+    r = orch("apply", str(spec), "--plan", str(plan), "--yes", "--state", str(db))
+    assert r.exit_code == 1
+    assert "locked by another apply/destroy: held by build-host-7:4242" in r.stderr and "(3h00m ago" in r.stderr
+    assert "--break-lock" in r.stderr and fake.live(env / "fake") == []
+    r = orch("apply", str(spec), "--plan", str(plan), "--yes", "--break-lock", "--state", str(db))
+    assert r.exit_code == 0, r.stderr
+    assert "warning: removing the lock on project 'demo' held by build-host-7:4242" in r.stderr
+    assert len(fake.live(env / "fake", "demo")) == 1
