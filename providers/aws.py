@@ -338,5 +338,32 @@ class AwsProvider:
         return out
 
 
-def create(**config: Any) -> AwsProvider:
-    return AwsProvider(**config)
+def create(
+    region: str | None = None,
+    ami_id: str | None = None,
+    subnet_id: str | None = None,
+    key_name: str | None = None,
+    security_group_ids: list[str] | str | None = None,
+    session: Any = None,
+    endpoint_url: str | None = None,
+    ami_type: str = DEFAULT_AMI_TYPE,
+    disk_gb: int | str = 200,
+    instance_profile: str | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> AwsProvider:
+    """The AWS provider. Settings may come as strings (deployment-file options): lists comma-separated."""
+    if isinstance(security_group_ids, str):
+        security_group_ids = [s.strip() for s in security_group_ids.split(",") if s.strip()]
+    return AwsProvider(
+        region=region,
+        ami_id=ami_id,
+        subnet_id=subnet_id,
+        key_name=key_name,
+        security_group_ids=security_group_ids,
+        session=session,
+        endpoint_url=endpoint_url,
+        ami_type=ami_type,
+        disk_gb=int(disk_gb),
+        instance_profile=instance_profile,
+        sleep=sleep,
+    )

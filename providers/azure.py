@@ -412,5 +412,44 @@ class AzureProvider:
         return out
 
 
-def create(**config: Any) -> AzureProvider:
-    return AzureProvider(**config)
+def create(
+    subscription_id: str | None = None,
+    resource_group: str | None = None,
+    location: str | None = None,
+    credential: Any = None,
+    base_url: str | None = None,
+    subnet_id: str | None = None,
+    image: dict[str, str] | str | None = None,
+    admin_username: str = "orch",
+    ssh_public_key: str | None = None,
+    key_vault: str | None = None,
+    disk_gb: int | str = 200,
+    prices_url: str | None = None,
+    polling_interval_s: float | str = 10,
+    client_kwargs: dict[str, Any] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> AzureProvider:
+    """The Azure provider. Settings may come as strings (deployment-file options); ``image`` as an
+    ``publisher:offer:sku:version`` URN, as the az CLI takes it."""
+    if isinstance(image, str):
+        parts = image.split(":")
+        if len(parts) != 4:
+            raise UserError(f"azure: image {image!r} is not publisher:offer:sku:version")
+        image = dict(zip(("publisher", "offer", "sku", "version"), parts))
+    return AzureProvider(
+        subscription_id=subscription_id,
+        resource_group=resource_group,
+        location=location,
+        credential=credential,
+        base_url=base_url,
+        subnet_id=subnet_id,
+        image=image,
+        admin_username=admin_username,
+        ssh_public_key=ssh_public_key,
+        key_vault=key_vault,
+        disk_gb=int(disk_gb),
+        prices_url=prices_url,
+        polling_interval_s=float(polling_interval_s),
+        client_kwargs=client_kwargs,
+        sleep=sleep,
+    )

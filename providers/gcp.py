@@ -429,5 +429,34 @@ class GcpProvider:
         return headers
 
 
-def create(**config: Any) -> GcpProvider:
-    return GcpProvider(**config)
+def create(
+    project: str | None = None,
+    zone: str | None = None,
+    credentials: Any = None,
+    client_options: Any = None,
+    image: str = DEFAULT_IMAGE,
+    disk_gb: int | str = 200,
+    disk_type: str = "pd-balanced",
+    network: str = "global/networks/default",
+    subnetwork: str | None = None,
+    service_account: str | None = None,
+    billing_url: str | None = None,
+    operation_timeout_s: float | str = 900,
+    sleep: Callable[[float], None] = time.sleep,
+) -> GcpProvider:
+    """The GCP provider. Settings may come as strings (deployment-file options)."""
+    return GcpProvider(
+        project=project,
+        zone=zone,
+        credentials=credentials,
+        client_options=client_options,
+        image=image,
+        disk_gb=int(disk_gb),
+        disk_type=disk_type,
+        network=network,
+        subnetwork=subnetwork,
+        service_account=service_account,
+        billing_url=billing_url,
+        operation_timeout_s=float(operation_timeout_s),
+        sleep=sleep,
+    )
