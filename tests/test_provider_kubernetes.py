@@ -205,3 +205,23 @@ def test_planned_calls_need_no_cluster() -> None:
     calls = p.planned_calls(build(), PLACEMENT)
     assert [c["kind"] for c in calls] == ["Deployment", "Service"]
     assert calls[0]["body"]["spec"]["template"]["spec"]["nodeSelector"]["karpenter.sh/capacity-type"] == "on-demand"
+
+
+def test_create_from_kubeconfig_context(httpserver, api: FakeApiServer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The kubeconfig path: the named context picks the cluster (a real kubeconfig file, read by the client)."""
+    url = httpserver.url_for("").rstrip("/")
+    (tmp_path / "kubeconfig").write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "other",
+        "clusters": [{"name": "site", "cluster": {"server": url}}, {"name": "nowhere", "cluster": {"server": "http://127.0.0.1:9"}}],
+        "users": [{"name": "orch", "user": {"token": "kubeconfig-token"}}],
+        "contexts": [{"name": "site-a", "context": {"cluster": "site", "user": "orch"}},
+                     {"name": "other", "context": {"cluster": "nowhere", "user": "orch"}}],
+    }))
+    p = create(context="site-a", namespace="orch", kubeconfig=str(tmp_path / "kubeconfig"))
+    assert p.list({"orch-project": "acme"}) == []
+    assert api.calls and api.calls[0][1] == "/apis/apps/v1/namespaces/orch/deployments"
+
+
+def test_missing_kubeconfig_is_an_auth_error(tmp_path: Path) -> None:
+    with pytest.raises(AuthError, match="kubeconfig"):
+        create(context="nope", kubeconfig=str(tmp_path / "missing"))

@@ -154,3 +154,12 @@ def test_real_vllm_serves_tokens_and_metrics(vllm_server) -> None:  # type: igno
     assert sum(s.value for s in gen.samples if s.name.endswith("_total") and s.labels.get("model_name") == "tiny") >= 16
     provider = vllm_server.details["provider"]
     assert [h.id for h in provider.list({"orch-project": "test"})] == [vllm_server.id]
+
+
+def test_missing_python_is_a_provider_error(tmp_path: Path) -> None:
+    from orchestrator.errors import ProviderError
+
+    provider = create(python=str(tmp_path / "no-such-python"), state_dir=tmp_path)
+    with pytest.raises(ProviderError, match="ORCH_VLLM_PYTHON"):
+        provider.launch(*_spec_and_placement())
+    assert provider.list({}) == []
