@@ -1,0 +1,49 @@
+"""Acceptance: `orch apply examples/quickstart.yaml --dry-run` prints every replica group's provider calls,
+with no credentials, and reads or writes no state."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_quickstart_dry_run_prints_calls_for_every_group_without_credentials(tmp_path: Path) -> None:
+    from orchestrator.placement import place
+    from orchestrator.spec.loader import load_spec
+
+    plan = place(load_spec(REPO / "examples" / "quickstart.yaml"))
+    groups = [(d.name, g) for d in plan.deployments for g in d.replicas]
+    env = {**os.environ, "ORCH_STATE_DIR": str(tmp_path / "orch"), "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEYID1234",
+           "AWS_SECRET_ACCESS_KEY": "s3cr3t-do-not-print", "HF_TOKEN": "hf_do_not_print", "ORCH_STATE_URL": ""}
+    r = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "apply", "examples/quickstart.yaml", "--dry-run"],
+                       cwd=REPO, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    headers = [line for line in r.stdout.splitlines() if line.startswith("# ")]
+    assert len(headers) == len(groups)
+    for (name, g), header in zip(groups, headers):
+        assert header.startswith(f"# {name}: {g.count} x {g.provider} {g.region} {g.instance_type}")
+    bodies = [json.loads(chunk) for chunk in _json_chunks(r.stdout)]
+    assert len(bodies) == len(groups) and all(isinstance(b, list) and b for b in bodies)
+    for secret in ("AKIAEXAMPLEKEYID1234", "s3cr3t-do-not-print", "hf_do_not_print"):
+        assert secret not in r.stdout + r.stderr
+    assert "orch-project" in r.stdout  # every resource is labelled with its project
+    assert not (tmp_path / "orch").exists()  # no state database was created
+
+
+def _json_chunks(text: str) -> list[str]:
+    chunks, cur = [], []
+    for line in text.splitlines():
+        if line.startswith("# "):
+            if cur:
+                chunks.append("\n".join(cur))
+            cur = []
+        else:
+            cur.append(line)
+    if cur:
+        chunks.append("\n".join(cur))
+    return chunks
