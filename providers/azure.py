@@ -177,11 +177,14 @@ class AzureProvider:
 
     # -- launch ---------------------------------------------------------------------------------------
 
-    def vm_body(self, container: ContainerSpec, placement: Placement) -> dict[str, Any]:
+    def vm_body(
+        self, container: ContainerSpec, placement: Placement, *, subnet_id: str | None = None, ssh_key: str | None = None
+    ) -> dict[str, Any]:
         """The VM resource (ARM REST shape) for one replica; customData is the base64 startup script."""
         from containers.render.vm import secret_fetch_lines, startup_script
 
-        if not self.subnet_id:
+        subnet_id = subnet_id or self.subnet_id
+        if not subnet_id:
             raise UserError("azure: subnet_id is required (the VM's NIC is created in that subnet)")
         try:
             fetch = secret_fetch_lines(container, "azure", vault=self.key_vault)
@@ -211,7 +214,7 @@ class AzureProvider:
                         "publicKeys": [
                             {
                                 "path": f"/home/{self.admin_username}/.ssh/authorized_keys",
-                                "keyData": self.ssh_public_key or _one_off_ssh_key(),
+                                "keyData": ssh_key or self.ssh_public_key or _one_off_ssh_key(),
                             }
                         ]
                     },
@@ -229,7 +232,7 @@ class AzureProvider:
                                 {
                                     "name": "ipconfig1",
                                     "properties": {
-                                        "subnet": {"id": self.subnet_id},
+                                        "subnet": {"id": subnet_id},
                                         "publicIPAddressConfiguration": {
                                             "name": f"{name}-ip",
                                             "sku": {"name": "Standard"},
@@ -255,7 +258,12 @@ class AzureProvider:
         return body
 
     def planned_calls(self, container: ContainerSpec, placement: Placement) -> list[dict[str, Any]]:
-        body = self.vm_body(container, placement)
+        body = self.vm_body(
+            container,
+            placement,
+            subnet_id=self.subnet_id or "<set providers.azure.options.subnet_id>",
+            ssh_key=self.ssh_public_key or "<a throwaway key generated at launch (set ssh_public_key to log in)>",
+        )
         shown = {**body, "properties": {**body["properties"]}}
         os_profile = dict(shown["properties"]["osProfile"])
         os_profile["customData"] = "<base64 of the startup script below>"

@@ -116,7 +116,7 @@ def test_on_demand_has_no_spot_fields():
     call = p.planned_calls(_spec(), _placement("on_demand"))[0]
     props = call["params"]["parameters"]["properties"]
     assert "priority" not in props and "billingProfile" not in props
-    assert props["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"][0]["keyData"].startswith("ssh-rsa ")
+    assert "throwaway key" in props["osProfile"]["linuxConfiguration"]["ssh"]["publicKeys"][0]["keyData"]
     assert "vllm/vllm-openai:v0.32.0" in call["startup_script"]
 
 
@@ -220,8 +220,19 @@ def test_vm_names_are_valid():
     assert AzureProvider.vm_name(p) == "orch-acme-chat-t4-0"
 
 
-def test_missing_subnet_is_a_user_error():
+def test_missing_subnet_is_a_user_error_at_launch_and_a_placeholder_in_dry_runs():
     from orchestrator.errors import UserError
 
+    p = create(subscription_id=SUB, resource_group=RG, credential=FakeCredential())
     with pytest.raises(UserError, match="subnet_id"):
-        create(subscription_id=SUB, resource_group=RG).planned_calls(_spec(), _placement())
+        p.launch(_spec(), _placement())
+    call = p.planned_calls(_spec(), _placement())[0]
+    nic = call["params"]["parameters"]["properties"]["networkProfile"]["networkInterfaceConfigurations"][0]
+    assert nic["properties"]["ipConfigurations"][0]["properties"]["subnet"]["id"] == "<set providers.azure.options.subnet_id>"
+
+
+def test_one_off_ssh_key_is_an_openssh_public_key():
+    from providers.azure import _one_off_ssh_key
+
+    key = _one_off_ssh_key()
+    assert key.startswith("ssh-rsa AAAA") and "PRIVATE" not in key
