@@ -342,7 +342,6 @@ def create(
     known_hosts: str | None = None,
     region: str = "onprem:baremetal",
     base_port: int = 8000,
-    **_: Any,
 ) -> BaremetalProvider:
     """hosts: ["user@host:port", ...]; gpus_per_host: {"user@host:port" or "host": count or {GPU type: count}},
     used when nvidia-smi is not available on a host."""

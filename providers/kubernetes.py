@@ -239,7 +239,6 @@ def create(
     convention: Convention = "nfd",
     kubeconfig: str | None = None,
     api_client: Any = None,
-    **_: Any,
 ) -> KubernetesProvider:
     """A provider for one cluster: ``api_client`` when given (tests), else the kubeconfig (``context``), else in-cluster."""
     if api_client is None:

@@ -323,7 +323,6 @@ def create(
     python: str | None = None,
     state_dir: Path | str | None = None,
     host: str = "127.0.0.1",
-    **_: Any,
 ) -> LocalProvider:
     """python: a python with vLLM (default $ORCH_VLLM_PYTHON, else python3); state_dir default
     $ORCH_STATE_DIR/local, else ~/.local/state/orch/local."""
