@@ -167,6 +167,18 @@ def test_offerings_from_compute_types_and_billing_catalog(httpserver):
     assert g2.usd_per_hour == pytest.approx(0.707, abs=0.001) and g2.spot_usd_per_hour is None  # no spot core/RAM SKU
     assert (n1.gpu, n1.gpu_count) == ("T4", 1) and n1.usd_per_hour == pytest.approx(8 * 0.031611 + 30 * 0.004237 + 0.35)
     assert all(o.region == "gcp:us-central1" and "Billing Catalog" in o.source for o in offers.values())
+    mt_req = next(r for r, _ in httpserver.log if r.path.endswith("/aggregated/machineTypes"))
+    assert mt_req.args["filter"] == 'name eq "(a2|a3|a4|g2)-.*|n1-standard-(4|8|16|32)"'
+
+
+def test_offerings_for_a_region_without_gpu_shapes_fail(httpserver):
+    from orchestrator.errors import ProviderError
+
+    httpserver.expect_request(f"{BASE}/aggregated/machineTypes", method="GET").respond_with_json(REC["machineTypes"])
+    httpserver.expect_request(f"{BASE}/aggregated/acceleratorTypes", method="GET").respond_with_json(REC["acceleratorTypes"])
+    httpserver.expect_request("/v1/services/6F81-5844-456A/skus").respond_with_json(SKUS["pages"][1])
+    with pytest.raises(ProviderError, match="no GPU machine types visible in region asia-south2"):
+        _provider(httpserver).offerings(["gcp:asia-south2"])
 
 
 def test_labels_and_names_are_gcp_safe():
