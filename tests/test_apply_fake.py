@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 import test_apply_fakeprovider as fake
 from orchestrator.cli.main import app
+from test_state_db import postgres  # noqa: F401  (session fixture: a throwaway PostgreSQL cluster)
 
 fake.register()
 
@@ -221,3 +222,31 @@ def test_a_held_lock_is_refused_and_break_lock_takes_it(env: Path) -> None:
     assert r.exit_code == 0, r.stderr
     assert "warning: removing the lock on project 'demo' held by build-host-7:4242" in r.stderr
     assert len(fake.live(env / "fake", "demo")) == 1
+
+
+def test_apply_and_destroy_with_state_in_postgresql(env: Path, request: pytest.FixtureRequest,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same journaled apply with ORCH_STATE_URL pointing at PostgreSQL (skipped where none is installed)."""
+    base = request.getfixturevalue("postgres")
+    import psycopg
+
+    with psycopg.connect(base.replace("postgresql+psycopg", "postgresql"), autocommit=True) as con:
+        con.execute("DROP DATABASE IF EXISTS apply_e2e")
+        con.execute("CREATE DATABASE apply_e2e")
+    monkeypatch.setenv("ORCH_STATE_URL", base.rsplit("/", 1)[0] + "/apply_e2e")
+    spec, plan, _ = setup_files(env, {"chat": [[fake.group("fake:zone-a", 2)]]})
+    r = orch("apply", str(spec), "--plan", str(plan), "--yes")
+    assert r.exit_code == 0, r.stderr
+    again = orch("apply", str(spec), "--plan", str(plan), "--yes")
+    assert "0 to create, 2 to keep" in again.stdout
+    assert len(fake.live(env / "fake", "demo")) == 2
+    gone = orch("destroy", "--yes")
+    assert gone.exit_code == 0, gone.stderr
+    assert fake.live(env / "fake", "demo") == []
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(base.rsplit("/", 1)[0] + "/apply_e2e")
+    with engine.connect() as con:
+        assert con.execute(text("select count(*) from replicas where status = 'terminated'")).scalar() == 2
+        assert con.execute(text("select count(*) from journal where status = 'intent'")).scalar() == 0
+    engine.dispose()
