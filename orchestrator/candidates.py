@@ -165,6 +165,7 @@ def build_candidates(
     prune: bool = True,
     limited: Callable[[Candidate], bool] | None = None,
     exact_ttft: bool = False,
+    carbon: bool = False,
 ) -> DeploymentCandidates:
     """All candidates of one deployment, with the reasons for everything rejected.
 
@@ -273,7 +274,8 @@ def build_candidates(
                         best[k] = c
     cands = list(best.values())
     if prune:
-        kept = prune_dominated(cands, limited, exact_ttft=exact_ttft)
+        kept = prune_dominated(cands, limited, exact_ttft=exact_ttft, required_rps=t.requests_per_second * (1 + t.headroom),
+                              carbon=carbon)
         out.pruned = len(cands) - len(kept)
         cands = kept
     out.candidates = cands
@@ -281,7 +283,8 @@ def build_candidates(
 
 
 def prune_dominated(
-    cands: list[Candidate], shared_limits: Callable[[Candidate], bool] | None = None, *, exact_ttft: bool = True
+    cands: list[Candidate], shared_limits: Callable[[Candidate], bool] | None = None, *, exact_ttft: bool = True,
+    required_rps: float | None = None, carbon: bool = True,
 ) -> list[Candidate]:
     """Drop candidates another one beats in the same region and market (keeps the MILP small).
 
@@ -292,7 +295,10 @@ def prune_dominated(
     pricier instance type) the unit-for-unit swap is exact, otherwise rounding up to whole B units costs at
     most one B unit more than the A plan.
     "No slower" is TTFT itself with ``exact_ttft`` (latency objective), else: B answers every user region
-    A answers within the SLO (what TTFT changes for cost, egress and carbon).
+    A answers within the SLO (what TTFT changes for cost, egress and carbon). Capacity beyond the
+    deployment's whole requirement (``required_rps``) is worth nothing, so it is capped there: a huge
+    instance does not look cheap per req/s when a single smaller unit already covers the demand. Carbon
+    is compared only when ``carbon`` (the carbon objective); otherwise it is a tie-break among survivors.
     """
     groups: dict[tuple, list[Candidate]] = defaultdict(list)
     for c in cands:
@@ -304,7 +310,8 @@ def prune_dominated(
         same_gpu = len(key) == 3
 
         def per_rps(c: Candidate) -> tuple[float, float, float]:
-            return (c.usd_per_unit_hour / c.rps_per_unit, c.carbon_g_per_unit_hour / c.rps_per_unit, c.gpus_per_unit / c.rps_per_unit)
+            cap = min(c.rps_per_unit, required_rps) if required_rps else c.rps_per_unit
+            return (c.usd_per_unit_hour / cap, c.carbon_g_per_unit_hour / cap, c.gpus_per_unit / cap)
 
         # cheapest units first (then cheapest per req/s): a dominator always precedes what it dominates
         group.sort(key=lambda c: (c.usd_per_unit_hour, per_rps(c)[0], c.ttft_ms))
@@ -312,7 +319,7 @@ def prune_dominated(
         for a in group:
             pa = per_rps(a)
             dominated = any(
-                pb[0] <= pa[0] * (1 + 1e-9) and pb[1] <= pa[1] * (1 + 1e-9)
+                pb[0] <= pa[0] * (1 + 1e-9) and (not carbon or pb[1] <= pa[1] * (1 + 1e-9))
                 and (b.ttft_ms <= a.ttft_ms if exact_ttft else (b.reach & a.reach) == a.reach)
                 and b.usd_per_unit_hour <= a.usd_per_unit_hour * (1 + 1e-9) and (not same_gpu or pb[2] <= pa[2] * (1 + 1e-9))
                 for b, pb in front

@@ -68,3 +68,31 @@ def test_milp_matches_brute_force(seed: int) -> None:
         return
     assert sol.ok, sol.status
     assert sol.values["cost"] == pytest.approx(expected, rel=2e-4)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_decomposition_matches_the_joint_milp(seed: int) -> None:
+    """Deployments solved one by one (then checked against quotas/budget) give the joint optimum."""
+    from orchestrator.solver.synthetic import SpecStub
+    from policies.base import make_policy
+
+    rng = random.Random(1000 + seed)
+    deps = []
+    for k in range(3):
+        dep, _ = _instance(seed * 10 + k)
+        name = f"d{k}"
+        for c in dep.candidates:
+            c.deployment = name
+        spot = rng.random() < 0.3
+        pols = [make_policy("spot", "spot", {"min_failure_domains": 1})] if spot else []
+        deps.append(deployment(name, dep.rps, dep.candidates, sources=dep.sources,
+                               rtt={(s, c.region): dep.rtt_ms[i][j] for i, (s, _) in enumerate(dep.sources) for j, c in enumerate(dep.candidates)},
+                               ttft_slo_ms=dep.ttft_slo_ms, headroom=dep.headroom, data_egress=dep.data_egress_usd_month,
+                               policies=pols, spec=SpecStub(name)))
+    limits = [ResourceLimit("h100", "quota", rng.randint(2, 12), lambda c: c.gpu == "H100")]
+    budget = [make_policy("b", "budget", {"monthly_usd": rng.uniform(5_000, 60_000)})]
+    joint = solve(SolverInput(deps, limits, budget), "cost", decompose=False)
+    split = solve(SolverInput(deps, limits, budget), "cost", decompose=True)
+    assert joint.status == split.status
+    if joint.ok:
+        assert split.values["cost"] == pytest.approx(joint.values["cost"], rel=2e-4)

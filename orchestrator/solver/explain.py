@@ -47,9 +47,10 @@ def group_of(c: Candidate, units: int) -> ReplicaGroup:
 
 
 def result_for(sol: Solution, d: DeploymentInput) -> DeploymentResult:
-    b = sol.builder
-    assert b is not None and sol.x is not None
-    x = sol.x
+    part = sol.part(d.name)
+    b = part.builder
+    assert b is not None and part.x is not None
+    x = part.x
     chosen = [(c, sol.units[c.idx]) for c in d.candidates if sol.units.get(c.idx, 0) > 0]
     chosen.sort(key=lambda cu: (-cu[1] * cu[0].usd_per_unit_hour, cu[0].region))
     compute = sum(c.usd_per_unit_hour * u for c, u in chosen)

@@ -108,11 +108,65 @@ def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., lis
         dc = build_candidates(
             d, model, catalog.offerings, catalog.gpus, sources, rtt, per_dep[d.name],
             estimate_batch=est, regions=regions, pue_by_region=pue, carbon_by_region=carbon, limited=limited,
-            exact_ttft=objective == "latency",
+            exact_ttft=objective == "latency", carbon=objective == "carbon",
         )
         cands[d.name] = dc
-        deps.append(_deployment_input(d, dc, sources, rtt, region_of, catalog.egress, per_dep[d.name]))
+        di = _deployment_input(d, dc, sources, rtt, region_of, catalog.egress, per_dep[d.name])
+        if objective != "latency":
+            di = prune_across_regions(di, limited, carbon=objective == "carbon")
+            dc.pruned += len(dc.candidates) - len(di.candidates)
+            dc.candidates = di.candidates
+        deps.append(di)
     return Inputs(SolverInput(deps, limits, glob), cands, models, per_dep, glob, region_of)
+
+
+def prune_across_regions(d: DeploymentInput, limited: Callable[[Any], bool], *, carbon: bool = False) -> DeploymentInput:
+    """Drop on-demand candidates beaten by one in another region, counting that region's data egress.
+
+    B (region r') beats A (region r) when B's unit plus r's one-off data egress costs no more than A's unit,
+    B is no costlier per req/s (capacity capped at the requirement), answers every user region A answers,
+    at no higher response egress, and no quota counts B's GPUs (A's may: dropping A only loosens them).
+    Replacing k A units by B units then costs at most k A units (+ one B unit of rounding when B serves
+    less per unit), however many A units there were. A spot candidate needs such dominators in two other
+    regions (its spread counts regions). Not used for the latency objective (RTT differs by region).
+    """
+    import numpy as np
+
+    cands = d.candidates
+    n = len(cands)
+    if n < 2:
+        return d
+    req = d.required_rps
+    unit = np.array([c.usd_per_unit_hour for c in cands])
+    cap = np.minimum(np.array([c.rps_per_unit for c in cands]), req)
+    per = unit / cap
+    fixed = np.array([d.data_egress_usd_month.get(c.region, 0.0) / 730.0 for c in cands])  # $/h
+    reach = np.array([c.reach for c in cands], dtype=np.int64)
+    resp = np.asarray(d.response_usd_per_rps_month, float).reshape(len(d.sources), n)
+    co2 = np.array([c.carbon_g_per_unit_hour for c in cands]) / cap
+    region = np.array([c.region for c in cands])
+    market = np.array([c.market for c in cands])
+    dominator = np.array([c.market != "onprem" and not limited(c) for c in cands])
+    keep = np.ones(n, bool)
+    for a in range(n):
+        if cands[a].market == "onprem":
+            continue
+        ok = (dominator & keep & (market == market[a]) & (region != region[a]) & (unit + fixed <= unit[a] * (1 + 1e-9))
+              & (per <= per[a] * (1 + 1e-9)) & ((reach & reach[a]) == reach[a]) & np.all(resp <= resp[:, [a]] + 1e-12, axis=0))
+        if carbon:
+            ok &= co2 <= co2[a] * (1 + 1e-9)
+        # spot: dominators in two other regions, so a spread over failure domains survives the swap
+        if ok.any() and (market[a] != "spot" or len(set(region[ok].tolist())) >= 2):
+            keep[a] = False
+    if keep.all():
+        return d
+    idx = np.nonzero(keep)[0].tolist()
+    import dataclasses
+
+    return dataclasses.replace(
+        d, candidates=[cands[i] for i in idx], rtt_ms=[[row[i] for i in idx] for row in d.rtt_ms],
+        response_usd_per_rps_month=[[row[i] for i in idx] for row in d.response_usd_per_rps_month],
+    )
 
 
 def _sources(d: Any) -> list[tuple[str, float]]:

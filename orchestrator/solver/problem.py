@@ -54,9 +54,11 @@ class SolverInput:
     deployments: list[DeploymentInput]
     limits: list[ResourceLimit] = field(default_factory=list)
     global_policies: list[Any] = field(default_factory=list)  # called with deployment=None, all candidates
+    renumber: bool = True  # False: keep the candidates' idx (a subproblem of a larger input)
 
     def __post_init__(self) -> None:
-        self.index()
+        if self.renumber:
+            self.index()
 
     def index(self) -> None:
         i = 0

@@ -36,6 +36,11 @@ class Solution:
     binding: list[tuple[str, str, str | None]] = field(default_factory=list)  # (kind, label, deployment)
     builder: ModelBuilder | None = None
     x: np.ndarray | None = None
+    parts: dict[str, Solution] = field(default_factory=dict)  # per deployment, when solved decomposed
+
+    def part(self, deployment: str) -> Solution:
+        """The solution whose builder/x hold this deployment's columns."""
+        return self.parts.get(deployment, self)
 
     @property
     def ok(self) -> bool:
@@ -110,9 +115,89 @@ def solve(
     used_gpus: dict[str, float] | None = None,
     fixed_usd_per_month: float = 0.0,
     tie_break: bool = True,
+    decompose: bool = True,
 ) -> Solution:
+    """Solve the placement MILP.
+
+    Deployments interact only through coupling rows (quotas, inventory, the project budget). With
+    ``decompose``, each deployment is first solved alone; when the union of those optima satisfies every
+    coupling row it is optimal for the whole problem too (the objective is a sum over deployments, and
+    dropping rows can only lower the optimum), so the joint MILP is skipped. Otherwise the joint MILP runs.
+    """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}")
+    if decompose and len(inp.deployments) > 1:
+        sol = _solve_decomposed(inp, objective, time_limit, used_gpus, fixed_usd_per_month, tie_break)
+        if sol is not None:
+            return sol
+    return _solve_full(inp, objective, time_limit=time_limit, used_gpus=used_gpus, fixed_usd_per_month=fixed_usd_per_month,
+                       tie_break=tie_break)
+
+
+def _solve_decomposed(inp: SolverInput, objective: str, time_limit: float, used_gpus: dict[str, float] | None,
+                      fixed: float, tie_break: bool) -> Solution | None:
+    t0 = time.perf_counter()
+    parts: dict[str, Solution] = {}
+    for d in inp.deployments:
+        part = _solve_full(SolverInput([d], [], [], renumber=False), objective, time_limit=time_limit, tie_break=tie_break)
+        if part.status != "optimal":
+            if part.status == "infeasible":  # infeasible without coupling rows: infeasible with them
+                return Solution("infeasible", objective, solve_seconds=time.perf_counter() - t0)
+            return None
+        parts[d.name] = part
+    b = build(inp, used_gpus=used_gpus, fixed_usd_per_month=fixed)
+    x = np.zeros(b.num_cols)
+    known = np.zeros(b.num_cols, bool)
+    for part in parts.values():
+        pb, px = part.builder, part.x
+        assert pb is not None and px is not None
+        for idx, col in pb.unit_col.items():
+            x[b.unit_col[idx]] = px[col]
+            known[b.unit_col[idx]] = True
+        for idx, pairs in pb.traffic_cols.items():
+            full = dict(b.traffic_cols[idx])
+            for s_, col in pairs:
+                x[full[s_]] = px[col]
+                known[full[s_]] = True
+        for key, col in pb.region_col.items():
+            x[b.region_col[key]] = px[col]
+            known[b.region_col[key]] = True
+    start, index, value = b.matrix()
+    lo_row = b.first_coupling_row
+    if lo_row < b.num_rows:
+        seg = slice(start[lo_row], start[b.num_rows])
+        cols = index[seg]
+        if not known[cols].all():
+            return None  # a project-wide policy added its own columns: solve jointly
+        rows = np.repeat(np.arange(lo_row, b.num_rows), np.diff(start[lo_row:]))
+        act = np.zeros(b.num_rows)
+        np.add.at(act, rows, value[seg] * x[cols])
+        for i in range(lo_row, b.num_rows):
+            tol = 1e-6 * max(1.0, abs(b.row_upper[i]) if math.isfinite(b.row_upper[i]) else 1.0)
+            if act[i] > b.row_upper[i] + tol or act[i] < b.row_lower[i] - tol:
+                return None  # a coupling row is violated: the deployments must be solved together
+    sol = Solution("optimal", objective, builder=b, x=x, parts=parts)
+    sol.solve_seconds = time.perf_counter() - t0
+    sol.gap = max(p.gap for p in parts.values())
+    for p in parts.values():
+        sol.units.update(p.units)
+        sol.traffic.update(p.traffic)
+        sol.binding.extend(p.binding)
+    vecs = {k: b.objective_vector(k) for k in OBJECTIVES}
+    sol.values = {k: float(vecs[k] @ x) for k in OBJECTIVES}
+    sol.binding.extend(_binding(b, x, first_row=lo_row))
+    return sol
+
+
+def _solve_full(
+    inp: SolverInput,
+    objective: str = "cost",
+    *,
+    time_limit: float = TIME_LIMIT_S,
+    used_gpus: dict[str, float] | None = None,
+    fixed_usd_per_month: float = 0.0,
+    tie_break: bool = True,
+) -> Solution:
     t0 = time.perf_counter()
     b = build(inp, used_gpus=used_gpus, fixed_usd_per_month=fixed_usd_per_month)
     if b.num_cols == 0:
@@ -186,13 +271,22 @@ def _read(sol: Solution, b: ModelBuilder, x: np.ndarray, vecs: dict[str, np.ndar
         if flows:
             sol.traffic[idx] = flows
     sol.values = {k: float(vecs[k] @ x) for k in OBJECTIVES}
+    sol.binding = _binding(b, x)
+
+
+def _binding(b: ModelBuilder, x: np.ndarray, first_row: int = 0) -> list[tuple[str, str, str | None]]:
+    """Rows (other than demand/capacity/links) with no slack at x."""
+    out: list[tuple[str, str, str | None]] = []
     start, index, value = b.matrix()
-    act = np.add.reduceat(value * x[index], start[:-1]) if len(index) else np.zeros(b.num_rows)
-    act[start[:-1] == start[1:]] = 0.0
-    for i, tag in enumerate(b.row_tags):
+    rows = np.repeat(np.arange(b.num_rows), np.diff(start))
+    act = np.zeros(b.num_rows)
+    np.add.at(act, rows, value * x[index])
+    for i in range(first_row, b.num_rows):
+        tag = b.row_tags[i]
         if tag.kind in ("demand", "capacity", "data_link"):
             continue
         lo, hi = b.row_lower[i], b.row_upper[i]
         scale = max(1.0, abs(hi) if math.isfinite(hi) else abs(lo))
         if (math.isfinite(hi) and hi - act[i] <= 1e-6 * scale + 1e-9) or (math.isfinite(lo) and act[i] - lo <= 1e-6 * scale + 1e-9):
-            sol.binding.append((tag.kind, tag.label, tag.deployment))
+            out.append((tag.kind, tag.label, tag.deployment))
+    return out
