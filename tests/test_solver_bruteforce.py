@@ -87,7 +87,7 @@ def test_decomposition_matches_the_joint_milp(seed: int) -> None:
         pols = [make_policy("spot", "spot", {"min_failure_domains": 1})] if spot else []
         deps.append(deployment(name, dep.rps, dep.candidates, sources=dep.sources,
                                rtt={(s, c.region): dep.rtt_ms[i][j] for i, (s, _) in enumerate(dep.sources) for j, c in enumerate(dep.candidates)},
-                               ttft_slo_ms=dep.ttft_slo_ms, headroom=dep.headroom, data_egress=dep.data_egress_usd_month,
+                               ttft_slo_ms=10_000, headroom=dep.headroom, data_egress=dep.data_egress_usd_month,
                                policies=pols, spec=SpecStub(name)))
     limits = [ResourceLimit("h100", "quota", rng.randint(2, 12), lambda c: c.gpu == "H100")]
     budget = [make_policy("b", "budget", {"monthly_usd": rng.uniform(5_000, 60_000)})]
