@@ -126,7 +126,7 @@ def solve(
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}")
-    if decompose and len(inp.deployments) > 1:
+    if decompose and inp.deployments:
         sol = _solve_decomposed(inp, objective, time_limit, used_gpus, fixed_usd_per_month, tie_break)
         if sol is not None:
             return sol
@@ -138,8 +138,11 @@ def _solve_decomposed(inp: SolverInput, objective: str, time_limit: float, used_
                       fixed: float, tie_break: bool) -> Solution | None:
     t0 = time.perf_counter()
     parts: dict[str, Solution] = {}
+    from orchestrator.solver.bounds import prune_by_bound
+
     for d in inp.deployments:
-        part = _solve_full(SolverInput([d], [], [], renumber=False), objective, time_limit=time_limit, tie_break=tie_break)
+        alone = prune_by_bound(d) if objective == "cost" else d
+        part = _solve_full(SolverInput([alone], [], [], renumber=False), objective, time_limit=time_limit, tie_break=tie_break)
         if part.status != "optimal":
             if part.status == "infeasible":  # infeasible without coupling rows: infeasible with them
                 return Solution("infeasible", objective, solve_seconds=time.perf_counter() - t0)
