@@ -4,7 +4,7 @@
   every spot instance at once still leaves that share served. Default by the deployment's ``spot`` rule:
   allow 0.5, prefer 0.2.
 - spread: when any spot unit is used, spot units sit in at least ``min_failure_domains`` regions
-  (one binary per region, one for "spot used").
+  (one binary per region, one for "spot used", defined by spot capacity so the LP relaxation is tight).
 
 A deployment with ``spot: allow|prefer`` and no spot policy of its own gets one implicitly.
 """
@@ -58,18 +58,23 @@ class Spot(Policy):
         k = self.params.min_failure_domains
         if k <= 1:
             return
-        used = builder.add_binary()  # any spot unit at all
-        total_ub = sum(builder.units_upper(c) for c in spot)
-        builder.add_row({**{builder.units(c): 1.0 for c in spot}, used: -float(total_ub)}, float("-inf"), 0.0,
+        used = builder.add_binary()  # any spot capacity at all
+        need = builder.required_rps(name)
+        # spot capacity <= requirement x used: tighter than a count big-M, so the LP relaxation feels the spread
+        builder.add_row({**{col: v for col, v in builder.capacity_terms(spot).items()}, used: -need}, float("-inf"), 0.0,
                         RowTag("spot_spread", f"{name}: spot used", name))
         by_region: dict[str, list] = defaultdict(list)
         for c in spot:
             by_region[c.region].append(c)
         zs = []
         for region, cs in by_region.items():
-            z = builder.add_binary()  # 1 only if this region really has a spot unit
+            z = builder.add_binary()  # 1 only if this region really has a spot unit (and serves the deployment)
             zs.append(z)
             builder.add_row({z: 1.0, **{builder.units(c): -1.0 for c in cs}}, float("-inf"), 0.0,
                             RowTag("spot_spread", f"{name}: spot in {region}", name))
+            builder.add_row({z: 1.0, used: -1.0}, float("-inf"), 0.0, RowTag("spot_spread", f"{name}: spot domain", name))
+            y = builder.region_used(name, region)
+            if y is not None:
+                builder.add_row({z: 1.0, y: -1.0}, float("-inf"), 0.0, RowTag("spot_spread", f"{name}: domain {region} served", name))
         builder.add_row({**{z: 1.0 for z in zs}, used: -float(k)}, 0.0, float("inf"),
                         RowTag("spot_spread", f"{name}: spot spread over >= {k} regions", name))

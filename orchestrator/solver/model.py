@@ -96,6 +96,10 @@ class ModelBuilder:
     def traffic(self, c: Candidate) -> list[int]:
         return [col for _, col in self.traffic_cols.get(c.idx, [])]
 
+    def region_used(self, deployment: str, region: str) -> int | None:
+        """The binary "deployment serves from region" column, where the region's data egress created one."""
+        return self.region_col.get((deployment, region))
+
     def units_upper(self, c: Candidate) -> int:
         return self.unit_ub[c.idx]
 
@@ -225,6 +229,21 @@ def _add_deployment(b: ModelBuilder, d: DeploymentInput) -> None:
         cols = np.concatenate([[ucols[i] for i, _ in linked], [b.region_col[(d.name, c.region)] for _, c in linked]])
         vals = np.concatenate([np.ones(k), [-float(ub[i]) for i, _ in linked]])
         b.add_rows(rows, cols, vals, -np.inf, 0.0, [RowTag("data_link", f"{d.name} data to {c.region}", d.name) for _, c in linked])
+        # the strong (per user region) form of the same link: traffic of users s served in r <= d_s * y[r].
+        # Redundant for integers, but it makes the LP relaxation pay the fixed charge in proportion to traffic.
+        in_region: dict[tuple[int, str], list[int]] = {}
+        for s, ci, col in zip(s_idx.tolist(), c_idx.tolist(), xcols.tolist()):
+            r = cands[ci].region
+            if (d.name, r) in b.region_col:
+                in_region.setdefault((s, r), []).append(col)
+        if in_region:
+            rr, cc, vv, tags = [], [], [], []
+            for j, ((s, r), xs) in enumerate(in_region.items()):
+                rr += [j] * (len(xs) + 1)
+                cc += xs + [b.region_col[(d.name, r)]]
+                vv += [1.0] * len(xs) + [-float(share[s] * d.rps)]
+                tags.append(RowTag("data_link", f"{d.name} users {d.sources[s][0]} via {r}", d.name))
+            b.add_rows(np.array(rr), np.array(cc), np.array(vv), -np.inf, 0.0, tags)
 
 
 def _add_limits(b: ModelBuilder, inp: SolverInput) -> None:
