@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from functools import cached_property
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,39 +71,39 @@ class Candidate:
     def instance_type(self) -> str:
         return self.offering.instance_type
 
-    @property
+    @cached_property
     def instances_per_replica(self) -> int:
         return max(1, self.gpus_per_replica // self.offering.gpu_count)
 
-    @property
+    @cached_property
     def replicas_per_unit(self) -> int:
         return max(1, self.offering.gpu_count // self.gpus_per_replica)
 
-    @property
+    @cached_property
     def instances_per_unit(self) -> int:
         return self.instances_per_replica
 
-    @property
+    @cached_property
     def gpus_per_unit(self) -> int:
         return self.offering.gpu_count * self.instances_per_unit
 
-    @property
+    @cached_property
     def tensor_parallel(self) -> int:
         return min(self.gpus_per_replica, self.offering.gpu_count)
 
-    @property
+    @cached_property
     def pipeline_parallel(self) -> int:
         return self.instances_per_replica
 
-    @property
+    @cached_property
     def usd_per_unit_hour(self) -> float:
         return self.usd_per_instance_hour * self.instances_per_unit
 
-    @property
+    @cached_property
     def rps_per_unit(self) -> float:
         return self.rps_per_replica * self.replicas_per_unit
 
-    @property
+    @cached_property
     def carbon_g_per_unit_hour(self) -> float:
         return self.gpus_per_unit * self.gpu_tdp_w / 1000.0 * self.pue * self.grid_g_per_kwh
 
@@ -308,23 +309,25 @@ def prune_dominated(
     kept: list[Candidate] = []
     for key, group in groups.items():
         same_gpu = len(key) == 3
-
-        def per_rps(c: Candidate) -> tuple[float, float, float]:
+        rows = []
+        for c in group:
             cap = min(c.rps_per_unit, required_rps) if required_rps else c.rps_per_unit
-            return (c.usd_per_unit_hour / cap, c.carbon_g_per_unit_hour / cap, c.gpus_per_unit / cap)
-
+            unit = c.usd_per_unit_hour
+            rows.append((unit, unit / cap, c.carbon_g_per_unit_hour / cap, c.gpus_per_unit / cap, c.ttft_ms, c.reach, c))
         # cheapest units first (then cheapest per req/s): a dominator always precedes what it dominates
-        group.sort(key=lambda c: (c.usd_per_unit_hour, per_rps(c)[0], c.ttft_ms))
-        front: list[tuple[Candidate, tuple[float, float, float]]] = []
-        for a in group:
-            pa = per_rps(a)
-            dominated = any(
-                pb[0] <= pa[0] * (1 + 1e-9) and (not carbon or pb[1] <= pa[1] * (1 + 1e-9))
-                and (b.ttft_ms <= a.ttft_ms if exact_ttft else (b.reach & a.reach) == a.reach)
-                and b.usd_per_unit_hour <= a.usd_per_unit_hour * (1 + 1e-9) and (not same_gpu or pb[2] <= pa[2] * (1 + 1e-9))
-                for b, pb in front
-            )
+        rows.sort(key=lambda r: (r[0], r[1], r[4]))
+        front: list[tuple] = []
+        eps = 1 + 1e-9
+        for ra in rows:
+            ua, pa, ca, ga, ta, reach_a = ra[:6]
+            dominated = False
+            for ub, pb, cb, gb, tb, reach_b, _ in front:
+                if (pb <= pa * eps and ub <= ua * eps and (not carbon or cb <= ca * eps)
+                        and (tb <= ta if exact_ttft else (reach_b & reach_a) == reach_a)
+                        and (not same_gpu or gb <= ga * eps)):
+                    dominated = True
+                    break
             if not dominated:
-                front.append((a, pa))
-        kept.extend(c for c, _ in front)
+                front.append(ra)
+        kept.extend(r[6] for r in front)
     return kept

@@ -94,8 +94,13 @@ def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., lis
     limits = _limits(spec, catalog)
     quota_limits = [lim for lim in limits if lim.kind == "quota"]
 
-    def limited(c: Any) -> bool:
-        return any(lim.match(c) for lim in quota_limits)
+    limited_cache: dict[tuple[str, str, str], bool] = {}
+
+    def limited(c: Any) -> bool:  # quotas match on provider, region and GPU only
+        key = (c.provider, c.region, c.gpu)
+        if key not in limited_cache:
+            limited_cache[key] = any(lim.match(c) for lim in quota_limits)
+        return limited_cache[key]
 
     per_dep, glob = policies_for(spec)
     deps: list[DeploymentInput] = []
