@@ -71,7 +71,7 @@ def policies_for(spec: Any) -> tuple[dict[str, list[Any]], list[Any]]:
 
 
 def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., list[Any]] | None = None,
-                 objective: str = "cost") -> Inputs:
+                 objective: str = "cost", prune: bool = True) -> Inputs:
     from orchestrator.catalog.regions import all_regions, rtt_ms
     from orchestrator.model_registry import resolve_model
 
@@ -113,11 +113,11 @@ def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., lis
         dc = build_candidates(
             d, model, catalog.offerings, catalog.gpus, sources, rtt, per_dep[d.name],
             estimate_batch=est, regions=regions, pue_by_region=pue, carbon_by_region=carbon, limited=limited,
-            exact_ttft=objective == "latency", carbon=objective == "carbon",
+            exact_ttft=objective == "latency", carbon=objective == "carbon", prune=prune,
         )
         cands[d.name] = dc
         di = _deployment_input(d, dc, sources, rtt, region_of, catalog.egress, per_dep[d.name])
-        if objective != "latency":
+        if objective != "latency" and prune:
             di = prune_across_regions(di, limited, carbon=objective == "carbon")
             dc.pruned += len(dc.candidates) - len(di.candidates)
             dc.candidates = di.candidates
