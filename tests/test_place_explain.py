@@ -1,0 +1,56 @@
+"""Plan explanations: runner-up and its extra cost, binding constraints, and why each provider lost."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from orchestrator.placement import place
+from orchestrator.spec.loader import load_spec
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@cache
+def _plan(name: str, objective: str = "cost"):  # noqa: ANN202
+    return place(load_spec(EXAMPLES / f"{name}.yaml"), objective)
+
+
+def test_runner_up_costs_more_than_the_chosen_plan() -> None:
+    e = _plan("quickstart").deployments[0].explanation
+    assert e["runner_up"] is not None
+    assert e["runner_up"]["extra_usd_per_hour"] >= -1e-6  # cost objective: the runner-up is never cheaper
+    assert set(e["providers"]) == {"aws", "gcp"}
+    lost = [p for p, why in e["providers"].items() if why != "chosen"]
+    assert lost and all("price: +$" in e["providers"][p] or "cheaper alone" in e["providers"][p] for p in lost)
+
+
+def test_policies_and_inventory_show_up_as_reasons() -> None:
+    plan = _plan("hybrid")
+    deps = {d.name: d for d in plan.deployments}
+    claims = deps["claims-summarizer"].explanation
+    assert "excluded by policy" in claims["providers"]["aws"] or "pin" in claims["providers"]["aws"]
+    assert any("inventory" in b for b in claims["binding"])  # the 16 H100s are all used
+    faq = deps["faq-bot"].explanation
+    assert "onprem-first" in faq["providers"]["aws"]
+
+
+def test_exclude_policy_reason_for_azure() -> None:
+    deps = {d.name: d for d in _plan("multi-region").deployments}
+    why = deps["code-assist"].explanation["providers"]["azure"]
+    assert "policy" in why
+
+
+def test_non_cost_objective_states_its_cost() -> None:
+    plan = _plan("quickstart", "carbon")
+    e = plan.deployments[0].explanation
+    assert "vs the cost-optimal plan" in e["objective_tradeoff"]
+    assert any("cost-optimal" in m for m in plan.messages)
+
+
+def test_fallbacks_are_ranked_and_exclude_a_chosen_offering() -> None:
+    for d in _plan("multi-region").deployments:
+        chosen = {(g.region, g.instance_type, g.market) for g in d.replicas}
+        for fb in d.fallbacks:
+            assert fb and {(g.region, g.instance_type, g.market) for g in fb} != chosen
+            assert sum(g.count * g.capacity_rps for g in fb) > 0
