@@ -86,17 +86,16 @@ def diff(desired: list[DesiredReplica], resources: list[Resource]) -> list[Chang
 
 def table_console() -> Console:
     """stdout for tables: the terminal's width, or wide enough not to truncate ids when piped."""
-    from rich.console import Console
+    from orchestrator.cli.console import out
 
-    c = Console()
-    return c if c.is_terminal else Console(width=200)
+    return out()
 
 
 def err_console() -> Console:
     """stderr for messages and progress; lines are not hard-wrapped (they get grepped and logged)."""
-    from rich.console import Console
+    from orchestrator.cli.console import err
 
-    return Console(stderr=True, soft_wrap=True)
+    return err()
 
 
 def counts(changes: list[Change]) -> dict[str, int]:

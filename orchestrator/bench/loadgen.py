@@ -100,7 +100,6 @@ async def one_request(
     }
     start = time.perf_counter()
     first: float | None = None
-    last: float | None = None
     chunks = 0
     usage: dict = {}
     try:
@@ -118,10 +117,10 @@ async def one_request(
                 if msg.get("usage"):
                     usage = msg["usage"]
                 for choice in msg.get("choices") or []:
-                    if choice.get("text"):
+                    # A token can decode to "" (part of a multi-byte character): it still arrived.
+                    if choice.get("text") is not None and choice.get("finish_reason") is None:
                         now = time.perf_counter()
                         first = now if first is None else first
-                        last = now
                         chunks += 1
     except (httpx.HTTPError, json.JSONDecodeError) as exc:
         return RequestResult(False, start, time.perf_counter(), error=f"{type(exc).__name__}: {exc}"[:200])
@@ -129,7 +128,9 @@ async def one_request(
     n_out = int(usage.get("completion_tokens") or chunks)
     if first is None:
         return RequestResult(False, start, end, error="stream ended without tokens")
-    tpot = (last - first) / (n_out - 1) if n_out > 1 and last is not None else None
+    # vLLM's benchmark_serving definition: (latency - TTFT) / (output tokens - 1). Chunk arrival times
+    # would undercount: under load the server may flush several tokens in one chunk.
+    tpot = (end - first) / (n_out - 1) if n_out > 1 else None
     return RequestResult(
         True, start, end, ttft_s=first - start, tpot_s=tpot,
         prompt_tokens=int(usage.get("prompt_tokens") or 0), output_tokens=n_out,

@@ -43,7 +43,7 @@ def _target(target: str, state: str | None):  # type: ignore[no-untyped-def]
 
 
 def _table(results, model: str) -> None:  # type: ignore[no-untyped-def]
-    from rich.console import Console
+    from orchestrator.cli.console import out
     from rich.table import Table
 
     def ms(v: float | None) -> str:
@@ -57,7 +57,7 @@ def _table(results, model: str) -> None:  # type: ignore[no-untyped-def]
         t.add_row(str(r.concurrency), str(r.requests), str(r.errors), f"{r.input_tokens_mean:.0f}",
                   f"{r.output_tokens_per_s:,.1f}", f"{r.requests_per_s:,.2f}", ms(r.ttft_p50_ms), ms(r.ttft_p95_ms),
                   ms(r.ttft_p99_ms), ms(r.tpot_p50_ms), ms(r.tpot_p95_ms), ms(r.tpot_p99_ms))
-    Console().print(t)
+    out().print(t)
 
 
 def register(app: typer.Typer) -> None:
@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
         import asyncio
 
         import httpx
-        from rich.console import Console
+        from orchestrator.cli.console import err
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         from orchestrator.bench.loadgen import run_bench
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         endpoint, replica = _target(target, state)
         progress = Progress(
             TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} requests"),
-            TimeElapsedColumn(), console=Console(stderr=True), transient=False,
+            TimeElapsedColumn(), console=err(), transient=False,
         )
         task_ids: dict[int, int] = {}
         current: list[int] = []

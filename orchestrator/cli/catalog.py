@@ -58,10 +58,9 @@ def _as_json(o: Offering) -> dict[str, object]:
 
 def _console():  # type: ignore[no-untyped-def]
     """stdout console; when piped, wide enough that rows are not cut."""
-    from rich.console import Console
+    from orchestrator.cli.console import out
 
-    console = Console()
-    return console if console.is_terminal else Console(width=200)
+    return out()
 
 
 def _money(x: float | None) -> str:

@@ -50,13 +50,14 @@ def default_regions(kind: str) -> list[str]:
 
 def refresh_regions(provider: Provider, kind: str, regions: list[str]) -> tuple[dict[str, list[Offering]], dict[str, str]]:
     """Fetch each region with a progress bar on stderr: (offerings per region, error message per failed region)."""
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from orchestrator.cli.console import err
 
     fetched: dict[str, list[Offering]] = {}
     failed: dict[str, str] = {}
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+    with Progress(*columns, console=err(), transient=False) as progress:
         task = progress.add_task(f"{kind}: refreshing", total=len(regions))
         for region in regions:
             progress.update(task, description=f"{kind}:{region}")
@@ -139,10 +140,11 @@ def register(catalog_app: typer.Typer) -> None:
 
 
 def _print_summary(kind: str, summary: list[dict[str, object]]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from orchestrator.cli.console import out
+
+    console = out()
     table = Table(title=f"catalog refresh: {kind}")
     for col in ("region", "status", "offerings"):
         table.add_column(col, justify="right" if col == "offerings" else "left")

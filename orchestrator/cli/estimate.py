@@ -122,7 +122,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _print_one(data: dict[str, Any]) -> None:
-    from rich.console import Console
+    from orchestrator.cli.console import out
     from rich.table import Table
 
     labels = [
@@ -149,11 +149,11 @@ def _print_one(data: dict[str, Any]) -> None:
         else:
             text = _fmt(value)
         table.add_row(label, text)
-    Console().print(table)
+    out().print(table)
 
 
 def _print_table(model: str, q: str, i: int, o: int, slo: float | None, rows: list[dict[str, Any]]) -> None:
-    from rich.console import Console
+    from orchestrator.cli.console import out
     from rich.table import Table
 
     title = f"{model} ({q}), {i} in / {o} out tokens" + (f", TPOT SLO {slo:g} ms" if slo else "")
@@ -166,4 +166,4 @@ def _print_table(model: str, q: str, i: int, o: int, slo: float | None, rows: li
             _fmt(r.get("max_output_tokens_per_s"), 0), _fmt(r.get("tpot_ms_batch1"), 1), _fmt(r.get("tpot_ms"), 1),
             _fmt(r.get("usd_per_gpu_hour"), 2), _fmt(r.get("usd_per_1m_output_tokens"), 3),
         )
-    Console().print(table)
+    out().print(table)

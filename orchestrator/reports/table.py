@@ -43,13 +43,12 @@ def _fmt(name: str, v: Any) -> str:
 
 def render_table(report: Report, console: Any = None) -> None:
     """A rich table on stdout; the rules and notes go to stderr."""
-    from rich.console import Console
     from rich.table import Table
 
-    import sys
+    from orchestrator.cli import console as consoles
 
-    console = console or Console(width=None if sys.stdout.isatty() else 220)
-    err = Console(stderr=True)
+    console = console or consoles.out()
+    err = consoles.err()
     title = f"cost per token by {report.by}, {iso(report.start)} .. {iso(report.end)}"
     if report.empty:
         console.print(f"{title}\nNo data: " + "; ".join(report.notes))

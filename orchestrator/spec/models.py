@@ -136,6 +136,9 @@ class LocalProvider(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, gt=0, lt=65536)
     extra_args: list[str] = Field(default_factory=list, description="extra vLLM flags, e.g. [--max-num-seqs, '8']")
+    usd_per_hour: float = Field(
+        0.0, ge=0, description="what an hour of this machine costs you (power, amortization): reports price tokens with it"
+    )
 
 
 class Providers(Strict):
