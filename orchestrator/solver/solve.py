@@ -129,16 +129,24 @@ def solve(
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}")
+    start: np.ndarray | None = None
     if decompose and inp.deployments:
-        sol = _solve_decomposed(inp, objective, time_limit, used_gpus, fixed_usd_per_month, tie_break)
+        sol, violated = _solve_decomposed(inp, objective, time_limit, used_gpus, fixed_usd_per_month, tie_break)
         if sol is not None:
             return sol
+        if violated and len(inp.deployments) > 1:
+            seq = _sequential(inp, objective, time_limit, used_gpus, fixed_usd_per_month)
+            if seq is not None:
+                b = build(inp, used_gpus=used_gpus, fixed_usd_per_month=fixed_usd_per_month)
+                start = _merge(b, seq)
     return _solve_full(inp, objective, time_limit=time_limit, used_gpus=used_gpus, fixed_usd_per_month=fixed_usd_per_month,
-                       tie_break=tie_break)
+                       tie_break=tie_break, start=start)
 
 
 def _solve_decomposed(inp: SolverInput, objective: str, time_limit: float, used_gpus: dict[str, float] | None,
-                      fixed: float, tie_break: bool) -> Solution | None:
+                      fixed: float, tie_break: bool) -> tuple[Solution | None, bool]:
+    """(solution, False) when the per-deployment optima together respect the coupling rows;
+    (None, True) when they violate one; (None, False) when decomposition does not apply."""
     t0 = time.perf_counter()
     parts: dict[str, Solution] = {}
     from orchestrator.solver.bounds import prune_by_bound
@@ -148,40 +156,16 @@ def _solve_decomposed(inp: SolverInput, objective: str, time_limit: float, used_
         part = _solve_full(SolverInput([alone], [], [], renumber=False), objective, time_limit=time_limit, tie_break=tie_break)
         if part.status != "optimal":
             if part.status == "infeasible":  # infeasible without coupling rows: infeasible with them
-                return Solution("infeasible", objective, solve_seconds=time.perf_counter() - t0)
-            return None
+                return Solution("infeasible", objective, solve_seconds=time.perf_counter() - t0), False
+            return None, False
         parts[d.name] = part
     b = build(inp, used_gpus=used_gpus, fixed_usd_per_month=fixed)
-    x = np.zeros(b.num_cols)
-    known = np.zeros(b.num_cols, bool)
-    for part in parts.values():
-        pb, px = part.builder, part.x
-        assert pb is not None and px is not None
-        for idx, col in pb.unit_col.items():
-            x[b.unit_col[idx]] = px[col]
-            known[b.unit_col[idx]] = True
-        for idx, pairs in pb.traffic_cols.items():
-            full = dict(b.traffic_cols[idx])
-            for s_, col in pairs:
-                x[full[s_]] = px[col]
-                known[full[s_]] = True
-        for key, col in pb.region_col.items():
-            x[b.region_col[key]] = px[col]
-            known[b.region_col[key]] = True
-    start, index, value = b.matrix()
+    x = _merge(b, parts)
     lo_row = b.first_coupling_row
-    if lo_row < b.num_rows:
-        seg = slice(start[lo_row], start[b.num_rows])
-        cols = index[seg]
-        if not known[cols].all():
-            return None  # a project-wide policy added its own columns: solve jointly
-        rows = np.repeat(np.arange(lo_row, b.num_rows), np.diff(start[lo_row:]))
-        act = np.zeros(b.num_rows)
-        np.add.at(act, rows, value[seg] * x[cols])
-        for i in range(lo_row, b.num_rows):
-            tol = 1e-6 * max(1.0, abs(b.row_upper[i]) if math.isfinite(b.row_upper[i]) else 1.0)
-            if act[i] > b.row_upper[i] + tol or act[i] < b.row_lower[i] - tol:
-                return None  # a coupling row is violated: the deployments must be solved together
+    if x is None:
+        return None, False
+    if not _coupling_ok(b, x):
+        return None, True  # the deployments must be solved together
     sol = Solution("optimal", objective, builder=b, x=x, parts=parts)
     sol.solve_seconds = time.perf_counter() - t0
     sol.gap = max(p.gap for p in parts.values())
@@ -192,7 +176,68 @@ def _solve_decomposed(inp: SolverInput, objective: str, time_limit: float, used_
     vecs = {k: b.objective_vector(k) for k in OBJECTIVES}
     sol.values = {k: float(vecs[k] @ x) for k in OBJECTIVES}
     sol.binding.extend(_binding(b, x, first_row=lo_row))
-    return sol
+    return sol, False
+
+
+def _merge(b: ModelBuilder, parts: dict[str, Solution]) -> np.ndarray | None:
+    """The full model's column vector from per-deployment solutions (None if a part has unknown columns)."""
+    x = np.zeros(b.num_cols)
+    known = np.zeros(b.num_cols, bool)  # units, traffic and region columns: 0 unless a part sets them
+    known[list(b.unit_col.values())] = True
+    known[[c for pairs in b.traffic_cols.values() for _, c in pairs]] = True
+    known[list(b.region_col.values())] = True
+    for part in parts.values():
+        pb, px = part.builder, part.x
+        assert pb is not None and px is not None
+        for idx, col in pb.unit_col.items():
+            x[b.unit_col[idx]] = px[col]
+        for idx, pairs in pb.traffic_cols.items():
+            full = dict(b.traffic_cols[idx])
+            for s_, col in pairs:
+                x[full[s_]] = px[col]
+        for key, col in pb.region_col.items():
+            x[b.region_col[key]] = px[col]
+    start, index, _ = b.matrix()
+    lo = b.first_coupling_row
+    if lo < b.num_rows and not known[index[start[lo]:start[b.num_rows]]].all():
+        return None  # a project-wide policy added its own columns
+    return x
+
+
+def _coupling_ok(b: ModelBuilder, x: np.ndarray) -> bool:
+    start, index, value = b.matrix()
+    lo = b.first_coupling_row
+    if lo >= b.num_rows:
+        return True
+    seg = slice(start[lo], start[b.num_rows])
+    rows = np.repeat(np.arange(lo, b.num_rows), np.diff(start[lo:]))
+    act = np.zeros(b.num_rows)
+    np.add.at(act, rows, value[seg] * x[index[seg]])
+    for i in range(lo, b.num_rows):
+        tol = 1e-6 * max(1.0, abs(b.row_upper[i]) if math.isfinite(b.row_upper[i]) else 1.0)
+        if act[i] > b.row_upper[i] + tol or act[i] < b.row_lower[i] - tol:
+            return False
+    return True
+
+
+def _sequential(inp: SolverInput, objective: str, time_limit: float, used_gpus: dict[str, float] | None,
+                fixed: float) -> dict[str, Solution] | None:
+    """A feasible joint plan, greedily: deployments one at a time, each within what the earlier ones left of
+    the quotas, inventory and budget (largest demand first). A warm start for the joint MILP, not an optimum."""
+    used = dict(used_gpus or {})
+    spent = fixed
+    parts: dict[str, Solution] = {}
+    for d in sorted(inp.deployments, key=lambda d: -d.required_rps):
+        sub = SolverInput([d], inp.limits, inp.global_policies, renumber=False)
+        part = _solve_full(sub, objective, time_limit=time_limit, used_gpus=used, fixed_usd_per_month=spent, tie_break=False)
+        if not part.ok:
+            return None
+        parts[d.name] = part
+        for lim in inp.limits:
+            used[lim.name] = used.get(lim.name, 0.0) + sum(
+                c.gpus_per_unit * part.units.get(c.idx, 0) for c in d.candidates if lim.match(c))
+        spent += part.values["cost"]
+    return parts
 
 
 def _solve_full(
@@ -203,6 +248,7 @@ def _solve_full(
     used_gpus: dict[str, float] | None = None,
     fixed_usd_per_month: float = 0.0,
     tie_break: bool = True,
+    start: np.ndarray | None = None,
 ) -> Solution:
     t0 = time.perf_counter()
     b = build(inp, used_gpus=used_gpus, fixed_usd_per_month=fixed_usd_per_month)
@@ -215,6 +261,8 @@ def _solve_full(
         stages.append(vecs["preference"])
     stages.append(vecs[objective])
     _pass(h, hs, b, stages[0])
+    if start is not None and len(start) == b.num_cols and len(stages) == 1:
+        _warm_start_partial(h, hs, b, start)
     status, x = "optimal", None
     for i, c in enumerate(stages):
         if i > 0:
@@ -247,7 +295,8 @@ def _solve_full(
     if x is None:
         sol.status = "infeasible" if status.startswith("infeasible") else status
         return sol
-    sol.gap = float(h.getInfo().mip_gap) if math.isfinite(h.getInfo().mip_gap) else 0.0
+    info = h.getInfo()
+    sol.gap = float(info.mip_gap) if math.isfinite(info.mip_gap) else (0.0 if status == "optimal" else float("inf"))
     _read(sol, b, x, vecs)
     return sol
 
@@ -258,6 +307,16 @@ def _hold(h, c: np.ndarray, value: float) -> None:  # noqa: ANN001
     if len(nz) == 0:
         return
     h.addRow(-math.inf, value + LEX_TOL * max(1.0, abs(value)), len(nz), nz.astype(np.int32), c[nz])
+
+
+def _warm_start_partial(h, hs, b: ModelBuilder, x: np.ndarray) -> None:  # noqa: ANN001
+    """Hand HiGHS a feasible plan on the units/traffic/region columns; it completes the policy columns."""
+    cols = sorted([*b.unit_col.values(), *(c for pairs in b.traffic_cols.values() for _, c in pairs), *b.region_col.values()])
+    idx = np.asarray(cols, dtype=np.int32)
+    try:
+        h.setSolution(len(idx), idx, x[idx])
+    except TypeError:  # older highspy: full vectors only
+        _warm_start(h, hs, x)
 
 
 def _warm_start(h, hs, x: np.ndarray) -> None:  # noqa: ANN001
