@@ -212,6 +212,7 @@ def build_candidates(
         best_rtt[reg] = min(rtts[reg], default=0.0)
 
     heads = getattr(model, "heads", 0) or 0
+    offerings = _cheapest_per_shape(offerings, out, spot_ok)
     # 3. walk offerings: cheap checks per (gpu, g, q) shared; only passes become candidates.
     best: dict[tuple, Candidate] = {}  # identical capacity in one region+market: keep the cheapest instance
     for o in offerings:
@@ -282,6 +283,25 @@ def build_candidates(
         cands = kept
     out.candidates = cands
     return out
+
+
+def _cheapest_per_shape(offerings: Sequence[Offering], out: DeploymentCandidates, spot_ok: bool) -> list[Offering]:
+    """Per region and GPU shape (type x count, inventory), only the cheapest on-demand and the cheapest spot
+    offering can matter: the others serve the same at a higher price (instance types differing in CPU/RAM)."""
+    best: dict[tuple, Offering] = {}
+    best_spot: dict[tuple, Offering] = {}
+    for o in offerings:
+        out.providers_seen.add(o.provider)
+        k = (o.region, o.gpu, o.gpu_count, o.max_gpus)
+        if o.usd_per_hour is None or (isinstance(o.usd_per_hour, float) and math.isnan(o.usd_per_hour)):
+            best.setdefault(("noprice",) + k, o)  # kept once so the rejection is reported
+            continue
+        if k not in best or o.usd_per_hour < best[k].usd_per_hour:
+            best[k] = o
+        if spot_ok and o.spot_usd_per_hour is not None and (k not in best_spot or o.spot_usd_per_hour < best_spot[k].spot_usd_per_hour):
+            best_spot[k] = o
+    keep = {id(o) for o in best.values()} | {id(o) for o in best_spot.values()}
+    return [o for o in offerings if id(o) in keep]
 
 
 def prune_dominated(
