@@ -103,3 +103,36 @@ def test_regions_have_sane_coordinates_and_carbon() -> None:
         assert 0 <= r.carbon_g_per_kwh < 1200, r
         assert r.continent in {"na", "sa", "eu", "asia", "oc", "me", "af"}, r
     assert {"us-east", "eu-central", "eu-west", "eu-north", "asia-northeast", "asia-south"} <= set(metros())
+
+
+# Families whose sizes are the same machine sliced by GPU (vCPUs, memory and GPUs scale together and the
+# provider's own list prices them per GPU): every size in one region must cost the same per GPU.
+PER_GPU_FAMILIES = re.compile(r"^(a2-highgpu|a2-ultragpu|a3-highgpu)-\d+g$|^p5\.(4|48)xlarge$")
+
+
+def test_per_gpu_families_cost_the_same_per_gpu_in_every_size() -> None:
+    per_gpu: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)
+    for o in snapshot_offerings():
+        m = PER_GPU_FAMILIES.match(o.instance_type)
+        if m:
+            family = o.instance_type.rsplit("-", 1)[0] if "-" in o.instance_type else "p5"
+            per_gpu[(o.region, family)].append((o.instance_type, o.usd_per_hour / o.gpu_count))
+    assert len(per_gpu) >= 10
+    for key, sizes in per_gpu.items():
+        prices = [p for _, p in sizes]
+        assert max(prices) <= min(prices) * 1.01, (key, sizes)
+
+
+def test_gcp_h100_is_not_priced_below_the_8_gpu_list() -> None:
+    """The 1-GPU A3 shape once carried a flex-start/GPU-only figure (5.38/h) that made GCP H100 the cheapest H100
+    anywhere; the Cloud Billing list prices the 8-GPU machine at ~88.49/h in us-central1."""
+    a3 = {o.instance_type: o for o in snapshot_offerings() if o.region == "gcp:us-central1" and o.gpu == "H100"}
+    assert a3["a3-highgpu-8g"].usd_per_hour == pytest.approx(88.49, rel=0.01)
+    assert a3["a3-highgpu-1g"].usd_per_hour * 8 == pytest.approx(a3["a3-highgpu-8g"].usd_per_hour, rel=0.01)
+
+
+def test_every_derived_or_unconfirmed_figure_says_so() -> None:
+    """A row's source names where the price came from; figures computed from another row say 'derived'."""
+    for o in snapshot_offerings():
+        if o.provider in ("gcp", "azure") and "prices.md" not in o.source:
+            assert any(w in o.source for w in ("derived", "Cloud Billing", "retail price", "Azure list", "GCP list")), o
