@@ -74,3 +74,19 @@ def test_bad_input_is_exit_1_with_a_hint(args, expect):
     assert r.exit_code == 1
     assert "error:" in r.output and expect in r.output
     assert "Traceback" not in r.output
+
+
+def test_compare_picks_each_gpu_at_its_most_cost_effective_count():
+    """70B fp8 fits one H100 with room for only a few sequences; comparing GPUs at that count would make H100
+    look 10x dearer than it is. Each row is the cheapest $/1M of the counts that fit, and says which count."""
+    rows = {r["gpu"]: r for r in json.loads(run("--model", "llama-3.1-70b", "--quantization", "fp8", "--json").stdout)}
+    h100 = rows["H100"]
+    assert h100["min_gpus_to_fit"] == 1 and h100["gpus"] > 1 and h100["max_batch"] > 4
+    for n in (1, 2, 4, 8):
+        other = json.loads(run("--model", "llama-3.1-70b", "--quantization", "fp8", "--gpu", "H100", "--gpus", str(n),
+                               "--json").stdout)
+        per_m = h100["usd_per_gpu_hour"] * n / (other["max_output_tokens_per_s"] * 3600) * 1e6
+        assert h100["usd_per_1m_output_tokens"] <= per_m + 1e-9
+    fixed = {r["gpu"]: r for r in json.loads(run("--model", "llama-3.1-70b", "--quantization", "fp8", "--gpus", "2",
+                                                     "--json").stdout)}
+    assert fixed["H100"]["gpus"] == 2  # --gpus still pins the count

@@ -12,20 +12,28 @@ import typer
 QUANT_HELP = "bf16 | fp16 | fp8 | int8 | int4"
 
 
-def _cheapest_gpu_hour() -> dict[str, float] | None:
-    """Cheapest on-demand $ per GPU-hour per GPU type in the shipped catalog snapshot, or None."""
-    try:
-        from orchestrator.catalog.offerings import snapshot_offerings
-    except ImportError:
-        return None
-    best: dict[str, float] = {}
+def _cheapest_gpu_hour() -> dict[tuple[str, int], float]:
+    """Cheapest on-demand $ per GPU-hour in the shipped catalog snapshot, per (GPU type, GPU count of a
+    replica): an instance with k GPUs serves replicas of n GPUs when n divides k (k/n replicas share it), or,
+    beyond one node (n > 8), when n/k instances of at least 8 GPUs form one multi-node replica."""
+    from orchestrator.catalog.offerings import snapshot_offerings
+    from orchestrator.perf import GPU_COUNTS
+
+    best: dict[tuple[str, int], float] = {}
     for o in snapshot_offerings():
-        if o.provider in ("onprem", "local") or o.gpu_count <= 0:
+        if o.provider in ("onprem", "local") or o.gpu_count <= 0 or o.usd_per_hour <= 0:
             continue
-        price = o.usd_per_gpu_hour
-        if price > 0 and price < best.get(o.gpu, math.inf):
-            best[o.gpu] = price
+        for n in GPU_COUNTS:
+            if o.gpu_count % n == 0 or (n > 8 and o.gpu_count >= 8 and n % o.gpu_count == 0):
+                key = (o.gpu, n)
+                best[key] = min(best.get(key, math.inf), o.usd_per_gpu_hour)
     return best
+
+
+def _usd_per_1m(price: float | None, gpus: int, tokens_per_s: float) -> float | None:
+    if price is None or tokens_per_s <= 0:
+        return None
+    return price * gpus / (tokens_per_s * 3600.0) * 1e6
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
@@ -58,7 +66,7 @@ def register(app: typer.Typer) -> None:
     def estimate_cmd(
         model: str = typer.Option(..., "--model", help="registry name/alias, or a path to a Hugging Face config.json"),
         gpu: str | None = typer.Option(None, "--gpu", help="GPU type (omit to compare every GPU type)"),
-        gpus: int | None = typer.Option(None, "--gpus", help="GPU count = tensor parallelism (default: smallest that fits)"),
+        gpus: int | None = typer.Option(None, "--gpus", help="GPU count = tensor parallelism (default: with --gpu the smallest that fits; without, the most cost-effective of 1, 2, 4, 8)"),
         quantization: str = typer.Option("bf16", "--quantization", help=QUANT_HELP),
         kv_cache_dtype: str = typer.Option("auto", "--kv-cache-dtype", help="auto | fp8"),
         input_tokens: int = typer.Option(1000, "--input-tokens", help="mean input tokens per request"),
@@ -70,7 +78,7 @@ def register(app: typer.Typer) -> None:
         from orchestrator.catalog.gpus import all_gpus, get_gpu
         from orchestrator.errors import UserError
         from orchestrator.model_registry import resolve_model
-        from orchestrator.perf import estimate, min_gpus_to_fit
+        from orchestrator.perf import SINGLE_NODE_COUNTS, estimate, min_gpus_to_fit
 
         quantization = quantization.lower()
         _check(input_tokens, output_tokens, quantization, kv_cache_dtype, tpot_slo_ms)
@@ -99,20 +107,29 @@ def register(app: typer.Typer) -> None:
         for g in all_gpus():
             if g.vendor == "cpu":
                 continue
-            n = gpus or min_gpus_to_fit(arch, g, quantization, kv_cache_dtype, 0.9, seq)
-            if n is None:
+            smallest = min_gpus_to_fit(arch, g, quantization, kv_cache_dtype, 0.9, seq)
+            if smallest is None:
                 from orchestrator.perf import unsupported_reason
 
                 reason = unsupported_reason(g, quantization) or "does not fit on up to 64 GPUs"
                 rows.append({"gpu": g.name, "gpus": None, "fits": False, "reason": reason,
                              "usd_per_gpu_hour": None, "usd_per_1m_output_tokens": None})
                 continue
-            est = estimate(arch, g, n, quantization, input_tokens, output_tokens, **kwargs)
-            price = prices.get(g.name) if prices is not None else None
-            per_m = None
-            if price is not None and est.fits and est.max_output_tokens_per_s > 0:
-                per_m = price * n / (est.max_output_tokens_per_s * 3600.0) * 1e6
-            rows.append({**est.to_json(), "usd_per_gpu_hour": price, "usd_per_1m_output_tokens": per_m})
+            # the given count, or the most cost-effective of the single-node counts that fit (else the smallest)
+            counts = [gpus] if gpus else [n for n in SINGLE_NODE_COUNTS if n >= smallest] or [smallest]
+            best: dict[str, Any] | None = None
+            for n in counts:
+                est = estimate(arch, g, n, quantization, input_tokens, output_tokens, **kwargs)
+                price = prices.get((g.name, n))
+                per_m = _usd_per_1m(price, n, est.max_output_tokens_per_s) if est.fits else None
+                # with no price, tokens/s per GPU ranks the counts the same way $ per token would
+                rank = per_m if per_m is not None else (n / est.max_output_tokens_per_s if est.max_output_tokens_per_s > 0 else math.inf)
+                row = {**est.to_json(), "usd_per_gpu_hour": price, "usd_per_1m_output_tokens": per_m, "_rank": (per_m is None, rank)}
+                if best is None or row["_rank"] < best["_rank"]:
+                    best = row
+            assert best is not None
+            del best["_rank"]
+            rows.append(best)
         rows.sort(key=lambda r: (r["usd_per_1m_output_tokens"] is None, r["usd_per_1m_output_tokens"] or 0.0,
                                  not r["fits"], -(r.get("max_output_tokens_per_s") or 0.0)))
         if json_out:
@@ -157,7 +174,8 @@ def _print_table(model: str, q: str, i: int, o: int, slo: float | None, rows: li
     from rich.table import Table
 
     title = f"{model} ({q}), {i} in / {o} out tokens" + (f", TPOT SLO {slo:g} ms" if slo else "")
-    table = Table(title=title)
+    table = Table(title=title, caption="each GPU type at its most cost-effective GPU count (of 1, 2, 4, 8 that fit); "
+                  "$ at the cheapest on-demand list price in the catalog")
     for col in ("GPU", "GPUs", "fits", "max batch", "max out tok/s", "TPOT b1 ms", "TPOT@max ms", "$/GPU-h", "$/1M out"):
         table.add_column(col, justify="left" if col in ("GPU", "fits") else "right", no_wrap=col == "GPU")
     for r in rows:

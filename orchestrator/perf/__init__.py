@@ -14,6 +14,7 @@ Public API (others call these exact names):
 
 from orchestrator.perf.api import (
     GPU_COUNTS,
+    SINGLE_NODE_COUNTS,
     Achievable,
     best_achievable,
     clear_caches,
@@ -27,6 +28,7 @@ from orchestrator.perf.roofline import Estimate
 
 __all__ = [
     "GPU_COUNTS",
+    "SINGLE_NODE_COUNTS",
     "KV_DTYPES",
     "QUANTIZATIONS",
     "Achievable",
