@@ -7,12 +7,12 @@ turns them into ``python -m vllm.entrypoints.openai.api_server --model ...`` for
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from containers.names import replica_name
 from containers.spec import ContainerSpec, Probe, SecretRef, Volume
 from orchestrator.errors import UserError
 from orchestrator.plan import DeploymentPlan, ReplicaGroup
@@ -38,15 +38,6 @@ def label_value(value: str) -> str:
     """A value every platform accepts as a label (GCP is strictest: [a-z0-9_-], at most 63 chars)."""
     v = re.sub(r"[^a-z0-9_-]+", "-", value.lower()).strip("-_")
     return v[:63].rstrip("-_") or "none"
-
-
-def dns_label(value: str, max_len: int = 63) -> str:
-    """An RFC 1123 DNS label; long names keep a stable hash suffix so they stay unique."""
-    v = re.sub(r"[^a-z0-9-]+", "-", value.lower()).strip("-") or "x"
-    if len(v) <= max_len:
-        return v
-    digest = hashlib.sha256(value.encode()).hexdigest()[:8]
-    return f"{v[: max_len - 9].rstrip('-')}-{digest}"
 
 
 def model_source(hf_id: str) -> str:
@@ -159,13 +150,9 @@ def build_vllm_container(
         labels[LABEL_NODES] = str(nodes)
 
     gpus_per_node = max(0, group.gpus_per_replica // nodes) if group.gpu.upper() != "CPU" else 0
-    # Replica ids may already carry the project and/or deployment name: do not repeat them.
-    name_parts = [replica]
-    if not replica.startswith(f"{project}-"):
-        name_parts = [project, replica] if replica.startswith(f"{deployment.name}-") else [project, deployment.name, replica]
     health_period = 10
     return ContainerSpec(
-        name=dns_label("-".join(name_parts)),
+        name=replica_name(project, deployment.name, replica),
         image=image,
         args=args,
         env={"HF_HOME": HF_HOME},

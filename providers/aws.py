@@ -187,7 +187,7 @@ class AwsProvider:
         labels = placement.labels()
         port = next(iter(container.ports.values()), 8000)
         tags = [{"Key": k, "Value": v} for k, v in labels.items()]
-        tags += [{"Key": "Name", "Value": f"orch-{placement.project}-{placement.replica}"}, {"Key": PORT_TAG, "Value": str(port)}]
+        tags += [{"Key": "Name", "Value": placement.vm_name()}, {"Key": PORT_TAG, "Value": str(port)}]
         params: dict[str, Any] = {
             "ImageId": image_id,
             "InstanceType": placement.instance_type,

@@ -27,7 +27,7 @@ from orchestrator.errors import (
     UserError,
 )
 from providers.base import LABEL_PROJECT, Handle, Placement, State
-from providers.pricing import bare_region, dns_label, qualified_region
+from providers.pricing import bare_region, qualified_region
 from providers.retry import with_retries
 
 DEFAULT_IMAGE = {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2204", "version": "latest"}
@@ -173,7 +173,7 @@ class AzureProvider:
 
     @staticmethod
     def vm_name(placement: Placement) -> str:
-        return dns_label(f"orch-{placement.project}-{placement.replica}", max_len=64)
+        return placement.vm_name(max_len=64)
 
     # -- launch ---------------------------------------------------------------------------------------
 

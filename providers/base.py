@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from containers.names import vm_name
 from containers.spec import ContainerSpec
 from orchestrator.catalog.types import Offering
 
@@ -36,6 +37,10 @@ class Placement:
     @property
     def region_name(self) -> str:
         return self.region.split(":", 1)[1]
+
+    def vm_name(self, max_len: int = 63) -> str:
+        """The VM's name on every cloud: 'orch-<project>-<deployment>-<group>-<n>', each part once."""
+        return vm_name(self.project, self.deployment, self.replica, max_len)
 
     def labels(self) -> dict[str, str]:
         return {

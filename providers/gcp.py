@@ -25,7 +25,7 @@ from orchestrator.errors import (
     UserError,
 )
 from providers.base import LABEL_PROJECT, Handle, Placement, State
-from providers.pricing import bare_region, dns_label, qualified_region, stable_token
+from providers.pricing import bare_region, qualified_region, stable_token
 from providers.retry import with_retries
 
 # Deep Learning VM image family (NVIDIA driver installed at first boot with install-nvidia-driver=True).
@@ -184,7 +184,7 @@ class GcpProvider:
 
     @staticmethod
     def instance_name(placement: Placement) -> str:
-        return dns_label(f"orch-{placement.project}-{placement.replica}")
+        return placement.vm_name()
 
     # -- launch ---------------------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ from dataclasses import asdict
 
 import pytest
 
-from containers.vllm import DEFAULT_IMAGE, build_vllm_container, dns_label, quantization_args
+from containers.names import dns_label
+from containers.vllm import DEFAULT_IMAGE, build_vllm_container, quantization_args
 from orchestrator.errors import UserError
 from orchestrator.plan import DeploymentPlan, Predicted, ReplicaGroup
 from providers.base import LABEL_DEPLOYMENT, LABEL_PLAN, LABEL_PROJECT, LABEL_REPLICA
@@ -118,3 +119,19 @@ def test_names_are_dns_labels() -> None:
     name = dns_label("Acme_Support" + "-x" * 60)
     assert len(name) <= 63 and name == name.lower() and name[0].isalnum() and name[-1].isalnum()
     assert dns_label("a" * 100) != dns_label("a" * 99 + "b")
+
+
+def test_resource_names_name_project_and_deployment_once_and_agree_across_providers() -> None:
+    from containers.names import replica_name
+    from providers.base import Placement
+
+    rid = "quickstart-support-chat-afd3dd-0"  # apply's replica ids: <project>-<deployment>-<group>-<n>
+    p = Placement("quickstart", "support-chat", "plan1", rid, "gcp:us-central1", "a3-highgpu-1g", "H100", 1)
+    assert p.vm_name() == "orch-quickstart-support-chat-afd3dd-0"
+    assert replica_name("quickstart", "support-chat", rid) == rid
+    assert replica_name("acme", "chat", "chat-g1-0") == "acme-chat-g1-0"
+    assert replica_name("acme", "chat", "g1-0") == "acme-chat-g1-0"
+    assert dns_label("9lives") == "x-9lives"  # GCP/Azure names must start with a letter
+    long = Placement("p" * 40, "d" * 40, "plan", "r" * 40, "azure:eastus", "x", "H100", 1)
+    assert len(long.vm_name()) <= 63 and long.vm_name() != Placement(
+        "p" * 40, "d" * 40, "plan", "r" * 39 + "s", "azure:eastus", "x", "H100", 1).vm_name()

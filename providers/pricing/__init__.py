@@ -8,7 +8,6 @@ azure (Retail Prices API + a table of GPU VM sizes). Small helpers shared by the
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import date
 
 
@@ -36,13 +35,3 @@ def qualified_region(provider: str, region: str) -> str:
 def stable_token(*parts: str, length: int = 32) -> str:
     """A short hex digest of the parts: the same replica always gets the same token/name suffix."""
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:length]
-
-
-def dns_label(text: str, max_len: int = 63) -> str:
-    """Lowercase letters, digits and '-', starting with a letter: valid as a GCP/Azure VM name and GCP label."""
-    s = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
-    if not s or not s[0].isalpha():
-        s = "x-" + s
-    if len(s) > max_len:
-        s = s[: max_len - 9].rstrip("-") + "-" + stable_token(text, length=8)
-    return s
