@@ -1,10 +1,11 @@
 """Cost model: billed hours × effective price, plus recorded egress and storage.
 
-A replica is billed from ``created_at`` (launch; else ``ready_at``) to ``terminated_at`` (or now),
-as clouds bill instances from launch, not from when vLLM answers. ``usd_per_hour`` on the replica
-row is already the effective price: list minus the negotiated discount, the spot price for spot,
-and for on-prem the amortized hardware plus power × PUE × $/kWh. ``list_usd_per_hour`` is the
-price before discounts (equal to effective when not recorded).
+A replica is billed over its billing periods (state's ``billing_periods``): from launch (not from when
+vLLM answers, as clouds bill instances from launch) to termination or now, each period at the price
+in force then. An apply that changes a kept replica's price closes one period and opens the next, so
+the new price applies from that apply on. Prices are effective: list minus the negotiated discount,
+the spot price for spot, and for on-prem the amortized hardware plus power × PUE × $/kWh; the list
+price is the one before discounts.
 """
 
 from __future__ import annotations
@@ -13,19 +14,22 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from orchestrator.metering.store import CostItem, Replica
+from orchestrator.metering.store import CostItem, Period, Replica
 
 DAY = 86400.0
 
 
 @dataclass
 class ReplicaDayCost:
-    """Compute cost of one replica on one UTC day, within the report window."""
+    """Compute cost of one replica on one UTC day, within the report window.
+
+    A day on which the price changed (or the replica id was relaunched) is still one line: its cost is
+    exact (each span at its own price) and its unit prices are the hour-weighted means.
+    """
 
     replica: Replica
     day: int  # unix seconds of the UTC day start
-    start: float  # billed interval inside the day
-    end: float
+    seconds: float  # billed inside the day and the window
     effective_usd: float
     list_usd: float
     extra_usd: float = 0.0  # egress + storage attributed to this replica-day
@@ -33,7 +37,7 @@ class ReplicaDayCost:
 
     @property
     def hours(self) -> float:
-        return (self.end - self.start) / 3600.0
+        return self.seconds / 3600.0
 
     @property
     def gpu_hours(self) -> float:
@@ -43,31 +47,48 @@ class ReplicaDayCost:
     def total_usd(self) -> float:
         return self.effective_usd + self.extra_usd
 
+    @property
+    def usd_per_hour(self) -> float:
+        return self.effective_usd / self.hours if self.seconds > 0 else self.replica.usd_per_hour
 
-def billed_interval(replica: Replica, start: float, end: float, now: float) -> tuple[float, float] | None:
-    """The part of [start, end) during which the replica was billed, or None."""
-    if replica.start is None:
-        return None
-    lo = max(start, replica.start)
-    hi = min(end, replica.end if replica.end is not None else now)
-    return (lo, hi) if hi > lo else None
+    @property
+    def list_usd_per_hour(self) -> float:
+        return self.list_usd / self.hours if self.seconds > 0 else self.replica.list_usd_per_hour
+
+
+def billed_spans(replica: Replica, start: float, end: float, now: float) -> list[tuple[float, float, Period]]:
+    """The parts of [start, end) during which the replica was billed, each with the price then in force."""
+    out = []
+    for p in replica.billing():
+        lo = max(start, p.start)
+        hi = min(end, p.end if p.end is not None else now)
+        if hi > lo:
+            out.append((lo, hi, p))
+    return out
+
+
+def billed_usd(replica: Replica, now: float) -> float:
+    """Compute cost from the first launch until now (status's "cost so far")."""
+    return sum((hi - lo) / 3600.0 * p.usd_per_hour for lo, hi, p in billed_spans(replica, 0.0, now, now))
 
 
 def replica_day_costs(replicas: Iterable[Replica], start: float, end: float, now: float) -> list[ReplicaDayCost]:
-    """Compute cost per replica per UTC day over [start, end)."""
+    """Compute cost per replica per UTC day over [start, end), each span at the price in force then."""
     out: list[ReplicaDayCost] = []
     for r in replicas:
-        span = billed_interval(r, start, end, now)
-        if span is None:
-            continue
-        lo, hi = span
-        day = lo - lo % DAY
-        while day < hi:
-            a, b = max(lo, day), min(hi, day + DAY)
-            if b > a:
-                h = (b - a) / 3600.0
-                out.append(ReplicaDayCost(r, int(day), a, b, h * r.usd_per_hour, h * r.list_usd_per_hour))
-            day += DAY
+        days: dict[int, ReplicaDayCost] = {}
+        for lo, hi, p in billed_spans(r, start, end, now):
+            day = lo - lo % DAY
+            while day < hi:
+                a, b = max(lo, day), min(hi, day + DAY)
+                if b > a:
+                    h = (b - a) / 3600.0
+                    ln = days.setdefault(int(day), ReplicaDayCost(r, int(day), 0.0, 0.0, 0.0))
+                    ln.seconds += b - a
+                    ln.effective_usd += h * p.usd_per_hour
+                    ln.list_usd += h * p.list_usd_per_hour
+                day += DAY
+        out.extend(days[d] for d in sorted(days))
     return out
 
 

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from orchestrator.cost import attach_items, billed_interval, cost_by, replica_day_costs
+from orchestrator.cost import attach_items, billed_spans, cost_by, replica_day_costs
 from orchestrator.metering.store import CostItem, Replica
 
 
@@ -36,7 +36,8 @@ def test_split_by_day_with_effective_and_list_price() -> None:
 def test_running_replica_is_billed_until_now_and_window_clips() -> None:
     r = rep("a", "2026-10-31T20:00:00", None, usd=0.5, list_usd=0.5, gpu_count=4, market="spot")
     now = ts("2026-11-01T06:00:00")
-    assert billed_interval(r, ts("2026-11-01T00:00:00"), ts("2026-12-01T00:00:00"), now) == (ts("2026-11-01T00:00:00"), now)
+    ((lo, hi, _price),) = billed_spans(r, ts("2026-11-01T00:00:00"), ts("2026-12-01T00:00:00"), now)
+    assert (lo, hi) == (ts("2026-11-01T00:00:00"), now)
     (line,) = replica_day_costs([r], ts("2026-11-01T00:00:00"), ts("2026-12-01T00:00:00"), now)
     assert line.hours == 6 and line.gpu_hours == 24 and line.effective_usd == pytest.approx(3.0)
 

@@ -234,3 +234,31 @@ def test_journal_intent_then_outcome(state_url: str) -> None:
         assert j.pending() == []
         assert [(e.action, e.status) for e in j.entries()] == [("launch", "done"), ("terminate", "failed")]
         assert Journal(db, "other").entries() == []
+
+
+def test_upgrade_to_billing_periods_keeps_existing_replicas_billed(state_url: str) -> None:
+    """A database made before billing_periods gets one period per replica over its recorded life."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+
+    from orchestrator.state.db import _alembic_config
+
+    engine = create_engine(state_url)
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002_metering")
+        cols = ("id, project, deployment, model, provider, region, instance_type, gpu, gpu_count, market, "
+                "usd_per_hour, list_usd_per_hour, plan_id, group_key, handle_id, status, created_at, terminated_at")
+        for rid, handle, status, end in (("run", "h1", "running", None), ("gone", "h2", "terminated", "2026-11-02"),
+                                         ("nolaunch", None, "failed", None)):
+            conn.execute(text(f"INSERT INTO replicas ({cols}) VALUES (:id, 'p', 'd', 'm', 'aws', 'r', 'i', 'L4', 1, "
+                              f"'spot', 0.5, NULL, 'p1', 'g', :h, :s, '2026-11-01', :e)"),
+                         {"id": rid, "h": handle, "s": status, "e": end})
+    engine.dispose()
+    with open_state(state_url) as db, db.engine.connect() as conn:
+        rows = conn.execute(text('SELECT replica_id, "end", usd_per_hour, list_usd_per_hour FROM billing_periods '
+                                 "ORDER BY replica_id")).all()
+    ends = {r[0]: (str(r[1])[:10] if r[1] is not None else None) for r in rows}
+    assert ends == {"gone": "2026-11-02", "nolaunch": "2026-11-01", "run": None}  # a failed launch is never billed
+    assert {(r[2], r[3]) for r in rows} == {(0.5, 0.5)}

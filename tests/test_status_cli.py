@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -39,7 +42,9 @@ def _status(*args: str) -> dict:
 
 def test_status_json_reports_desired_actual_health_and_cost(applied) -> None:  # type: ignore[no-untyped-def]
     tmp, spec, db = applied
+    before = time.time()
     doc = _status("--state", str(db))  # no FILE: the only project in the state
+    after = time.time()
     assert doc["project"] == "demo"
     deps = {d["name"]: d for d in doc["deployments"]}
     assert (deps["chat"]["desired"], deps["chat"]["actual"], deps["chat"]["healthy"]) == (2, 2, 2)
@@ -47,7 +52,12 @@ def test_status_json_reports_desired_actual_health_and_cost(applied) -> None:  #
     r = deps["chat"]["replicas"][0]
     assert r["status"] == "running" and r["health"] == "healthy" and r["endpoint"].startswith("http://127.0.0.1:")
     assert r["usd_per_hour"] == pytest.approx(3.6)
-    assert r["cost_usd"] == pytest.approx(r["uptime_s"] / 3600 * 3.6, abs=0.06 / 3600 * 3.6 + 1e-6)  # uptime rounded to 0.1 s
+    # cost so far is billed from launch (as `orch report` bills it), not from when /health first answered
+    with sqlite3.connect(db) as conn:
+        (created,) = conn.execute("select created_at from replicas where id = ?", (r["id"],)).fetchone()
+    launched = datetime.fromisoformat(created).replace(tzinfo=timezone.utc).timestamp()
+    assert (before - launched) / 3600 * 3.6 - 1e-6 <= r["cost_usd"] <= (after - launched) / 3600 * 3.6 + 1e-6
+    assert r["cost_usd"] >= r["uptime_s"] / 3600 * 3.6 - 1e-6
     assert doc["usd_per_hour"] == pytest.approx(3.6 * 2 + 1.0)
     assert _status(str(spec), "--state", str(db))["project"] == "demo"
 

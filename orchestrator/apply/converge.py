@@ -52,6 +52,7 @@ class ApplyResult:
     deferred: list[str] = field(default_factory=list)  # deletes held back until replacements are healthy
     failed: dict[str, str] = field(default_factory=dict)  # replica or deployment -> why
     fallbacks: list[str] = field(default_factory=list)
+    repriced: list[str] = field(default_factory=list)  # kept replicas whose price changed
 
     @property
     def converged(self) -> bool:
@@ -126,8 +127,9 @@ class Converger:
             if e.action == "launch":
                 if exists:
                     self.journal.done(e.id, "interrupted run: resource found by labels; adopted")
-                else:
-                    self.journal.failed(e.id, "interrupted run: the provider has no such resource; will relaunch")
+                else:  # nothing was created, so nothing was billed
+                    self.journal.failed(e.id, "interrupted run: the provider has no such resource; will relaunch",
+                                        also=lambda s, e=e: store.close_billing(s, e.replica_id or "", e.ts))
             elif e.action == "terminate":
                 if exists:
                     self.journal.failed(e.id, "interrupted run: resource still exists")
@@ -160,6 +162,9 @@ class Converger:
 
         def write(s: Any) -> None:
             store.upsert_replica(s, r.replica_id, **fields)
+            if c.desired is not None:  # billed from now unless a crashed launch already opened its period
+                store.ensure_billing(s, r.replica_id, utcnow(), fields["usd_per_hour"], fields["list_usd_per_hour"],
+                                     self.pid)
 
         # no external call: complete once recorded
         self.journal.record("adopt", r.replica_id, r.provider, {"handle": r.handle.id, "region": r.region},
@@ -167,6 +172,16 @@ class Converger:
         r.in_state = True
         result.adopted.append(r.replica_id)
         self.say(f"adopted {r.replica_id} ({r.provider} {r.region}, {r.handle.id}): found by its labels")
+
+    def _reprice(self, d: DesiredReplica, result: ApplyResult) -> None:
+        """A kept replica is billed at the plan's price from now on (the old price stays on past hours)."""
+        f = self._row_fields(d)
+        with self.db.session() as s:
+            old = store.ensure_billing(s, d.id, utcnow(), f["usd_per_hour"], f["list_usd_per_hour"], self.pid)
+        if old is not None:
+            msg = f"{d.id}: price {old} -> ${f['usd_per_hour']:,.4g}/h from now on"
+            result.repriced.append(msg)
+            self.say(msg)
 
     def launch(self, d: DesiredReplica) -> Handle:
         g = d.group
@@ -178,6 +193,12 @@ class Converger:
 
         def write_row(s: Any) -> None:
             store.upsert_replica(s, d.id, **fields)
+            store.open_billing(s, d.id, fields["created_at"], fields["usd_per_hour"], fields["list_usd_per_hour"],
+                               self.pid)
+
+        def failed_row(s: Any) -> None:  # nothing was created: nothing is billed
+            store.upsert_replica(s, d.id, status="failed", details={"error": why})
+            store.close_billing(s, d.id, fields["created_at"])
 
         jid = self.journal.intent(
             "launch", d.id, g.provider,
@@ -189,8 +210,7 @@ class Converger:
             handle = target.provider.launch(container, d.placement())
         except ProviderError as exc:
             why = f"{type(exc).__name__}: {exc}"
-            self.journal.failed(jid, why, also=lambda s: store.upsert_replica(s, d.id, status="failed",
-                                                                             details={"error": why}))
+            self.journal.failed(jid, why, also=failed_row)
             raise
         checkpoint(f"launched {d.id}")
 
@@ -214,6 +234,8 @@ class Converger:
         for c in self.changes:
             if c.action == "adopt":
                 self._adopt(c, result)
+            if c.action == "keep" and c.desired is not None:
+                self._reprice(c.desired, result)
             if c.action in ("keep", "adopt") and c.resource is not None:
                 existing[c.replica_id] = c.resource
         launched: dict[str, Resource] = {}

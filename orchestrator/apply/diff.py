@@ -45,6 +45,17 @@ class Change:
     desired: DesiredReplica | None = None
     resource: Resource | None = None
 
+    @property
+    def old_usd_per_hour(self) -> float:
+        """What the replica is billed now (the desired price for a create)."""
+        if self.resource is None or self.action == "delete":
+            return self.usd_per_hour
+        return float(self.resource.info.get("usd_per_hour", self.usd_per_hour) or 0.0)
+
+    @property
+    def repriced(self) -> bool:
+        return self.action == "keep" and abs(self.old_usd_per_hour - self.usd_per_hour) > 1e-12
+
 
 def _from_desired(action: Action, d: DesiredReplica, res: Resource | None) -> Change:
     g = d.group
@@ -117,17 +128,21 @@ def render(changes: list[Change], console: Console, title: str = "Changes") -> N
         style = STYLE[c.action]
         table.add_row(
             f"[{style}]{SYMBOL[c.action]} {c.action}[/]", c.replica_id, c.deployment, c.provider, c.region,
-            c.instance_type, f"{c.gpu_count}x{c.gpu}", c.market, f"{c.usd_per_hour:.2f}", style=None,
+            c.instance_type, f"{c.gpu_count}x{c.gpu}", c.market,
+            f"{c.old_usd_per_hour:.2f} -> {c.usd_per_hour:.2f}" if c.repriced else f"{c.usd_per_hour:.2f}", style=None,
         )
     console.print(table)
     n = counts(changes)
-    before = sum(c.usd_per_hour for c in changes if c.action in ("keep", "adopt", "delete"))
+    before = sum(c.old_usd_per_hour for c in changes if c.action in ("keep", "adopt", "delete"))
     after = sum(c.usd_per_hour for c in changes if c.action != "delete")
+    repriced = sum(c.repriced for c in changes)
     console.print(
-        f"{n['create']} to create, {n['keep']} to keep, {n['adopt']} to adopt, {n['delete']} to delete; "
-        f"${before:,.2f}/h now -> ${after:,.2f}/h after"
+        f"{n['create']} to create, {n['keep']} to keep"
+        + (f" ({repriced} at a new price from now on)" if repriced else "")
+        + f", {n['adopt']} to adopt, {n['delete']} to delete; ${before:,.2f}/h now -> ${after:,.2f}/h after"
     )
 
 
 def has_work(changes: list[Change]) -> bool:
+    """Anything to do besides recording a new price (which needs no provider call)."""
     return any(c.action in ("create", "adopt", "delete") for c in changes)

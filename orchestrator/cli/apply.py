@@ -86,7 +86,8 @@ def register(app: typer.Typer) -> None:
                     err.print("cancelled: nothing was changed")
                     raise typer.Exit(1)
             else:
-                err.print("no changes: the providers already match the plan")
+                what = "the new prices apply from now on" if any(c.repriced for c in changes) else "no changes"
+                err.print(f"{what}: the providers already match the plan")
             result = conv.execute()
         summary = (f"created {len(result.created)}, adopted {len(result.adopted)}, deleted {len(result.deleted)}, "
                    f"healthy {len(result.healthy)}")

@@ -28,6 +28,10 @@ def collect(db, file: Path | None, err) -> dict[str, Any]:  # type: ignore[no-un
         for d in conv.desired():
             desired[d.deployment.name] = desired.get(d.deployment.name, 0) + 1
     now = utcnow()
+    from orchestrator.cost import billed_usd
+    from orchestrator.metering.store import replicas as billed_replicas
+
+    billing = {r.id: r for r in billed_replicas(db.engine) if r.project == ctx.project}
     deployments: dict[str, dict[str, Any]] = {
         name: {"name": name, "desired": n, "actual": 0, "healthy": 0, "usd_per_hour": 0.0, "replicas": []}
         for name, n in desired.items()
@@ -49,7 +53,9 @@ def collect(db, file: Path | None, err) -> dict[str, Any]:  # type: ignore[no-un
             "id": r.replica_id, "provider": r.provider, "region": r.region, "handle": r.handle.id,
             "instance_type": row.instance_type if row else r.info.get("instance_type"),
             "status": row.status if row else "untracked", "health": _health(healthy), "endpoint": endpoint,
-            "uptime_s": round(uptime_s, 1), "usd_per_hour": rate, "cost_usd": round(uptime_s / 3600 * rate, 6),
+            "uptime_s": round(uptime_s, 1), "usd_per_hour": rate,
+            # billed from launch, each period at its price, as `orch report` bills it
+            "cost_usd": round(billed_usd(billing[r.replica_id], now.timestamp()), 6) if r.replica_id in billing else 0.0,
         })
     return {
         "project": ctx.project,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -45,6 +45,16 @@ def ensure_tables(engine: Engine) -> None:
 
 
 # --------------------------------------------------------------------------- replicas (state's table)
+@dataclass(frozen=True)
+class Period:
+    """[start, end) in unix seconds (end None: still billed) at one price."""
+
+    start: float
+    end: float | None
+    usd_per_hour: float
+    list_usd_per_hour: float
+
+
 @dataclass
 class Replica:
     id: str
@@ -66,6 +76,16 @@ class Replica:
     start: float | None  # unix s: when billing started (created_at, else ready_at)
     end: float | None  # unix s: terminated_at, None while it runs
     quantization: str = "bf16"
+    details: dict[str, Any] = field(default_factory=dict)
+    periods: list[Period] = field(default_factory=list)  # from billing_periods; empty: start..end at usd_per_hour
+
+    def billing(self) -> list[Period]:
+        """When the replica was billed, and at which prices (the row's life at its price if none recorded)."""
+        if self.periods:
+            return self.periods
+        if self.start is None:
+            return []
+        return [Period(self.start, self.end, self.usd_per_hour, self.list_usd_per_hour)]
 
 
 def to_epoch(value: Any) -> float | None:
@@ -113,7 +133,22 @@ def _replica(row: Any) -> Replica:
         start=to_epoch(m.get("created_at")) or to_epoch(m.get("ready_at")),
         end=to_epoch(m.get("terminated_at")),
         quantization=(m.get("details") or {}).get("quantization") or m.get("quantization") or "bf16",
+        details=dict(m.get("details") or {}),
     )
+
+
+def _periods(conn: Connection) -> dict[str, list[Period]]:
+    if "billing_periods" not in inspect(conn).get_table_names():
+        return {}
+    from orchestrator.state.models import BillingPeriod
+
+    t = BillingPeriod.__table__
+    out: dict[str, list[Period]] = {}
+    for r in conn.execute(select(t).order_by(t.c.replica_id, t.c.start)):
+        start = to_epoch(r.start)
+        if start is not None:
+            out.setdefault(r.replica_id, []).append(Period(start, to_epoch(r.end), r.usd_per_hour, r.list_usd_per_hour))
+    return out
 
 
 def replicas(engine: Engine, start: float | None = None, end: float | None = None) -> list[Replica]:
@@ -123,9 +158,12 @@ def replicas(engine: Engine, start: float | None = None, end: float | None = Non
         return []
     with engine.connect() as conn:
         rows = [_replica(r) for r in conn.execute(select(table))]
+        periods = _periods(conn)
+    for r in rows:
+        r.periods = periods.get(r.id, [])
     if start is None or end is None:
         return rows
-    return [r for r in rows if r.start is not None and r.start < end and (r.end is None or r.end > start)]
+    return [r for r in rows if any(p.start < end and (p.end is None or p.end > start) for p in r.billing())]
 
 
 def running_replicas(engine: Engine) -> list[Replica]:

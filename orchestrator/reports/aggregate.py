@@ -130,12 +130,12 @@ def rollup(key: str, lines: list[Line]) -> Row:
         ttft_n += ln.counter("ttft_count")
         itl_s += ln.counter("itl_sum")
         itl_n += ln.counter("itl_count")
-        billed_s += c.end - c.start
+        billed_s += c.seconds
         if ln.usage:
-            covered += min(ln.usage.covered_seconds, c.end - c.start)
+            covered += min(ln.usage.covered_seconds, c.seconds)
             row.gaps += ln.usage.samples_err
         if ln.capacity_tps:
-            cap_tokens += ln.capacity_tps * (c.end - c.start)
+            cap_tokens += ln.capacity_tps * (c.seconds)
             served_with_cap += ln.counter("generation_tokens")
             compute_with_cap += c.effective_usd
         if ln.planned_usd_per_m is not None:

@@ -95,7 +95,7 @@ def rows(report: Report) -> list[dict[str, Any]]:
     for ln in sorted(report.lines, key=lambda x: (x.cost.day, x.replica.id)):
         r, c = ln.replica, ln.cost
         inp, outp = ln.counter("prompt_tokens"), ln.counter("generation_tokens")
-        util = (outp / (ln.capacity_tps * (c.end - c.start))) if ln.capacity_tps and c.end > c.start else None
+        util = (outp / (ln.capacity_tps * (c.seconds))) if ln.capacity_tps and c.seconds > 0 else None
         row = _base(ln) | {
             "BilledCost": c.effective_usd,
             "EffectiveCost": c.effective_usd,
@@ -107,8 +107,8 @@ def rows(report: Report) -> list[dict[str, Any]]:
             "ServiceCategory": "AI and Machine Learning",
             "ConsumedQuantity": c.hours,
             "ConsumedUnit": "Hours",
-            "ListUnitPrice": r.list_usd_per_hour,
-            "ContractedUnitPrice": r.usd_per_hour,
+            "ListUnitPrice": c.list_usd_per_hour,
+            "ContractedUnitPrice": c.usd_per_hour,
             "PricingCategory": _PRICING_CATEGORY.get(r.market, "Other"),
             "ResourceType": "vLLM replica",
             "SkuId": r.instance_type,

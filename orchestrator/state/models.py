@@ -81,3 +81,23 @@ class PlanRecord(Base):
     spec_sha256: Mapped[str] = mapped_column(String(64))
     plan: Mapped[dict[str, Any]] = mapped_column(JSON)
     providers: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # spec's providers: section
+
+
+
+class BillingPeriod(Base):
+    """A stretch of time a replica was billed at one price: [start, end), end NULL while it runs.
+
+    Launch opens one, terminate closes it, and an apply that changes the price closes the old one and
+    opens the next, so each hour is priced at the rate in force then. A replica id relaunched later (the
+    id is stable) gets a new period, so its earlier life stays billed.
+    """
+
+    __tablename__ = "billing_periods"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    replica_id: Mapped[str] = mapped_column(String(128), index=True)
+    start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    end: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    usd_per_hour: Mapped[float] = mapped_column(Float)  # effective, per replica
+    list_usd_per_hour: Mapped[float] = mapped_column(Float)
+    plan_id: Mapped[str] = mapped_column(String(64))

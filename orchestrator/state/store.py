@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from orchestrator.state.db import StateDB, utcnow
-from orchestrator.state.models import PlanRecord, Replica
+from orchestrator.state.db import StateDB, as_utc, utcnow
+from orchestrator.state.models import BillingPeriod, PlanRecord, Replica
 
 LIVE = ("creating", "running", "failed", "terminating")
 _SECRETISH = re.compile(r"(secret|password|passwd|token|credential|api[_-]?key|private[_-]?key|user[_-]?data)", re.I)
@@ -42,6 +43,8 @@ def upsert_replica(s: Session, replica_id: str, **fields: Any) -> Replica:
     """Create the row or update it; a re-created replica id starts a fresh row (created_at reset)."""
     if "details" in fields:
         fields["details"] = scrub(fields["details"] or {})
+    if fields.get("terminated_at") is not None:
+        close_billing(s, replica_id, fields["terminated_at"])
     row = s.get(Replica, replica_id)
     if row is None:
         fields.setdefault("created_at", utcnow())
@@ -54,6 +57,50 @@ def upsert_replica(s: Session, replica_id: str, **fields: Any) -> Replica:
     return row
 
 
+def _open_period(s: Session, replica_id: str) -> BillingPeriod | None:
+    return s.scalars(
+        select(BillingPeriod).where(BillingPeriod.replica_id == replica_id, BillingPeriod.end.is_(None))
+        .order_by(BillingPeriod.start.desc()).limit(1)
+    ).first()
+
+
+def close_billing(s: Session, replica_id: str, end: datetime) -> None:
+    """End the replica's open billing period(s) at ``end`` (terminated, gone, or a launch that failed)."""
+    for p in s.scalars(select(BillingPeriod).where(BillingPeriod.replica_id == replica_id,
+                                                   BillingPeriod.end.is_(None))):
+        end_utc = as_utc(end)
+        assert end_utc is not None
+        p.end = max(end_utc, as_utc(p.start) or end_utc)
+
+
+def open_billing(s: Session, replica_id: str, start: datetime, usd_per_hour: float, list_usd_per_hour: float,
+                 plan_id: str) -> None:
+    """Start billing the replica at this price (closing a period left open, e.g. by a crashed run)."""
+    close_billing(s, replica_id, start)
+    s.add(BillingPeriod(replica_id=replica_id, start=start, end=None, usd_per_hour=usd_per_hour,
+                        list_usd_per_hour=list_usd_per_hour, plan_id=plan_id))
+
+
+def ensure_billing(s: Session, replica_id: str, at: datetime, usd_per_hour: float, list_usd_per_hour: float,
+                   plan_id: str) -> str | None:
+    """The replica is billed at this price from ``at`` on: a no-op when it already is; a price change
+    closes the open period at ``at`` and opens the next. Also keeps the row's current price and plan.
+    Returns the old price when it changed ("$a/h"), else None."""
+    row = s.get(Replica, replica_id)
+    if row is not None:
+        row.usd_per_hour, row.list_usd_per_hour, row.plan_id = usd_per_hour, list_usd_per_hour, plan_id
+    open_ = _open_period(s, replica_id)
+    if open_ is None:
+        open_billing(s, replica_id, at, usd_per_hour, list_usd_per_hour, plan_id)
+        return None
+    if abs(open_.usd_per_hour - usd_per_hour) < 1e-12 and abs(open_.list_usd_per_hour - list_usd_per_hour) < 1e-12:
+        open_.plan_id = plan_id
+        return None
+    old = open_.usd_per_hour
+    open_billing(s, replica_id, at, usd_per_hour, list_usd_per_hour, plan_id)
+    return f"${old:,.4g}/h"
+
+
 def update_replica(db: StateDB, replica_id: str, **fields: Any) -> None:
     with db.session() as s:
         row = s.get(Replica, replica_id)
@@ -61,6 +108,8 @@ def update_replica(db: StateDB, replica_id: str, **fields: Any) -> None:
             return
         if "details" in fields:
             fields["details"] = scrub({**(row.details or {}), **(fields["details"] or {})})
+        if fields.get("terminated_at") is not None:
+            close_billing(s, replica_id, fields["terminated_at"])
         for k, v in fields.items():
             setattr(row, k, v)
 
