@@ -34,6 +34,7 @@ class ReplicaDayCost:
     list_usd: float
     extra_usd: float = 0.0  # egress + storage attributed to this replica-day
     extra: dict[str, float] = field(default_factory=dict)  # by kind
+    extra_quantity: dict[str, tuple[float, str]] = field(default_factory=dict)  # by kind: (quantity, unit)
 
     @property
     def hours(self) -> float:
@@ -118,6 +119,8 @@ def attach_items(lines: list[ReplicaDayCost], items: Iterable[CostItem]) -> list
         for ln, share in targets:
             ln.extra_usd += it.usd * share
             ln.extra[it.kind] = ln.extra.get(it.kind, 0.0) + it.usd * share
+            qty, _unit = ln.extra_quantity.get(it.kind, (0.0, it.unit))
+            ln.extra_quantity[it.kind] = (qty + it.quantity * share, it.unit)
     return unmatched
 
 

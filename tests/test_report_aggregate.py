@@ -78,7 +78,8 @@ def db(tmp_path: Path) -> Path:
     with e.begin() as c:
         c.execute(insert(PlanRecord.__table__).values(
             id="p1", project="acme", created_at=datetime.fromtimestamp(NOW, timezone.utc), spec_sha256="x",
-            plan={"deployments": [{"name": "chat", "predicted": {"usd_per_million_tokens": 0.8}}]},
+            plan={"deployments": [{"name": "chat", "predicted": {"usd_per_million_tokens": 0.8},
+                                   "replicas": [{"count": 1}], "egress_usd_per_month": 73.0}]},
         ))
     return path
 
@@ -184,3 +185,32 @@ def test_cli_formats(db: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.csv"
     res = run(app, ["report", "--period", "2026-11", "--state", str(db), "--no-sample", "--format", "focus", "--out", str(out)])
     assert res.exit_code == 0 and out.read_text().startswith("BilledCost,")
+
+
+def test_planned_egress_is_an_estimate_apart_from_cost(db: Path) -> None:
+    """$73/month of planned egress = $0.10 per replica-hour; chat ran 10 h: $1.00 estimated, not billed."""
+    rep = build_report(open_engine(db), *NOV, by="deployment", now=NOW, capacity=cap)
+    rows = {r.key: r for r in rep.rows}
+    assert rows["chat"].est_egress_usd == pytest.approx(1.0) and rows["rag"].est_egress_usd == 0.0
+    assert rows["chat"].cost_usd == pytest.approx(5.0)  # unchanged
+    assert any("est. egress $1.00" in n and "not billed" in n for n in rep.notes)
+    usage = [r for r in csv.DictReader(io.StringIO(focus.to_csv(rep))) if r["ResourceId"] == "chat-0"]
+    assert float(usage[0]["x_EstimatedEgressCost"]) == pytest.approx(1.0)
+    assert float(usage[0]["BilledCost"]) == pytest.approx(5.0)
+
+
+def test_focus_value_rules(db: Path) -> None:
+    """FOCUS 1.2: quantities on every Usage row, allowed PricingCategory values, null ChargeClass, plain decimals."""
+    add_cost_item(open_engine(db), ts=ts("2026-11-02T03:00:00"), kind="storage", usd=0.00001234, replica_id="chat-0",
+                  quantity=0.5, unit="GB-Months")
+    rep = build_report(open_engine(db), *NOV, now=NOW, capacity=cap)
+    text = focus.to_csv(rep)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    for r in rows:
+        assert r["ChargeCategory"] == "Usage" and r["ChargeClass"] == ""
+        assert r["PricingQuantity"] != "" and r["PricingUnit"] != "", r
+        assert r["PricingCategory"] in {"Standard", "Dynamic", "Committed", "Other"}
+        for col in ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "PricingQuantity"):
+            assert "e" not in r[col].lower() and float(r[col]) >= 0, (col, r[col])
+    storage = next(r for r in rows if r["ServiceCategory"] == "Storage")
+    assert (storage["PricingQuantity"], storage["PricingUnit"], storage["BilledCost"]) == ("0.5", "GB-Months", "0.00001234")

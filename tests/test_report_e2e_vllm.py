@@ -43,12 +43,15 @@ def test_bench_meter_report_against_real_vllm(vllm_server, tmp_path: Path, monke
 
     engine = open_engine(db)
     created = datetime.now(timezone.utc)
-    with engine.begin() as c:  # the row apply would write for this replica
+    tiny = Path(__file__).parent.parent / "examples" / "tiny-llama"
+    with engine.begin() as c:  # the row apply writes for this replica (model: the config's directory name)
         c.execute(insert(Replica.__table__).values(
-            id="tiny-0", project="e2e", deployment="tiny", team="ml", model="tiny", provider="local",
+            id="tiny-0", project="e2e", deployment="tiny", team="ml", model="tiny-llama", provider="local",
             region="local:this-machine", instance_type="this-machine", gpu="CPU", gpu_count=1, market="on_demand",
             usd_per_hour=USD_PER_HOUR, list_usd_per_hour=USD_PER_HOUR, plan_id="p-e2e", group_key="g",
-            endpoint=endpoint, status="running", created_at=created, details={},
+            endpoint=endpoint, status="running", created_at=created,
+            details={"quantization": "bf16", "hf_id": str(tiny), "input_tokens": 48, "output_tokens": 16,
+                     "tpot_slo_ms": 60_000},
         ))
     cli("meter", "--once", "--state", db)
 
@@ -61,7 +64,7 @@ def test_bench_meter_report_against_real_vllm(vllm_server, tmp_path: Path, monke
     assert all(lvl["ttft_p50_ms"] > 0 and lvl["tpot_p50_ms"] > 0 for lvl in levels)
     benched = sum(lvl["requests"] for lvl in levels) * 16
     (prof,) = profiles.load_profiles(prof_dir)
-    assert prof.model == "tiny" and prof.gpu == "CPU" and len(prof.points) == 2
+    assert prof.model == "tiny-llama" and prof.gpu == "CPU" and len(prof.points) == 2  # under apply's model name
 
     cli("meter", "--once", "--state", db)
     ended = datetime.now(timezone.utc)
@@ -85,7 +88,8 @@ def test_bench_meter_report_against_real_vllm(vllm_server, tmp_path: Path, monke
     assert total["output_tokens"] == out_tokens and total["input_tokens"] == in_tokens
     assert total["cost_usd"] == pytest.approx(cost, rel=1e-3)
     assert total["usd_per_m_tokens"] == pytest.approx(per_m, rel=1e-3)
-    capacity = max(p.output_tokens_per_s for p in prof.points)  # measured profile replaces the model
+    # the measured profile replaces the model: throughput at the largest concurrency meeting the (loose) SLO
+    capacity = max(prof.points, key=lambda p: p.concurrency).output_tokens_per_s
     assert total["utilization"] == pytest.approx(out_tokens / (capacity * hours * 3600), rel=1e-3)
     assert total["idle_usd"] == pytest.approx(cost * (1 - total["utilization"]), rel=1e-3)
     assert 0 < total["input_cost_share"] < 1  # measured prefill vs decode time

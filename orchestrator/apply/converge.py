@@ -68,6 +68,7 @@ class Converger:
     def __init__(
         self, db: StateDB, plan: Plan, targets: Targets, *, err: Console, spec_sha256: str = "",
         providers_json: dict[str, Any] | None = None, opts: ApplyOptions | None = None,
+        shapes: dict[str, dict[str, float]] | None = None,
     ) -> None:
         self.db = db
         self.plan = plan
@@ -78,6 +79,7 @@ class Converger:
         self.spec_sha256 = spec_sha256 or plan.spec_sha256
         self.providers_json = providers_json
         self.opts = opts or ApplyOptions()
+        self.shapes = shapes or {}  # deployment -> input_tokens, output_tokens, tpot_slo_ms (from the spec)
         self.journal = Journal(db, plan.project)
         self.choice: dict[str, int] = {}
         self.inventory = Inventory()
@@ -153,12 +155,23 @@ class Converger:
             plan_id=self.pid, group_key=d.group_key,
         )
 
+    def _details(self, d: DesiredReplica) -> dict[str, Any]:
+        """What reports need to size the replica as the plan did: model source, quantization, request
+        shape and SLO, and the plan's capacity at the SLO (output tokens/s)."""
+        g, shape = d.group, self.shapes.get(d.deployment.name, {})
+        out: dict[str, Any] = {"option": d.option, "quantization": g.quantization, "hf_id": d.deployment.hf_id,
+                               **shape}
+        if shape.get("output_tokens") and g.capacity_rps > 0:
+            out["planned_capacity_tps"] = g.capacity_rps * shape["output_tokens"]
+        return out
+
     def _adopt(self, c: Change, result: ApplyResult) -> None:
         r = c.resource
         assert r is not None
         fields = self._row_fields(c.desired) if c.desired else {}
         fields.update(handle_id=r.handle.id, endpoint=r.handle.endpoint, status="creating", terminated_at=None,
-                      details={"adopted": True, **(r.handle.details or {})})
+                      details={"adopted": True, **(r.handle.details or {}),
+                               **(self._details(c.desired) if c.desired else {})})
 
         def write(s: Any) -> None:
             store.upsert_replica(s, r.replica_id, **fields)
@@ -174,10 +187,12 @@ class Converger:
         self.say(f"adopted {r.replica_id} ({r.provider} {r.region}, {r.handle.id}): found by its labels")
 
     def _reprice(self, d: DesiredReplica, result: ApplyResult) -> None:
-        """A kept replica is billed at the plan's price from now on (the old price stays on past hours)."""
+        """A kept replica is billed at the plan's price from now on (the old price stays on past hours),
+        and its row describes it as this plan does."""
         f = self._row_fields(d)
         with self.db.session() as s:
             old = store.ensure_billing(s, d.id, utcnow(), f["usd_per_hour"], f["list_usd_per_hour"], self.pid)
+        store.update_replica(self.db, d.id, details=self._details(d))
         if old is not None:
             msg = f"{d.id}: price {old} -> ${f['usd_per_hour']:,.4g}/h from now on"
             result.repriced.append(msg)
@@ -189,7 +204,7 @@ class Converger:
         container = d.container(**target.container_kwargs)
         fields = self._row_fields(d)
         fields.update(handle_id=None, endpoint=None, status="creating", created_at=utcnow(), ready_at=None,
-                      terminated_at=None, details={"option": d.option})
+                      terminated_at=None, details=self._details(d))
 
         def write_row(s: Any) -> None:
             store.upsert_replica(s, d.id, **fields)
@@ -216,7 +231,7 @@ class Converger:
 
         def record(s: Any) -> None:
             store.upsert_replica(s, d.id, handle_id=handle.id, endpoint=handle.endpoint,
-                                 details={"option": d.option, **(handle.details or {})})
+                                 details={**self._details(d), **(handle.details or {})})
 
         self.journal.done(jid, {"handle": handle.id, "endpoint": handle.endpoint}, also=record)
         checkpoint(f"launch-done {d.id}")

@@ -45,6 +45,12 @@ def dry_run(loaded, plan) -> None:  # type: ignore[no-untyped-def]
     typer.echo("# dry run: nothing was launched and the state was not read or written", err=True)
 
 
+def shapes(spec) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+    """Per deployment, the request shape and TPOT SLO it was planned for (reports size capacity with them)."""
+    return {d.name: {"input_tokens": d.traffic.input_tokens, "output_tokens": d.traffic.output_tokens,
+                     "tpot_slo_ms": d.slo.tpot_p95_ms} for d in spec.deployments}
+
+
 def register(app: typer.Typer) -> None:
     @app.command("apply")
     def apply_cmd(
@@ -78,7 +84,7 @@ def register(app: typer.Typer) -> None:
                                                    warn=lambda m: err.print(m, markup=False)):
             conv = Converger(db, plan, Targets(loaded.spec.providers), err=err, spec_sha256=loaded.sha256,
                              providers_json=providers_json(loaded.spec),
-                             opts=ApplyOptions(wait=wait, timeout_s=timeout))
+                             opts=ApplyOptions(wait=wait, timeout_s=timeout), shapes=shapes(loaded.spec))
             changes = conv.prepare()
             render(changes, out, title=f"orch apply: project {plan.project}")
             if has_work(changes):

@@ -7,7 +7,8 @@ Rules: deltas are taken between consecutive *good* samples; a counter below its 
 (or a changed counter creation time) means the server restarted, so the interval's increase is
 the new values; the interval is
 attributed to the UTC hour its end falls in; failed samples only count as errors (gaps).
-With no previous sample the baseline is zero: vLLM counters start at zero with the server.
+With no previous sample the baseline is zero: vLLM counters start at zero with the server, so the
+first sample covers the time since the server started (its counters' creation time, when exported).
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ def rollup(
     if ng:
         d[0] = g_c[0] - base_c
         np.subtract(g_c[1:], g_c[:-1], out=d[1:])
-        secs[0] = max(g_ts[0] - cursor.ts, 0.0) if cursor else 0.0
+        # with no previous sample the counters (and so the interval) begin when the server started
+        since = cursor.ts if cursor else (g_s[0] if g_s[0] > 0 else g_ts[0])
+        secs[0] = max(g_ts[0] - since, 0.0)
         np.maximum(np.diff(g_ts), 0.0, out=secs[1:])
     s_prev = np.empty(ng)
     if ng:

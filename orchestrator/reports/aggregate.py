@@ -10,6 +10,8 @@ Rules (also printed in every report):
   from a measured profile (orch bench) if one exists, else the performance model. Idle cost = compute
   cost × (1 − utilization).
 - Planned vs actual: the plan's predicted $ per 1M tokens (plans table) against the measured figure.
+- Estimated egress: the plan's predicted egress $/month, pro rata over each replica's billed hours. It is
+  shown apart (est. egress $, x_EstimatedEgressCost) and never added to cost: only recorded items are.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ RULES = (
     "cost = billed hours x effective $/h (+ egress/storage recorded); "
     "$/1M = cost / tokens x 1e6; input/output split by measured prefill vs decode GPU time "
     "(token counts when absent); utilization = output tokens / (capacity tok/s at SLO x billed s); "
-    "idle = compute cost x (1 - utilization)"
+    "idle = compute cost x (1 - utilization); metered = share of billed time whose tokens the meter counted "
+    "(from server start or the previous good scrape up to each good scrape)"
 )
 
 
@@ -42,6 +45,7 @@ class Line:
     usage: UsageDay | None
     capacity_tps: float | None  # output tokens/s per replica at the SLO
     planned_usd_per_m: float | None = None
+    est_egress_usd: float = 0.0  # the plan's predicted data egress over these hours: an estimate, not billed
 
     @property
     def replica(self) -> Replica:
@@ -74,7 +78,8 @@ class Row:
     utilization: float | None = None
     idle_usd: float | None = None
     planned_usd_per_m: float | None = None
-    metered_fraction: float | None = None  # billed time covered by good scrapes
+    est_egress_usd: float = 0.0  # planned egress, pro rata over uptime; estimated, not in cost_usd
+    metered_fraction: float | None = None  # share of billed time whose tokens were counted by good scrapes
     gaps: int = 0  # failed scrapes
     ttft_mean_ms: float | None = None
     tpot_mean_ms: float | None = None
@@ -124,6 +129,7 @@ def rollup(key: str, lines: list[Line]) -> Row:
         row.input_tokens += ln.counter("prompt_tokens")
         row.output_tokens += ln.counter("generation_tokens")
         row.requests += ln.counter("requests")
+        row.est_egress_usd += ln.est_egress_usd
         prefill += ln.counter("prefill_time_sum")
         decode += ln.counter("decode_time_sum")
         ttft_s += ln.counter("ttft_sum")
@@ -166,34 +172,42 @@ def rollup(key: str, lines: list[Line]) -> Row:
 
 
 # --------------------------------------------------------------------------- capacity
+def _arch(model: str, hf_id: str | None):  # type: ignore[no-untyped-def]
+    """The replica's architecture: a registry model, else the local config.json it was served from."""
+    from pathlib import Path
+
+    from orchestrator.model_registry import lookup_model
+
+    arch = lookup_model(model)
+    if arch is None and hf_id and Path(hf_id).exists():
+        from orchestrator.hf_config import load_hf_config
+
+        arch = load_hf_config(Path(hf_id))
+    return arch
+
+
 @lru_cache(maxsize=256)
 def capacity_tokens_per_s(
-    model: str, gpu: str, gpus: int, quantization: str, input_tokens: int = 1000, output_tokens: int = 250
+    model: str, gpu: str, gpus: int, quantization: str, input_tokens: int = 1000, output_tokens: int = 250,
+    tpot_slo_ms: float | None = None, hf_id: str | None = None,
 ) -> float | None:
-    """Output tokens/s one replica sustains: a measured profile (orch bench) first, else the perf model.
+    """Output tokens/s one replica sustains at the TPOT SLO, for this request shape.
 
-    With a profile, the best measured throughput; with the model, ``max_output_tokens_per_s`` at the
-    largest batch that fits (the deployment's SLO is not recorded on the replica row).
+    The performance model's figure, which a matching measured profile (orch bench) replaces; the model
+    is found by the name apply recorded (a registry name, or the config.json's directory name, as
+    bench names its profiles) and, off the registry, by the config.json it was served from.
     """
     try:
-        from orchestrator.perf.profiles import find_profile
-
-        prof = find_profile(model, gpu, gpus, quantization)
-        if prof is not None and prof.points:
-            return max(p.output_tokens_per_s for p in prof.points)
-    except Exception:  # noqa: BLE001 - an unreadable profile just means "use the model"
-        pass
-    try:
         from orchestrator.catalog.gpus import get_gpu
-        from orchestrator.model_registry import lookup_model
         from orchestrator.perf import estimate
 
-        arch = lookup_model(model)
+        arch = _arch(model, hf_id)
         if arch is None:
             return None
-        est = estimate(arch, get_gpu(gpu), gpus, quantization or "bf16", input_tokens, output_tokens)
+        est = estimate(arch, get_gpu(gpu), gpus, quantization or "bf16", input_tokens, output_tokens,
+                       tpot_slo_ms=tpot_slo_ms)
         return float(est.max_output_tokens_per_s) if est.fits and est.max_output_tokens_per_s > 0 else None
-    except Exception:  # noqa: BLE001 - unknown GPU or unsupported config: no utilization figure
+    except Exception:  # noqa: BLE001 - unknown GPU, unreadable profile or config: no utilization figure
         return None
 
 
@@ -201,18 +215,35 @@ CapacityFn = Callable[[Replica], float | None]
 
 
 def default_capacity(r: Replica) -> float | None:
-    return capacity_tokens_per_s(r.model, r.gpu, r.gpu_count, r.quantization)
+    """At the shape and SLO apply recorded (defaults for older rows); else the plan's own figure."""
+    d = r.details
+    shape = (int(d.get("input_tokens") or 1000), int(d.get("output_tokens") or 250), d.get("tpot_slo_ms"))
+    cap = capacity_tokens_per_s(r.model, r.gpu, r.gpu_count, r.quantization, *shape, d.get("hf_id"))
+    if cap is None and d.get("planned_capacity_tps"):
+        return float(d["planned_capacity_tps"])
+    return cap
 
 
-def planned_prices(engine: Any) -> dict[tuple[str, str], float]:
-    """(plan_id, deployment) -> the plan's predicted $ per 1M tokens, from the state's plans table."""
+HOURS_PER_MONTH = 730.0
+
+
+@dataclass(frozen=True)
+class Planned:
+    """What a plan predicted for one deployment."""
+
+    usd_per_m: float | None
+    egress_usd_per_replica_hour: float  # the deployment's egress $/month spread over its replicas' hours
+
+
+def planned_figures(engine: Any) -> dict[tuple[str, str], Planned]:
+    """(plan_id, deployment) -> the plan's predictions, from the state's plans table."""
     from sqlalchemy import inspect, select
 
     if "plans" not in inspect(engine).get_table_names():
         return {}
     from orchestrator.state.models import PlanRecord
 
-    out: dict[tuple[str, str], float] = {}
+    out: dict[tuple[str, str], Planned] = {}
     with engine.connect() as conn:
         for pid, plan in conn.execute(select(PlanRecord.id, PlanRecord.plan)):
             if isinstance(plan, str):
@@ -221,8 +252,9 @@ def planned_prices(engine: Any) -> dict[tuple[str, str], float]:
                 plan = json.loads(plan)
             for d in (plan or {}).get("deployments", []):
                 price = (d.get("predicted") or {}).get("usd_per_million_tokens")
-                if price is not None:
-                    out[(pid, d.get("name", ""))] = float(price)
+                replicas = sum(int(g.get("count", 1)) for g in d.get("replicas", [])) or 1
+                egress = float(d.get("egress_usd_per_month") or 0.0) / HOURS_PER_MONTH / replicas
+                out[(pid, d.get("name", ""))] = Planned(None if price is None else float(price), egress)
     return out
 
 
@@ -235,22 +267,18 @@ def build_lines(
     end: float,
     now: float,
     capacity: CapacityFn = default_capacity,
-    planned: dict[tuple[str, str], float] | None = None,
+    planned: dict[tuple[str, str], Planned] | None = None,
 ) -> tuple[list[Line], float]:
     """Replica-day lines, and the cost of items that match no replica-day."""
     costs = replica_day_costs(replicas, start, end, now)
     unmatched = attach_items(costs, items)
     by_key = {(u.replica_id, u.day): u for u in usage}
     planned = planned or {}
-    lines = [
-        Line(
-            c,
-            by_key.get((c.replica.id, c.day)),
-            capacity(c.replica),
-            planned.get((c.replica.plan_id or "", c.replica.deployment)),
-        )
-        for c in costs
-    ]
+    lines = []
+    for c in costs:
+        p = planned.get((c.replica.plan_id or "", c.replica.deployment))
+        lines.append(Line(c, by_key.get((c.replica.id, c.day)), capacity(c.replica),
+                          p.usd_per_m if p else None, p.egress_usd_per_replica_hour * c.hours if p else 0.0))
     return lines, sum(i.usd for i in unmatched)
 
 
@@ -274,6 +302,11 @@ def make_report(lines: list[Line], start: float, end: float, by: str, unattribut
         report.notes.append(f"no usage or cost recorded between {iso(start)} and {iso(end)}")
     elif report.total.input_tokens + report.total.output_tokens == 0:
         report.notes.append("no tokens metered in this period: $ per 1M tokens is undefined")
+    if report.total.est_egress_usd > 0:
+        report.notes.append(
+            f"est. egress ${report.total.est_egress_usd:,.2f}: the plan's predicted data egress over the uptime; "
+            "an estimate, not billed and not in cost (record billed egress as a cost item)"
+        )
     if unattributed_usd:
         report.notes.append(f"${unattributed_usd:,.2f} of egress/storage matched no replica in the period")
     return report
@@ -301,6 +334,6 @@ def build_report(
         end,
         now,
         capacity,
-        planned_prices(engine),
+        planned_figures(engine),
     )
     return make_report(lines, start, end, by, unattributed)

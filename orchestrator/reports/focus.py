@@ -28,6 +28,7 @@ CONDITIONAL = [
 CUSTOM = [
     "x_Model", "x_Deployment", "x_Team", "x_Project", "x_GpuType", "x_GpuCount", "x_InputTokens",
     "x_OutputTokens", "x_Requests", "x_CostPerMillionTokens", "x_GpuHours", "x_Utilization", "x_IdleCost",
+    "x_EstimatedEgressCost",
 ]
 COLUMNS = MANDATORY + CONDITIONAL + CUSTOM
 
@@ -119,14 +120,17 @@ def rows(report: Report) -> list[dict[str, Any]]:
             "x_GpuHours": c.gpu_hours,
             "x_Utilization": util,
             "x_IdleCost": c.effective_usd * (1 - min(1.0, util)) if util is not None else None,
+            "x_EstimatedEgressCost": ln.est_egress_usd,  # the plan's prediction: not billed, not in any *Cost
         }
         out.append(row)
         for kind, usd in sorted(ln.cost.extra.items()):
             category, service = _EXTRA_SERVICE.get(kind, ("Other", kind))
+            qty, unit = ln.cost.extra_quantity.get(kind, (0.0, "Units"))
             out.append(
                 _base(ln) | {
                     "BilledCost": usd, "EffectiveCost": usd, "ListCost": usd, "ContractedCost": usd,
-                    "ChargeDescription": f"{kind} for replica {r.id}", "PricingQuantity": None, "PricingUnit": None,
+                    "ChargeDescription": f"{kind} for replica {r.id}", "PricingQuantity": qty, "PricingUnit": unit,
+                    "ConsumedQuantity": qty, "ConsumedUnit": unit,
                     "ServiceCategory": category, "ServiceName": service, "ResourceType": "vLLM replica",
                     "PricingCategory": "Standard",
                     "x_InputTokens": 0, "x_OutputTokens": 0, "x_Requests": 0, "x_GpuHours": 0.0,
@@ -135,18 +139,28 @@ def rows(report: Report) -> list[dict[str, Any]]:
     return [{k: row.get(k) for k in COLUMNS} for row in out]
 
 
+def _cell(v: Any) -> Any:
+    """Null as an empty cell; decimals in plain notation (FOCUS numbers carry no exponent)."""
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        text = f"{v:.12f}".rstrip("0").rstrip(".")
+        return "0" if text in ("", "-0") else text
+    return v
+
+
 def to_csv(report: Report) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
     for row in rows(report):
-        w.writerow({k: ("" if v is None else v) for k, v in row.items()})
+        w.writerow({k: _cell(v) for k, v in row.items()})
     return buf.getvalue()
 
 
 _FLOAT = {"BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "PricingQuantity", "ConsumedQuantity",
           "ListUnitPrice", "ContractedUnitPrice", "x_InputTokens", "x_OutputTokens", "x_Requests",
-          "x_CostPerMillionTokens", "x_GpuHours", "x_Utilization", "x_IdleCost"}
+          "x_CostPerMillionTokens", "x_GpuHours", "x_Utilization", "x_IdleCost", "x_EstimatedEgressCost"}
 _TIME = {"BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd"}
 
 

@@ -23,7 +23,8 @@ COLUMNS: list[tuple[str, str]] = [  # (Row field, header)
     ("utilization", "util"),
     ("idle_usd", "idle $"),
     ("planned_usd_per_m", "plan $/1M"),
-    ("metered_fraction", "metered"),
+    ("est_egress_usd", "est. egress $"),
+    ("metered_fraction", "metered time"),
 ]
 
 
