@@ -13,7 +13,7 @@ from orchestrator.state.db import StateDB, as_utc, utcnow
 from orchestrator.state.models import BillingPeriod, PlanRecord, Replica
 
 LIVE = ("creating", "running", "failed", "terminating")
-_SECRETISH = re.compile(r"(secret|password|passwd|token|credential|api[_-]?key|private[_-]?key|user[_-]?data)", re.I)
+_SECRETISH = re.compile(r"(secret|password|passwd|token(?!s)|credential|api[_-]?key|private[_-]?key|user[_-]?data)", re.I)
 
 
 def scrub(value: Any) -> Any:
