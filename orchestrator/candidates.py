@@ -123,6 +123,16 @@ class DeploymentCandidates:
     examples: dict[str, str] = field(default_factory=dict)
     providers_seen: set[str] = field(default_factory=set)
     pruned: int = 0  # dominated candidates removed
+    dominated: dict[str, Candidate] = field(default_factory=dict)  # provider -> its cheapest pruned candidate
+
+    def note_pruned(self, removed: Sequence[Candidate], required_rps: float) -> None:
+        """Remember each provider's best dominated option, so the explanation can price it."""
+        self.pruned += len(removed)
+        for c in removed:
+            usd = math.ceil(required_rps / c.rps_per_unit - 1e-9) * c.usd_per_unit_hour
+            best = self.dominated.get(c.provider)
+            if best is None or usd < math.ceil(required_rps / best.rps_per_unit - 1e-9) * best.usd_per_unit_hour:
+                self.dominated[c.provider] = c
 
     _scores: dict[str, float] = field(default_factory=dict)
 
@@ -277,9 +287,10 @@ def build_candidates(
                         best[k] = c
     cands = list(best.values())
     if prune:
-        kept = prune_dominated(cands, limited, exact_ttft=exact_ttft, required_rps=t.requests_per_second * (1 + t.headroom),
-                              carbon=carbon)
-        out.pruned = len(cands) - len(kept)
+        req = t.requests_per_second * (1 + t.headroom)
+        kept = prune_dominated(cands, limited, exact_ttft=exact_ttft, required_rps=req, carbon=carbon)
+        ids = {id(c) for c in kept}
+        out.note_pruned([c for c in cands if id(c) not in ids], req)
         cands = kept
     out.candidates = cands
     return out

@@ -178,6 +178,12 @@ def _providers(d: DeploymentInput, dc: DeploymentCandidates, res: DeploymentResu
         if p in chosen:
             out[p] = "chosen"
             continue
+        if not by_provider.get(p) and p in dc.dominated:
+            c = dc.dominated[p]
+            usd = math.ceil(d.required_rps / c.rps_per_unit - 1e-9) * c.usd_per_unit_hour
+            out[p] = (f"price: every option is dominated by a cheaper one; best {c.describe()} at ${usd:,.2f}/h "
+                      f"(+${usd - res.compute_usd_per_hour:,.2f}/h vs chosen)")
+            continue
         if by_provider.get(p):
             best = single_candidate_cost(d, by_provider[p])
             hit = [q for q in quota_hit if q.startswith(p)]

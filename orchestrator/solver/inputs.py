@@ -119,7 +119,8 @@ def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., lis
         di = _deployment_input(d, dc, sources, rtt, region_of, catalog.egress, per_dep[d.name])
         if objective != "latency" and prune:
             di = prune_across_regions(di, limited, carbon=objective == "carbon")
-            dc.pruned += len(dc.candidates) - len(di.candidates)
+            ids = {id(c) for c in di.candidates}
+            dc.note_pruned([c for c in dc.candidates if id(c) not in ids], di.required_rps)
             dc.candidates = di.candidates
         deps.append(di)
     return Inputs(SolverInput(deps, limits, glob), cands, models, per_dep, glob, region_of)
