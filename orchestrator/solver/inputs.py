@@ -153,17 +153,26 @@ def prune_across_regions(d: DeploymentInput, limited: Callable[[Any], bool], *, 
     region = np.array([c.region for c in cands])
     market = np.array([c.market for c in cands])
     dominator = np.array([c.market != "onprem" and not limited(c) for c in cands])
-    keep = np.ones(n, bool)
-    for a in range(n):
-        if cands[a].market == "onprem":
-            continue
-        ok = (dominator & keep & (market == market[a]) & (region != region[a]) & (unit + fixed <= unit[a] * (1 + 1e-9))
-              & (per <= per[a] * (1 + 1e-9)) & ((reach & reach[a]) == reach[a]) & np.all(resp <= resp[:, [a]] + 1e-12, axis=0))
-        if carbon:
-            ok &= co2 <= co2[a] * (1 + 1e-9)
-        # spot: dominators in two other regions, so a spread over failure domains survives the swap
-        if ok.any() and (market[a] != "spot" or len(set(region[ok].tolist())) >= 2):
-            keep[a] = False
+    eps = 1 + 1e-9
+    # ok[b, a]: b (another region, same market) beats a on every count
+    ok = (dominator[:, None] & (market[:, None] == market[None, :]) & (region[:, None] != region[None, :])
+          & ((unit + fixed)[:, None] <= unit[None, :] * eps) & (per[:, None] <= per[None, :] * eps)
+          & ((reach[:, None] & reach[None, :]) == reach[None, :]))
+    for s in range(resp.shape[0]):
+        ok &= resp[s][:, None] <= resp[s][None, :] + 1e-12
+    if carbon:
+        ok &= co2[:, None] <= co2[None, :] * eps
+    ok[:, market == "onprem"] = False
+    ok &= ~ok.T | np.tri(n, k=-1, dtype=bool).T  # exact ties: the earlier candidate wins
+    # An on-demand candidate needs one dominator: if that one is dominated too, the chain ends at a kept
+    # candidate at least as good on every count (fixed charges only add up along it). A spot candidate needs
+    # undominated dominators in two other regions, so a spread over failure domains survives the swap.
+    dominated = ok.any(axis=0)
+    spot_ok = ok & ~dominated[:, None]
+    _, reg_code = np.unique(region, return_inverse=True)
+    first = np.argmax(spot_ok, axis=0)
+    two = (spot_ok & (reg_code[:, None] != reg_code[first][None, :])).any(axis=0)
+    keep = ~np.where(market == "spot", two, dominated)
     if keep.all():
         return d
     idx = np.nonzero(keep)[0].tolist()
