@@ -55,3 +55,21 @@ def test_fallbacks_are_ranked_and_exclude_a_chosen_offering() -> None:
         for fb in d.fallbacks:
             assert fb and {(g.region, g.instance_type, g.market) for g in fb} != chosen
             assert sum(g.count * g.capacity_rps for g in fb) > 0
+
+
+def test_each_provider_example_is_its_own() -> None:
+    """The "e.g." shown for a provider comes from that provider's own rejected options."""
+    from orchestrator.candidates import SLO_TTFT
+    from orchestrator.solver.inputs import build_inputs
+    from orchestrator.solver.synthetic import LoadedStub, random_catalog, random_spec
+
+    cat = random_catalog(400, 3)
+    inp = build_inputs(LoadedStub(random_spec(6, list(cat.regions), 3)), cat)
+    seen = 0
+    for dc in inp.candidates.values():
+        for p, examples in dc.provider_examples.items():
+            assert set(examples) <= set(dc.rejected[p])
+            if SLO_TTFT in examples:
+                seen += 1
+                assert examples[SLO_TTFT].startswith(f"{p}:"), (p, examples[SLO_TTFT])
+    assert seen

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.candidates import HOURS_PER_MONTH, REASON_TEXT, Candidate, DeploymentCandidates
+from orchestrator.candidates import HOURS_PER_MONTH, REASON_TEXT, Candidate, DeploymentCandidates, cover_usd
 from orchestrator.plan import ReplicaGroup
 from orchestrator.solver.problem import DeploymentInput
 from orchestrator.solver.solve import Solution
@@ -102,8 +101,7 @@ def single_candidate_cost(d: DeploymentInput, cands: list[Candidate]) -> tuple[f
     """Cheapest $/h of serving all the demand with one candidate (ignoring routing): for provider comparisons."""
     best: tuple[float, Candidate] | None = None
     for c in cands:
-        units = math.ceil(d.required_rps / c.rps_per_unit - 1e-9)
-        usd = units * c.usd_per_unit_hour
+        usd = cover_usd(c, d.required_rps)
         if best is None or usd < best[0]:
             best = (usd, c)
     return best
@@ -180,9 +178,9 @@ def _providers(d: DeploymentInput, dc: DeploymentCandidates, res: DeploymentResu
             continue
         if not by_provider.get(p) and p in dc.dominated:
             c = dc.dominated[p]
-            usd = math.ceil(d.required_rps / c.rps_per_unit - 1e-9) * c.usd_per_unit_hour
-            out[p] = (f"price: every option is dominated by a cheaper one; best {c.describe()} at ${usd:,.2f}/h "
-                      f"(+${usd - res.compute_usd_per_hour:,.2f}/h vs chosen)")
+            usd = cover_usd(c, d.required_rps)
+            out[p] = (f"price: +${usd - res.compute_usd_per_hour:,.2f}/h vs chosen (every option is dominated by a cheaper "
+                      f"one; best: {c.describe()} at ${usd:,.2f}/h)")
             continue
         if by_provider.get(p):
             best = single_candidate_cost(d, by_provider[p])
@@ -206,6 +204,6 @@ def _providers(d: DeploymentInput, dc: DeploymentCandidates, res: DeploymentResu
             continue
         top = counts.most_common()
         parts = [f"{REASON_TEXT.get(r, r)} ({n})" for r, n in top]
-        ex = dc.examples.get(top[0][0], "")
+        ex = dc.provider_examples.get(p, {}).get(top[0][0], "")  # this provider's own example
         out[p] = "; ".join(parts) + (f" — e.g. {ex}" if ex else "")
     return out
