@@ -24,45 +24,31 @@ RTT_OVERHEAD_MS = 2.0
 SAME_REGION_RTT_MS = 1.0
 
 
+def _region(r: dict[str, str], id: str, provider: str, name: str) -> Region:
+    return Region(
+        id=id,
+        provider=provider,
+        name=name,
+        location=r["location"],
+        continent=r["continent"],
+        lat=float(r["lat"]),
+        lon=float(r["lon"]),
+        carbon_g_per_kwh=float(r["carbon_g_per_kwh"]),
+        source=r["source"],
+        as_of=r["as_of"],
+    )
+
+
 @cache
 def all_regions() -> dict[str, Region]:
     """Every catalog region, keyed by its provider-qualified id ("aws:us-east-1")."""
-    regions: dict[str, Region] = {}
-    for r in _rows("regions.csv"):
-        region = Region(
-            id=r["id"],
-            provider=r["provider"],
-            name=r["name"],
-            location=r["location"],
-            continent=r["continent"],
-            lat=float(r["lat"]),
-            lon=float(r["lon"]),
-            carbon_g_per_kwh=float(r["carbon_g_per_kwh"]),
-            source=r["source"],
-            as_of=r["as_of"],
-        )
-        regions[region.id] = region
-    return regions
+    return {r["id"]: _region(r, r["id"], r["provider"], r["name"]) for r in _rows("regions.csv")}
 
 
 @cache
 def metros() -> dict[str, Region]:
     """Metro labels for on-prem sites ("eu-central"), as Regions with provider "metro"."""
-    out: dict[str, Region] = {}
-    for r in _rows("metros.csv"):
-        out[r["label"]] = Region(
-            id=f"metro:{r['label']}",
-            provider="metro",
-            name=r["label"],
-            location=r["location"],
-            continent=r["continent"],
-            lat=float(r["lat"]),
-            lon=float(r["lon"]),
-            carbon_g_per_kwh=float(r["carbon_g_per_kwh"]),
-            source=r["source"],
-            as_of=r["as_of"],
-        )
-    return out
+    return {r["label"]: _region(r, f"metro:{r['label']}", "metro", r["label"]) for r in _rows("metros.csv")}
 
 
 def get_region(region_id: str) -> Region:
