@@ -9,7 +9,6 @@ chosen offering excluded, the other deployments' GPUs and cost held fixed.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from typing import Any
@@ -135,9 +134,7 @@ def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult],
     seen: set[tuple] = set()
     found: list[tuple[float, list[ReplicaGroup], DeploymentResult]] = []
     for key in sorted(chosen_keys):
-        keep = [c for c in d.candidates if (c.region, c.instance_type, c.market) != key]
-        sub_d = dataclasses.replace(d, candidates=keep, rtt_ms=_cols(d.rtt_ms, d, keep),
-                                    response_usd_per_rps_month=_cols(d.response_usd_per_rps_month, d, keep))
+        sub_d = d.subset([i for i, c in enumerate(d.candidates) if (c.region, c.instance_type, c.market) != key])
         sub = SolverInput([sub_d], problem.limits, problem.global_policies)
         s = solve(sub, objective, used_gpus=used, fixed_usd_per_month=fixed, time_limit=10, tie_break=False)
         problem.index()  # restore the full problem's candidate numbering
@@ -154,8 +151,3 @@ def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult],
     found.sort(key=lambda t: t[0])
     return [(g, r) for _, g, r in found[:MAX_FALLBACKS]]
 
-
-def _cols(matrix: list[list[float]], d: DeploymentInput, keep: list) -> list[list[float]]:
-    pos = {id(c): i for i, c in enumerate(d.candidates)}
-    idx = [pos[id(c)] for c in keep]
-    return [[row[i] for i in idx] for row in matrix]

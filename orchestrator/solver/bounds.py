@@ -12,7 +12,6 @@ per-deployment subproblems and the joint MILP keeps every candidate.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -84,8 +83,4 @@ def prune_by_bound(d: DeploymentInput) -> DeploymentInput:
     keep = lb <= ub * (1 + 1e-9) + 1e-9
     if keep.all():
         return d
-    idx = np.nonzero(keep)[0].tolist()
-    return dataclasses.replace(
-        d, candidates=[cands[i] for i in idx], rtt_ms=[[row[i] for i in idx] for row in d.rtt_ms],
-        response_usd_per_rps_month=[[row[i] for i in idx] for row in d.response_usd_per_rps_month],
-    )
+    return d.subset(np.nonzero(keep)[0].tolist())

@@ -175,13 +175,7 @@ def prune_across_regions(d: DeploymentInput, limited: Callable[[Any], bool], *, 
     keep = ~np.where(market == "spot", two, dominated)
     if keep.all():
         return d
-    idx = np.nonzero(keep)[0].tolist()
-    import dataclasses
-
-    return dataclasses.replace(
-        d, candidates=[cands[i] for i in idx], rtt_ms=[[row[i] for i in idx] for row in d.rtt_ms],
-        response_usd_per_rps_month=[[row[i] for i in idx] for row in d.response_usd_per_rps_month],
-    )
+    return d.subset(np.nonzero(keep)[0].tolist())
 
 
 def _sources(d: Any) -> list[tuple[str, float]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,13 @@ class DeploymentInput:
     @property
     def required_rps(self) -> float:
         return self.rps * (1.0 + self.headroom)
+
+    def subset(self, keep: list[int]) -> DeploymentInput:
+        """The same deployment with only the candidates at positions ``keep`` (and their matrix columns)."""
+        return dataclasses.replace(
+            self, candidates=[self.candidates[i] for i in keep], rtt_ms=[[row[i] for i in keep] for row in self.rtt_ms],
+            response_usd_per_rps_month=[[row[i] for i in keep] for row in self.response_usd_per_rps_month],
+        )
 
 
 @dataclass
