@@ -23,13 +23,14 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from orchestrator.perf.calibration import Calibration, load_calibration  # noqa: E402
-from orchestrator.perf.measurements import Measurement, fit_family, load_measurements, predict, with_factors  # noqa: E402
-
-GROUPS = {
-    "throughput": ("max_output_tokens_per_s", "output_tokens_per_s"),
-    "tpot_batch1": ("tpot_ms_batch1",),
-    "ttft": ("ttft_ms",),
-}
+from orchestrator.perf.measurements import (  # noqa: E402
+    GROUPS,
+    Measurement,
+    fit_family,
+    load_measurements,
+    predict,
+    with_factors,
+)
 
 
 def report(rows: list[Measurement], cals: dict[str, Calibration], console: Console) -> dict[str, dict[str, float]]:
@@ -40,9 +41,7 @@ def report(rows: list[Measurement], cals: dict[str, Calibration], console: Conso
     for i, m in enumerate(rows, 1):
         p = predict(m, cals[m.engine])
         err = (p - m.value) / m.value * 100
-        for group, metrics in GROUPS.items():
-            if m.metric in metrics:
-                errors[(group, m.holdout)].append(abs(err))
+        errors[(m.group, m.holdout)].append(abs(err))
         table.add_row(str(i), m.label(), m.metric, f"{m.value:,.1f}", f"{p:,.1f}", f"{err:+.0f}",
                       "holdout" if m.holdout else "fit")
     console.print(table)
