@@ -50,3 +50,8 @@ def test_factors_are_physical():
             assert 0.1 <= f.eff_bw <= 1.0, (engine, fam)
             assert 0.1 <= f.eff_flops <= 1.0, (engine, fam)
             assert 0 <= f.step_overhead_ms <= 50, (engine, fam)
+
+
+def test_holdout_includes_tpot_and_it_is_within_25_percent():
+    held = _errors(("tpot_ms_batch1",), holdout=True)
+    assert len(held) >= 2 and statistics.median(held) <= 0.25
