@@ -154,22 +154,27 @@ def prune_across_regions(d: DeploymentInput, limited: Callable[[Any], bool], *, 
     market = np.array([c.market for c in cands])
     dominator = np.array([c.market != "onprem" and not limited(c) for c in cands])
     eps = 1 + 1e-9
-    # ok[b, a]: b (another region, same market) beats a on every count
-    ok = (dominator[:, None] & (market[:, None] == market[None, :]) & (region[:, None] != region[None, :])
-          & ((unit + fixed)[:, None] <= unit[None, :] * eps) & (per[:, None] <= per[None, :] * eps)
-          & ((reach[:, None] & reach[None, :]) == reach[None, :]))
-    for s in range(resp.shape[0]):
-        ok &= resp[s][:, None] <= resp[s][None, :] + 1e-12
-    if carbon:
-        ok &= co2[:, None] <= co2[None, :] * eps
-    ok[:, market == "onprem"] = False
+    _, reg_code = np.unique(region, return_inverse=True)
+    # ok[b, a]: b (another region, same market) beats a on every count; on-prem is never dominated
+    ok = np.zeros((n, n), bool)
+    for m in ("on_demand", "spot"):
+        a = np.nonzero(market == m)[0]
+        b = a[dominator[a]]
+        if len(b) == 0:
+            continue
+        blk = ((reg_code[b][:, None] != reg_code[a][None, :]) & ((unit + fixed)[b][:, None] <= unit[a][None, :] * eps)
+               & (per[b][:, None] <= per[a][None, :] * eps) & ((reach[b][:, None] & reach[a][None, :]) == reach[a][None, :]))
+        for s in range(resp.shape[0]):
+            blk &= resp[s][b][:, None] <= resp[s][a][None, :] + 1e-12
+        if carbon:
+            blk &= co2[b][:, None] <= co2[a][None, :] * eps
+        ok[np.ix_(b, a)] = blk
     ok &= ~ok.T | np.tri(n, k=-1, dtype=bool).T  # exact ties: the earlier candidate wins
     # An on-demand candidate needs one dominator: if that one is dominated too, the chain ends at a kept
     # candidate at least as good on every count (fixed charges only add up along it). A spot candidate needs
     # undominated dominators in two other regions, so a spread over failure domains survives the swap.
     dominated = ok.any(axis=0)
     spot_ok = ok & ~dominated[:, None]
-    _, reg_code = np.unique(region, return_inverse=True)
     first = np.argmax(spot_ok, axis=0)
     two = (spot_ok & (reg_code[:, None] != reg_code[first][None, :])).any(axis=0)
     keep = ~np.where(market == "spot", two, dominated)
