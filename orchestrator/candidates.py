@@ -28,6 +28,7 @@ HOURS_PER_MONTH = 730.0
 CLOUD_PUE = 1.1
 ONPREM_PROVIDERS = ("onprem", "local")
 POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
+MARKETS = ("on_demand", "spot", "onprem")
 
 # Rejection categories (keys of DeploymentCandidates.rejected[...]).
 MEMORY, SLO_TPOT, SLO_TTFT, POLICY, NO_PRICE, PARALLEL = "memory", "slo_tpot", "slo_ttft", "policy", "no_price", "parallelism"
@@ -248,8 +249,10 @@ def build_candidates(
             out.reject(o, NO_PRICE, f"{o.region} {o.instance_type}: no price in the catalog")
         else:
             groups[(o.gpu, o.gpu_count, o.max_gpus)].append(o)
-    rows = _Rows()
+    rows = _Rows(offerings, spot_ok)
+    pos_of = {id(o): i for i, o in enumerate(offerings)}
     for (gname, count, max_gpus), offs in groups.items():
+        pos = np.array([pos_of[id(o)] for o in offs])
         reg = np.array([rix[o.region] for o in offs])
         opts = gpu_options(count, max_gpus)
         for q in deployment.quantization:
@@ -277,46 +280,62 @@ def build_candidates(
                         f"{o.region} {g}×{o.gpu} ({q}): TTFT {e.ttft_ms:.0f} ms + RTT {best_rtt[rix[o.region]]:.0f} ms "
                         f"> SLO {slo.ttft_p95_ms:g} ms"), score=lambda o: float(best_rtt[rix[o.region]] + e.ttft_ms))
                 reach_r = ((rtt_rs + e.ttft_ms <= slo.ttft_p95_ms) * bits).sum(axis=1) if len(sources) else np.zeros(len(reg_ids), np.int64)
-                live = np.nonzero(~late)[0].tolist()
-                rows.extend([offs[i] for i in live], g, q, e, reach_r[reg[live]].tolist(), spot_ok)
+                live = np.nonzero(~late)[0]
+                rows.extend(pos[live], g, q, e, reach_r[reg[live]])
     return _finish(out, rows, deployment, gpus, regions, pue_by_region, carbon_by_region, policies, prune=prune, limited=limited,
                    exact_ttft=exact_ttft, carbon=carbon)
 
 
-@dataclass
 class _Rows:
-    """Candidate figures as parallel lists (one entry per offering x size x quantization x market)."""
+    """Candidate figures as parallel arrays (one entry per offering x size x quantization x market); offerings
+    and estimates are referred to by position."""
 
-    offering: list[Offering] = field(default_factory=list)
-    g: list[int] = field(default_factory=list)
-    q: list[str] = field(default_factory=list)
-    market: list[str] = field(default_factory=list)
-    price: list[float] = field(default_factory=list)
-    est: list[Any] = field(default_factory=list)
-    reach: list[int] = field(default_factory=list)
+    def __init__(self, offerings: Sequence[Offering], spot_ok: bool) -> None:
+        self.offerings = list(offerings)
+        self.onprem = np.array([o.provider in ONPREM_PROVIDERS for o in offerings], bool)
+        self.od_price = np.array([float(o.usd_per_hour) if o.usd_per_hour is not None else math.nan for o in offerings])
+        spot = np.array([o.spot_usd_per_hour if o.spot_usd_per_hour is not None else math.nan for o in offerings], float)
+        self.spot_price = spot if spot_ok else np.full(len(offerings), math.nan)
+        self.spot_price[self.onprem] = math.nan
+        self.ests: list[Any] = []
+        self.qs: list[str] = []
+        self._chunks: list[tuple[np.ndarray, ...]] = []
 
-    def extend(self, offs: list[Offering], g: int, q: str, est: Any, reach: list[int], spot_ok: bool) -> None:
-        """The offerings at one size and quantization: on-demand (on-prem) rows, then spot rows."""
-        spot = [i for i, o in enumerate(offs) if spot_ok and o.spot_usd_per_hour is not None and o.provider not in ONPREM_PROVIDERS]
-        n, k = len(offs), len(spot)
-        self.offering += offs + [offs[i] for i in spot]
-        self.g += [g] * (n + k)
-        self.q += [q] * (n + k)
-        self.est += [est] * (n + k)
-        self.market += ["onprem" if o.provider in ONPREM_PROVIDERS else "on_demand" for o in offs] + ["spot"] * k
-        self.price += [float(o.usd_per_hour) for o in offs] + [float(offs[i].spot_usd_per_hour) for i in spot]  # type: ignore[arg-type]
-        self.reach += reach + [reach[i] for i in spot]
+    def extend(self, pos: np.ndarray, g: int, q: str, est: Any, reach: np.ndarray) -> None:
+        """The offerings at positions ``pos`` at one size and quantization: on-demand (on-prem) rows, then spot."""
+        if q not in self.qs:
+            self.qs.append(q)
+        self.ests.append(est)
+        sp = pos[~np.isnan(self.spot_price[pos])]
+        n = len(pos) + len(sp)
+        market = np.r_[np.where(self.onprem[pos], MARKETS.index("onprem"), MARKETS.index("on_demand")),
+                       np.full(len(sp), MARKETS.index("spot"))]
+        price = np.r_[self.od_price[pos], self.spot_price[sp]]
+        reach_sp = reach[~np.isnan(self.spot_price[pos])]
+        self._chunks.append((np.r_[pos, sp], np.full(n, g), np.full(n, self.qs.index(q)), market, price,
+                             np.full(n, len(self.ests) - 1), np.r_[reach, reach_sp].astype(np.int64)))
+
+    def finish(self) -> None:
+        cols = list(zip(*self._chunks)) if self._chunks else [[np.zeros(0, int)]] * 7
+        self.off, self.g, self.q, self.market, self.price, self.est, self.reach = (np.concatenate(c) for c in cols)
+        self.price = self.price.astype(float)
+
+    def __len__(self) -> int:
+        return len(self.off)
+
+    def offering(self, i: int) -> Offering:
+        return self.offerings[int(self.off[i])]
 
     def candidate(self, i: int, deployment: str, gpus: dict[str, GPU], regions: dict[str, Region],
                   pue_by_region: dict[str, float], carbon_by_region: dict[str, float]) -> Candidate:
-        o, e = self.offering[i], self.est[i]
+        o, e = self.offering(i), self.ests[int(self.est[i])]
         return Candidate(
-            deployment=deployment, offering=o, gpus_per_replica=self.g[i], quantization=self.q[i], market=self.market[i],
-            rps_per_replica=float(e.requests_per_s), ttft_ms=float(e.ttft_ms), tpot_ms=float(e.tpot_ms),
-            usd_per_instance_hour=self.price[i],
+            deployment=deployment, offering=o, gpus_per_replica=int(self.g[i]), quantization=self.qs[int(self.q[i])],
+            market=MARKETS[int(self.market[i])], rps_per_replica=float(e.requests_per_s), ttft_ms=float(e.ttft_ms),
+            tpot_ms=float(e.tpot_ms), usd_per_instance_hour=float(self.price[i]),
             grid_g_per_kwh=carbon_by_region.get(o.region, getattr(regions.get(o.region), "carbon_g_per_kwh", 0.0)),
             pue=pue_by_region.get(o.region, 1.0 if o.provider == "local" else CLOUD_PUE),
-            gpu_tdp_w=gpus[o.gpu].tdp_w, reach=self.reach[i],
+            gpu_tdp_w=gpus[o.gpu].tdp_w, reach=int(self.reach[i]),
         )
 
 
@@ -338,55 +357,62 @@ def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Any, gpus: dict[
             limited: Callable[[Any], bool] | None, exact_ttft: bool, carbon: bool) -> DeploymentCandidates:
     """Policies, then dominance pruning on arrays; Candidate objects only for what survives (and, per
     provider, the cheapest pruned option, which the explanation prices)."""
-    n = len(rows.offering)
+    rows.finish()
+    n = len(rows)
     name = deployment.name
     t = deployment.traffic
     req = t.requests_per_second * (1 + t.headroom)
+
     def make(i: int) -> Candidate:
         return rows.candidate(i, name, gpus, regions, pue_by_region, carbon_by_region)
 
+    used, opos = np.unique(rows.off, return_inverse=True)  # the offerings the rows refer to
+    offs = [rows.offerings[i] for i in used.tolist()]
+
+    def per_offering(values: list) -> np.ndarray:
+        return np.unique(np.array(values), return_inverse=True)[1][opos] if offs else np.zeros(0, int)
+
+    region, gpu = per_offering([o.region for o in offs]), per_offering([o.gpu for o in offs])
+    count = np.array([o.gpu_count for o in offs], int)[opos]
+    max_gpus = np.array([-1 if o.max_gpus is None else o.max_gpus for o in offs], int)[opos]
     ok = np.ones(n, bool)
     if policies and n:
-        verdict: dict[tuple, str | None] = {}  # a policy sees provider, region, GPU, market and quantization
-        why: dict[int, str] = {}  # id(offering) -> a reason it was rejected for
-        for i in range(n):
-            o = rows.offering[i]
-            key = (o.region, o.gpu, rows.market[i], rows.q[i])
-            if key not in verdict:
-                c = make(i)
-                verdict[key] = next((r for p in policies if (r := p.reject(deployment, c))), None)
-            if verdict[key]:
-                ok[i] = False
-                why[id(o)] = verdict[key]
+        # a policy sees provider, region, GPU, market and quantization: one verdict per distinct combination
+        key = _codes(region, gpu, rows.market, rows.q)
+        _, first = np.unique(key, return_index=True)
+        verdict = [next((r for p in policies if (r := p.reject(deployment, make(int(i))))), None) for i in first]
+        ok = np.array([v is None for v in verdict])[key]
         bad = np.nonzero(~ok)[0].tolist()
         if bad:
-            _reject_all(out, [rows.offering[i] for i in bad], POLICY, lambda o: why[id(o)])
+            why = {id(rows.offering(i)): verdict[key[i]] for i in bad}  # an offering's reason (the last one)
+            _reject_all(out, [rows.offering(i) for i in bad], POLICY, lambda o: why[id(o)])
     idx = np.nonzero(ok)[0]
     if n == 0 or len(idx) == 0:
         out.candidates = []
         return out
-    off = [rows.offering[i] for i in idx.tolist()]
-    inst = np.array([max(1, g // o.gpu_count) for g, o in zip((rows.g[i] for i in idx), off)])
-    reps = np.array([max(1, o.gpu_count // g) for g, o in zip((rows.g[i] for i in idx), off)])
-    unit = np.array([rows.price[i] for i in idx]) * inst
-    rps = np.array([float(rows.est[i].requests_per_s) for i in idx]) * reps
-    ttft = np.array([float(rows.est[i].ttft_ms) for i in idx])
-    gpus_unit = np.array([o.gpu_count for o in off]) * inst
-    reach = np.array([rows.reach[i] for i in idx], np.int64)
+    g, cnt, market = rows.g[idx], count[idx], rows.market[idx]
+    inst = np.maximum(1, g // cnt)
+    reps = np.maximum(1, cnt // g)
+    unit = rows.price[idx] * inst
+    est = rows.est[idx]
+    rps = np.array([float(e.requests_per_s) for e in rows.ests])[est] * reps
+    ttft = np.array([float(e.ttft_ms) for e in rows.ests])[est]
+    gpus_unit = cnt * inst
+    reach = rows.reach[idx]
     co2 = np.zeros(len(idx))
     if carbon:
         co2 = np.array([make(i).carbon_g_per_unit_hour for i in idx.tolist()])
     # the cheapest instance per (region, market, shape, size, quantization): identical capacity
-    key_str = [f"{o.region}|{rows.market[i]}|{o.gpu}|{o.gpu_count}|{rows.g[i]}|{rows.q[i]}|{o.max_gpus}" for i, o in zip(idx.tolist(), off)]
-    _, inv = np.unique(np.array(key_str), return_inverse=True)
+    inv = _codes(region[idx], market, gpu[idx], cnt, g, rows.q[idx], max_gpus[idx])
     order = np.lexsort((unit, inv))
-    first = np.ones(len(order), bool)
-    first[1:] = inv[order][1:] != inv[order][:-1]
-    sel = np.sort(order[first])
+    first_of = np.ones(len(order), bool)
+    first_of[1:] = inv[order][1:] != inv[order][:-1]
+    sel = np.sort(order[first_of])
     if prune:
-        lim = np.array([o.provider in ONPREM_PROVIDERS or (limited is not None and limited(o)) for o in off])
-        group = [f"{o.region}|{rows.market[i]}|{o.gpu if l else ''}" for i, o, l in zip(idx.tolist(), off, lim)]
-        kept = _pareto(sel, np.array(group), lim, unit, np.minimum(rps, req), co2, gpus_unit, ttft, reach,
+        lim_o = np.array([o.provider in ONPREM_PROVIDERS or (limited is not None and limited(o)) for o in offs], bool)
+        lim = lim_o[opos][idx]
+        group = _codes(region[idx], market, np.where(lim, gpu[idx], -1))
+        kept = _pareto(sel, group, lim, unit, np.minimum(rps, req), co2, gpus_unit, ttft, reach,
                        exact_ttft=exact_ttft, carbon=carbon)
     else:
         kept = sel
@@ -397,12 +423,21 @@ def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Any, gpus: dict[
         cover = np.ceil(req / rps - 1e-9) * unit
         best: dict[str, int] = {}
         for j in dropped.tolist():
-            p = off[j].provider
+            p = rows.offering(idx[j]).provider
             if p not in best or cover[j] < cover[best[p]]:
                 best[p] = j
         for p, j in best.items():
             out.dominated[p] = make(int(idx[j]))
     return out
+
+
+def _codes(*cols: np.ndarray) -> np.ndarray:
+    """One integer per row, equal exactly where every column is equal."""
+    key = np.zeros(len(cols[0]), np.int64)
+    for c in cols:
+        _, code = np.unique(c, return_inverse=True)
+        _, key = np.unique(key * (int(code.max(initial=0)) + 1) + code, return_inverse=True)
+    return key
 
 
 def _pareto(sel: np.ndarray, group: np.ndarray, same_gpu: np.ndarray, unit: np.ndarray, cap: np.ndarray, co2: np.ndarray,
