@@ -155,8 +155,11 @@ def prune_across_regions(d: DeploymentInput, limited: Callable[[Any], bool], *, 
     dominator = np.array([c.market != "onprem" and not limited(c) for c in cands])
     eps = 1 + 1e-9
     _, reg_code = np.unique(region, return_inverse=True)
-    # ok[b, a]: b (another region, same market) beats a on every count; on-prem is never dominated
-    ok = np.zeros((n, n), bool)
+    # Per market (on-prem is never dominated): blk[b, a] says b (another region) beats a on every count.
+    # An on-demand candidate needs one dominator: if that one is dominated too, the chain ends at a kept
+    # candidate at least as good on every count (fixed charges only add up along it). A spot candidate needs
+    # undominated dominators in two other regions, so a spread over failure domains survives the swap.
+    drop = np.zeros(n, bool)
     for m in ("on_demand", "spot"):
         a = np.nonzero(market == m)[0]
         b = a[dominator[a]]
@@ -168,19 +171,34 @@ def prune_across_regions(d: DeploymentInput, limited: Callable[[Any], bool], *, 
             blk &= resp[s][b][:, None] <= resp[s][a][None, :] + 1e-12
         if carbon:
             blk &= co2[b][:, None] <= co2[a][None, :] * eps
-        ok[np.ix_(b, a)] = blk
-    ok &= ~ok.T | np.tri(n, k=-1, dtype=bool).T  # exact ties: the earlier candidate wins
-    # An on-demand candidate needs one dominator: if that one is dominated too, the chain ends at a kept
-    # candidate at least as good on every count (fixed charges only add up along it). A spot candidate needs
-    # undominated dominators in two other regions, so a spread over failure domains survives the swap.
-    dominated = ok.any(axis=0)
-    spot_ok = ok & ~dominated[:, None]
-    first = np.argmax(spot_ok, axis=0)
-    two = (spot_ok & (reg_code[:, None] != reg_code[first][None, :])).any(axis=0)
-    keep = ~np.where(market == "spot", two, dominated)
+        _break_ties(blk, b, a, unit, eps)
+        dominated = blk.any(axis=0)
+        if m == "spot":
+            free = blk[~dominated[np.searchsorted(a, b)]]  # rows of undominated dominators
+            rb = b[~dominated[np.searchsorted(a, b)]]
+            first = np.argmax(free, axis=0)
+            dominated = (free & (reg_code[rb][:, None] != reg_code[rb][first][None, :])).any(axis=0)
+        drop[a] = dominated
+    keep = ~drop
     if keep.all():
         return d
     return d.subset(np.nonzero(keep)[0].tolist())
+
+
+def _break_ties(blk: Any, b: Any, a: Any, unit: Any, eps: float) -> None:
+    """Where two candidates beat each other (exact ties), only the earlier one keeps its win. Beating each
+    other needs equal unit prices (within eps), so only candidates whose price another shares are compared."""
+    import numpy as np
+
+    order = np.argsort(unit[b], kind="stable")
+    u = unit[b][order]
+    near = np.r_[False, u[1:] <= u[:-1] * eps] | np.r_[u[1:] <= u[:-1] * eps, False]
+    tied = np.sort(b[order][near])
+    if len(tied) < 2:
+        return
+    rows, cols = np.searchsorted(b, tied), np.searchsorted(a, tied)
+    sub = blk[np.ix_(rows, cols)]
+    blk[np.ix_(rows, cols)] = sub & ~(sub.T & (tied[:, None] > tied[None, :]))
 
 
 def _sources(d: Any) -> list[tuple[str, float]]:
