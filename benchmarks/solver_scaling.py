@@ -9,16 +9,24 @@ candidate generation time (performance model + filters + dominance pruning), MIL
 optimum (mip_rel_gap 1e-4, primary objective, no tie-break stage), status, gap, and peak memory.
 Target: 5,000 offerings x 50 deployments < 5 s, < 2 GB.
 
-Measured 2026-11-23 on the shared 2-core dev box (load average ~1.5-2.5, other sessions running; seed 7):
-    5,000 x 50, before the array-based candidates and threaded subproblems: 8.2 s candidates + 29.3 s solve
-    5,000 x 50, now: 8,800 candidates (357,373 pruned), 4.2 s candidates + 13.4 s solve, proven optimal
-        (gap 0), $1,103,726/month (the same optimum as before), peak RSS 247 MB   <- target (5 s) still missed
-Where the solve time goes: the joint model is never solved here (the per-deployment optima satisfy every
-quota); about 8 of the 50 deployments (spot allowed: floor + spread binaries, and data-egress fixed charges
-to ~100 regions) take 1-3 s each in HiGHS. Their LP relaxation is ~17% below the integer optimum (unit
-rounding and the region fixed charges both contribute), and even warm-started with the optimum HiGHS needs
-0.4-1.1 s per such deployment to prove it. Candidate generation: the performance model and array checks are
-~1 s; the rest is building per-row lists and the per-key policy verdicts in Python.
+Measured 2026-11-23 on the shared 2-core dev box (load average 1-2, other sessions running; seed 7; after the
+perf-model refit of that day, which changed the candidates: 8,406 at 5,000 x 50). Same optimum before and after
+each change; times vary +-25% between runs with the load:
+    5,000 x 50:  before 3.9-6.7 s candidates + 9.5-11.5 s solve, 280 MB
+                 now    2.9-4.6 s candidates + 8.1-11.2 s solve, 226 MB, $1,106,122/month, gap 0  <- target 5 s missed
+    20,000 x 50: before 40.9 s + 56.8 s, 660 MB;  now 16.5 s + 37.4 s, 554 MB ($1,090,913/month)
+    1,000 x 5:   before 0.24 s + 0.43 s;           now 0.14 s + 0.45 s
+What changed: explicit unit cover rows in the model (HiGHS seconds summed over the 50 subproblems 16-18 s -> 13 s);
+rows of candidate generation as arrays; cross-region pruning without n x n matrices (20,000 x 50: 10 s -> 2 s).
+Where the solve time goes: the joint model is never solved here (the per-deployment optima satisfy every quota);
+about 10 of the 50 deployments (spot allowed: floor + spread binaries, and data-egress fixed charges to ~100
+regions) take 0.5-2.6 s each in HiGHS, nearly all of it proving optimality (1,000-2,000 nodes) from a root bound
+~2% below the optimum: the gap is unit rounding (with units continuous but binaries integer the optimum is
+reached almost exactly; with binaries continuous and units integer it is not). Bound-based region pruning does
+not pay here: data-egress charges are $160-240/month per region against $5k-50k plans, so even with the
+optimum as the incumbent the per-candidate bound (bounds.py) keeps ~90% of candidates in ~all regions.
+HiGHS options tried without gain: presolve on (much slower), symmetry detection off, heuristic effort 0/0.3,
+restarts off, reliability branching 0, zi-round; extra Chvatal-Gomory rows on the cover row (slower).
 """
 
 from __future__ import annotations
