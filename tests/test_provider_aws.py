@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-boto3 = pytest.importorskip("boto3")
+import boto3
 from botocore.exceptions import ClientError  # noqa: E402
 from botocore.stub import Stubber  # noqa: E402
 from moto import mock_aws  # noqa: E402

@@ -103,8 +103,6 @@ def test_model_config_path_missing(tmp_path: Path) -> None:
 
 def test_model_config_path_relative_to_the_file(tmp_path: Path) -> None:
     src = Path(__file__).parent / "fixtures" / "hf" / "llama-3.1-8b.json"
-    if not src.exists():
-        pytest.skip("no Hugging Face config fixture")
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "config.json").write_text(src.read_text())
     loaded = _load(tmp_path, HEAD + deployment(model="m/config.json"))
@@ -188,8 +186,7 @@ def test_undefined_policy(tmp_path: Path) -> None:
 def test_unknown_policy_kind_and_bad_params(tmp_path: Path) -> None:
     from policies.registry import kinds
 
-    if "pin" not in kinds():
-        pytest.skip("the pin policy is not installed")
+    assert "pin" in kinds()
     text = HEAD + deployment() + "policies:\n  a: {kind: pinn, providers: [onprem]}\n  b: {kind: pin, provider: [aws]}\n  c:\n    kind: pin\n    providers: []\n"
     found = _problems(tmp_path, text)
     assert found[0].startswith(f'{at(text, "pinn")}: policies.a.kind: unknown policy kind "pinn" (did you mean "pin"?); known kinds: ')
@@ -251,9 +248,6 @@ def test_slo_check_with_a_stub_performance_model(tmp_path: Path, monkeypatch: py
 
 
 def test_slo_no_gpu_could_meet_with_the_real_performance_model(tmp_path: Path) -> None:
-    perf = pytest.importorskip("orchestrator.perf")
-    if not hasattr(perf, "best_achievable"):
-        pytest.skip("orchestrator.perf.best_achievable is not built yet")
     text = HEAD + deployment(model="llama-3.1-70b", tpot=0.5)
     found = _problems(tmp_path, text)
     assert len(found) == 1
@@ -274,7 +268,7 @@ def test_model_that_fits_nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_region_check_needs_the_catalog(tmp_path: Path) -> None:
-    regions = pytest.importorskip("orchestrator.catalog.regions")
+    import orchestrator.catalog.regions as regions
     assert "aws:us-east-1" in regions.all_regions()
     found = _problems(tmp_path, HEAD + with_sources(("aws:nowhere-1", 1)))
     assert 'unknown region "aws:nowhere-1"' in found[0]

@@ -110,7 +110,7 @@ def test_validate_structure_only_skips_semantic_checks(tmp_path: Path) -> None:
 
 
 def test_schema_is_valid_json_schema_and_accepts_valid_files() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema
     result = runner.invoke(app, ["schema"])
     assert result.exit_code == 0
     schema = json.loads(result.stdout)

@@ -196,12 +196,7 @@ def list_gpus(as_json: bool = typer.Option(False, "--json", help="print a JSON l
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(catalog_app, name="catalog")
-    import importlib
+    from orchestrator.cli import catalog_refresh
 
-    try:  # `from orchestrator.cli import catalog_refresh` would raise a plain ImportError when it is missing
-        catalog_refresh = importlib.import_module("orchestrator.cli.catalog_refresh")
-        catalog_refresh.register(catalog_app)
-    except ModuleNotFoundError as e:
-        if e.name != "orchestrator.cli.catalog_refresh":
-            raise
+    app.add_typer(catalog_app, name="catalog")
+    catalog_refresh.register(catalog_app)

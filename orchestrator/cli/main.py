@@ -37,13 +37,7 @@ app = typer.Typer(
 
 def _register_all() -> None:
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"orchestrator.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"orchestrator.cli.{name}":
-                continue  # command not built yet
-            raise
-        module.register(app)
+        importlib.import_module(f"orchestrator.cli.{name}").register(app)
 
 
 _register_all()

@@ -109,10 +109,8 @@ def _no_candidates(d: DeploymentInput, dc: Any, model: Any, i: int, at: Any) -> 
 
 
 def _best_achievable(model: Any, spec: Any) -> str | None:
-    try:
-        from orchestrator.perf import best_achievable
-    except ImportError:
-        return None
+    from orchestrator.perf import best_achievable
+
     try:
         a = best_achievable(model, spec.quantization, spec.traffic.input_tokens, spec.traffic.output_tokens)
     except Exception:  # noqa: BLE001 - a hint, never a failure

@@ -36,17 +36,9 @@ class Inputs:
 
 
 def default_estimator() -> Callable[..., list[Any]]:
-    try:
-        from orchestrator.perf import estimate_batch  # the perf engineer's public API
+    from orchestrator.perf import estimate_batch
 
-        return estimate_batch
-    except ImportError:  # package without the facade yet: the roofline's vectorised evaluate
-        from orchestrator.perf.roofline import evaluate
-
-        def _est(model, configs, i, o, *, tpot_slo_ms, kv_cache_dtype, utilization):  # noqa: ANN001, ANN202
-            return evaluate(model, configs, i, o, tpot_slo_ms=tpot_slo_ms, kv_cache_dtype=kv_cache_dtype, utilization=utilization)
-
-        return _est
+    return estimate_batch
 
 
 def policies_for(spec: Any) -> tuple[dict[str, list[Any]], list[Any]]:

@@ -111,8 +111,6 @@ def check_models(inp: CheckInput) -> Iterator[Issue]:
                 continue
         try:
             inp.models[i] = resolve_model(name, inp.base_dir)
-        except ImportError:
-            continue  # the Hugging Face config reader is not installed yet
         except OrchError as exc:
             yield Issue(path, str(exc))
         except (OSError, ValueError, KeyError) as exc:
@@ -146,10 +144,8 @@ def _region_issue(path: FieldPath, region: str, known: set[str]) -> Issue:
 
 
 def check_regions(inp: CheckInput) -> Iterator[Issue]:
-    try:
-        from orchestrator.catalog.regions import all_regions
-    except ImportError:
-        return  # the region catalog is not built yet
+    from orchestrator.catalog.regions import all_regions
+
     catalog = all_regions()
     known = _known_regions(inp, catalog)
     for i, d in inp.deployments():
@@ -254,10 +250,8 @@ def check_policies(inp: CheckInput) -> Iterator[Issue]:
 
 
 def check_slos(inp: CheckInput) -> Iterator[Issue]:
-    try:
-        from orchestrator.perf import best_achievable
-    except ImportError:
-        return  # the performance model is not built yet
+    from orchestrator.perf import best_achievable
+
     for i, d in inp.deployments():
         arch = inp.models.get(i)
         reads = [("quantization",), ("traffic", "input_tokens"), ("traffic", "output_tokens")]
