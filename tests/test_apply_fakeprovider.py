@@ -220,3 +220,24 @@ def run_orch(args: list[str], env: dict[str, str], timeout: float = 120) -> subp
     """`orch ARGS` in a subprocess that knows the fake provider (so it can really be SIGKILLed)."""
     return subprocess.run([sys.executable, "-c", RUNNER.format(tests=str(TESTS)), *args], env={**os.environ, **env},
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, cwd=REPO)
+
+
+def apply_demo(tmp_path: Path, monkeypatch: Any, chat_usd: float = 1.0) -> tuple[Path, Path, Path]:
+    """Apply a two-deployment demo project (chat ×2 in zone-a, batch ×1 in zone-b) with the fake provider:
+    the common start of the status and destroy tests. Returns (tmp_path, spec, state db)."""
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    monkeypatch.setenv("FAKE_STATE_DIR", str(tmp_path / "fake"))
+    monkeypatch.setenv("ORCH_STATE_DIR", str(tmp_path / "orch"))
+    for var in ("FAKE_NO_CAPACITY", "FAKE_QUOTA", "FAKE_DOWN", "ORCH_STATE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    spec = tmp_path / "deploy.yaml"
+    sha = write_spec(spec, "demo", ["chat", "batch"])
+    write_plan(tmp_path / "plan.json", "demo", sha,
+               {"chat": [[group("fake:zone-a", 2, usd=chat_usd)]], "batch": [[group("fake:zone-b", 1)]]})
+    db = tmp_path / "state.db"
+    r = CliRunner().invoke(app, ["apply", str(spec), "--plan", str(tmp_path / "plan.json"), "--yes", "--state", str(db)])
+    assert r.exit_code == 0, r.stderr
+    return tmp_path, spec, db

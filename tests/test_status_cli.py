@@ -19,18 +19,7 @@ fake.register()
 
 @pytest.fixture
 def applied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("FAKE_STATE_DIR", str(tmp_path / "fake"))
-    monkeypatch.setenv("ORCH_STATE_DIR", str(tmp_path / "orch"))
-    for var in ("FAKE_NO_CAPACITY", "FAKE_QUOTA", "FAKE_DOWN", "ORCH_STATE_URL"):
-        monkeypatch.delenv(var, raising=False)
-    spec = tmp_path / "deploy.yaml"
-    sha = fake.write_spec(spec, "demo", ["chat", "batch"])
-    fake.write_plan(tmp_path / "plan.json", "demo", sha,
-                    {"chat": [[fake.group("fake:zone-a", 2, usd=3.6)]], "batch": [[fake.group("fake:zone-b", 1)]]})
-    db = tmp_path / "state.db"
-    r = CliRunner().invoke(app, ["apply", str(spec), "--plan", str(tmp_path / "plan.json"), "--yes", "--state", str(db)])
-    assert r.exit_code == 0, r.stderr
-    yield tmp_path, spec, db
+    yield fake.apply_demo(tmp_path, monkeypatch, chat_usd=3.6)
     fake.kill_all(tmp_path / "fake")
 
 
