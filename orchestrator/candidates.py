@@ -445,14 +445,12 @@ def _pareto(sel: np.ndarray, group: np.ndarray, same_gpu: np.ndarray, unit: np.n
     """The positions in ``sel`` that no other candidate of the same group (region, market, and GPU type when
     a quota or inventory counts it) dominates.
 
-    B dominates A when B is no costlier per unit of capacity (and no dirtier with ``carbon``, no slower to
-    first token, and, in a GPU-counted group, using no more GPUs per req/s), and B's unit costs no more than
-    A's. Whatever A units serve, B units serve at no higher rate; when B's unit also serves at least as much
-    the unit-for-unit swap is exact, otherwise rounding up to whole B units costs at most one B unit more.
-    "No slower" is TTFT itself with ``exact_ttft`` (latency objective), else: B answers every user region A
-    answers within the SLO. ``cap`` is capacity capped at the deployment's whole requirement: capacity
-    beyond it is worth nothing, so a huge instance does not look cheap per req/s."""
-    per, co2c, gpc = unit / cap, co2 / cap, gpus_unit / cap
+    B dominates A when k = ceil(cap A / cap B) units of B cost no more than one unit of A (and, with
+    ``carbon``, emit no more; in a GPU-counted group, use no more GPUs), and B is no slower: TTFT itself with
+    ``exact_ttft`` (latency objective), else B answers every user region A answers within the SLO. Any plan
+    then stays feasible and no dearer with each A unit swapped for k B units in the same region, so pruning
+    A keeps an optimum. ``cap`` is capacity capped at the deployment's whole requirement: one unit never
+    serves more than that, so a huge instance is replaced by enough smaller ones to serve everything."""
     kept: list[np.ndarray] = []
     g_sel = group[sel]
     order = np.lexsort((g_sel,))
@@ -462,14 +460,15 @@ def _pareto(sel: np.ndarray, group: np.ndarray, same_gpu: np.ndarray, unit: np.n
     for a, b in zip(bounds[:-1], bounds[1:]):
         rows = sel[a:b]
         if len(rows) > 1:
-            rows = rows[np.lexsort((ttft[rows], per[rows], unit[rows]))]  # a dominator precedes what it dominates
-            u, p, t, r = unit[rows], per[rows], ttft[rows], reach[rows]
-            dom = (u[:, None] <= u[None, :] * eps) & (p[:, None] <= p[None, :] * eps)  # [dominator, dominated]
+            rows = rows[np.lexsort((ttft[rows], -cap[rows], unit[rows]))]  # a dominator precedes what it dominates
+            u, c, t, r = unit[rows], cap[rows], ttft[rows], reach[rows]
+            k = np.ceil(c[None, :] / c[:, None] - 1e-9)  # [dominator, dominated]: dominator units per dominated unit
+            dom = k * u[:, None] <= u[None, :] * eps
             dom &= (t[:, None] <= t[None, :]) if exact_ttft else ((r[:, None] & r[None, :]) == r[None, :])
             if carbon:
-                dom &= co2c[rows][:, None] <= co2c[rows][None, :] * eps
+                dom &= k * co2[rows][:, None] <= co2[rows][None, :] * eps
             if same_gpu[rows[0]]:
-                dom &= gpc[rows][:, None] <= gpc[rows][None, :] * eps
+                dom &= k * gpus_unit[rows][:, None] <= gpus_unit[rows][None, :]
             dom &= np.tri(len(rows), k=-1, dtype=bool).T  # only earlier rows dominate later ones
             rows = rows[~dom.any(axis=0)]
         kept.append(rows)

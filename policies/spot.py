@@ -1,10 +1,10 @@
 """spot: how much spot capacity a deployment may use, and how it must be spread.
 
-- on-demand floor: on-demand/on-prem capacity >= on_demand_floor x (demand x (1 + headroom)), so losing
-  every spot instance at once still leaves that share served. Default by the deployment's ``spot`` rule:
+- on-demand floor: on-demand/on-prem capacity >= on_demand_floor x the planned capacity (demand x (1 +
+  headroom)), so losing every spot instance at once still leaves that share, headroom included, served. Default by the deployment's ``spot`` rule:
   allow 0.5, prefer 0.2.
-- spread: when any spot unit is used, spot units sit in at least ``min_failure_domains`` regions
-  (one binary per region, one for "spot used", defined by spot capacity so the LP relaxation is tight).
+- spread: when spot serves any traffic, spot units sit in at least ``min_failure_domains`` regions
+  (one binary per region, one for "spot used", defined by spot traffic so the LP relaxation is tight).
 
 A deployment with ``spot: allow|prefer`` and no spot policy of its own gets one implicitly.
 """
@@ -53,16 +53,16 @@ class Spot(Policy):
         floor = self.floor(deployment)
         if floor > 0:
             steady = builder.capacity_terms([c for c in candidates if c.market != "spot"])
-            builder.add_row(steady, floor * builder.required_rps(name), float("inf"),
+            builder.add_row(steady, floor * builder.demand_rps(name), float("inf"),
                             RowTag("spot_floor", f"{name}: on-demand floor {floor:.0%} of capacity", name))
         k = self.params.min_failure_domains
         if k <= 1:
             return
-        used = builder.add_binary()  # any spot capacity at all
-        need = builder.required_rps(name)
-        # spot capacity <= requirement x used: tighter than a count big-M, so the LP relaxation feels the spread
-        builder.add_row({**{col: v for col, v in builder.capacity_terms(spot).items()}, used: -need}, float("-inf"), 0.0,
-                        RowTag("spot_spread", f"{name}: spot used", name))
+        used = builder.add_binary()  # spot serves some traffic
+        # spot traffic <= demand x used: exact (traffic never exceeds the demand), and the LP relaxation feels
+        # the spread in proportion to the traffic spot carries
+        builder.add_row({**{col: 1.0 for c in spot for col in builder.traffic(c)}, used: -builder.demand_rps(name)},
+                        float("-inf"), 0.0, RowTag("spot_spread", f"{name}: spot used", name))
         by_region: dict[str, list] = defaultdict(list)
         for c in spot:
             by_region[c.region].append(c)

@@ -133,3 +133,14 @@ def test_ttft_slo_restricts_routing_per_user_region() -> None:
     assert _regions(sol, dep) == {"aws:us", "aws:eu"}  # the EU users cannot be served from the US in time
     relaxed = deployment("d", 10, [us, eu], sources=[("u-us", 0.5), ("u-eu", 0.5)], rtt=rtt, ttft_slo_ms=500)
     assert _regions(solve(SolverInput([relaxed]), "cost"), relaxed) == {"aws:us"}
+
+
+def test_spot_floor_counts_headroom_once() -> None:
+    """8 req/s with 25% headroom plan 10 units of 1 req/s; a 50% floor is 5 of them on demand, not 7."""
+    o1 = offering("aws:r1", 10.0, spot=2.0)
+    o2 = offering("aws:r2", 10.0, spot=2.5)
+    cands = [candidate("d", o1, 1), candidate("d", o1, 1, market="spot"), candidate("d", o2, 1, market="spot")]
+    dep = deployment("d", 8, cands, headroom=0.25, policies=[make_policy("spot", "spot", {})], spec=SpecStub("d", "allow"))
+    sol = solve(SolverInput([dep]), "cost")
+    assert sol.units.get(cands[0].idx) == 5
+    assert sum(sol.units.values()) == 10

@@ -121,12 +121,11 @@ def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., lis
 def prune_across_regions(d: DeploymentInput, limited: Callable[[Any], bool], *, carbon: bool = False) -> DeploymentInput:
     """Drop on-demand candidates beaten by one in another region, counting that region's data egress.
 
-    B (region r') beats A (region r) when B's unit plus r's one-off data egress costs no more than A's unit,
-    B is no costlier per req/s (capacity capped at the requirement), answers every user region A answers,
-    at no higher response egress, and no quota counts B's GPUs (A's may: dropping A only loosens them).
-    Replacing k A units by B units then costs at most k A units (+ one B unit of rounding when B serves
-    less per unit), however many A units there were. A spot candidate needs such dominators in two other
-    regions (its spread counts regions). Not used for the latency objective (RTT differs by region).
+    B (region r') beats A (region r) when k = ceil(cap A / cap B) B units plus r' data egress (once) cost
+    no more than one A unit, B answers every user region A answers at no higher response egress, and no
+    quota counts B's GPUs (A's may: dropping A only loosens them). Swapping every A unit for k B units then
+    keeps the plan feasible at no higher cost. A spot candidate needs such dominators in two other regions
+    (its spread counts regions). Not used for the latency objective (RTT differs by region).
     """
     import numpy as np
 
@@ -137,11 +136,10 @@ def prune_across_regions(d: DeploymentInput, limited: Callable[[Any], bool], *, 
     req = d.required_rps
     unit = np.array([c.usd_per_unit_hour for c in cands])
     cap = np.minimum(np.array([c.rps_per_unit for c in cands]), req)
-    per = unit / cap
     fixed = np.array([d.data_egress_usd_month.get(c.region, 0.0) / 730.0 for c in cands])  # $/h
     reach = np.array([c.reach for c in cands], dtype=np.int64)
     resp = np.asarray(d.response_usd_per_rps_month, float).reshape(len(d.sources), n)
-    co2 = np.array([c.carbon_g_per_unit_hour for c in cands]) / cap
+    co2 = np.array([c.carbon_g_per_unit_hour for c in cands])
     region = np.array([c.region for c in cands])
     market = np.array([c.market for c in cands])
     dominator = np.array([c.market != "onprem" and not limited(c) for c in cands])
@@ -149,20 +147,23 @@ def prune_across_regions(d: DeploymentInput, limited: Callable[[Any], bool], *, 
     _, reg_code = np.unique(region, return_inverse=True)
     # Per market (on-prem is never dominated): blk[b, a] says b (another region) beats a on every count.
     # An on-demand candidate needs one dominator: if that one is dominated too, the chain ends at a kept
-    # candidate at least as good on every count (fixed charges only add up along it). A spot candidate needs
-    # undominated dominators in two other regions, so a spread over failure domains survives the swap.
+    # candidate at least as good on every count (k1 C units replace a B unit, k2 B units an A unit: k1 k2 C
+    # units plus C's region's data egress cost no more than k2 B units, so no more than one A unit).
+    # A spot candidate needs undominated dominators in two other regions, so a spread over failure domains
+    # survives the swap.
     drop = np.zeros(n, bool)
     for m in ("on_demand", "spot"):
         a = np.nonzero(market == m)[0]
         b = a[dominator[a]]
         if len(b) == 0:
             continue
-        blk = ((reg_code[b][:, None] != reg_code[a][None, :]) & ((unit + fixed)[b][:, None] <= unit[a][None, :] * eps)
-               & (per[b][:, None] <= per[a][None, :] * eps) & ((reach[b][:, None] & reach[a][None, :]) == reach[a][None, :]))
+        k = np.ceil(cap[a][None, :] / cap[b][:, None] - 1e-9)  # B units per A unit
+        blk = ((reg_code[b][:, None] != reg_code[a][None, :]) & (k * unit[b][:, None] + fixed[b][:, None] <= unit[a][None, :] * eps)
+               & ((reach[b][:, None] & reach[a][None, :]) == reach[a][None, :]))
         for s in range(resp.shape[0]):
             blk &= resp[s][b][:, None] <= resp[s][a][None, :] + 1e-12
         if carbon:
-            blk &= co2[b][:, None] <= co2[a][None, :] * eps
+            blk &= k * co2[b][:, None] <= co2[a][None, :] * eps
         _break_ties(blk, b, a, unit, eps)
         dominated = blk.any(axis=0)
         if m == "spot":

@@ -103,11 +103,12 @@ class ModelBuilder:
     def units_upper(self, c: Candidate) -> int:
         return self.unit_ub[c.idx]
 
-    def required_rps(self, deployment: str) -> float:
-        return self.deployments[deployment].required_rps
+    def demand_rps(self, deployment: str) -> float:
+        """The deployment's demand in req/s, before headroom: what ``capacity_terms`` are measured against."""
+        return self.deployments[deployment].rps
 
     def capacity_terms(self, candidates: list[Candidate]) -> dict[int, float]:
-        """Planned req/s (after headroom) of these candidates' units."""
+        """The demand (req/s, headroom kept in reserve) these candidates' units can serve."""
         out: dict[int, float] = {}
         for c in candidates:
             if c.idx in self.unit_col:
