@@ -52,8 +52,10 @@ class Spot(Policy):
         name = deployment.name
         floor = self.floor(deployment)
         if floor > 0:
-            steady = builder.capacity_terms([c for c in candidates if c.market != "spot"])
-            builder.add_row(steady, floor * builder.demand_rps(name), float("inf"),
+            need = floor * builder.demand_rps(name)
+            # a unit counts at most the whole floor: exact for whole units, tighter for the LP relaxation
+            steady = {col: min(v, need) for col, v in builder.capacity_terms([c for c in candidates if c.market != "spot"]).items()}
+            builder.add_row(steady, need, float("inf"),
                             RowTag("spot_floor", f"{name}: on-demand floor {floor:.0%} of capacity", name))
         k = self.params.min_failure_domains
         if k <= 1:

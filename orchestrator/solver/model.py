@@ -209,10 +209,12 @@ def _add_deployment(b: ModelBuilder, d: DeploymentInput) -> None:
     # demand: sum_c x[s,c] = rps * share_s
     b.add_rows(s_idx, xcols, np.ones(len(xcols)), share * d.rps, share * d.rps,
                [RowTag("demand", f"{d.name}: users in {s}", d.name) for s, _ in d.sources])
-    # capacity: sum_s x[s,c] - units_c * rps_unit_c / (1 + headroom) <= 0
+    # capacity: sum_s x[s,c] - units_c * min(rps_unit_c / (1 + headroom), reach_c) <= 0. Capping a unit's
+    # capacity at the most traffic c can get is exact for whole units and keeps the LP relaxation from
+    # buying a sliver of an instance far larger than the deployment.
     rows = np.concatenate([c_idx, np.arange(n_c)])
     cols = np.concatenate([xcols, ucols])
-    vals = np.concatenate([np.ones(len(xcols)), -rps_unit / (1.0 + d.headroom)])
+    vals = np.concatenate([np.ones(len(xcols)), -np.minimum(rps_unit / (1.0 + d.headroom), reach)])
     b.add_rows(rows, cols, vals, -np.inf, 0.0, [RowTag("capacity", c.describe(), d.name) for c in cands])
     _add_cover_rows(b, d, ok, ucols, rps_unit / (1.0 + d.headroom), share * d.rps)
 
@@ -253,7 +255,8 @@ def _add_cover_rows(b: ModelBuilder, d: DeploymentInput, ok: np.ndarray, ucols: 
     """Units alone must cover the demand: sum_c cap_c units_c >= rps, and per user region s that not every
     candidate answers, sum over the candidates that answer s >= s's demand. Implied by the demand and capacity
     rows through the traffic columns, but stated on the integer units they give HiGHS knapsack rows to cut
-    from (cover/MIR cuts close much of the unit-rounding gap: scaling benchmark 5,000 x 50, solve ~35% faster)."""
+    from (cover/MIR cuts close much of the unit-rounding gap: scaling benchmark 5,000 x 50, solve ~35% faster).
+    Coefficients are capped at the right-hand side (exact for whole units, tighter for the LP)."""
     masks = [np.ones(len(ucols), bool)] + [ok[s] for s in range(ok.shape[0]) if not ok[s].all()]
     rhs = [float(demand.sum())] + [float(demand[s]) for s in range(ok.shape[0]) if not ok[s].all()]
     rr, cc, vv = [], [], []
@@ -261,7 +264,7 @@ def _add_cover_rows(b: ModelBuilder, d: DeploymentInput, ok: np.ndarray, ucols: 
         idx = np.nonzero(m & (cap > 0))[0]
         rr.append(np.full(len(idx), j))
         cc.append(ucols[idx])
-        vv.append(cap[idx])
+        vv.append(np.minimum(cap[idx], rhs[j]))  # a unit covers at most the whole right-hand side
     b.add_rows(np.concatenate(rr), np.concatenate(cc), np.concatenate(vv), rhs, np.inf,
                [RowTag("capacity", f"{d.name}: units cover demand", d.name) for _ in masks])
 
