@@ -169,6 +169,23 @@ Estimator = Callable[..., list[Any]]  # orchestrator.perf.estimate_batch
 RttFn = Callable[[str, str], float]
 
 
+@dataclass
+class CandidateRows:
+    """One deployment's candidates as arrays, for a pruning rule that needs more than the catalog knows
+    (the solver's egress prices): see ``build_candidates(region_prune=)``."""
+
+    region: np.ndarray  # region id per row
+    market: np.ndarray  # on_demand | spot | onprem
+    unit_usd_per_hour: np.ndarray
+    capacity: np.ndarray  # req/s per unit, capped at the deployment's requirement
+    reach: np.ndarray  # bit s set: answers user region s within the TTFT SLO
+    co2: np.ndarray  # g per unit-hour (zeros unless the carbon objective)
+    counted: np.ndarray  # on-prem, or a quota counts its GPUs
+
+
+RegionPrune = Callable[[CandidateRows], np.ndarray]  # rows -> keep mask
+
+
 def gpu_options(gpu_count: int, max_gpus: int | None) -> list[int]:
     """GPUs per replica that an instance with gpu_count GPUs can host: divisors, or whole-node multiples."""
     opts = [g for g in POWERS_OF_TWO if g <= gpu_count and gpu_count % g == 0]
@@ -197,6 +214,7 @@ def build_candidates(
     limited: Callable[[Candidate], bool] | None = None,
     exact_ttft: bool = False,
     carbon: bool = False,
+    region_prune: RegionPrune | None = None,
 ) -> DeploymentCandidates:
     """All candidates of one deployment, with the reasons for everything rejected.
 
@@ -205,6 +223,7 @@ def build_candidates(
     utilization=)`` is the performance model. ``limited(c)`` says whether a quota counts c's GPUs (pruning
     then keeps GPU types apart). ``exact_ttft`` keeps faster candidates when latency is the objective;
     otherwise TTFT matters only through which user regions a candidate can answer in time.
+    ``region_prune`` drops, after the per-region dominance pruning, what it finds beaten from elsewhere.
     """
     regions = regions or {}
     pue_by_region = pue_by_region or {}
@@ -283,7 +302,7 @@ def build_candidates(
                 live = np.nonzero(~late)[0]
                 rows.extend(pos[live], g, q, e, reach_r[reg[live]])
     return _finish(out, rows, deployment, gpus, regions, pue_by_region, carbon_by_region, policies, prune=prune, limited=limited,
-                   exact_ttft=exact_ttft, carbon=carbon)
+                   exact_ttft=exact_ttft, carbon=carbon, region_prune=region_prune)
 
 
 class _Rows:
@@ -354,7 +373,8 @@ def _reject_all(out: DeploymentCandidates, offs: Sequence[Offering], reason: str
 
 def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Any, gpus: dict[str, GPU], regions: dict[str, Region],
             pue_by_region: dict[str, float], carbon_by_region: dict[str, float], policies: Sequence[Any], *, prune: bool,
-            limited: Callable[[Any], bool] | None, exact_ttft: bool, carbon: bool) -> DeploymentCandidates:
+            limited: Callable[[Any], bool] | None, exact_ttft: bool, carbon: bool,
+            region_prune: RegionPrune | None = None) -> DeploymentCandidates:
     """Policies, then dominance pruning on arrays; Candidate objects only for what survives (and, per
     provider, the cheapest pruned option, which the explanation prices)."""
     rows.finish()
@@ -414,6 +434,11 @@ def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Any, gpus: dict[
         group = _codes(region[idx], market, np.where(lim, gpu[idx], -1))
         kept = _pareto(sel, group, lim, unit, np.minimum(rps, req), co2, gpus_unit, ttft, reach,
                        exact_ttft=exact_ttft, carbon=carbon)
+        if region_prune is not None and len(kept) > 1:
+            names = np.array([o.region for o in offs])[opos][idx]
+            keep = region_prune(CandidateRows(names[kept], np.array(MARKETS)[market[kept]], unit[kept],
+                                              np.minimum(rps, req)[kept], reach[kept], co2[kept], lim[kept]))
+            kept = kept[keep]
     else:
         kept = sel
     out.candidates = [make(i) for i in idx[kept].tolist()]
@@ -421,13 +446,11 @@ def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Any, gpus: dict[
         dropped = np.setdiff1d(sel, kept)
         out.pruned += len(dropped)
         cover = np.ceil(req / rps - 1e-9) * unit
-        best: dict[str, int] = {}
-        for j in dropped.tolist():
-            p = rows.offering(idx[j]).provider
-            if p not in best or cover[j] < cover[best[p]]:
-                best[p] = j
-        for p, j in best.items():
-            out.dominated[p] = make(int(idx[j]))
+        prov = np.array([o.provider for o in offs])[opos][idx][dropped]
+        order = np.lexsort((cover[dropped], prov))  # per provider, the cheapest cover first
+        first = np.r_[True, prov[order][1:] != prov[order][:-1]] if len(order) else np.zeros(0, bool)
+        for j in dropped[order[first]].tolist():
+            out.dominated[rows.offering(idx[j]).provider] = make(int(idx[j]))
     return out
 
 
@@ -469,19 +492,39 @@ def _pareto(sel: np.ndarray, group: np.ndarray, same_gpu: np.ndarray, unit: np.n
                 dom &= k * co2[rows][:, None] <= co2[rows][None, :] * eps
             if same_gpu[rows[0]]:
                 dom &= k * gpus_unit[rows][:, None] <= gpus_unit[rows][None, :]
-            dom &= np.tri(len(rows), k=-1, dtype=bool).T  # only earlier rows dominate later ones
+            pos = np.arange(len(rows))
+            dom &= pos[:, None] < pos[None, :]  # only earlier rows dominate later ones
             rows = rows[~dom.any(axis=0)]
         kept.append(rows)
     return np.sort(np.concatenate(kept)) if kept else sel
 
 
+_SHAPE_CACHE: dict[tuple[int, int, bool], tuple[Sequence[Offering], list[Offering], set[str]]] = {}
+
+
 def _cheapest_per_shape(offerings: Sequence[Offering], out: DeploymentCandidates, spot_ok: bool) -> list[Offering]:
     """Per region and GPU shape (type x count, inventory), only the cheapest on-demand and the cheapest spot
-    offering can matter: the others serve the same at a higher price (instance types differing in CPU/RAM)."""
+    offering can matter: the others serve the same at a higher price (instance types differing in CPU/RAM).
+    Remembered for the last few catalogs: every deployment of a file asks the same of the same offerings."""
+    key = (id(offerings), len(offerings), spot_ok)
+    hit = _SHAPE_CACHE.get(key)
+    if hit is not None and hit[0] is offerings:
+        out.providers_seen |= hit[2]
+        return hit[1]
+    kept, seen = _cheapest(offerings, spot_ok)
+    if len(_SHAPE_CACHE) >= 8:
+        _SHAPE_CACHE.clear()
+    _SHAPE_CACHE[key] = (offerings, kept, seen)  # holding the sequence keeps its id from being reused
+    out.providers_seen |= seen
+    return kept
+
+
+def _cheapest(offerings: Sequence[Offering], spot_ok: bool) -> tuple[list[Offering], set[str]]:
     best: dict[tuple, Offering] = {}
     best_spot: dict[tuple, Offering] = {}
+    seen: set[str] = set()
     for o in offerings:
-        out.providers_seen.add(o.provider)
+        seen.add(o.provider)
         k = (o.region, o.gpu, o.gpu_count, o.max_gpus)
         if o.usd_per_hour is None or (isinstance(o.usd_per_hour, float) and math.isnan(o.usd_per_hour)):
             best.setdefault(("noprice",) + k, o)  # kept once so the rejection is reported
@@ -491,4 +534,4 @@ def _cheapest_per_shape(offerings: Sequence[Offering], out: DeploymentCandidates
         if spot_ok and o.spot_usd_per_hour is not None and (k not in best_spot or o.spot_usd_per_hour < best_spot[k].spot_usd_per_hour):
             best_spot[k] = o
     keep = {id(o) for o in best.values()} | {id(o) for o in best_spot.values()}
-    return [o for o in offerings if id(o) in keep]
+    return [o for o in offerings if id(o) in keep], seen

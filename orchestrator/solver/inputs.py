@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.candidates import ONPREM_PROVIDERS, DeploymentCandidates, build_candidates
+import numpy as np
+
+from orchestrator.candidates import ONPREM_PROVIDERS, CandidateRows, DeploymentCandidates, build_candidates
 from orchestrator.catalog.types import Region
 from orchestrator.errors import UserError
 from orchestrator.solver.problem import SECONDS_PER_MONTH, DeploymentInput, ResourceLimit, SolverInput
@@ -74,13 +76,18 @@ def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., lis
     def region_of(rid: str) -> Region | None:
         return regions.get(rid) or all_regions().get(rid)
 
+    rtt_memo: dict[tuple[str, str], float] = {}
+
     def rtt(a: str, b: str) -> float:
-        if a == ANYWHERE:
-            return 0.0
-        ra, rb = region_of(a), region_of(b)
-        if ra is None or rb is None:  # local:this-machine and unlocated sites: co-located with the users
-            return 1.0
-        return rtt_ms(ra, rb)
+        if (a, b) not in rtt_memo:
+            ra, rb = region_of(a), region_of(b)
+            if a == ANYWHERE:
+                rtt_memo[(a, b)] = 0.0
+            elif ra is None or rb is None:  # local:this-machine and unlocated sites: co-located with the users
+                rtt_memo[(a, b)] = 1.0
+            else:
+                rtt_memo[(a, b)] = rtt_ms(ra, rb)
+        return rtt_memo[(a, b)]
 
     pue, carbon = _site_factors(spec)
     limits = _limits(spec, catalog)
@@ -102,56 +109,64 @@ def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., lis
         model = resolve_model(d.model, loaded.base_dir)
         models[d.name] = model
         sources = _sources(d)
+        costs = RegionCosts(d, sources, rtt, region_of, catalog.egress)
+
+        def region_prune(rows: CandidateRows, costs: RegionCosts = costs) -> np.ndarray:
+            _, resp, data = costs.arrays(rows.region)
+            return ~beaten_across_regions(rows, data, resp, carbon=objective == "carbon")
+
         dc = build_candidates(
             d, model, catalog.offerings, catalog.gpus, sources, rtt, per_dep[d.name],
             estimate_batch=est, regions=regions, pue_by_region=pue, carbon_by_region=carbon, limited=limited,
             exact_ttft=objective == "latency", carbon=objective == "carbon", prune=prune,
+            region_prune=region_prune if objective != "latency" else None,
         )
         cands[d.name] = dc
-        di = _deployment_input(d, dc, sources, rtt, region_of, catalog.egress, per_dep[d.name])
-        if objective != "latency" and prune:
-            di = prune_across_regions(di, limited, carbon=objective == "carbon")
-            ids = {id(c) for c in di.candidates}
-            dc.note_pruned([c for c in dc.candidates if id(c) not in ids], di.required_rps)
-            dc.candidates = di.candidates
-        deps.append(di)
+        deps.append(_deployment_input(d, dc, sources, costs, per_dep[d.name]))
     return Inputs(SolverInput(deps, limits, glob), cands, models, per_dep, glob, region_of)
 
 
 def prune_across_regions(d: DeploymentInput, limited: Callable[[Any], bool], *, carbon: bool = False) -> DeploymentInput:
-    """Drop on-demand candidates beaten by one in another region, counting that region's data egress.
+    """``d`` without the candidates ``beaten_across_regions`` finds (build_inputs prunes this way before it
+    builds the DeploymentInput)."""
+    cands = d.candidates
+    if len(cands) < 2:
+        return d
+    rows = CandidateRows(
+        np.array([c.region for c in cands]), np.array([c.market for c in cands]), np.array([c.usd_per_unit_hour for c in cands]),
+        np.minimum(np.array([c.rps_per_unit for c in cands]), d.required_rps), np.array([c.reach for c in cands], np.int64),
+        np.array([c.carbon_g_per_unit_hour for c in cands]), np.array([c.market == "onprem" or limited(c) for c in cands]))
+    data = np.array([d.data_egress_usd_month.get(c.region, 0.0) for c in cands])
+    resp = np.asarray(d.response_usd_per_rps_month, float).reshape(len(d.sources), len(cands))
+    drop = beaten_across_regions(rows, data, resp, carbon=carbon)
+    return d if not drop.any() else d.subset(np.nonzero(~drop)[0].tolist())
+
+
+def beaten_across_regions(rows: CandidateRows, data_usd_month: np.ndarray, resp: np.ndarray, *, carbon: bool = False) -> np.ndarray:
+    """Which candidates one in another region beats, counting that region's one-off data egress.
 
     B (region r') beats A (region r) when k = ceil(cap A / cap B) B units plus r' data egress (once) cost
-    no more than one A unit, B answers every user region A answers at no higher response egress, and no
-    quota counts B's GPUs (A's may: dropping A only loosens them). Swapping every A unit for k B units then
-    keeps the plan feasible at no higher cost. A spot candidate needs such dominators in two other regions
-    (its spread counts regions). Not used for the latency objective (RTT differs by region).
+    no more than one A unit, B answers every user region A answers at no higher response egress (``resp``:
+    [user region, candidate] $/month per req/s), and no quota counts B's GPUs (A's may: dropping A only
+    loosens them). Swapping every A unit for k B units then keeps the plan feasible at no higher cost. A spot
+    candidate needs such dominators in two other regions (its spread counts regions). Not for the latency
+    objective (RTT differs by region).
     """
-    import numpy as np
-
-    cands = d.candidates
-    n = len(cands)
+    n = len(rows.region)
+    drop = np.zeros(n, bool)
     if n < 2:
-        return d
-    req = d.required_rps
-    unit = np.array([c.usd_per_unit_hour for c in cands])
-    cap = np.minimum(np.array([c.rps_per_unit for c in cands]), req)
-    fixed = np.array([d.data_egress_usd_month.get(c.region, 0.0) / 730.0 for c in cands])  # $/h
-    reach = np.array([c.reach for c in cands], dtype=np.int64)
-    resp = np.asarray(d.response_usd_per_rps_month, float).reshape(len(d.sources), n)
-    co2 = np.array([c.carbon_g_per_unit_hour for c in cands])
-    region = np.array([c.region for c in cands])
-    market = np.array([c.market for c in cands])
-    dominator = np.array([c.market != "onprem" and not limited(c) for c in cands])
+        return drop
+    unit, cap, reach, market = rows.unit_usd_per_hour, rows.capacity, rows.reach, rows.market
+    fixed = np.asarray(data_usd_month, float) / 730.0  # $/h
+    dominator = ~rows.counted
     eps = 1 + 1e-9
-    _, reg_code = np.unique(region, return_inverse=True)
+    _, reg_code = np.unique(rows.region, return_inverse=True)
     # Per market (on-prem is never dominated): blk[b, a] says b (another region) beats a on every count.
     # An on-demand candidate needs one dominator: if that one is dominated too, the chain ends at a kept
     # candidate at least as good on every count (k1 C units replace a B unit, k2 B units an A unit: k1 k2 C
     # units plus C's region's data egress cost no more than k2 B units, so no more than one A unit).
     # A spot candidate needs undominated dominators in two other regions, so a spread over failure domains
     # survives the swap.
-    drop = np.zeros(n, bool)
     for m in ("on_demand", "spot"):
         a = np.nonzero(market == m)[0]
         b = a[dominator[a]]
@@ -163,7 +178,7 @@ def prune_across_regions(d: DeploymentInput, limited: Callable[[Any], bool], *, 
         for s in range(resp.shape[0]):
             blk &= resp[s][b][:, None] <= resp[s][a][None, :] + 1e-12
         if carbon:
-            blk &= k * co2[b][:, None] <= co2[a][None, :] * eps
+            blk &= k * rows.co2[b][:, None] <= rows.co2[a][None, :] * eps
         _break_ties(blk, b, a, unit, eps)
         dominated = blk.any(axis=0)
         if m == "spot":
@@ -172,17 +187,12 @@ def prune_across_regions(d: DeploymentInput, limited: Callable[[Any], bool], *, 
             first = np.argmax(free, axis=0)
             dominated = (free & (reg_code[rb][:, None] != reg_code[rb][first][None, :])).any(axis=0)
         drop[a] = dominated
-    keep = ~drop
-    if keep.all():
-        return d
-    return d.subset(np.nonzero(keep)[0].tolist())
+    return drop
 
 
 def _break_ties(blk: Any, b: Any, a: Any, unit: Any, eps: float) -> None:
     """Where two candidates beat each other (exact ties), only the earlier one keeps its win. Beating each
     other needs equal unit prices (within eps), so only candidates whose price another shares are compared."""
-    import numpy as np
-
     order = np.argsort(unit[b], kind="stable")
     u = unit[b][order]
     near = np.r_[False, u[1:] <= u[:-1] * eps] | np.r_[u[1:] <= u[:-1] * eps, False]
@@ -215,38 +225,54 @@ def _site_factors(spec: Any) -> tuple[dict[str, float], dict[str, float]]:
     return pue, carbon
 
 
-def _deployment_input(d: Any, dc: DeploymentCandidates, sources: list[tuple[str, float]], rtt: Callable, region_of: Callable,
-                      egress: Any, policies: list[Any]) -> DeploymentInput:
+class RegionCosts:
+    """One deployment's figures per serving region, each computed once: RTT and response egress ($/month per
+    req/s) from each user region, and the one-off data egress ($/month)."""
+
+    def __init__(self, d: Any, sources: list[tuple[str, float]], rtt: Callable[[str, str], float],
+                 region_of: Callable[[str], Region | None], egress: Any) -> None:
+        self.d, self.sources, self.rtt, self.region_of, self.egress = d, sources, rtt, region_of, egress
+        t = d.traffic
+        self.gb_per_req = t.output_tokens * BYTES_PER_OUTPUT_TOKEN / 1e9
+        self.monthly_gb = self.gb_per_req * t.requests_per_second * SECONDS_PER_MONTH
+        self._memo: dict[str, tuple[list[float], list[float], float]] = {}
+
+    def of(self, region: str) -> tuple[list[float], list[float], float]:
+        if region not in self._memo:
+            dst = self.region_of(region)
+            provider = dst.provider if dst is not None else region.split(":", 1)[0]
+            rtt = [self.rtt(s, region) for s, _ in self.sources]
+            resp = [_response_price(self.egress, dst, self.region_of(s), provider, self.monthly_gb) * self.gb_per_req * SECONDS_PER_MONTH
+                    for s, _ in self.sources]
+            data = 0.0
+            for src in self.d.data:
+                sr = self.region_of(src.region)
+                if sr is None or dst is None or sr.id == dst.id or src.gb_per_month <= 0:
+                    continue
+                data += src.gb_per_month * _safe(lambda sr=sr: self.egress.transfer_usd_per_gb(sr, dst))
+            self._memo[region] = (rtt, resp, data)
+        return self._memo[region]
+
+    def arrays(self, regions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rtt [user region, i], response $ [user region, i], data $ [i]) for the i-th of ``regions``."""
+        uniq, inv = np.unique(np.asarray(regions, dtype=object).astype(str), return_inverse=True)
+        per = [self.of(str(r)) for r in uniq]
+        n_s = len(self.sources)
+        rtt = np.array([p[0] for p in per], float).reshape(len(uniq), n_s).T[:, inv]
+        resp = np.array([p[1] for p in per], float).reshape(len(uniq), n_s).T[:, inv]
+        data = np.array([p[2] for p in per], float)[inv]
+        return rtt, resp, data
+
+
+def _deployment_input(d: Any, dc: DeploymentCandidates, sources: list[tuple[str, float]], costs: RegionCosts,
+                      policies: list[Any]) -> DeploymentInput:
     t = d.traffic
-    gb_per_req = t.output_tokens * BYTES_PER_OUTPUT_TOKEN / 1e9
-    monthly_gb = gb_per_req * t.requests_per_second * SECONDS_PER_MONTH
-    rtt_m: list[list[float]] = []
-    resp: list[list[float]] = []
-    price_cache: dict[tuple[str, str], float] = {}
-    for s, _ in sources:
-        rrow, prow = [], []
-        for c in dc.candidates:
-            rrow.append(rtt(s, c.region))
-            key = (s, c.region)
-            if key not in price_cache:
-                price_cache[key] = _response_price(egress, region_of(c.region), region_of(s), c.provider, monthly_gb)
-            prow.append(price_cache[key] * gb_per_req * SECONDS_PER_MONTH)
-        rtt_m.append(rrow)
-        resp.append(prow)
-    data_cost: dict[str, float] = {}
-    for r in {c.region for c in dc.candidates}:
-        dst = region_of(r)
-        usd = 0.0
-        for src in d.data:
-            sr = region_of(src.region)
-            if sr is None or dst is None or sr.id == dst.id or src.gb_per_month <= 0:
-                continue
-            usd += src.gb_per_month * _safe(lambda sr=sr: egress.transfer_usd_per_gb(sr, dst))
-        if usd > 0:
-            data_cost[r] = usd
+    regions = [c.region for c in dc.candidates]
+    rtt, resp, data = costs.arrays(regions) if regions else (np.zeros((len(sources), 0)),) * 2 + (np.zeros(0),)
+    data_cost = {r: float(usd) for r, usd in zip(regions, data.tolist()) if usd > 0}
     return DeploymentInput(
         name=d.name, rps=t.requests_per_second, headroom=t.headroom, sources=sources, ttft_slo_ms=d.slo.ttft_p95_ms,
-        candidates=dc.candidates, rtt_ms=rtt_m, response_usd_per_rps_month=resp, data_egress_usd_month=data_cost,
+        candidates=dc.candidates, rtt_ms=rtt.tolist(), response_usd_per_rps_month=resp.tolist(), data_egress_usd_month=data_cost,
         policies=policies, spec=d, tokens_per_request=float(t.input_tokens + t.output_tokens),
     )
 
