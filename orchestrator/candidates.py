@@ -474,29 +474,61 @@ def _pareto(sel: np.ndarray, group: np.ndarray, same_gpu: np.ndarray, unit: np.n
     then stays feasible and no dearer with each A unit swapped for k B units in the same region, so pruning
     A keeps an optimum. ``cap`` is capacity capped at the deployment's whole requirement: one unit never
     serves more than that, so a huge instance is replaced by enough smaller ones to serve everything."""
-    kept: list[np.ndarray] = []
-    g_sel = group[sel]
-    order = np.lexsort((g_sel,))
-    sel, g_sel = sel[order], g_sel[order]
-    bounds = np.nonzero(np.r_[True, g_sel[1:] != g_sel[:-1], True])[0]
+    if len(sel) < 2:
+        return sel
+    # one padded [group, dominator, dominated] block per batch of similar group sizes: no Python loop per group
+    order = np.lexsort((ttft[sel], -cap[sel], unit[sel], group[sel]))  # within a group, a dominator comes first
+    rows = sel[order]
+    g = group[rows]
+    start = np.nonzero(np.r_[True, g[1:] != g[:-1]])[0]
+    size = np.diff(np.r_[start, len(rows)])
+    pos = np.arange(len(rows)) - np.repeat(start, size)  # position within its group
+    gid = np.repeat(np.arange(len(start)), size)
+    dropped = np.zeros(len(rows), bool)
     eps = 1 + 1e-9
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        rows = sel[a:b]
-        if len(rows) > 1:
-            rows = rows[np.lexsort((ttft[rows], -cap[rows], unit[rows]))]  # a dominator precedes what it dominates
-            u, c, t, r = unit[rows], cap[rows], ttft[rows], reach[rows]
-            k = np.ceil(c[None, :] / c[:, None] - 1e-9)  # [dominator, dominated]: dominator units per dominated unit
-            dom = k * u[:, None] <= u[None, :] * eps
-            dom &= (t[:, None] <= t[None, :]) if exact_ttft else ((r[:, None] & r[None, :]) == r[None, :])
-            if carbon:
-                dom &= k * co2[rows][:, None] <= co2[rows][None, :] * eps
-            if same_gpu[rows[0]]:
-                dom &= k * gpus_unit[rows][:, None] <= gpus_unit[rows][None, :]
-            pos = np.arange(len(rows))
-            dom &= pos[:, None] < pos[None, :]  # only earlier rows dominate later ones
-            rows = rows[~dom.any(axis=0)]
-        kept.append(rows)
-    return np.sort(np.concatenate(kept)) if kept else sel
+    for lo, hi in ((2, 8), (9, 32), (33, 128), (129, 1 << 30)):
+        pick = np.nonzero((size >= lo) & (size <= hi))[0]
+        if len(pick) == 0:
+            continue
+        if hi > 128:  # rare huge groups: one at a time
+            for j in pick.tolist():
+                at = np.arange(start[j], start[j] + size[j])
+                dropped[at] = _dominated(rows[at][None, :], np.ones((1, len(at)), bool), unit, cap, ttft, reach, co2,
+                                         gpus_unit, same_gpu, exact_ttft, carbon, eps)[0]
+            continue
+        m = int(size[pick].max())
+        local = np.full(len(start), -1)
+        local[pick] = np.arange(len(pick))
+        members = local[gid] >= 0
+        idx = np.zeros((len(pick), m), np.int64)
+        valid = np.zeros((len(pick), m), bool)
+        idx[local[gid[members]], pos[members]] = rows[members]
+        valid[local[gid[members]], pos[members]] = True
+        dom = _dominated(idx, valid, unit, cap, ttft, reach, co2, gpus_unit, same_gpu, exact_ttft, carbon, eps)
+        dropped[members] = dom[local[gid[members]], pos[members]]
+    return np.sort(rows[~dropped])
+
+
+def _dominated(idx: np.ndarray, valid: np.ndarray, unit: np.ndarray, cap: np.ndarray, ttft: np.ndarray, reach: np.ndarray,
+               co2: np.ndarray, gpus_unit: np.ndarray, same_gpu: np.ndarray, exact_ttft: bool, carbon: bool, eps: float) -> np.ndarray:
+    """[group, position]: dominated by an earlier valid row of its group (rows ``idx``, padded where not ``valid``)."""
+    u, c, t, r = unit[idx], cap[idx], ttft[idx], reach[idx]
+    k = np.ceil(c[:, None, :] / np.where(valid, c, 1.0)[:, :, None] - 1e-9)  # dominator units per dominated unit
+    dom = k * u[:, :, None] <= u[:, None, :] * eps
+    if exact_ttft:
+        dom &= t[:, :, None] <= t[:, None, :]
+    else:
+        dom &= (r[:, :, None] & r[:, None, :]) == r[:, None, :]
+    if carbon:
+        dom &= k * co2[idx][:, :, None] <= co2[idx][:, None, :] * eps
+    counted = same_gpu[idx[:, 0]]
+    if counted.any():
+        gp = gpus_unit[idx]
+        dom &= ~counted[:, None, None] | (k * gp[:, :, None] <= gp[:, None, :])
+    m = idx.shape[1]
+    dom &= np.arange(m)[:, None] < np.arange(m)[None, :]  # only earlier rows dominate later ones
+    dom &= valid[:, :, None] & valid[:, None, :]
+    return dom.any(axis=1)
 
 
 _SHAPE_CACHE: dict[tuple[int, int, bool], tuple[Sequence[Offering], list[Offering], set[str]]] = {}
