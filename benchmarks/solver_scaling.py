@@ -9,24 +9,41 @@ candidate generation time (performance model + filters + dominance pruning), MIL
 optimum (mip_rel_gap 1e-4, primary objective, no tie-break stage), status, gap, and peak memory.
 Target: 5,000 offerings x 50 deployments < 5 s, < 2 GB.
 
-Measured 2026-11-23 on the shared 2-core dev box (load average 1-2, other sessions running; seed 7; after the
-perf-model refit of that day, which changed the candidates: 8,406 at 5,000 x 50). Same optimum before and after
-each change; times vary +-25% between runs with the load:
-    5,000 x 50:  before 3.9-6.7 s candidates + 9.5-11.5 s solve, 280 MB
-                 now    2.9-4.6 s candidates + 8.1-11.2 s solve, 226 MB, $1,106,122/month, gap 0  <- target 5 s missed
-    20,000 x 50: before 40.9 s + 56.8 s, 660 MB;  now 16.5 s + 37.4 s, 554 MB ($1,090,913/month)
-    1,000 x 5:   before 0.24 s + 0.43 s;           now 0.14 s + 0.45 s
-What changed: explicit unit cover rows in the model (HiGHS seconds summed over the 50 subproblems 16-18 s -> 13 s);
-rows of candidate generation as arrays; cross-region pruning without n x n matrices (20,000 x 50: 10 s -> 2 s).
-Where the solve time goes: the joint model is never solved here (the per-deployment optima satisfy every quota);
-about 10 of the 50 deployments (spot allowed: floor + spread binaries, and data-egress fixed charges to ~100
-regions) take 0.5-2.6 s each in HiGHS, nearly all of it proving optimality (1,000-2,000 nodes) from a root bound
-~2% below the optimum: the gap is unit rounding (with units continuous but binaries integer the optimum is
-reached almost exactly; with binaries continuous and units integer it is not). Bound-based region pruning does
-not pay here: data-egress charges are $160-240/month per region against $5k-50k plans, so even with the
-optimum as the incumbent the per-candidate bound (bounds.py) keeps ~90% of candidates in ~all regions.
-HiGHS options tried without gain: presolve on (much slower), symmetry detection off, heuristic effort 0/0.3,
-restarts off, reliability branching 0, zi-round; extra Chvatal-Gomory rows on the cover row (slower).
+Measured 2026-11-23 on the shared 2-core dev box (seed 7; every cell a proven optimum, gap 0):
+    offerings x deployments   candidates   candidates_s   solve_s   peak RSS
+    1,000 x 5                        436          0.11       0.98     132 MB
+    1,000 x 50                     4,499          0.72       3.1      162 MB
+    5,000 x 5                      1,340          0.23       2.3      194 MB
+    5,000 x 20                     8,068          0.78       7.3      387 MB
+    5,000 x 50                    13,771          1.6       11.2      416 MB   $1,069,173/month  <- target 5 s missed
+    20,000 x 50                   41,086         10.1       67.7    1,025 MB
+Changes of the second session and what they did (5,000 x 50):
+- Dominance pruning made exact. The old rule (B no dearer per req/s and per unit) could drop a bigger unit
+  that rounds better (10 req/s: one $10 unit beats two $5.90 units of 6 req/s); now k = ceil(cap A / cap B)
+  B units must cost no more than one A unit. Candidates 8,406 -> 13,771; with the changes below the solve is
+  about 2x slower at 5,000 x 20 (3.7 s -> 7.3 s) and about the same at 5,000 x 50, and the optima are exact.
+- The spot on-demand floor counted headroom twice (and was 20% too strict); "spot used" is now defined by
+  spot traffic (always <= demand) instead of a cap on spot capacity. Plans got cheaper: 5,000 x 50 from
+  $1,106,122 to $1,069,173/month.
+- Capacity, cover and floor coefficients capped at what one unit can serve: exact, tighter LP.
+- Candidate generation 2.9-4.6 s -> 1.6-2.0 s: cross-region pruning on arrays before any Candidate object is
+  built, region figures (RTT, egress) once per region, dominance checks in padded blocks, cheapest offering
+  per shape remembered per catalog.
+Where the solve time goes: the joint model is never solved here (the per-deployment optima satisfy every
+quota); about 10 of the 50 deployments (spot allowed: floor + spread over two regions, and data-egress fixed
+charges of $1,600-2,400/month to ~100 regions) take 1-3 s each in HiGHS: the root LP is 10-20% below the
+optimum (fractional units of large instances, fractional region charges), and HiGHS closes it with cut rounds
+that take seconds on these ~2,000-row models, even when handed the optimum as a start.
+Tried without gain (same optima, timings on the 10 hard deployments): HiGHS options (presolve, symmetry, cut
+pool limits and ages, LP age, heuristic effort 0 with a perfect incumbent, reliability branching, restarts,
+separation at nodes off, 1 vs 2 threads); knapsack-cover cost rows (the exact cheapest cover of the floor and
+of the demand as a lower bound on unit spend); traffic per (region, market, reach) group instead of per
+candidate (-7%); one data-egress row per region instead of per candidate (slower); dropping the per-user-region
+data-egress rows (2x slower); spot spread as a cap on each region's share of spot capacity or of spot traffic
+(linear, no binaries, but 3-6x slower); solving with "spot used" fixed both ways; regions outside a working
+set merged into one relaxed "elsewhere" region and added back on demand (10 iterations, slower); enumerating
+the paid regions one at a time with LP bounds (the bounds prune too little); reduced-cost fixing from the LP
+with the optimum as the bound (keeps 50-80% of the candidates); largest-first scheduling of the two workers.
 """
 
 from __future__ import annotations
@@ -90,7 +107,7 @@ def main() -> None:
             rows.append(r)
             table.add_row(*[f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]) for c in cols])
             print(json.dumps(r), file=sys.stderr)
-    Console().print(table)
+    Console(width=170).print(table)
 
 
 if __name__ == "__main__":
