@@ -13,12 +13,13 @@ Scenarios: the three examples/ files and N seeded random deployment files on the
 (orchestrator/solver/synthetic.py random_spec over the catalog's AWS/GCP/Azure regions).
 Savings % = (baseline - orch) / baseline. All plans meet the same SLOs, quotas, policies and budget.
 
-Measured 2026-11-23 (shipped catalog as of that day, --scenarios 10):
+Measured 2026-11-23 (shipped catalog as of that day, --scenarios 10; after the exact pruning and spot floor
+fixes of that day):
     examples/quickstart.yaml     $5,023/month   vs (a) 0.0%    vs (b) 0.0%   (one H100 in us-east-1 is the answer)
     examples/hybrid.yaml        $17,416/month   vs (a) 16.8%   vs (b) 0.0%
-    examples/multi-region.yaml  $70,821/month   vs (a) 31.0%   vs (b) n/a (its hardware policy rules out one type)
-    10 random 8-deployment files: vs (a) 27.6-59.6% (mean over all 13 scenarios 37.4%),
-                                  vs (b) 2.6-19.1% (mean over 12 scenarios 10.2%; best single type: H100)
+    examples/multi-region.yaml  $70,845/month   vs (a) 19.4%   vs (b) n/a (its hardware policy rules out one type)
+    10 random 8-deployment files: vs (a) 31.4-63.4% (mean over all 13 scenarios 38.4%),
+                                  vs (b) 2.8-22.7% (mean over 12 scenarios 12.4%; best single type: H100)
 """
 
 from __future__ import annotations
