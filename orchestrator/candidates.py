@@ -131,14 +131,6 @@ class DeploymentCandidates:
     dominated: dict[str, Candidate] = field(default_factory=dict)  # provider -> its cheapest pruned candidate
     _scores: dict[tuple[str, str], float] = field(default_factory=dict)
 
-    def note_pruned(self, removed: Sequence[Candidate], required_rps: float) -> None:
-        """Remember each provider's best dominated option, so the explanation can price it."""
-        self.pruned += len(removed)
-        for c in removed:
-            best = self.dominated.get(c.provider)
-            if best is None or cover_usd(c, required_rps) < cover_usd(best, required_rps):
-                self.dominated[c.provider] = c
-
     def reject(self, offering: Offering, reason: str, message: str, n: int = 1, score: float | None = None) -> None:
         """Count a rejection; the example kept per (provider, reason) is the first, or the one with the lowest score."""
         self.reject_many([offering.provider], [offering.region], reason, {offering.provider: (message, score)}, [n])
