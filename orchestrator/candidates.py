@@ -388,9 +388,11 @@ def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Any, gpus: dict[
     count = np.array([o.gpu_count for o in offs], int)[opos]
     max_gpus = np.array([-1 if o.max_gpus is None else o.max_gpus for o in offs], int)[opos]
     ok = np.ones(n, bool)
-    if policies and n:
-        # a policy sees provider, region, GPU, market and quantization: one verdict per distinct combination
-        key = _codes(region, gpu, rows.market, rows.q)
+    fields = {"region": region, "gpu": gpu, "market": rows.market, "quantization": rows.q}
+    reads = sorted(set().union(*(getattr(p, "reads", fields) for p in policies)))
+    if reads and n:
+        # one verdict per distinct combination of the fields the policies read
+        key = _codes(*(fields[f] for f in reads))
         _, first = np.unique(key, return_index=True)
         verdict = [next((r for p in policies if (r := p.reject(deployment, make(int(i))))), None) for i in first]
         ok = np.array([v is None for v in verdict])[key]

@@ -1,7 +1,9 @@
 """The small base every policy kind extends: three hooks, all no-ops by default.
 
 The solver only ever calls these hooks, so a new kind is one module here and nothing else:
-- ``reject(deployment, candidate)``: filter; a string says why (kept for the explanation).
+- ``reject(deployment, candidate)``: filter; a string says why (kept for the explanation). It is asked
+  once per distinct combination of the candidate fields the kind ``reads`` (region, gpu, market,
+  quantization; all four unless the kind says fewer), so it must look at no others.
 - ``add_constraints(builder, deployment, candidates)``: rows over the builder's columns.
 - ``objective_terms(builder, deployment, candidates)``: terms added to an objective
   (``builder.add_objective(col, coef, objective)``; objective "preference" is solved first,
@@ -36,6 +38,8 @@ class Policy:
     Params: ClassVar[type[BaseModel]] = PolicyParams
     #: True when the policy only filters candidates: dropping it cannot make a plan infeasible by rows.
     adds_rows: ClassVar[bool] = False
+    #: The candidate fields ``reject`` looks at (the provider is part of the region id).
+    reads: ClassVar[frozenset[str]] = frozenset({"region", "gpu", "market", "quantization"})
 
     def __init__(self, name: str, params: BaseModel) -> None:
         self.name = name

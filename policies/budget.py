@@ -23,6 +23,7 @@ class Budget(Policy):
     kind: ClassVar[str] = "budget"
     Params: ClassVar[type[PolicyParams]] = BudgetParams
     adds_rows: ClassVar[bool] = True
+    reads: ClassVar[frozenset[str]] = frozenset()
 
     def add_constraints(self, builder, deployment, candidates):  # noqa: ANN001, ANN201
         from orchestrator.solver.model import RowTag

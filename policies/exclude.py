@@ -24,6 +24,7 @@ class ExcludeParams(PolicyParams):
 @register
 class Exclude(Policy):
     kind: ClassVar[str] = "exclude"
+    reads: ClassVar[frozenset[str]] = frozenset({"region"})
     Params: ClassVar[type[PolicyParams]] = ExcludeParams
 
     def reject(self, deployment, candidate):  # noqa: ANN001, ANN201

@@ -24,6 +24,7 @@ class HardwareParams(PolicyParams):
 @register
 class Hardware(Policy):
     kind: ClassVar[str] = "hardware"
+    reads: ClassVar[frozenset[str]] = frozenset({"gpu"})
     Params: ClassVar[type[PolicyParams]] = HardwareParams
 
     def reject(self, deployment, candidate):  # noqa: ANN001, ANN201

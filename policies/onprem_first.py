@@ -19,6 +19,7 @@ ONPREM = ("onprem", "local")
 class OnPremFirst(Policy):
     kind: ClassVar[str] = "onprem-first"
     Params: ClassVar[type[PolicyParams]] = PolicyParams
+    reads: ClassVar[frozenset[str]] = frozenset()
 
     def objective_terms(self, builder, deployment, candidates):  # noqa: ANN001, ANN201
         for c in candidates:

@@ -17,6 +17,7 @@ class PinParams(PolicyParams):
 @register
 class Pin(Policy):
     kind: ClassVar[str] = "pin"
+    reads: ClassVar[frozenset[str]] = frozenset({"region"})
     Params: ClassVar[type[PolicyParams]] = PinParams
 
     def reject(self, deployment, candidate):  # noqa: ANN001, ANN201

@@ -17,6 +17,7 @@ class ResidencyParams(PolicyParams):
 @register
 class Residency(Policy):
     kind: ClassVar[str] = "residency"
+    reads: ClassVar[frozenset[str]] = frozenset({"region"})
     Params: ClassVar[type[PolicyParams]] = ResidencyParams
 
     def reject(self, deployment, candidate):  # noqa: ANN001, ANN201

@@ -30,6 +30,7 @@ class SpotParams(PolicyParams):
 @register
 class Spot(Policy):
     kind: ClassVar[str] = "spot"
+    reads: ClassVar[frozenset[str]] = frozenset({"market"})
     Params: ClassVar[type[PolicyParams]] = SpotParams
     adds_rows: ClassVar[bool] = True
 

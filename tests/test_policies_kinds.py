@@ -114,3 +114,25 @@ def test_a_new_kind_plugs_in_without_touching_the_solver() -> None:
     assert free.units == {cands[0].idx: 6}
     capped = solve(SolverInput([deployment("d", 6, cands, policies=[pol], spec=D)]), "cost")
     assert capped.units == {cands[1].idx: 2}
+
+
+def test_policy_verdicts_shared_by_what_each_kind_reads_match_one_verdict_per_candidate(monkeypatch) -> None:
+    """Filters are asked once per combination of the fields a kind reads; reading everything gives the same candidates."""
+    from pathlib import Path
+
+    from orchestrator.catalog.load import load_catalog
+    from orchestrator.solver.inputs import build_inputs
+    from orchestrator.spec.loader import load_spec
+
+    loaded = load_spec(Path(__file__).parents[1] / "examples" / "multi-region.yaml")
+    catalog = load_catalog(loaded.spec)
+
+    def described() -> dict[str, list[str]]:
+        inp = build_inputs(loaded, catalog)
+        return {d: sorted(c.describe() for c in dc.candidates) for d, dc in inp.candidates.items()}
+
+    shared = described()
+    for kind in kinds():
+        monkeypatch.setattr(registry.get_kind(kind), "reads", Policy.reads)
+    assert described() == shared
+    assert any(shared.values())
