@@ -47,6 +47,10 @@ def place(
     sol = solve(inp.problem, objective, time_limit=time_limit)
     as_of = str(getattr(catalog, "as_of", "") or "")
     project = loaded.spec.project
+    if sol.status == "timeout":
+        return Plan(project=project, status="timeout", objective=objective, solve_seconds=round(time.perf_counter() - t0, 3),
+                    spec_sha256=loaded.sha256, catalog_as_of=as_of,
+                    messages=[f"no plan found within the time limit ({time_limit:g} s): raise --time-limit"])
     if not sol.ok and sol.status != "time_limit":
         from orchestrator.solver.infeasible import diagnose
 
@@ -82,12 +86,14 @@ def place(
     )
     messages = []
     if sol.status == "time_limit":
-        messages.append(f"time limit reached: the plan is feasible, within {sol.gap:.2%} of optimal")
+        messages.append(f"time limit ({time_limit:g} s) reached: the plan is feasible and within {sol.gap:.2%} of the optimum, "
+                        "not proven optimal")
     if cost_ref is not None:
         ref_total = sum(r.usd_per_month for r in cost_ref.values())
         messages.append(f"minimizing {objective}: ${total.usd_per_month - ref_total:+,.0f}/month vs the cost-optimal plan")
     return Plan(
-        project=project, status="optimal", objective=objective, objective_value=round(sol.values[objective], 6),
+        project=project, status="optimal" if sol.ok else "feasible", gap=round(sol.gap, 6), objective=objective,
+        objective_value=round(sol.values[objective], 6),
         solve_seconds=round(time.perf_counter() - t0, 3), deployments=plans, total=total,
         spec_sha256=loaded.sha256, catalog_as_of=as_of, messages=messages,
     )

@@ -61,7 +61,10 @@ class Totals(BaseModel):
 
 class Plan(BaseModel):
     project: str
-    status: Literal["optimal", "infeasible"]
+    # optimal: proven (relative gap <= 1e-4); feasible: the time limit stopped the proof, ``gap`` says how far
+    # from the optimum it may be; infeasible; timeout: no plan found within the time limit
+    status: Literal["optimal", "feasible", "infeasible", "timeout"]
+    gap: float = 0.0
     objective: str
     objective_value: float | None = None
     solve_seconds: float

@@ -92,3 +92,33 @@ def test_hybrid_keeps_patient_data_on_prem() -> None:
     assert {g["provider"] for g in deps["claims-summarizer"]["replicas"]} == {"onprem"}
     used = sum(g["count"] * g["gpus_per_replica"] for d in deps.values() for g in d["replicas"] if g["provider"] == "onprem")
     assert used <= 16  # the site's inventory
+
+
+def _proof_cut_short(monkeypatch, status: str) -> None:  # noqa: ANN001
+    """Make every HiGHS run end as if its time limit stopped it: with its plan ("time_limit") or none ("timeout")."""
+    from orchestrator.solver import solve as solve_mod
+
+    real = solve_mod._run
+
+    def run(h, hs):  # noqa: ANN001, ANN202
+        st = real(h, hs)
+        return status if st == "optimal" else st
+
+    monkeypatch.setattr(solve_mod, "_run", run)
+
+
+def test_a_time_limited_plan_is_feasible_with_its_gap(monkeypatch) -> None:  # noqa: ANN001
+    _proof_cut_short(monkeypatch, "time_limit")
+    r = _run("place", str(EXAMPLES / "quickstart.yaml"), "--json", "--time-limit", "5")
+    assert r.exit_code == 0, r.output
+    plan = json.loads(r.stdout)
+    assert plan["status"] == "feasible" and plan["gap"] >= 0 and plan["deployments"]
+    assert any("time limit (5 s) reached" in m and "not proven optimal" in m for m in plan["messages"])
+
+
+def test_no_plan_within_the_time_limit_exits_1_and_says_so(monkeypatch) -> None:  # noqa: ANN001
+    _proof_cut_short(monkeypatch, "timeout")
+    r = _run("place", str(EXAMPLES / "quickstart.yaml"), "--time-limit", "0.5")
+    assert r.exit_code == 1
+    assert "no plan found within the time limit (0.5 s)" in r.output
+    assert "infeasible" not in r.output.lower()

@@ -144,3 +144,24 @@ def test_spot_floor_counts_headroom_once() -> None:
     sol = solve(SolverInput([dep]), "cost")
     assert sol.units.get(cands[0].idx) == 5
     assert sum(sol.units.values()) == 10
+
+
+def test_time_limit_is_shared_by_the_deployments_solved_alone(monkeypatch) -> None:  # noqa: ANN001
+    """The decomposed solve runs to one deadline: each part may use what is left, less a little for each part still waiting."""
+    from orchestrator.solver import solve as solve_mod
+
+    limits: list[float] = []
+    real = solve_mod._solve_full
+
+    def spy(inp, objective="cost", **kw):  # noqa: ANN001, ANN202
+        limits.append(kw["time_limit"])
+        return real(inp, objective, **kw)
+
+    monkeypatch.setattr(solve_mod, "_solve_full", spy)
+    monkeypatch.setattr(solve_mod, "WORKERS", 1)
+    deps = [deployment(f"d{i}", 4, [candidate(f"d{i}", offering("aws:r", 1.0 + i), 1)]) for i in range(3)]
+    sol = solve_mod.solve(SolverInput(deps), "cost", time_limit=5.0)
+    assert sol.ok and len(limits) == 3
+    assert all(lim <= 5.0 for lim in limits)
+    assert limits[0] <= 5.0 - 2 * solve_mod.PART_RESERVE_S + 1e-9 and limits[0] > 4.0  # two parts still waiting
+    assert limits[-1] > 4.0  # the last one may use all that is left

@@ -64,7 +64,7 @@ def resolve_plan(loaded: LoadedSpec, plan_path: Path | None, objective: str) -> 
         from orchestrator.placement import place
 
         plan = place(loaded, objective=objective)
-    if plan.status != "optimal":
+    if plan.status not in ("optimal", "feasible"):
         detail = "\n".join(plan.messages) or "no feasible placement"
         raise UserError(f"the plan is {plan.status}; nothing to apply:\n{detail}")
     return plan

@@ -19,6 +19,8 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="print the plan as JSON on stdout"),
         out: Path | None = typer.Option(None, "--out", help="write the full plan (with fallbacks) for `orch apply --plan`"),
         no_fallbacks: bool = typer.Option(False, "--no-fallbacks", help="skip computing ranked fallbacks (faster)"),
+        time_limit: float = typer.Option(60.0, "--time-limit", min=0.1,
+                                         help="seconds for the solver in all; past it, the best plan found and its gap"),
     ) -> None:
         """Place every deployment of FILE at the lowest cost (or latency, egress, carbon) that meets its SLOs."""
         from orchestrator.errors import UserError
@@ -30,11 +32,11 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"--minimize must be one of {', '.join(OBJECTIVES)}, found {minimize!r}")
         loaded = load_spec(file)
         typer.echo(f"placing {len(loaded.spec.deployments)} deployment(s) from {file} (minimize {minimize})…", err=True)
-        plan = place(loaded, minimize, with_fallbacks=not no_fallbacks)
+        plan = place(loaded, minimize, with_fallbacks=not no_fallbacks, time_limit=time_limit)
         if out is not None:
             out.write_text(plan.model_dump_json(indent=2) + "\n", encoding="utf-8")
             typer.echo(f"plan written to {out}", err=True)
-        if plan.status != "optimal":
+        if plan.status not in ("optimal", "feasible"):
             if json_out:
                 typer.echo(json.dumps(contract(plan), indent=2))
             typer.echo(f"no feasible plan ({plan.solve_seconds:.2f} s):", err=True)

@@ -20,6 +20,7 @@ from orchestrator.solver.problem import DeploymentInput, SolverInput
 
 MIP_REL_GAP = 1e-4
 TIME_LIMIT_S = 60.0
+PART_RESERVE_S = 0.1  # of a time limit, kept per deployment still to solve (most take a few ms)
 LEX_TOL = 1e-6
 # weights of the tie-break stage, each objective normalised by its value at the primary optimum
 TIE_BREAK_MIN_S, TIE_BREAK_MAX_S = 0.2, 2.0  # time for the tie-break stage: as long as the earlier stages, within these
@@ -31,7 +32,7 @@ WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 @dataclass
 class Solution:
-    status: str  # optimal | infeasible | time_limit | error
+    status: str  # optimal | time_limit (feasible, gap not closed) | infeasible | timeout (none found in time) | error
     objective: str
     units: dict[int, int] = field(default_factory=dict)  # candidate idx -> units (only > 0)
     traffic: dict[int, list[tuple[int, float]]] = field(default_factory=dict)  # candidate idx -> [(source, rps)]
@@ -114,7 +115,7 @@ def _run(h, hs) -> str:  # noqa: ANN001
     if st in (hs.HighsModelStatus.kInfeasible, hs.HighsModelStatus.kUnboundedOrInfeasible):
         return "infeasible"
     if st == hs.HighsModelStatus.kTimeLimit:
-        return "time_limit" if h.getInfo().primal_solution_status == 2 else "infeasible_time_limit"
+        return "time_limit" if h.getInfo().primal_solution_status == 2 else "timeout"
     return "error"
 
 
@@ -128,30 +129,38 @@ def solve(
     tie_break: bool = True,
     decompose: bool = True,
 ) -> Solution:
-    """Solve the placement MILP.
+    """Solve the placement MILP within ``time_limit`` seconds in all.
 
     Deployments interact only through coupling rows (quotas, inventory, the project budget). With
     ``decompose``, each deployment is first solved alone; when the union of those optima satisfies every
     coupling row it is optimal for the whole problem too (the objective is a sum over deployments, and
     dropping rows can only lower the optimum), so the joint MILP is skipped. Otherwise the joint MILP runs.
+    A deployment cut short by the time limit keeps its best plan: the result is then "time_limit", with the
+    largest relative gap of its parts (the gap of a sum is at most the largest gap of its terms).
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}")
+    deadline = time.perf_counter() + time_limit
     start: np.ndarray | None = None
     if decompose and inp.deployments:
-        sol, violated = _solve_decomposed(inp, objective, time_limit, used_gpus, fixed_usd_per_month, tie_break)
+        sol, violated = _solve_decomposed(inp, objective, deadline, used_gpus, fixed_usd_per_month, tie_break)
         if sol is not None:
             return sol
         if violated and len(inp.deployments) > 1:
-            seq = _sequential(inp, objective, time_limit, used_gpus, fixed_usd_per_month)
+            seq = _sequential(inp, objective, _left(deadline), used_gpus, fixed_usd_per_month)
             if seq is not None:
                 b = build(inp, used_gpus=used_gpus, fixed_usd_per_month=fixed_usd_per_month)
                 start = _merge(b, seq)
-    return _solve_full(inp, objective, time_limit=time_limit, used_gpus=used_gpus, fixed_usd_per_month=fixed_usd_per_month,
+    return _solve_full(inp, objective, time_limit=_left(deadline), used_gpus=used_gpus, fixed_usd_per_month=fixed_usd_per_month,
                        tie_break=tie_break, start=start)
 
 
-def _solve_decomposed(inp: SolverInput, objective: str, time_limit: float, used_gpus: dict[str, float] | None,
+def _left(deadline: float, reserve: float = 0.0) -> float:
+    """Seconds to the deadline, less a reserve; never below what HiGHS needs to find a first plan."""
+    return max(PART_RESERVE_S, deadline - time.perf_counter() - reserve)
+
+
+def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gpus: dict[str, float] | None,
                       fixed: float, tie_break: bool) -> tuple[Solution | None, bool]:
     """(solution, False) when the per-deployment optima together respect the coupling rows;
     (None, True) when they violate one; (None, False) when decomposition does not apply."""
@@ -159,9 +168,15 @@ def _solve_decomposed(inp: SolverInput, objective: str, time_limit: float, used_
     parts: dict[str, Solution] = {}
     from orchestrator.solver.bounds import prune_by_bound
 
+    waiting = [len(inp.deployments)]
+    lock = threading.Lock()
+
     def alone(d: DeploymentInput) -> Solution:
+        with lock:  # each part may run to the deadline, less a little time for every part still waiting
+            waiting[0] -= 1
+            limit = _left(deadline, PART_RESERVE_S * waiting[0] / WORKERS)
         sub = prune_by_bound(d) if objective == "cost" else d
-        return _solve_full(SolverInput([sub], [], [], renumber=False), objective, time_limit=time_limit, tie_break=tie_break)
+        return _solve_full(SolverInput([sub], [], [], renumber=False), objective, time_limit=limit, tie_break=tie_break)
 
     if WORKERS > 1 and len(inp.deployments) > 1:
         with ThreadPoolExecutor(WORKERS) as pool:
@@ -169,9 +184,9 @@ def _solve_decomposed(inp: SolverInput, objective: str, time_limit: float, used_
     else:
         solved = [alone(d) for d in inp.deployments]
     for d, part in zip(inp.deployments, solved):
-        if part.status != "optimal":
-            if part.status == "infeasible":  # infeasible without coupling rows: infeasible with them
-                return Solution("infeasible", objective, solve_seconds=time.perf_counter() - t0), False
+        if part.status in ("infeasible", "timeout"):  # infeasible (or none found) alone: the same together
+            return Solution(part.status, objective, solve_seconds=time.perf_counter() - t0), False
+        if part.status not in ("optimal", "time_limit"):
             return None, False
         parts[d.name] = part
     b = build(inp, used_gpus=used_gpus, fixed_usd_per_month=fixed)
@@ -181,7 +196,7 @@ def _solve_decomposed(inp: SolverInput, objective: str, time_limit: float, used_
         return None, False
     if not _coupling_ok(b, x):
         return None, True  # the deployments must be solved together
-    sol = Solution("optimal", objective, builder=b, x=x, parts=parts)
+    sol = Solution("optimal" if all(p.ok for p in parts.values()) else "time_limit", objective, builder=b, x=x, parts=parts)
     sol.solve_seconds = time.perf_counter() - t0
     sol.gap = max(p.gap for p in parts.values())
     for p in parts.values():
@@ -296,10 +311,10 @@ def _solve_full(
                 continue
             v = float(vecs[k] @ x)
             w += wt * vecs[k] / max(abs(v), 1e-9 if v else 1.0)
-        if np.any(w):
+        spent = time.perf_counter() - t0
+        if np.any(w) and status == "optimal" and spent < time_limit:
             # best effort: any solution here keeps the primary optimum (held above), so a short limit is honest
-            spent = time.perf_counter() - t0
-            h.setOptionValue("time_limit", float(min(TIE_BREAK_MAX_S, max(TIE_BREAK_MIN_S, spent))))
+            h.setOptionValue("time_limit", float(min(TIE_BREAK_MAX_S, max(TIE_BREAK_MIN_S, spent), time_limit - spent)))
             h.changeColsCost(len(w), np.arange(len(w), dtype=np.int32), w)
             _warm_start(h, hs, x)
             st2 = _run(h, hs)
@@ -308,7 +323,6 @@ def _solve_full(
     sol = Solution("optimal" if status == "optimal" else status, objective, builder=b, x=x)
     sol.solve_seconds = time.perf_counter() - t0
     if x is None:
-        sol.status = "infeasible" if status.startswith("infeasible") else status
         return sol
     info = h.getInfo()
     sol.gap = float(info.mip_gap) if math.isfinite(info.mip_gap) else (0.0 if status == "optimal" else float("inf"))
