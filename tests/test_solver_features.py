@@ -147,7 +147,8 @@ def test_spot_floor_counts_headroom_once() -> None:
 
 
 def test_time_limit_is_shared_by_the_deployments_solved_alone(monkeypatch) -> None:  # noqa: ANN001
-    """The decomposed solve runs to one deadline: each part may use what is left, less a little for each part still waiting."""
+    """The decomposed solve runs to one deadline: each part gets a share of the time left in proportion to its
+    expected work, and what a part leaves unused flows to the next."""
     from orchestrator.solver import solve as solve_mod
 
     limits: list[float] = []
@@ -163,5 +164,29 @@ def test_time_limit_is_shared_by_the_deployments_solved_alone(monkeypatch) -> No
     sol = solve_mod.solve(SolverInput(deps), "cost", time_limit=5.0)
     assert sol.ok and len(limits) == 3
     assert all(lim <= 5.0 for lim in limits)
-    assert limits[0] <= 5.0 - 2 * solve_mod.PART_RESERVE_S + 1e-9 and limits[0] > 4.0  # two parts still waiting
-    assert limits[-1] > 4.0  # the last one may use all that is left
+    assert 1.2 < limits[0] < 5.0 / 3  # equal work: a third of what is left, less the least time kept for the others
+    assert limits[-1] > 4.0  # the first two took milliseconds: the last may use nearly all of it
+
+
+def test_the_simple_plan_behind_the_bound_is_feasible_and_a_valid_start() -> None:
+    """bounds.prune_by_bound also returns the plan that set its upper bound: floor and spread hold, and
+    HiGHS started from it reaches the same optimum."""
+    from orchestrator.solver.bounds import prune_by_bound
+    from orchestrator.solver.solve import _solve_full
+
+    offs = [offering(f"aws:r{i}", 10.0 + i, spot=2.0 + 0.5 * i) for i in range(3)]
+    cands = [candidate("d", o, 1.5) for o in offs] + [candidate("d", o, 1.5, market="spot") for o in offs]
+    dep = deployment("d", 9, cands, headroom=0.2, policies=[make_policy("spot", "spot", {})], spec=SpecStub("d", "allow"),
+                     data_egress={"aws:r1": 500.0, "aws:r2": 500.0})
+    SolverInput([dep])  # numbers the candidates
+    pruned, start = prune_by_bound(dep)
+    by_idx = {c.idx: c for c in cands}
+    od = sum(n * by_idx[i].rps_per_unit for i, n in start.items() if by_idx[i].market == "on_demand")
+    spot_regions = {by_idx[i].region for i, n in start.items() if by_idx[i].market == "spot" and n > 0}
+    assert od >= 0.5 * 9 * 1.2 - 1e-9 and len(spot_regions) >= 2
+    assert sum(n * by_idx[i].rps_per_unit for i, n in start.items()) >= 9 * 1.2 - 1e-9
+    assert {i for i in start} <= {c.idx for c in pruned.candidates}
+    plain = _solve_full(SolverInput([pruned], [], [], renumber=False), "cost", tie_break=False)
+    started = _solve_full(SolverInput([pruned], [], [], renumber=False), "cost", tie_break=False, start_units=start)
+    assert plain.ok and started.ok
+    assert started.values["cost"] == pytest.approx(plain.values["cost"], rel=1e-6)

@@ -31,13 +31,16 @@ def _spot_rule(d: DeploymentInput) -> tuple[float, int]:
     return 1.0, 0
 
 
-def prune_by_bound(d: DeploymentInput) -> DeploymentInput:
-    """With a spot floor f, at least f x R must be on-demand: LB prices that share at the best on-demand
+def prune_by_bound(d: DeploymentInput) -> tuple[DeploymentInput, dict[int, int]]:
+    """``d`` without the candidates whose LB exceeds UB, and the simple plan that set UB ({candidate idx:
+    units}; empty where none applies), a start for the solver.
+
+    With a spot floor f, at least f x R must be on-demand: LB prices that share at the best on-demand
     rate and the rest at the best rate overall; UB also tries f x R on-demand plus (1 - f) x R of spot
     split over the k cheapest spot regions (a plan the floor and spread rows accept)."""
     cands = d.candidates
     if len(cands) < 3 or any(getattr(p, "kind", None) not in SAFE_KINDS for p in d.policies):
-        return d
+        return d, {}
     n_s = len(d.sources)
     req = d.required_rps
     floor, domains = _spot_rule(d)
@@ -50,7 +53,7 @@ def prune_by_bound(d: DeploymentInput) -> DeploymentInput:
     if (~spot).any():
         p_od = float(np.min(per[~spot]))
     else:
-        return d
+        return d, {}
     fixed = np.array([d.data_egress_usd_month.get(c.region, 0.0) / HOURS_PER_MONTH for c in cands])
     resp = np.asarray(d.response_usd_per_rps_month, float).reshape(n_s, len(cands))
     share = np.array([sh for _, sh in d.sources])
@@ -60,27 +63,42 @@ def prune_by_bound(d: DeploymentInput) -> DeploymentInput:
     answers_all = np.all(rtt + ttft[None, :] <= d.ttft_slo_ms + 1e-9, axis=0)  # the routing rule of model.py
     od_all = answers_all & ~spot
     if not od_all.any():
-        return d
+        return d, {}
     egress_ub = float(np.max(resp_h[answers_all]))  # any routing pays at most the dearest all-answering candidate
 
-    def cover(mask: np.ndarray, need: float) -> np.ndarray:
-        return np.where(mask, np.ceil(need / rps - 1e-9) * unit + fixed, math.inf)
+    def units(need: float) -> np.ndarray:
+        return np.ceil(need / rps - 1e-9)
 
-    ub = float(np.min(cover(od_all, req))) + egress_ub
+    def cover(mask: np.ndarray, need: float) -> np.ndarray:
+        return np.where(mask, units(need) * unit + fixed, math.inf)
+
+    all_od = cover(od_all, req)
+    best = int(np.argmin(all_od))
+    ub = float(all_od[best]) + egress_ub
+    plan = {best: int(units(req)[best])}
     if floor < 1.0 and domains >= 1 and (answers_all & spot).any():
-        od_part = float(np.min(cover(od_all, floor * req))) if floor > 0 else 0.0
-        per_region: dict[str, float] = {}
-        spot_cost = cover(answers_all & spot, (1.0 - floor) * req / domains)
+        od_cost = cover(od_all, floor * req)
+        od_best = int(np.argmin(od_cost))
+        od_part = float(od_cost[od_best]) if floor > 0 else 0.0
+        per_region: dict[str, tuple[float, int]] = {}
+        spot_need = (1.0 - floor) * req / domains
+        spot_cost = cover(answers_all & spot, spot_need)
         for i, c in enumerate(cands):
-            if math.isfinite(spot_cost[i]):
-                per_region[c.region] = min(per_region.get(c.region, math.inf), float(spot_cost[i]))
+            if math.isfinite(spot_cost[i]) and float(spot_cost[i]) < per_region.get(c.region, (math.inf, -1))[0]:
+                per_region[c.region] = (float(spot_cost[i]), i)
         if len(per_region) >= domains:
-            mixed = od_part + sum(sorted(per_region.values())[:domains]) + egress_ub
-            ub = min(ub, mixed)
+            cheapest = sorted(per_region.values())[:domains]
+            mixed = od_part + sum(cost for cost, _ in cheapest) + egress_ub
+            if mixed < ub:
+                ub = mixed
+                plan = {i: int(units(spot_need)[i]) for _, i in cheapest}
+                if floor > 0:
+                    plan[od_best] = int(units(floor * req)[od_best])
     od_rem = np.maximum(0.0, floor * req - np.where(spot, 0.0, cap))
     rest = np.maximum(0.0, req - cap - od_rem)
     lb = unit + fixed + od_rem * p_od + rest * p_all
     keep = lb <= ub * (1 + 1e-9) + 1e-9
+    start = {cands[i].idx: n for i, n in plan.items()}  # a plan's candidates are never pruned: LB <= its cost
     if keep.all():
-        return d
-    return d.subset(np.nonzero(keep)[0].tolist())
+        return d, start
+    return d.subset(np.nonzero(keep)[0].tolist()), start
