@@ -176,27 +176,44 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gp
     # the parts stop early enough to leave time for the Python around them and for assembling the whole plan
     n = len(inp.deployments)
     deadline -= min(0.15 * max(0.0, deadline - t0), ASSEMBLY_S_PER_DEPLOYMENT * n + 0.1)
-    waiting = [sum(weight.values()), n]
     lock = threading.Lock()
+    subs: dict[str, tuple[DeploymentInput, dict[int, int]]] = {}
 
-    def alone(d: DeploymentInput) -> Solution:
-        with lock:  # a share of the time left in proportion to the part's expected work (what is unused flows on),
-            # keeping the least time for each part still waiting
-            waiting[1] -= 1
-            left = deadline - time.perf_counter() - PART_RESERVE_S * waiting[1] / WORKERS
-            limit = max(PART_RESERVE_S, min(left, left * WORKERS * weight[d.name] / max(waiting[0], 1e-9)))
-            waiting[0] -= weight[d.name]
-        sub, start = prune_by_bound(d) if objective == "cost" else (d, {})
-        return _solve_full(SolverInput([sub], [], [], renumber=False), objective, time_limit=limit, tie_break=tie_break,
-                           start_units=start if limit < START_BELOW_S else None)
+    def run(batch: list[DeploymentInput], share: bool, starts: dict[str, dict[int, int]]) -> dict[str, Solution]:
+        """Solve each deployment of the batch alone, hardest first. ``share``: each gets a share of the time left
+        in proportion to its expected work (what it leaves unused flows on); else all that is left. Either way
+        the least time stays kept for each deployment still waiting."""
+        waiting = [sum(weight[d.name] for d in batch), len(batch)]
 
-    order = sorted(range(len(inp.deployments)), key=lambda i: -weight[inp.deployments[i].name])  # the hardest first
-    if WORKERS > 1 and len(inp.deployments) > 1:
-        with ThreadPoolExecutor(WORKERS) as pool:
-            done = dict(zip(order, pool.map(alone, [inp.deployments[i] for i in order])))
-    else:
-        done = {i: alone(inp.deployments[i]) for i in order}
-    solved = [done[i] for i in range(len(inp.deployments))]
+        def alone(d: DeploymentInput) -> Solution:
+            with lock:
+                waiting[1] -= 1
+                left = deadline - time.perf_counter() - PART_RESERVE_S * waiting[1] / WORKERS
+                limit = max(PART_RESERVE_S, min(left, left * WORKERS * weight[d.name] / max(waiting[0], 1e-9)) if share else left)
+                waiting[0] -= weight[d.name]
+                if d.name not in subs:
+                    subs[d.name] = prune_by_bound(d) if objective == "cost" else (d, {})
+            sub, start = subs[d.name]
+            start = starts.get(d.name, start)
+            return _solve_full(SolverInput([sub], [], [], renumber=False), objective, time_limit=limit, tie_break=tie_break,
+                               start_units=start if limit < START_BELOW_S or d.name in starts else None)
+
+        ordered = sorted(batch, key=lambda d: -weight[d.name])
+        if WORKERS > 1 and len(ordered) > 1:
+            with ThreadPoolExecutor(WORKERS) as pool:
+                return dict(zip([d.name for d in ordered], pool.map(alone, ordered)))
+        return {d.name: alone(d) for d in ordered}
+
+    # first every deployment with its share of the time; then those cut short again, from their best plan so
+    # far, with all the time left (a generous limit proves them; a tight one leaves nothing for this)
+    done = run(list(inp.deployments), True, {})
+    again = [d for d in inp.deployments if done[d.name].status == "time_limit"]
+    if again and deadline - time.perf_counter() > PART_RESERVE_S * (1 + len(again) / WORKERS):
+        retry = run(again, False, {d.name: done[d.name].units for d in again})
+        for name, part in retry.items():
+            if part.status in ("optimal", "time_limit") and (part.ok or part.values[objective] <= done[name].values[objective]):
+                done[name] = part
+    solved = [done[d.name] for d in inp.deployments]
     for d, part in zip(inp.deployments, solved):
         if part.status in ("infeasible", "timeout"):  # infeasible (or none found) alone: the same together
             return Solution(part.status, objective, solve_seconds=time.perf_counter() - t0), False
