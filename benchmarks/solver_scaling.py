@@ -11,14 +11,15 @@ solve given what is left of 5 s after candidate generation (``orch place --time-
 status, how far its plan is above the proven optimum, and the gap HiGHS could still prove.
 Target: 5,000 offerings x 50 deployments < 5 s, < 2 GB.
 
-Measured 2026-11-23 on the shared 2-core dev box (seed 7; every cell a proven optimum, gap 0):
-    offerings x deployments   candidates   candidates_s   solve_s   peak RSS
-    1,000 x 5                        436          0.11       0.98     132 MB
-    1,000 x 50                     4,499          0.72       3.1      162 MB
-    5,000 x 5                      1,340          0.23       2.3      194 MB
-    5,000 x 20                     8,068          0.78       7.3      387 MB
-    5,000 x 50                    13,771          1.6       11.2      416 MB   $1,069,173/month  <- target 5 s missed
-    20,000 x 50                   41,086         10.1       67.7    1,025 MB
+Measured 2026-11-23 on the shared 2-core dev box (seed 7; every cell a proven optimum, gap <= 1e-4):
+    offerings x deployments   candidates   candidates_s   solve_s   peak RSS   given 5 s in all (--time-limit)
+    1,000 x 5                        436          0.10       0.91     142 MB   0.8 s, optimal
+    1,000 x 50                     4,499          0.52       2.9      231 MB   4.0 s, optimal
+    5,000 x 5                      1,340          0.23       2.1      278 MB   4.1 s, optimal
+    5,000 x 20                     8,068          0.65       5.8      408 MB   4.7 s, 1.9% above the optimum
+    5,000 x 50                    13,771          1.5       10.3      436 MB   4.7 s, 5.2-6.1% above  <- target missed
+    20,000 x 20                   24,889          3.5       27.9      836 MB   6.3 s, 35% above (candidates take 3.5 s)
+    20,000 x 50                   41,086          8.0       57.9    1,108 MB   no plan: candidates alone take 8 s
 Changes of the second session and what they did (5,000 x 50):
 - Dominance pruning made exact. The old rule (B no dearer per req/s and per unit) could drop a bigger unit
   that rounds better (10 req/s: one $10 unit beats two $5.90 units of 6 req/s); now k = ceil(cap A / cap B)
@@ -28,9 +29,12 @@ Changes of the second session and what they did (5,000 x 50):
   spot traffic (always <= demand) instead of a cap on spot capacity. Plans got cheaper: 5,000 x 50 from
   $1,106,122 to $1,069,173/month.
 - Capacity, cover and floor coefficients capped at what one unit can serve: exact, tighter LP.
-- Candidate generation 2.9-4.6 s -> 1.6-2.0 s: cross-region pruning on arrays before any Candidate object is
+- Candidate generation 2.9-4.6 s -> 1.4-1.6 s: cross-region pruning on arrays before any Candidate object is
   built, region figures (RTT, egress) once per region, dominance checks in padded blocks, cheapest offering
-  per shape remembered per catalog.
+  per shape remembered per catalog, policy filters asked once per combination of the fields they read.
+- One deadline for the whole solve (orch place --time-limit): each deployment solved alone gets a share of
+  the time left in proportion to its expected work, hardest first, starting from the simple plan of
+  bounds.py when its share is short; those cut short get a second pass with whatever time is left.
 Where the solve time goes: the joint model is never solved here (the per-deployment optima satisfy every
 quota); about 10 of the 50 deployments (spot allowed: floor + spread over two regions, and data-egress fixed
 charges of $1,600-2,400/month to ~100 regions) take 1-3 s each in HiGHS: the root LP is 10-20% below the
