@@ -16,8 +16,8 @@ Measured 2026-11-23 on the shared 2-core dev box (seed 7; every cell a proven op
     1,000 x 5                        436          0.10       0.91     142 MB   0.8 s, optimal
     1,000 x 50                     4,499          0.52       2.9      231 MB   4.0 s, optimal
     5,000 x 5                      1,340          0.23       2.1      278 MB   4.1 s, optimal
-    5,000 x 20                     8,068          0.65       5.8      408 MB   4.7 s, 1.9% above the optimum
-    5,000 x 50                    13,771          1.5       10.3      436 MB   4.7 s, 5.2-6.1% above  <- target missed
+    5,000 x 20                     8,068          0.65       5.8      408 MB   4.7-5.1 s, 2-3% above the optimum
+    5,000 x 50                    13,771          1.5       10.3      436 MB   4.5-4.7 s, 4-6% above  <- target missed
     20,000 x 20                   24,889          3.5       27.9      836 MB   6.3 s, 35% above (candidates take 3.5 s)
     20,000 x 50                   41,086          8.0       57.9    1,108 MB   no plan: candidates alone take 8 s
 Changes of the second session and what they did (5,000 x 50):
