@@ -22,6 +22,7 @@ from orchestrator.solver.problem import DeploymentInput, SolverInput
 from orchestrator.solver.solve import Solution, solve
 
 MAX_FALLBACKS = 3
+FALLBACK_TIME_S = 10.0  # per fallback solve
 MODEL_LEN_MARGIN = 2.0  # max_model_len = (input + output) x margin, rounded up to 1,024
 
 
@@ -65,9 +66,11 @@ def place(
             cost_ref = {d.name: result_for(ref, d) for d in inp.problem.deployments}
     providers = _providers(loaded.spec, catalog)
     plans: list[DeploymentPlan] = []
+    fallback_deadline = time.perf_counter() + time_limit  # the fallbacks get as long again, in all
+    short: list[str] = []  # deployments whose fallbacks the time limit cut
     for d in inp.problem.deployments:
         res = results[d.name]
-        fallbacks = _fallbacks(inp, sol, results, d, objective) if with_fallbacks else []
+        fallbacks = _fallbacks(inp, sol, results, d, objective, fallback_deadline, short) if with_fallbacks else []
         runner = fallbacks[0] if fallbacks else None
         expl = explain(d, inp.candidates[d.name], res, sol, objective=objective, runner_up=runner, all_providers=providers)
         if cost_ref is not None:
@@ -85,6 +88,9 @@ def place(
         egress_usd_per_month=round(egress, 2),
     )
     messages = []
+    if short:
+        messages.append(f"time limit: fallbacks cut short for {', '.join(sorted(set(short)))} (raise --time-limit, or "
+                        "--no-fallbacks to skip them)")
     if sol.status == "time_limit":
         messages.append(f"time limit ({time_limit:g} s) reached: the plan is feasible and within {sol.gap:.2%} of the optimum, "
                         "not proven optimal")
@@ -127,8 +133,10 @@ def _deployment_plan(loaded: Any, d: DeploymentInput, inp: Inputs, res: Deployme
 
 
 def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult], d: DeploymentInput,
-               objective: str) -> list[tuple[list[ReplicaGroup], DeploymentResult]]:
-    """Best re-placements of d with each chosen offering excluded, others held fixed; ranked by objective."""
+               objective: str, deadline: float, short: list[str]) -> list[tuple[list[ReplicaGroup], DeploymentResult]]:
+    """Best re-placements of d with each chosen offering excluded, others held fixed; ranked by objective.
+    Each solve gets at most FALLBACK_TIME_S, all of them together what is left to ``deadline``; a deployment
+    the deadline cuts short is added to ``short``."""
     problem = inp.problem
     others = [c for o in problem.deployments if o.name != d.name for c in o.candidates]
     used = {
@@ -140,11 +148,16 @@ def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult],
     seen: set[tuple] = set()
     found: list[tuple[float, list[ReplicaGroup], DeploymentResult]] = []
     for key in sorted(chosen_keys):
+        left = deadline - time.perf_counter()
+        if left < 0.1:
+            short.append(d.name)
+            break
         sub_d = d.subset([i for i, c in enumerate(d.candidates) if (c.region, c.instance_type, c.market) != key])
         sub = SolverInput([sub_d], problem.limits, problem.global_policies)
-        s = solve(sub, objective, used_gpus=used, fixed_usd_per_month=fixed, time_limit=10, tie_break=False)
+        s = solve(sub, objective, used_gpus=used, fixed_usd_per_month=fixed, time_limit=min(FALLBACK_TIME_S, left),
+                  tie_break=False)
         problem.index()  # restore the full problem's candidate numbering
-        if not s.ok:
+        if s.status not in ("optimal", "time_limit"):  # a fallback need not be proven best: it is a plan B
             continue
         sub.index()
         r = result_for(s, sub_d)

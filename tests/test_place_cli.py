@@ -122,3 +122,17 @@ def test_no_plan_within_the_time_limit_exits_1_and_says_so(monkeypatch) -> None:
     assert r.exit_code == 1
     assert "no plan found within the time limit (0.5 s)" in r.output
     assert "infeasible" not in r.output.lower()
+
+
+def test_fallbacks_stop_at_their_deadline_and_say_so(monkeypatch, tmp_path: Path) -> None:  # noqa: ANN001
+    from orchestrator import placement
+
+    real = placement._fallbacks
+    monkeypatch.setattr(placement, "_fallbacks", lambda inp, sol, results, d, objective, deadline, short:
+                        real(inp, sol, results, d, objective, 0.0, short))  # a deadline long past
+    out = tmp_path / "plan.json"
+    r = _run("place", str(EXAMPLES / "quickstart.yaml"), "--out", str(out))
+    assert r.exit_code == 0, r.output
+    plan = Plan.model_validate_json(out.read_text())
+    assert plan.status == "optimal" and not plan.deployments[0].fallbacks
+    assert any("fallbacks cut short for support-chat" in m for m in plan.messages)
