@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(None, "--out", help="write the full plan (with fallbacks) for `orch apply --plan`"),
         no_fallbacks: bool = typer.Option(False, "--no-fallbacks", help="skip computing ranked fallbacks (faster)"),
         time_limit: float = typer.Option(60.0, "--time-limit", min=0.1,
-                                         help="seconds for the solver in all; past it, the best plan found and its gap"),
+                                         help="seconds for the solver; past it, the best plan found and its gap (fallbacks get as long again)"),
     ) -> None:
         """Place every deployment of FILE at the lowest cost (or latency, egress, carbon) that meets its SLOs."""
         from orchestrator.errors import UserError
