@@ -25,6 +25,7 @@ from orchestrator.solver.problem import SECONDS_PER_MONTH, DeploymentInput, Reso
 
 BYTES_PER_OUTPUT_TOKEN = 4.0  # ~4 characters of UTF-8 text per token (OpenAI tokenizer rule of thumb)
 ANYWHERE = "*"  # pseudo user region when a deployment names no users and no data
+BLOCK = 512  # candidates per block of the cross-region dominance check (bounds its memory)
 
 
 @dataclass
@@ -158,50 +159,58 @@ def beaten_across_regions(rows: CandidateRows, data_usd_month: np.ndarray, resp:
         return drop
     unit, cap, reach, market = rows.unit_usd_per_hour, rows.capacity, rows.reach, rows.market
     fixed = np.asarray(data_usd_month, float) / 730.0  # $/h
-    dominator = ~rows.counted
     eps = 1 + 1e-9
     _, reg_code = np.unique(rows.region, return_inverse=True)
-    # Per market (on-prem is never dominated): blk[b, a] says b (another region) beats a on every count.
-    # An on-demand candidate needs one dominator: if that one is dominated too, the chain ends at a kept
-    # candidate at least as good on every count (k1 C units replace a B unit, k2 B units an A unit: k1 k2 C
-    # units plus C's region's data egress cost no more than k2 B units, so no more than one A unit).
-    # A spot candidate needs undominated dominators in two other regions, so a spread over failure domains
-    # survives the swap.
-    for m in ("on_demand", "spot"):
-        a = np.nonzero(market == m)[0]
-        b = a[dominator[a]]
-        if len(b) == 0:
-            continue
+
+    def beats(b: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """[b, a]: b (another region) beats a on every count. Where two would beat each other (equal prices
+        within eps), only the one listed first does, so that what is dropped always has a kept dominator."""
         k = np.ceil(cap[a][None, :] / cap[b][:, None] - 1e-9)  # B units per A unit
         blk = ((reg_code[b][:, None] != reg_code[a][None, :]) & (k * unit[b][:, None] + fixed[b][:, None] <= unit[a][None, :] * eps)
                & ((reach[b][:, None] & reach[a][None, :]) == reach[a][None, :]))
+        blk &= (unit[b][:, None] * eps < unit[a][None, :]) | (b[:, None] < a[None, :])
         for s in range(resp.shape[0]):
             blk &= resp[s][b][:, None] <= resp[s][a][None, :] + 1e-12
         if carbon:
             blk &= k * rows.co2[b][:, None] <= rows.co2[a][None, :] * eps
-        _break_ties(blk, b, a, unit, eps)
-        dominated = blk.any(axis=0)
-        if m == "spot":
-            free = blk[~dominated[np.searchsorted(a, b)]]  # rows of undominated dominators
-            rb = b[~dominated[np.searchsorted(a, b)]]
-            first = np.argmax(free, axis=0)
-            dominated = (free & (reg_code[rb][:, None] != reg_code[rb][first][None, :])).any(axis=0)
-        drop[a] = dominated
+        return blk
+
+    def dominated(b: np.ndarray, a: np.ndarray, two_regions: bool) -> np.ndarray:
+        """For each of ``a``: beaten by one of ``b`` (by two in different regions with ``two_regions``).
+        Blocks of the cheapest first: only a B whose unit plus data egress costs no more than A's unit can
+        beat A, so each block of A meets a prefix of the B sorted by that sum."""
+        out = np.zeros(len(a), bool)
+        if len(b) == 0 or len(a) == 0:
+            return out
+        b = b[np.argsort(unit[b] + fixed[b], kind="stable")]
+        key = (unit + fixed)[b]
+        order = np.argsort(unit[a], kind="stable")
+        for lo in range(0, len(a), BLOCK):
+            cols = order[lo:lo + BLOCK]
+            nb = int(np.searchsorted(key, unit[a[cols]].max() * eps, side="right"))
+            if nb == 0:
+                continue
+            blk = beats(b[:nb], a[cols])
+            if two_regions:
+                first = np.argmax(blk, axis=0)
+                blk &= reg_code[b[:nb]][:, None] != reg_code[b[:nb]][first][None, :]
+            out[cols] = blk.any(axis=0)
+        return out
+
+    # Per market (on-prem is never dominated). An on-demand candidate needs one dominator: if that one is
+    # dominated too, the chain ends at a kept candidate at least as good on every count (k1 C units replace
+    # a B unit, k2 B units an A unit: k1 k2 C units plus C's region's data egress cost no more than k2 B units,
+    # so no more than one A unit). A spot candidate needs undominated dominators in two other regions, so a
+    # spread over failure domains survives the swap.
+    for m in ("on_demand", "spot"):
+        a = np.nonzero(market == m)[0]  # ascending, as ``beats`` breaks ties by position
+        b = a[~rows.counted[a]]
+        hit = dominated(b, a, two_regions=False)
+        if m == "spot" and hit.any():
+            free = b[~hit[np.searchsorted(a, b)]]  # undominated dominators
+            hit[hit] = dominated(free, a[hit], two_regions=True)
+        drop[a] = hit
     return drop
-
-
-def _break_ties(blk: Any, b: Any, a: Any, unit: Any, eps: float) -> None:
-    """Where two candidates beat each other (exact ties), only the earlier one keeps its win. Beating each
-    other needs equal unit prices (within eps), so only candidates whose price another shares are compared."""
-    order = np.argsort(unit[b], kind="stable")
-    u = unit[b][order]
-    near = np.r_[False, u[1:] <= u[:-1] * eps] | np.r_[u[1:] <= u[:-1] * eps, False]
-    tied = np.sort(b[order][near])
-    if len(tied) < 2:
-        return
-    rows, cols = np.searchsorted(b, tied), np.searchsorted(a, tied)
-    sub = blk[np.ix_(rows, cols)]
-    blk[np.ix_(rows, cols)] = sub & ~(sub.T & (tied[:, None] > tied[None, :]))
 
 
 def _sources(d: Any) -> list[tuple[str, float]]:
