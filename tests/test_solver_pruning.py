@@ -44,3 +44,24 @@ def test_a_bigger_unit_that_rounds_better_is_not_pruned() -> None:
     # a B that replaces A unit for unit at a lower price still prunes it
     c = candidate("d", offering("aws:r2", 9.0), 10.0)
     assert [x.region for x in prune_across_regions(deployment("d", 10.0, [a, c]), lambda c: False).candidates] == ["aws:r2"]
+
+
+def test_cross_region_dominance_is_the_same_in_any_block_size(monkeypatch) -> None:  # noqa: ANN001
+    import numpy as np
+
+    from orchestrator.candidates import CandidateRows
+    from orchestrator.solver import inputs
+
+    rng = np.random.default_rng(1)
+    n, s = 200, 2
+    regions = np.array([f"aws:r{int(x)}" for x in rng.integers(0, 6, n)])
+    rows = CandidateRows(regions, np.array(["on_demand", "spot"])[rng.integers(0, 2, n)], np.round(rng.uniform(1, 20, n), 1),
+                         rng.choice([1.0, 2.0, 4.0, 8.0], n), rng.integers(1, 4, n).astype(np.int64), np.zeros(n),
+                         rng.random(n) < 0.1)
+    per_region = {r: 0.0 if r.endswith(("0", "1")) else 365.0 for r in set(regions)}
+    data = np.array([per_region[r] for r in regions])
+    resp = np.round(rng.uniform(0, 1, (s, n)), 1)
+    whole = inputs.beaten_across_regions(rows, data, resp)
+    monkeypatch.setattr(inputs, "BLOCK", 7)
+    assert (inputs.beaten_across_regions(rows, data, resp) == whole).all()
+    assert 0 < whole.sum() < n
