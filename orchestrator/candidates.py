@@ -525,7 +525,7 @@ def _dominated(idx: np.ndarray, valid: np.ndarray, unit: np.ndarray, cap: np.nda
     return dom.any(axis=1)
 
 
-_SHAPE_CACHE: dict[tuple[int, int, bool], tuple[Sequence[Offering], list[Offering], set[str]]] = {}
+_SHAPE_CACHE: dict[tuple[int, int, bool], tuple[tuple[Offering, ...], list[Offering], set[str]]] = {}
 
 
 def _cheapest_per_shape(offerings: Sequence[Offering], out: DeploymentCandidates, spot_ok: bool) -> list[Offering]:
@@ -534,13 +534,13 @@ def _cheapest_per_shape(offerings: Sequence[Offering], out: DeploymentCandidates
     Remembered for the last few catalogs: every deployment of a file asks the same of the same offerings."""
     key = (id(offerings), len(offerings), spot_ok)
     hit = _SHAPE_CACHE.get(key)
-    if hit is not None and hit[0] is offerings:
+    if hit is not None and all(a is b for a, b in zip(hit[0], offerings)):  # the same offerings, unchanged
         out.providers_seen |= hit[2]
         return hit[1]
     kept, seen = _cheapest(offerings, spot_ok)
     if len(_SHAPE_CACHE) >= 8:
         _SHAPE_CACHE.clear()
-    _SHAPE_CACHE[key] = (offerings, kept, seen)  # holding the sequence keeps its id from being reused
+    _SHAPE_CACHE[key] = (tuple(offerings), kept, seen)
     out.providers_seen |= seen
     return kept
 

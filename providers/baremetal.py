@@ -162,13 +162,18 @@ class BaremetalProvider:
         client = self._client(host)
         try:
             chan_in, out, err = client.exec_command(command, timeout=120)
-            if stdin is not None:
-                chan_in.write(stdin)
-                chan_in.flush()
-                chan_in.channel.shutdown_write()
-            stdout = out.read().decode(errors="replace")
-            stderr = err.read().decode(errors="replace")
-            return out.channel.recv_exit_status(), stdout, stderr
+            try:
+                if stdin is not None:
+                    chan_in.write(stdin)
+                    chan_in.flush()
+                    chan_in.channel.shutdown_write()
+                stdout = out.read().decode(errors="replace")
+                stderr = err.read().decode(errors="replace")
+                return out.channel.recv_exit_status(), stdout, stderr
+            finally:
+                # close the session now: sshd allows 10 per connection (MaxSessions), and a channel left to the
+                # garbage collector may still count when the next command opens one
+                out.channel.close()
         except (OSError, EOFError) as exc:
             self._clients.pop(host, None)
             raise TransientError(f"baremetal {host}: command failed in transit: {exc}") from None
