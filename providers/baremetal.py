@@ -27,7 +27,7 @@ from containers.render.docker import docker_run_argv
 from containers.spec import ContainerSpec
 from orchestrator.catalog.types import Offering
 from orchestrator.errors import AuthError, CapacityError, NotFoundError, ProviderError, TransientError, UserError
-from providers.base import LABEL_REPLICA, Handle, Placement
+from providers.base import Handle, Placement
 from providers.retry import with_retries
 
 log = logging.getLogger(__name__)
