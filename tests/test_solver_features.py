@@ -190,3 +190,25 @@ def test_the_simple_plan_behind_the_bound_is_feasible_and_a_valid_start() -> Non
     started = _solve_full(SolverInput([pruned], [], [], renumber=False), "cost", tie_break=False, start_units=start)
     assert plain.ok and started.ok
     assert started.values["cost"] == pytest.approx(plain.values["cost"], rel=1e-6)
+
+
+def test_coupling_only_model_has_every_column_and_only_the_coupling_rows() -> None:
+    """What the decomposed solve assembles its plan in: the same columns and objectives as the whole model, and of
+    the rows exactly those from the first coupling row on (limits, project-wide policies)."""
+    import numpy as np
+
+    from orchestrator.solver.model import build
+
+    h = offering("aws:r", 2.0, gpu="H100", spot=0.8)
+    l4 = offering("aws:s", 1.5, gpu="L4")
+    deps = [deployment(n, 8, [candidate(n, h, 4), candidate(n, h, 4, market="spot"), candidate(n, l4, 1)],
+                       data_egress={"aws:s": 50.0}, policies=[make_policy("spot", "spot", {})], spec=SpecStub(n)) for n in ("a", "b")]
+    inp = SolverInput(deps, [ResourceLimit("q", "quota", 3, lambda c: c.gpu == "H100")], [make_policy("b", "budget", {"monthly_usd": 9e9})])
+    full, shell = build(inp), build(inp, coupling_only=True)
+    assert shell.num_cols < full.num_cols  # the spot policy's own binaries live in per-deployment rows only
+    n = shell.num_cols
+    assert (shell.unit_col, shell.traffic_cols, shell.region_col) == (full.unit_col, full.traffic_cols, full.region_col)
+    for k in ("cost", "latency", "egress", "carbon"):
+        assert np.array_equal(shell.objective_vector(k), full.objective_vector(k)[:n])
+    assert [t.kind for t in shell.row_tags] == [t.kind for t in full.row_tags[full.first_coupling_row:]] == ["limit", "budget"]
+    assert (shell.row_lower, shell.row_upper) == (full.row_lower[full.first_coupling_row:], full.row_upper[full.first_coupling_row:])

@@ -151,14 +151,19 @@ class ModelBuilder:
         return np.asarray(self.obj[name], float)
 
 
-def build(inp: SolverInput, *, used_gpus: dict[str, float] | None = None, fixed_usd_per_month: float = 0.0) -> ModelBuilder:
+def build(inp: SolverInput, *, used_gpus: dict[str, float] | None = None, fixed_usd_per_month: float = 0.0,
+          coupling_only: bool = False) -> ModelBuilder:
+    """The placement MILP. ``coupling_only``: every column and objective, but of the rows only those that couple
+    deployments (limits, project-wide policies): enough to check and price a plan assembled from per-deployment
+    solutions, at a fraction of the cost."""
     b = ModelBuilder(used_gpus=dict(used_gpus or {}), fixed_usd_per_month=fixed_usd_per_month)
     for d in inp.deployments:
         b.deployments[d.name] = d
-        _add_deployment(b, d)
+        _add_deployment(b, d, rows=not coupling_only)
     for d in inp.deployments:
         for p in d.policies:
-            p.add_constraints(b, d.spec, d.candidates)
+            if not coupling_only:
+                p.add_constraints(b, d.spec, d.candidates)
             p.objective_terms(b, d.spec, d.candidates)
     b.first_coupling_row = b.num_rows  # rows from here on couple deployments (limits, project-wide policies)
     b.first_coupling_col = b.num_cols
@@ -170,10 +175,12 @@ def build(inp: SolverInput, *, used_gpus: dict[str, float] | None = None, fixed_
     return b
 
 
-def _add_deployment(b: ModelBuilder, d: DeploymentInput) -> None:
+def _add_deployment(b: ModelBuilder, d: DeploymentInput, rows: bool = True) -> None:
     cands = d.candidates
     n_c, n_s = len(cands), len(d.sources)
     if n_c == 0:
+        if not rows:
+            return
         # no candidate: demand rows with no columns make the model infeasible (diagnosed separately)
         b.add_rows(np.zeros(0), np.zeros(0), np.zeros(0), [d.rps * sh for _, sh in d.sources] or [d.rps],
                    [d.rps * sh for _, sh in d.sources] or [d.rps],
@@ -206,6 +213,18 @@ def _add_deployment(b: ModelBuilder, d: DeploymentInput) -> None:
         b.obj["egress"][col] = egress
         b.obj["latency"][col] = (rtt[s, ci] + ttft[ci]) / d.rps  # traffic-weighted mean, ms
 
+    linked = [(i, c) for i, c in enumerate(cands) if d.data_egress_usd_month.get(c.region, 0.0) > 0 and ub[i] > 0]
+    if linked:  # y[d,r]: the deployment serves from r (its data egress is charged once per region)
+        regions = sorted({c.region for _, c in linked})
+        ycols = b.add_cols(len(regions), 0.0, 1.0, True)
+        for r, col in zip(regions, ycols.tolist()):
+            b.region_col[(d.name, r)] = col
+            usd = d.data_egress_usd_month[r]
+            b.obj["cost"][col] = usd
+            b.obj["egress"][col] = usd
+    if not rows:
+        return
+
     # demand: sum_c x[s,c] = rps * share_s
     b.add_rows(s_idx, xcols, np.ones(len(xcols)), share * d.rps, share * d.rps,
                [RowTag("demand", f"{d.name}: users in {s}", d.name) for s, _ in d.sources])
@@ -218,16 +237,8 @@ def _add_deployment(b: ModelBuilder, d: DeploymentInput) -> None:
     b.add_rows(rows, cols, vals, -np.inf, 0.0, [RowTag("capacity", c.describe(), d.name) for c in cands])
     _add_cover_rows(b, d, ok, ucols, rps_unit / (1.0 + d.headroom), share * d.rps)
 
-    # data egress: y[d,r] >= units_c / ub_c for every candidate in r (binary, charged once per region)
-    linked = [(i, c) for i, c in enumerate(cands) if d.data_egress_usd_month.get(c.region, 0.0) > 0 and ub[i] > 0]
+    # data egress: y[d,r] >= units_c / ub_c for every candidate in r
     if linked:
-        regions = sorted({c.region for _, c in linked})
-        ycols = b.add_cols(len(regions), 0.0, 1.0, True)
-        for r, col in zip(regions, ycols.tolist()):
-            b.region_col[(d.name, r)] = col
-            usd = d.data_egress_usd_month[r]
-            b.obj["cost"][col] = usd
-            b.obj["egress"][col] = usd
         k = len(linked)
         rows = np.concatenate([np.arange(k), np.arange(k)])
         cols = np.concatenate([[ucols[i] for i, _ in linked], [b.region_col[(d.name, c.region)] for _, c in linked]])
@@ -270,8 +281,13 @@ def _add_cover_rows(b: ModelBuilder, d: DeploymentInput, ok: np.ndarray, ucols: 
 
 
 def _add_limits(b: ModelBuilder, inp: SolverInput) -> None:
+    # a limit matches on provider, region and GPU: ask it once per combination, not once per candidate
+    groups: dict[tuple[str, str, str], list[Candidate]] = {}
+    for c in inp.candidates:
+        if c.idx in b.unit_col:
+            groups.setdefault((c.provider, c.region, c.gpu), []).append(c)
     for lim in inp.limits:
-        coefs = {b.unit_col[c.idx]: float(c.gpus_per_unit) for c in inp.candidates if c.idx in b.unit_col and lim.match(c)}
+        coefs = {b.unit_col[c.idx]: float(c.gpus_per_unit) for cs in groups.values() if lim.match(cs[0]) for c in cs}
         if not coefs:
             continue
         cap = lim.max_gpus - b.used_gpus.get(lim.name, 0.0)

@@ -48,7 +48,9 @@ class DeploymentInput:
 
 @dataclass
 class ResourceLimit:
-    """GPUs summed over every deployment's candidates that ``match`` are at most ``max_gpus``."""
+    """GPUs summed over every deployment's candidates that ``match`` are at most ``max_gpus``.
+
+    ``match`` reads only a candidate's provider, region and GPU (the model asks it once per combination)."""
 
     name: str  # shown to users: "aws quota H100 in us-east-1"
     kind: str  # quota | inventory

@@ -220,7 +220,7 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gp
         if part.status not in ("optimal", "time_limit"):
             return None, False
         parts[d.name] = part
-    b = build(inp, used_gpus=used_gpus, fixed_usd_per_month=fixed)
+    b = build(inp, used_gpus=used_gpus, fixed_usd_per_month=fixed, coupling_only=True)
     x = _merge(b, parts)
     lo_row = b.first_coupling_row
     if x is None:
