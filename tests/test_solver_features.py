@@ -212,3 +212,13 @@ def test_coupling_only_model_has_every_column_and_only_the_coupling_rows() -> No
         assert np.array_equal(shell.objective_vector(k), full.objective_vector(k)[:n])
     assert [t.kind for t in shell.row_tags] == [t.kind for t in full.row_tags[full.first_coupling_row:]] == ["limit", "budget"]
     assert (shell.row_lower, shell.row_upper) == (full.row_lower[full.first_coupling_row:], full.row_upper[full.first_coupling_row:])
+
+
+def test_gap_of_a_plan_assembled_from_parts_weighs_each_part_by_its_value() -> None:
+    from orchestrator.solver.solve import _sum_gap
+
+    # bounds 100 and 270 under values 100 and 300: (400 - 370) / 400
+    assert _sum_gap([(100.0, 0.0), (300.0, 0.1)]) == pytest.approx(0.075)
+    assert _sum_gap([(100.0, 0.2), (300.0, 0.1)]) <= 0.2  # never above the largest part's
+    assert _sum_gap([(100.0, 0.0), (0.0, 0.0)]) == 0.0
+    assert _sum_gap([(100.0, float("inf")), (300.0, 0.0)]) == float("inf")
