@@ -187,6 +187,8 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gp
 
         def alone(d: DeploymentInput) -> Solution:
             with lock:
+                if time.perf_counter() >= deadline:  # the time is up: no plan for this one, and no waiting on it
+                    return Solution("timeout", objective)
                 waiting[1] -= 1
                 left = deadline - time.perf_counter() - PART_RESERVE_S * waiting[1] / WORKERS
                 limit = max(PART_RESERVE_S, min(left, left * WORKERS * weight[d.name] / max(waiting[0], 1e-9)) if share else left)
