@@ -89,8 +89,8 @@ def one(n_off: int, n_dep: int, seed: int = 7) -> dict:
     quick = solve(inp.problem, "cost", tie_break=False, time_limit=budget)
     t_quick = time.perf_counter() - t2
     opt = sol.values.get("cost", float("nan"))
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB, before the size count below
     b = build(inp.problem)  # the whole MILP's size (the solve works on per-deployment parts of it)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
     return {
         "offerings": n_off, "deployments": n_dep, "candidates": len(inp.problem.candidates),
         "pruned": sum(dc.pruned for dc in inp.candidates.values()),
