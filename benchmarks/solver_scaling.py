@@ -11,15 +11,16 @@ solve given what is left of 5 s after candidate generation (``orch place --time-
 status, how far its plan is above the proven optimum, and the gap HiGHS could still prove.
 Target: 5,000 offerings x 50 deployments < 5 s, < 2 GB.
 
-Measured 2026-11-23 on the shared 2-core dev box (seed 7; every cell a proven optimum, gap <= 1e-4):
+Measured 2026-11-23 (third session) on the shared 2-core dev box (seed 7; every cell a proven optimum, gap
+<= 1e-4; timings vary by 10-30% from run to run with the box's load and HiGHS's path through the tree):
     offerings x deployments   candidates   candidates_s   solve_s   peak RSS   given 5 s in all (--time-limit)
-    1,000 x 5                        436          0.10       0.91     142 MB   0.8 s, optimal
-    1,000 x 50                     4,499          0.52       2.9      231 MB   4.0 s, optimal
-    5,000 x 5                      1,340          0.23       2.1      278 MB   4.1 s, optimal
-    5,000 x 20                     8,068          0.65       5.8      408 MB   4.7-5.1 s, 2-3% above the optimum
-    5,000 x 50                    13,771          1.5       10.3      436 MB   4.5-4.7 s, 4-6% above  <- target missed
-    20,000 x 20                   24,889          2.8       27.1      787 MB   5.6-6.3 s, far above (candidates take 3 s)
-    20,000 x 50                   41,086          6.0       59.7    1,045 MB   no plan: candidates alone take 6 s
+    1,000 x 5                        436     0.10           0.92        146 MB   0.9 s, optimal
+    1,000 x 50                     4,499     0.63           3.0         235 MB   4.3 s, optimal
+    5,000 x 5                      1,340     0.21           2.7         216 MB   4.9 s, 0% above (gap 1.3%)
+    5,000 x 20                     8,068     0.63-0.89      5.9-7.9     409 MB   4.9-5.1 s, 2.5-3.5% above
+    5,000 x 50                    13,771     1.3-1.5        10.4-10.8   432 MB   4.5 s, 3.6-3.8% above (gap 4.6-5.0%)  <- target missed
+    20,000 x 20                   24,889     2.9            28.8        742 MB   5.4 s, 28% above (candidates take 3 s)
+    20,000 x 50                   41,086     6.2-7.4        69.8      1,078 MB   no plan: candidates alone take 6-7 s
 Changes of the second session and what they did (5,000 x 50):
 - Dominance pruning made exact. The old rule (B no dearer per req/s and per unit) could drop a bigger unit
   that rounds better (10 req/s: one $10 unit beats two $5.90 units of 6 req/s); now k = ceil(cap A / cap B)
@@ -36,6 +37,10 @@ Changes of the second session and what they did (5,000 x 50):
 - One deadline for the whole solve (orch place --time-limit): each deployment solved alone gets a share of
   the time left in proportion to its expected work, hardest first, starting from the simple plan of
   bounds.py when its share is short; those cut short get a second pass with whatever time is left.
+Changes of the third session: the plan assembled from the per-deployment solutions is checked in a model of
+the coupling rows only (0.5 s -> 0.1 s at 5,000 x 50); its gap weighs each part's gap by its value (given 5 s:
+reported 35% -> 5%, still a bound); a deployment whose turn comes after the deadline is not attempted
+(20,000 x 50 given 0.2 s: "timeout" after 0.4 s instead of 5 s).
 Where the solve time goes: the joint model is never solved here (the per-deployment optima satisfy every
 quota); about 10 of the 50 deployments (spot allowed: floor + spread over two regions, and data-egress fixed
 charges of $1,600-2,400/month to ~100 regions) take 1-3 s each in HiGHS: the root LP is 10-20% below the
@@ -51,6 +56,17 @@ data-egress rows (2x slower); spot spread as a cap on each region's share of spo
 set merged into one relaxed "elsewhere" region and added back on demand (10 iterations, slower); enumerating
 the paid regions one at a time with LP bounds (the bounds prune too little); reduced-cost fixing from the LP
 with the optimum as the bound (keeps 50-80% of the candidates); largest-first scheduling of the two workers.
+Tried in the third session (the 14 hardest deployments of 5,000 x 50, 18.5 s of HiGHS in all):
+- The integer core alone (units, cover, floor, region charges, spread; no traffic columns) takes HiGHS 0.7-2.2 s per
+  deployment, as long as the whole model: the time goes to the knapsack-plus-fixed-charge structure, not to routing.
+- A dynamic program over regions (demand on a grid of 1/128; on-demand floor, total, spot domains, region charges)
+  bounds that core within 0.5% for 9 of the 14 (it equals HiGHS's core optimum), and keeping only the candidates
+  whose DP bound is below the optimum cuts their HiGHS time 3x (5.9 s). But the DP costs 0.1-0.3 s per deployment in
+  numpy, and the pruning needs a near-optimal upper bound first: with a quick solve over the 40 most promising
+  candidates for it (6-8% off on 4 of the 14), the whole took 16.7 s of CPU against 21.4 s. Not kept.
+- Starting short time shares from a quick solve over the 40 most promising candidates: worse given 5 s (5.7-6.4%
+  above against 4.8-5.2%), the quick solve eats the shares.
+- presolve on, with the optimum as the start: from 3x faster to 3x slower, deployment by deployment.
 """
 
 from __future__ import annotations
