@@ -117,10 +117,13 @@ def test_carbon_objective_picks_the_cleaner_grid() -> None:
     assert _regions(solve(SolverInput([dep]), "carbon"), dep) == {"aws:hydro"}
 
 
-def test_ties_on_cost_are_broken_by_the_other_objectives() -> None:
+@pytest.mark.parametrize("b_first", [False, True])
+def test_ties_on_cost_are_broken_by_the_other_objectives(b_first: bool) -> None:
+    """The same price in two regions: the cleaner grid wins, whichever one the cost stage happened to pick (with
+    aws:b listed first it picks aws:a)."""
     a = candidate("d", offering("aws:a", 4.0), 10, grid=700)
     b = candidate("d", offering("aws:b", 4.0), 10, grid=20)
-    dep = deployment("d", 5, [a, b])
+    dep = deployment("d", 5, [b, a] if b_first else [a, b])
     assert _regions(solve(SolverInput([dep]), "cost"), dep) == {"aws:b"}
 
 
