@@ -73,3 +73,32 @@ def test_each_provider_example_is_its_own() -> None:
                 seen += 1
                 assert examples[SLO_TTFT].startswith(f"{p}:"), (p, examples[SLO_TTFT])
     assert seen
+
+
+def test_slow_deployments_find_fallbacks_among_their_most_promising_candidates(monkeypatch) -> None:  # noqa: ANN001
+    """A deployment whose optimum took long gets its plans B from a short list: each is still a whole plan
+    without the excluded offering, never cheaper than the best over every candidate, and the explanation says
+    where the runner-up was looked for."""
+    import orchestrator.placement as placement
+    from orchestrator.solver.synthetic import LoadedStub, random_catalog, random_spec
+
+    cat = random_catalog(400, 3)
+    spec = random_spec(4, list(cat.regions), 3)
+    full = placement.place(LoadedStub(spec), "cost", catalog=cat)
+    monkeypatch.setattr(placement, "FALLBACK_FULL_S", 0.0)
+    monkeypatch.setattr(placement, "PROMISING", 6)
+    narrow = placement.place(LoadedStub(spec), "cost", catalog=cat)
+    assert [d.replicas for d in narrow.deployments] == [d.replicas for d in full.deployments]
+    searched = 0
+    for f, n, want in zip(full.deployments, narrow.deployments, spec.deployments):
+        chosen = {(g.region, g.instance_type, g.market) for g in n.replicas}
+        need = want.traffic.requests_per_second * (1 + want.traffic.headroom)
+        for fb in n.fallbacks:
+            assert {(g.region, g.instance_type, g.market) for g in fb} != chosen
+            assert sum(g.count * g.capacity_rps for g in fb) >= need * (1 - 1e-6)
+        ru_f, ru_n = f.explanation["runner_up"], n.explanation["runner_up"]
+        if ru_n and ru_n.get("searched"):
+            searched += 1
+            assert ru_n["searched"].endswith("most promising candidates")
+            assert ru_f is not None and ru_n["extra_usd_per_hour"] >= ru_f["extra_usd_per_hour"] - 1e-6
+    assert searched

@@ -98,7 +98,8 @@ def _explain(out: Any, e: dict) -> None:
     lines = []
     ru = e.get("runner_up")
     if ru:
-        lines.append(f"runner-up: {ru['config']} (+${ru['extra_usd_per_hour']:,.2f}/h, "
+        among = f" (best of {ru['searched']})" if ru.get("searched") else ""
+        lines.append(f"runner-up{among}: {ru['config']} (+${ru['extra_usd_per_hour']:,.2f}/h, "
                      f"{ru['extra_ttft_ms']:+.0f} ms TTFT)")
     if e.get("objective_tradeoff"):
         lines.append(e["objective_tradeoff"])

@@ -102,3 +102,22 @@ def prune_by_bound(d: DeploymentInput) -> tuple[DeploymentInput, dict[int, int]]
     if keep.all():
         return d, start
     return d.subset(np.nonzero(keep)[0].tolist()), start
+
+
+def promising(d: DeploymentInput, k: int, regions: set[str] = frozenset()) -> list[int]:
+    """Positions of the candidates most likely in a good plan of ``d``: the ``k`` with the lowest LB overall and
+    the ``k // 2`` lowest of each market (a spot plan needs spot candidates in more than one region), and every
+    candidate in ``regions`` (where a known plan already pays the data egress). A heuristic, for plans B."""
+    cands = d.candidates
+    req = d.required_rps
+    unit = np.array([c.usd_per_unit_hour for c in cands])
+    cap = np.minimum(np.array([c.rps_per_unit for c in cands]), req)
+    fixed = np.array([d.data_egress_usd_month.get(c.region, 0.0) / HOURS_PER_MONTH for c in cands])
+    lb = unit + fixed + np.maximum(0.0, req - cap) * float(np.min(unit / cap))
+    market = np.array([c.market for c in cands])
+    keep = set(np.argsort(lb, kind="stable")[:k].tolist())
+    for m in set(market.tolist()):
+        idx = np.nonzero(market == m)[0]
+        keep |= set(idx[np.argsort(lb[idx], kind="stable")[: k // 2]].tolist())
+    keep |= {i for i, c in enumerate(cands) if c.region in regions}
+    return sorted(keep)
