@@ -155,9 +155,9 @@ def _all_fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResu
 def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult], d: DeploymentInput, objective: str,
                deadline: float, short: list[str]) -> tuple[list[tuple[list[ReplicaGroup], DeploymentResult]], int | None]:
     """Best re-placements of d with each chosen offering excluded, others held fixed; ranked by objective. A
-    deployment whose own optimum was slow to prove searches only its most promising candidates (how many is
-    returned; None: all of them). Each solve gets at most FALLBACK_TIME_S, all of them together what is left to
-    ``deadline``; a deployment the deadline cuts short is added to ``short``."""
+    deployment whose own optimum was slow to prove searches its most promising candidates first (how many the
+    runner-up was found among is returned; None: all of them). Each solve gets at most FALLBACK_TIME_S, all of them
+    together what is left to ``deadline``; a deployment the deadline cuts short is added to ``short``."""
     from orchestrator.solver.bounds import promising
 
     problem = inp.problem
@@ -170,23 +170,22 @@ def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult],
     chosen_keys = {(c.region, c.instance_type, c.market) for c, _ in results[d.name].chosen}
     narrow = sol.part(d.name).solve_seconds >= FALLBACK_FULL_S and len(d.candidates) > PROMISING
     regions = {c.region for c, _ in results[d.name].chosen}
-    searched: int | None = None
     seen: set[tuple] = set()
-    found: list[tuple[float, list[ReplicaGroup], DeploymentResult]] = []
+    found: list[tuple[float, list[ReplicaGroup], DeploymentResult, int | None]] = []  # (value, plan, result, searched)
     for key in sorted(chosen_keys):
         left = deadline - time.perf_counter()
         if left < 0.1:
             short.append(d.name)
             break
-        sub_d = d.subset([i for i, c in enumerate(d.candidates) if (c.region, c.instance_type, c.market) != key])
-        if narrow:
-            keep = promising(sub_d, PROMISING, regions)
-            searched = max(searched or 0, len(keep))
-            sub_d = sub_d.subset(keep)
-        # the candidates keep their numbers (no renumbering): deployments are looked after side by side
-        sub = SolverInput([sub_d], problem.limits, problem.global_policies, renumber=False)
-        s = solve(sub, objective, used_gpus=used, fixed_usd_per_month=fixed, time_limit=min(FALLBACK_TIME_S, left),
-                  tie_break=False)
+        without = d.subset([i for i, c in enumerate(d.candidates) if (c.region, c.instance_type, c.market) != key])
+        tries = [without.subset(promising(without, PROMISING, regions)), without] if narrow else [without]
+        for sub_d in tries:  # the short list first; every candidate if it has no plan
+            # the candidates keep their numbers (no renumbering): deployments are looked after side by side
+            sub = SolverInput([sub_d], problem.limits, problem.global_policies, renumber=False)
+            s = solve(sub, objective, used_gpus=used, fixed_usd_per_month=fixed,
+                      time_limit=min(FALLBACK_TIME_S, max(0.1, deadline - time.perf_counter())), tie_break=False)
+            if s.status != "infeasible":
+                break
         if s.status not in ("optimal", "time_limit"):  # a fallback need not be proven best: it is a plan B
             continue
         r = result_for(s, sub_d)
@@ -194,6 +193,6 @@ def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult],
         if sig in seen:
             continue
         seen.add(sig)
-        found.append((s.values[objective], r.groups, r))
+        found.append((s.values[objective], r.groups, r, None if sub_d is without else len(sub_d.candidates)))
     found.sort(key=lambda t: t[0])
-    return [(g, r) for _, g, r in found[:MAX_FALLBACKS]], searched
+    return [(g, r) for _, g, r, _ in found[:MAX_FALLBACKS]], (found[0][3] if found else None)

@@ -23,6 +23,7 @@ MIP_REL_GAP = 1e-4
 TIME_LIMIT_S = 60.0
 PART_RESERVE_S = 0.05  # the least time a deployment solved alone gets (most need a few ms)
 ASSEMBLY_S_PER_DEPLOYMENT = 0.004  # model building and merging around the solver, per deployment
+LATE_S, LATE_SHARE = 1.0, 0.5  # how far past the time limit deployments still get started: max(1 s, half the limit)
 # a deployment with less time than this starts HiGHS from the simple plan of bounds.py: a good plan early when
 # time is short; with time to prove optimality the start only slows HiGHS (scaling benchmark: 9.8 s -> 12.7 s)
 START_BELOW_S = 5.0
@@ -174,6 +175,9 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gp
     from orchestrator.solver.bounds import prune_by_bound
 
     weight = {d.name: _difficulty(d) for d in inp.deployments}
+    # past the deadline each deployment still gets its least time, so that every one has a plan; but not when
+    # that would keep the caller waiting much longer than asked (many deployments, a very short limit)
+    give_up = deadline + max(LATE_S, LATE_SHARE * (deadline - t0))
     # the parts stop early enough to leave time for the Python around them and for assembling the whole plan
     n = len(inp.deployments)
     deadline -= min(0.15 * max(0.0, deadline - t0), ASSEMBLY_S_PER_DEPLOYMENT * n + 0.1)
@@ -188,7 +192,7 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gp
 
         def alone(d: DeploymentInput) -> Solution:
             with lock:
-                if time.perf_counter() >= deadline:  # the time is up: no plan for this one, and no waiting on it
+                if time.perf_counter() >= give_up:  # well past the time: no plan for this one, and no waiting on it
                     return Solution("timeout", objective)
                 waiting[1] -= 1
                 left = deadline - time.perf_counter() - PART_RESERVE_S * waiting[1] / WORKERS
