@@ -12,15 +12,18 @@ status, how far its plan is above the proven optimum, and the gap HiGHS could st
 Target: 5,000 offerings x 50 deployments < 5 s, < 2 GB.
 
 Measured 2026-11-23 (third session) on the shared 2-core dev box (seed 7; every cell a proven optimum, gap
-<= 1e-4; timings vary by 10-30% from run to run with the box's load and HiGHS's path through the tree):
-    offerings x deployments   candidates   candidates_s   solve_s   peak RSS   given 5 s in all (--time-limit)
-    1,000 x 5                        436     0.10           0.92        146 MB   0.9 s, optimal
-    1,000 x 50                     4,499     0.63           3.0         235 MB   4.3 s, optimal
-    5,000 x 5                      1,340     0.21           2.7         216 MB   4.9 s, 0% above (gap 1.3%)
-    5,000 x 20                     8,068     0.63-0.89      5.9-7.9     409 MB   4.9-5.1 s, 2.5-3.5% above
-    5,000 x 50                    13,771     1.3-1.5        10.4-10.8   432 MB   4.5 s, 3.6-3.8% above (gap 4.6-5.0%)  <- target missed
-    20,000 x 20                   24,889     2.9            28.8        742 MB   5.4 s, 28% above (candidates take 3 s)
-    20,000 x 50                   41,086     6.2-7.4        69.8      1,078 MB   no plan: candidates alone take 6-7 s
+<= 1e-4; timings vary by 10-30% from run to run with the box's load and HiGHS's path through the tree). place_s:
+`orch place` end to end with its defaults (candidates, solve with the tie-break stage, explanations, fallbacks).
+    offerings x deployments  candidates  candidates_s  solve_s    peak RSS  given 5 s in all (--time-limit)        place_s
+    1,000 x 5                       436  0.11          0.9-1.0      143 MB  0.9 s, optimal                          2.3
+    1,000 x 20                    1,906  0.27          1.6-2.1      203 MB  1.8 s, optimal                          8.4
+    1,000 x 50                    4,499  0.6-0.9       3.0-4.3      245 MB  4.3-4.8 s, optimal or 0.2% above       18.2
+    5,000 x 5                     1,340  0.21-0.27     2.2-2.7      274 MB  4.6-4.9 s, optimal or 0% (gap 1.3%)     5.3
+    5,000 x 20                    8,068  0.63-0.89     5.6-7.9      414 MB  4.9-5.1 s, 2.3-3.5% above              11.1
+    5,000 x 50                   13,771  1.3-1.5       10.4-11.5    432 MB  4.5-4.6 s, 3.6-4.3% above (gap < 6%)   25.4   <- target missed
+    20,000 x 5                    3,122  0.96-1.15     5.8-6.2      615 MB  5.2 s, 3.1% above                       9.1
+    20,000 x 20                  24,889  2.9-3.1       29-31        741 MB  5.5 s, 28-56% above                    40.7
+    20,000 x 50                  41,086  6.8-7.4       67-71      1,018 MB  no plan: candidates alone take 7 s     83.4 (60 s limit hit)
 Changes of the second session and what they did (5,000 x 50):
 - Dominance pruning made exact. The old rule (B no dearer per req/s and per unit) could drop a bigger unit
   that rounds better (10 req/s: one $10 unit beats two $5.90 units of 6 req/s); now k = ceil(cap A / cap B)
@@ -40,7 +43,11 @@ Changes of the second session and what they did (5,000 x 50):
 Changes of the third session: the plan assembled from the per-deployment solutions is checked in a model of
 the coupling rows only (0.5 s -> 0.1 s at 5,000 x 50); its gap weighs each part's gap by its value (given 5 s:
 reported 35% -> 5%, still a bound); a deployment whose turn comes after the deadline is not attempted
-(20,000 x 50 given 0.2 s: "timeout" after 0.4 s instead of 5 s).
+(20,000 x 50 given 0.2 s: "timeout" after about 1 s instead of 5 s). End to end, `orch place` got 2-4x faster:
+the cost tie-break stage looks only at the chosen instances and those that tie them on price (it never changed a
+unit in this benchmark, only the routing: 14 s of CPU -> 0.6 s at 5,000 x 50), and the fallbacks run two
+deployments at a time, those of a deployment slow to prove among its most promising candidates (5,000 x 50:
+81 s with 24 deployments' fallbacks cut short -> 25 s; 5,000 x 20: 58 s -> 11 s; 1,000 x 20: 14 s -> 8 s).
 Where the solve time goes: the joint model is never solved here (the per-deployment optima satisfy every
 quota); about 10 of the 50 deployments (spot allowed: floor + spread over two regions, and data-egress fixed
 charges of $1,600-2,400/month to ~100 regions) take 1-3 s each in HiGHS: the root LP is 10-20% below the
