@@ -4,7 +4,8 @@
 
 Candidates (orchestrator/candidates.py) -> MILP (orchestrator/solver) -> replica groups, predictions,
 explanations, and per deployment ranked fallbacks: the best placement of that deployment with each
-chosen offering excluded, the other deployments' GPUs and cost held fixed.
+chosen offering excluded, the other deployments' GPUs and cost held fixed (for a deployment whose optimum was
+slow to prove, the best among its most promising candidates).
 """
 
 from __future__ import annotations
