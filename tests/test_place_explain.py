@@ -100,5 +100,6 @@ def test_slow_deployments_find_fallbacks_among_their_most_promising_candidates(m
         if ru_n and ru_n.get("searched"):
             searched += 1
             assert ru_n["searched"].endswith("most promising candidates")
-            assert ru_f is not None and ru_n["extra_usd_per_hour"] >= ru_f["extra_usd_per_hour"] - 1e-6
+            # within the solver's relative gap (1e-4) of the plan's cost
+            assert ru_f is not None and ru_n["extra_usd_per_hour"] >= ru_f["extra_usd_per_hour"] - 1e-4 * f.usd_per_hour
     assert searched

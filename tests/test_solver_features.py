@@ -227,7 +227,7 @@ def test_gap_of_a_plan_assembled_from_parts_weighs_each_part_by_its_value() -> N
     assert _sum_gap([(100.0, float("inf")), (300.0, 0.0)]) == float("inf")
 
 
-def test_deployments_whose_turn_comes_after_the_deadline_are_not_attempted(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_deployments_whose_turn_comes_well_after_the_deadline_are_not_attempted(monkeypatch: pytest.MonkeyPatch) -> None:
     """A short --time-limit on many deployments answers "timeout" soon after the time is up (1 s here), instead
     of giving every deployment its least time one after another."""
     import time
