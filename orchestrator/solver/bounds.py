@@ -106,8 +106,9 @@ def prune_by_bound(d: DeploymentInput) -> tuple[DeploymentInput, dict[int, int]]
 
 def promising(d: DeploymentInput, k: int, regions: set[str] = frozenset()) -> list[int]:
     """Positions of the candidates most likely in a good plan of ``d``: the ``k`` with the lowest LB overall and
-    the ``k // 2`` lowest of each market (a spot plan needs spot candidates in more than one region), and every
-    candidate in ``regions`` (where a known plan already pays the data egress). A heuristic, for plans B."""
+    the ``k // 2`` lowest of each market (a spot plan needs spot candidates in more than one region), every
+    candidate in ``regions`` (where a known plan already pays the data egress), and the same offerings in the
+    other market. A heuristic, for plans B."""
     cands = d.candidates
     req = d.required_rps
     unit = np.array([c.usd_per_unit_hour for c in cands])
@@ -120,4 +121,7 @@ def promising(d: DeploymentInput, k: int, regions: set[str] = frozenset()) -> li
         idx = np.nonzero(market == m)[0]
         keep |= set(idx[np.argsort(lb[idx], kind="stable")[: k // 2]].tolist())
     keep |= {i for i, c in enumerate(cands) if c.region in regions}
+    # and each one's twin in the other market: a region picked for spot often serves the on-demand floor too
+    offerings = {(cands[i].region, cands[i].instance_type) for i in keep}
+    keep |= {i for i, c in enumerate(cands) if (c.region, c.instance_type) in offerings}
     return sorted(keep)
