@@ -247,3 +247,20 @@ def test_deployments_whose_turn_comes_well_after_the_deadline_are_not_attempted(
     sol = solve_mod.solve(SolverInput(deps), "cost", time_limit=0.1, tie_break=False)
     assert sol.status == "timeout"
     assert len(calls) < len(deps)
+
+
+def test_promising_candidates_bring_their_offering_in_the_other_market() -> None:
+    """The short list for plans B: the lowest lower bounds, the regions a plan already uses, and the on-demand twin
+    of a short-listed spot offering (a region picked for spot often serves the on-demand floor too)."""
+    from orchestrator.solver.bounds import promising
+
+    cheap = offering("aws:a", 10.0, spot=1.0)
+    others = [offering(f"aws:o{i}", 5.0 + i) for i in range(6)]
+    used = offering("aws:u", 50.0)
+    cands = ([candidate("d", cheap, 4, market="spot"), candidate("d", cheap, 4)] + [candidate("d", o, 4) for o in others]
+             + [candidate("d", used, 4)])
+    dep = deployment("d", 4, cands)
+    picked = {(dep.candidates[i].region, dep.candidates[i].market) for i in promising(dep, 2, {"aws:u"})}
+    assert ("aws:a", "spot") in picked and ("aws:a", "on_demand") in picked  # the twin, though dearer than o0..o5
+    assert ("aws:u", "on_demand") in picked
+    assert ("aws:o5", "on_demand") not in picked
