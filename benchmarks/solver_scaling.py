@@ -20,7 +20,7 @@ Measured 2026-11-23 (third session) on the shared 2-core dev box (seed 7; every 
     1,000 x 50                    4,499  0.6-0.9       3.0-4.3      245 MB  4.3-4.8 s, optimal or 0.2% above       18.2
     5,000 x 5                     1,340  0.21-0.27     2.2-2.7      274 MB  4.6-4.9 s, optimal or 0% (gap 1.3%)     5.3
     5,000 x 20                    8,068  0.63-0.89     5.6-7.9      414 MB  4.9-5.1 s, 2.3-3.5% above              11.1
-    5,000 x 50                   13,771  1.3-1.5       10.4-11.5    432 MB  4.5-4.6 s, 3.6-4.3% above (gap < 6%)   25.4   <- target missed
+    5,000 x 50                   13,771  1.3-1.5       10.4-11.5    432 MB  4.5-4.6 s, 3.6-4.3% above (gap < 6%)   25-26  <- target missed
     20,000 x 5                    3,122  0.96-1.15     5.8-6.2      615 MB  5.2 s, 3.1% above                       9.1
     20,000 x 20                  24,889  2.9-3.1       29-31        741 MB  5.5 s, 28-56% above                    40.7
     20,000 x 50                  41,086  6.8-7.4       67-71      1,018 MB  no plan: candidates alone take 7 s     83.4 (60 s limit hit)
@@ -47,7 +47,7 @@ reported 35% -> 5%, still a bound); a deployment whose turn comes after the dead
 the cost tie-break stage looks only at the chosen instances and those that tie them on price (it never changed a
 unit in this benchmark, only the routing: 14 s of CPU -> 0.6 s at 5,000 x 50), and the fallbacks run two
 deployments at a time, those of a deployment slow to prove among its most promising candidates (5,000 x 50:
-81 s with 24 deployments' fallbacks cut short -> 25 s; 5,000 x 20: 58 s -> 11 s; 1,000 x 20: 14 s -> 8 s).
+81 s with 24 deployments' fallbacks cut short -> 25-26 s; 5,000 x 20: 58 s -> 11 s; 1,000 x 20: 14 s -> 8 s).
 Where the solve time goes: the joint model is never solved here (the per-deployment optima satisfy every
 quota); about 10 of the 50 deployments (spot allowed: floor + spread over two regions, and data-egress fixed
 charges of $1,600-2,400/month to ~100 regions) take 1-3 s each in HiGHS: the root LP is 10-20% below the
