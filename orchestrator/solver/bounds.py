@@ -110,6 +110,8 @@ def promising(d: DeploymentInput, k: int, regions: set[str] = frozenset()) -> li
     candidate in ``regions`` (where a known plan already pays the data egress), and the same offerings in the
     other market. A heuristic, for plans B."""
     cands = d.candidates
+    if not cands:
+        return []
     req = d.required_rps
     unit = np.array([c.usd_per_unit_hour for c in cands])
     cap = np.minimum(np.array([c.rps_per_unit for c in cands]), req)
