@@ -44,7 +44,6 @@ class ModelBuilder:
     used_gpus: dict[str, float] = field(default_factory=dict)  # limit name -> GPUs used by fixed deployments
     fixed_usd_per_month: float = 0.0  # cost of deployments held fixed (fallback subproblems)
     first_coupling_row: int = 0
-    first_coupling_col: int = 0
 
     # ---- columns -------------------------------------------------------------------------------
     @property
@@ -166,7 +165,6 @@ def build(inp: SolverInput, *, used_gpus: dict[str, float] | None = None, fixed_
                 p.add_constraints(b, d.spec, d.candidates)
             p.objective_terms(b, d.spec, d.candidates)
     b.first_coupling_row = b.num_rows  # rows from here on couple deployments (limits, project-wide policies)
-    b.first_coupling_col = b.num_cols
     _add_limits(b, inp)
     allc = inp.candidates
     for p in inp.global_policies:
