@@ -182,7 +182,7 @@ def test_the_simple_plan_behind_the_bound_is_feasible_and_a_valid_start() -> Non
     dep = deployment("d", 9, cands, headroom=0.2, policies=[make_policy("spot", "spot", {})], spec=SpecStub("d", "allow"),
                      data_egress={"aws:r1": 500.0, "aws:r2": 500.0})
     SolverInput([dep])  # numbers the candidates
-    pruned, start = prune_by_bound(dep)
+    pruned, start, _ = prune_by_bound(dep)
     by_idx = {c.idx: c for c in cands}
     od = sum(n * by_idx[i].rps_per_unit for i, n in start.items() if by_idx[i].market == "on_demand")
     spot_regions = {by_idx[i].region for i, n in start.items() if by_idx[i].market == "spot" and n > 0}

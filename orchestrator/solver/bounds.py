@@ -1,13 +1,16 @@
 """Bound-based pruning of one deployment's candidates (cost objective, deployment solved alone).
 
-Any plan that uses candidate c pays at least one c unit, c's region's one-off data egress, and, for the
-requirement c's unit does not cover, the best price per req/s of any candidate:
-    LB(c) = unit(c) + fixed(region(c)) + max(0, R - cap(c)) x p*        ($/h)
-A feasible plan is known: n units of one on-demand candidate that answers every user region,
-    UB = min_c ceil(R / rps(c)) x unit(c) + fixed(region(c)) + its response egress.
-If LB(c) > UB, c is in no optimal plan of this deployment alone. Valid only without coupling rows
-(quotas, project budget: a quota may force a pricier candidate), so the decomposed solve uses it for the
-per-deployment subproblems and the joint MILP keeps every candidate.
+``lower_bounds`` gives, per candidate c, a lower bound on the monthly cost of any plan that buys a c unit: c's
+unit and its region's data egress, plus the cheapest way to buy the rest of the capacity (whole units: a
+knapsack over the demand cut into GRID steps, each unit's capacity rounded up to a step, so the bound stays a
+bound), with the on-demand floor, the spot spread over several regions, and the data egress of every further
+region it takes: the rest stays in c's region and the free ones, or pays at least one more region. Plus the
+response egress every plan pays (each user region served by its cheapest reachable candidate).
+A feasible plan gives an upper bound UB: the simple plan below (n units of one on-demand candidate that answers
+every user region, or the on-demand floor plus spot over the cheapest regions) or, for the solver, the optimum
+over a short list of candidates. If LB(c) > UB, c is in no optimal plan of this deployment alone. Valid only
+without coupling rows (quotas, project budget: a quota may force a pricier candidate), so the decomposed solve
+uses it for the per-deployment subproblems and the joint MILP keeps every candidate.
 """
 
 from __future__ import annotations
@@ -21,39 +24,161 @@ from orchestrator.solver.problem import DeploymentInput
 
 # policy kinds whose rows an all-on-demand plan always satisfies, and that add no objective terms
 SAFE_KINDS = frozenset({"residency", "pin", "exclude", "hardware", "spot"})
+GRID = 128  # demand steps of the knapsack bound: finer is tighter and slower
 
 
 def _spot_rule(d: DeploymentInput) -> tuple[float, int]:
-    """(on-demand floor, failure domains) of the deployment's spot policy; (1, 0) without one."""
+    """(on-demand floor, failure domains) of the deployment's spot policy; (0, 0) without one (no rows)."""
     for p in d.policies:
         if getattr(p, "kind", None) == "spot":
             return float(p.floor(d.spec)), int(p.params.min_failure_domains)
-    return 1.0, 0
+    return 0.0, 0
 
 
-def prune_by_bound(d: DeploymentInput) -> tuple[DeploymentInput, dict[int, int]]:
-    """``d`` without the candidates whose LB exceeds UB, and the simple plan that set UB ({candidate idx:
-    units}; empty where none applies), a start for the solver.
+def _knapsacks(steps: np.ndarray, price: np.ndarray, groups: list[np.ndarray], grid: int) -> np.ndarray:
+    """K[g, j]: the least cost of whole units of group g's candidates whose steps add up to at least j."""
+    width = max([1, *(len(g) for g in groups)])
+    st = np.zeros((len(groups), width), np.int64)
+    pr = np.full((len(groups), width), math.inf)
+    for i, g in enumerate(groups):
+        st[i, : len(g)] = steps[g]
+        pr[i, : len(g)] = price[g]
+    k = np.full((len(groups), grid + 1), math.inf)
+    k[:, 0] = 0.0
+    rows = np.arange(len(groups))[:, None, None]
+    # steps j..j+s-1 depend only on steps below j when every unit spans s steps or more: a block at a time
+    block = max(1, int(st[np.isfinite(pr)].min())) if np.isfinite(pr).any() else grid
+    for j in range(1, grid + 1, block):
+        js = np.arange(j, min(j + block, grid + 1))
+        k[:, js] = np.min(pr[:, :, None] + k[rows, np.maximum(0, js[None, None, :] - st[:, :, None])], axis=1)
+    return k
 
-    With a spot floor f, at least f x R must be on-demand: LB prices that share at the best on-demand
-    rate and the rest at the best rate overall; UB also tries f x R on-demand plus (1 - f) x R of spot
-    split over the k cheapest spot regions (a plan the floor and spread rows accept)."""
+
+def _rest(k_od: np.ndarray, k_spot: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate (row of k_od/k_spot, on-demand need a, total need b, in steps): the least cost of the rest
+    of a plan without spot units, and with at least one."""
+    grid = k_od.shape[1] - 1
+    j = np.arange(grid + 1)
+    no_spot = k_od[np.arange(len(a)), np.maximum(a, b)]
+    with_spot = k_od + k_spot[np.arange(len(a))[:, None], np.maximum(1, b[:, None] - j[None, :])]
+    with_spot[j[None, :] < a[:, None]] = math.inf
+    return no_spot, with_spot.min(axis=1)
+
+
+def lower_bounds(d: DeploymentInput, grid: int = GRID) -> np.ndarray:
+    """$ per month: a lower bound on the cost of any plan of ``d`` alone that buys a unit of each candidate
+    (module docstring). Valid for plans the model accepts: it relaxes routing, unit limits and the policies of
+    SAFE_KINDS, and keeps only what every such plan pays."""
+    cands = d.candidates
+    n = len(cands)
+    demand = d.rps
+    if n == 0 or demand <= 0:
+        return np.array([c.usd_per_unit_hour * HOURS_PER_MONTH for c in cands])
+    floor, domains = _spot_rule(d)
+    cap = np.minimum(np.array([c.rps_per_unit for c in cands]) / (1.0 + d.headroom), demand)
+    price = np.array([c.usd_per_unit_hour for c in cands]) * HOURS_PER_MONTH
+    spot = np.array([c.market == "spot" for c in cands])
+    names = sorted({c.region for c in cands})
+    region = np.searchsorted(np.array(names), np.array([c.region for c in cands]))
+    charge_r = np.array([d.data_egress_usd_month.get(r, 0.0) for r in names])
+    free_r = charge_r <= 0
+    spot_r = np.zeros(len(names), bool)
+    spot_r[region[spot]] = True
+    steps = np.ceil(cap * grid / demand - 1e-9).astype(np.int64)
+    need_od = math.ceil(floor * grid - 1e-6) if floor > 0 else 0
+
+    # knapsacks over every candidate, and per region r over r and the free regions (where the rest pays no data egress)
+    home = free_r[region]
+    k_all, k_near = {}, {}
+    for m, mask in (("od", ~spot), ("spot", spot)):
+        k_all[m] = _knapsacks(steps, price, [np.nonzero(mask)[0]], grid)[np.zeros(n, np.int64)]
+        k_near[m] = _knapsacks(steps, price, [np.nonzero(mask & ((region == r) | home))[0] for r in range(len(names))],
+                               grid)[region]
+    a = np.maximum(0, need_od - np.where(spot, 0, steps))
+    b = np.maximum(0, grid - steps)
+    near_n, near_s = _rest(k_near["od"], k_near["spot"], a, b)
+    # the rest can stay near only if c's region and the free ones answer every user region
+    ok = _routable(d)
+    answered = np.zeros((len(d.sources), len(names)), bool)
+    for s, row in enumerate(ok):
+        answered[s, region[row]] = True
+    near_ok = (answered | answered[:, free_r].any(axis=1)[:, None]).all(axis=0)[region]
+    far_n, far_s = _rest(k_all["od"], k_all["spot"], a, b)
+
+    # data egress of further regions: the cheapest paid region other than c's, and the cheapest paid spot regions
+    # other than c's that a spot plan needs beyond those it has near (failure domains)
+    spread = domains >= 2
+    near_spot = int((spot_r & free_r).sum()) + (spot_r & ~free_r)[region]
+    short = np.where(spread, np.maximum(0, domains - near_spot), 0)
+    paid = np.nonzero(~free_r)[0]
+    order = paid[np.argsort(charge_r[paid], kind="stable")]
+    one_more = np.full(n, math.inf)
+    if len(order):
+        first, second = order[0], (order[1] if len(order) > 1 else -1)
+        one_more = np.where(region != first, charge_r[first], charge_r[second] if second >= 0 else math.inf)
+    spot_order = order[spot_r[order]]
+    cum = np.concatenate([[0.0], np.cumsum(charge_r[spot_order])])
+    rank = np.full(len(names), len(spot_order))
+    rank[spot_order] = np.arange(len(spot_order))
+    mine = rank[region] < short  # c's own region is among the cheapest: skip it
+    top = np.minimum(short + mine, len(spot_order))
+    more_spot = np.where(short + mine > len(spot_order), math.inf, cum[top] - np.where(mine, charge_r[region], 0.0))
+    far_spot_charge = np.maximum(one_more, more_spot)
+
+    spread_near = near_spot >= domains if spread else np.ones(n, bool)
+    near_with = np.where(spread_near, near_s, math.inf)
+    near = np.where(spot, np.where(spread_near, np.minimum(near_n, near_s), math.inf), np.minimum(near_n, near_with))
+    near = np.where(near_ok, near, math.inf)
+    far = np.where(spot, far_spot_charge + np.minimum(far_n, far_s),
+                   np.minimum(one_more + far_n, far_spot_charge + far_s))
+    rest = np.minimum(near, far)
+
+    # the same with fractional units (tighter where units are small against a step)
+    per = price / cap
+    best_all = float(per.min())
+    best_od = float(per[~spot].min()) if (~spot).any() else math.inf
+    od_left = np.maximum(0.0, floor * demand - np.where(spot, 0.0, cap))
+    left = np.maximum(0.0, demand - cap - od_left)
+    rest = np.maximum(rest, np.where(od_left > 0, od_left * best_od, 0.0) + left * best_all)
+    return price + charge_r[region] + rest + _response_floor(d, ok)
+
+
+def _routable(d: DeploymentInput) -> np.ndarray:
+    """[user region, candidate]: the pair meets the TTFT SLO (the routing rule of model.py)."""
+    n_s, n_c = len(d.sources), len(d.candidates)
+    rtt = np.asarray(d.rtt_ms, float).reshape(n_s, n_c)
+    ttft = np.array([c.ttft_ms for c in d.candidates])
+    return rtt + ttft[None, :] <= d.ttft_slo_ms + 1e-9
+
+
+def _response_floor(d: DeploymentInput, ok: np.ndarray) -> float:
+    """Response egress every plan pays: each user region's traffic at its cheapest reachable candidate."""
+    if len(d.sources) == 0:
+        return 0.0
+    resp = np.where(ok, np.asarray(d.response_usd_per_rps_month, float).reshape(ok.shape), math.inf)
+    share = np.array([sh for _, sh in d.sources])
+    best = resp.min(axis=1)
+    return float((share * d.rps * np.where(np.isfinite(best), best, 0.0)).sum())
+
+
+def prune_by_bound(d: DeploymentInput) -> tuple[DeploymentInput, dict[int, int], np.ndarray | None]:
+    """``d`` without the candidates whose LB exceeds UB, the simple plan that set UB ({candidate idx: units};
+    empty where none applies), a start for the solver, and the kept candidates' LB ($ per month; None where the
+    deployment's policies do not allow the bound).
+
+    UB: the cheapest of n units of one on-demand candidate that answers every user region and, with a spot
+    floor f < 1, f x R on-demand plus (1 - f) x R of spot split over the k cheapest spot regions (a plan the
+    floor and spread rows accept)."""
     cands = d.candidates
     if len(cands) < 3 or any(getattr(p, "kind", None) not in SAFE_KINDS for p in d.policies):
-        return d, {}
+        return d, {}, None
+    lb = lower_bounds(d) / HOURS_PER_MONTH
     n_s = len(d.sources)
     req = d.required_rps
     floor, domains = _spot_rule(d)
     unit = np.array([c.usd_per_unit_hour for c in cands])
     rps = np.array([c.rps_per_unit for c in cands])
     spot = np.array([c.market == "spot" for c in cands])
-    cap = np.minimum(rps, req)
-    per = unit / cap
-    p_all = float(np.min(per))
-    if (~spot).any():
-        p_od = float(np.min(per[~spot]))
-    else:
-        return d, {}
     fixed = np.array([d.data_egress_usd_month.get(c.region, 0.0) / HOURS_PER_MONTH for c in cands])
     resp = np.asarray(d.response_usd_per_rps_month, float).reshape(n_s, len(cands))
     share = np.array([sh for _, sh in d.sources])
@@ -63,7 +188,7 @@ def prune_by_bound(d: DeploymentInput) -> tuple[DeploymentInput, dict[int, int]]
     answers_all = np.all(rtt + ttft[None, :] <= d.ttft_slo_ms + 1e-9, axis=0)  # the routing rule of model.py
     od_all = answers_all & ~spot
     if not od_all.any():
-        return d, {}
+        return d, {}, lb * HOURS_PER_MONTH
     egress_ub = float(np.max(resp_h[answers_all]))  # any routing pays at most the dearest all-answering candidate
 
     def units(need: float) -> np.ndarray:
@@ -94,14 +219,11 @@ def prune_by_bound(d: DeploymentInput) -> tuple[DeploymentInput, dict[int, int]]
                 plan = {i: int(units(spot_need)[i]) for _, i in cheapest}
                 if floor > 0:
                     plan[od_best] = int(units(floor * req)[od_best])
-    od_rem = np.maximum(0.0, floor * req - np.where(spot, 0.0, cap))
-    rest = np.maximum(0.0, req - cap - od_rem)
-    lb = unit + fixed + od_rem * p_od + rest * p_all
     keep = lb <= ub * (1 + 1e-9) + 1e-9
     start = {cands[i].idx: n for i, n in plan.items()}  # a plan's candidates are never pruned: LB <= its cost
     if keep.all():
-        return d, start
-    return d.subset(np.nonzero(keep)[0].tolist()), start
+        return d, start, lb * HOURS_PER_MONTH
+    return d.subset(np.nonzero(keep)[0].tolist()), start, lb[keep] * HOURS_PER_MONTH
 
 
 def promising(d: DeploymentInput, k: int, regions: set[str] = frozenset()) -> list[int]:

@@ -1,0 +1,89 @@
+"""The per-candidate lower bounds of bounds.py hold for every optimal plan, and pruning by them (after a solve over
+a short list for the upper bound) keeps each deployment's optimum."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from orchestrator.candidates import HOURS_PER_MONTH
+from orchestrator.solver import solve as solve_mod
+from orchestrator.solver.bounds import lower_bounds
+from orchestrator.solver.inputs import build_inputs
+from orchestrator.solver.problem import SolverInput
+from orchestrator.solver.synthetic import LoadedStub, SpecStub, candidate, deployment, offering, random_catalog, random_spec
+from policies.base import make_policy
+
+
+def _deployments(seed: int) -> list:
+    """Random deployments with spot floors and spread, data egress to most regions, several user regions."""
+    cat = random_catalog(400, seed, regions_per_100=5)
+    spec = random_spec(6, list(cat.regions), seed)
+    return [d for d in build_inputs(LoadedStub(spec), cat).problem.deployments if len(d.candidates) >= 3]
+
+
+def _alone(d):  # noqa: ANN001, ANN202
+    return solve_mod._solve_full(SolverInput([d], [], [], renumber=False), "cost", tie_break=False)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_no_candidate_of_an_optimal_plan_has_a_bound_above_the_optimum(seed: int) -> None:
+    checked = 0
+    for d in _deployments(seed):
+        best = _alone(d)
+        if not best.ok:
+            continue
+        for grid in (16, 128, 1024):
+            lb = lower_bounds(d, grid)
+            used = [lb[i] for i, c in enumerate(d.candidates) if c.idx in best.units]
+            assert max(used) <= best.values["cost"] * (1 + 1e-6), (d.name, grid)
+        checked += 1
+    assert checked >= 3
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_narrowing_keeps_each_deployments_optimum(seed: int, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(solve_mod, "SHORT_LIST", 4)  # narrow even these small deployments
+    dropped = 0
+    for d in _deployments(seed):
+        full = _alone(d)
+        sub, start, _ = solve_mod._narrow(d, 10.0)
+        kept = {c.idx for c in sub.candidates}
+        assert set(start) <= kept
+        narrowed = _alone(sub)
+        assert narrowed.status == full.status
+        if full.ok:
+            assert narrowed.values["cost"] == pytest.approx(full.values["cost"], rel=2e-4)
+        dropped += len(d.candidates) - len(sub.candidates)
+    assert dropped > 0
+
+
+def test_a_spot_unit_pays_for_a_second_spot_region() -> None:
+    """One spot unit covers the demand, but spot needs two regions: the bound of a spot unit adds the data egress
+    of the other spot region (the home region has no spot), and nothing for the rest (the unit covers it all)."""
+    free, cheap, dear = offering("aws:home", 9.0, spot=None), offering("aws:a", 9.0, spot=1.0), offering("aws:b", 9.0, spot=1.0)
+    cands = [candidate("d", free, 10.0), candidate("d", cheap, 10.0, market="spot"),
+             candidate("d", dear, 10.0, market="spot")]
+    dep = deployment("d", 10.0, cands, policies=[make_policy("spot", "spot", {"on_demand_floor": 0.0})],
+                     spec=SpecStub("d", "allow"), data_egress={"aws:a": 300.0, "aws:b": 500.0})
+    SolverInput([dep])  # numbers the candidates
+    lb = lower_bounds(dep)
+    hour = HOURS_PER_MONTH
+    assert lb[0] == pytest.approx(9.0 * hour)  # on-demand at home covers everything: nothing more to pay
+    assert lb[1] == pytest.approx(1.0 * hour + 300.0 + 500.0)  # its own region, and the other spot region
+    assert lb[2] == pytest.approx(1.0 * hour + 500.0 + 300.0)
+    plan = _alone(dep)  # a spot unit in each region: 2 x 730 + 800
+    assert plan.ok and plan.values["cost"] == pytest.approx(2 * 1.0 * hour + 800.0)
+
+
+def test_the_rest_pays_a_region_when_near_regions_cannot_answer_every_user_region() -> None:
+    """Users far from c's region and the free ones must be served from a further region, which pays its data."""
+    home, near_users = offering("aws:home", 2.0), offering("aws:far", 2.0)
+    cands = [candidate("d", home, 5.0), candidate("d", near_users, 5.0)]
+    dep = deployment("d", 8.0, cands, sources=(("u-home", 0.5), ("u-far", 0.5)),
+                     rtt={("u-home", "aws:far"): 900.0, ("u-far", "aws:home"): 900.0}, ttft_slo_ms=500.0,
+                     data_egress={"aws:far": 400.0})
+    SolverInput([dep])
+    lb = lower_bounds(dep)
+    assert lb[0] == pytest.approx(2 * 2.0 * HOURS_PER_MONTH + 400.0)  # the far users need aws:far too
+    assert np.all(lb <= _alone(dep).values["cost"] * (1 + 1e-9))
