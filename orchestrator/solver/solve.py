@@ -78,7 +78,7 @@ def _quiet_stdout():  # noqa: ANN202
         os.close(devnull)
 
 
-def _highs(time_limit: float, threads: int = WORKERS):  # noqa: ANN202
+def _highs(time_limit: float):  # noqa: ANN202
     import highspy
 
     with _BANNER_LOCK, _quiet_stdout():  # fd 1 is process-wide: one redirection at a time
@@ -89,7 +89,9 @@ def _highs(time_limit: float, threads: int = WORKERS):  # noqa: ANN202
     h.setOptionValue("presolve", "off")
     h.setOptionValue("mip_rel_gap", MIP_REL_GAP)
     h.setOptionValue("time_limit", float(time_limit))
-    h.setOptionValue("threads", threads)
+    # one thread: the parallelism is in the workers solving deployments side by side (5,000 x 50: 11.3 -> 8.7 s
+    # of CPU, 6.0 -> 4.3-4.6 s), and HiGHS's thread pool is process-wide (a later solve cannot ask for another size)
+    h.setOptionValue("threads", 1)
     h.setOptionValue("random_seed", 0)
     # RINS/RENS sub-MIPs cost more than they find on these models (placement benchmarks: 20-30% faster off)
     h.setOptionValue("mip_heuristic_run_rins", False)
@@ -205,17 +207,14 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gp
                 waiting[0] -= weight[d.name]
             t = time.perf_counter()
             if d.name not in subs:  # each deployment is in one worker's hands at a time
-                subs[d.name] = _narrow(d, limit, threads) if objective == "cost" else (d, {}, False)
+                subs[d.name] = _narrow(d, limit) if objective == "cost" else (d, {}, False)
             sub, start, proven = subs[d.name]
             start = starts.get(d.name, start)
             limit = max(PART_RESERVE_S, limit - (time.perf_counter() - t))
             return _solve_full(SolverInput([sub], [], [], renumber=False), objective, time_limit=limit, tie_break=tie_break,
-                               start_units=start if limit < START_BELOW_S or proven or d.name in starts else None,
-                               threads=threads)
+                               start_units=start if limit < START_BELOW_S or proven or d.name in starts else None)
 
         ordered = sorted(batch, key=lambda d: -weight[d.name])
-        # the workers share the cores: one HiGHS thread each (5,000 x 50: 11.3 -> 8.7 s of CPU, 6.0 -> 4.6 s)
-        threads = 1 if WORKERS > 1 and len(ordered) > 1 else WORKERS
         if WORKERS > 1 and len(ordered) > 1:
             with ThreadPoolExecutor(WORKERS) as pool:
                 return dict(zip([d.name for d in ordered], pool.map(alone, ordered)))
@@ -257,7 +256,7 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gp
     return sol, False
 
 
-def _narrow(d: DeploymentInput, limit: float, threads: int = WORKERS) -> tuple[DeploymentInput, dict[int, int], bool]:
+def _narrow(d: DeploymentInput, limit: float) -> tuple[DeploymentInput, dict[int, int], bool]:
     """``d`` without the candidates that are in no optimal plan of it alone (cost objective), a start plan, and
     whether that plan is the optimum over a short list (then a strong start). Two upper bounds prune by the
     lower bounds of bounds.py: the simple plan, then, for a deployment with many candidates left, the optimum
@@ -272,7 +271,7 @@ def _narrow(d: DeploymentInput, limit: float, threads: int = WORKERS) -> tuple[D
     first |= {i for i, c in enumerate(sub.candidates) if c.idx in start}
     short = _solve_full(SolverInput([sub.subset(sorted(first))], [], [], renumber=False), "cost",
                         time_limit=max(PART_RESERVE_S, SHORT_SHARE * limit), tie_break=False,
-                        start_units={i: n for i, n in start.items() if i in idx} or None, threads=threads)
+                        start_units={i: n for i, n in start.items() if i in idx} or None)
     if short.status not in ("optimal", "time_limit"):
         return sub, start, False
     ub = short.values["cost"] * (1 + 1e-7) + 1e-6
@@ -371,13 +370,12 @@ def _solve_full(
     tie_break: bool = True,
     start: np.ndarray | None = None,
     start_units: dict[int, int] | None = None,
-    threads: int = WORKERS,
 ) -> Solution:
     t0 = time.perf_counter()
     b = build(inp, used_gpus=used_gpus, fixed_usd_per_month=fixed_usd_per_month)
     if b.num_cols == 0:
         return Solution("infeasible", objective, solve_seconds=time.perf_counter() - t0, builder=b)
-    h, hs = _highs(time_limit, threads)
+    h, hs = _highs(time_limit)
     vecs = {k: b.objective_vector(k) for k in (*OBJECTIVES, "preference")}
     stages: list[np.ndarray] = []
     if np.any(vecs["preference"] != 0):
