@@ -230,7 +230,15 @@ def parse_yaml(raw: bytes, file: str, *, max_nodes: int = MAX_NODES) -> YamlDocu
     text = decode(raw, file)
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 5x faster
     try:
-        _count_nodes(text, loader, file, max_nodes)
+        try:
+            _count_nodes(text, loader, file, max_nodes)
+        except yaml.MarkedYAMLError as exc:
+            # libyaml (PyYAML >= 6.0.4) refuses nesting past 1,000 levels while it scans ahead, before the events
+            # that count levels reach MAX_DEPTH: the pure-Python parser finds where the limit is crossed
+            if loader is yaml.SafeLoader or "nesting depth" not in str(exc.problem):
+                raise
+            _count_nodes(text, yaml.SafeLoader, file, max_nodes)
+            raise
         root = yaml.compose(text, Loader=loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
