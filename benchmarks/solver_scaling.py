@@ -11,19 +11,47 @@ solve given what is left of 5 s after candidate generation (``orch place --time-
 status, how far its plan is above the proven optimum, and the gap HiGHS could still prove.
 Target: 5,000 offerings x 50 deployments < 5 s, < 2 GB.
 
-Measured 2026-11-23 (third session) on the shared 2-core dev box (seed 7; every cell a proven optimum, gap
-<= 1e-4; timings vary by 10-30% from run to run with the box's load and HiGHS's path through the tree). place_s:
-`orch place` end to end with its defaults (candidates, solve with the tie-break stage, explanations, fallbacks).
-    offerings x deployments  candidates  candidates_s  solve_s    peak RSS  given 5 s in all (--time-limit)        place_s
-    1,000 x 5                       436  0.11          0.9-1.0      143 MB  0.9 s, optimal                          2.3
-    1,000 x 20                    1,906  0.27          1.6-2.1      203 MB  1.8 s, optimal                          8.4
-    1,000 x 50                    4,499  0.6-0.9       3.0-4.3      245 MB  4.3-4.8 s, optimal or 0.2% above       18.2
-    5,000 x 5                     1,340  0.21-0.27     2.2-2.7      274 MB  4.6-4.9 s, optimal or 0% (gap 1.3%)     5.3
-    5,000 x 20                    8,068  0.63-0.89     5.6-7.9      414 MB  4.9-5.1 s, 2.3-3.5% above              11.1
-    5,000 x 50                   13,771  1.3-1.5       10.4-11.5    432 MB  4.5-4.6 s, 3.6-4.3% above (gap < 6%)   25-26  <- target missed
-    20,000 x 5                    3,122  0.96-1.15     5.8-6.2      615 MB  5.2 s, 3.1% above                       9.1
-    20,000 x 20                  24,889  2.9-3.1       29-31        741 MB  5.5 s, 28-56% above                    40.7
-    20,000 x 50                  41,086  6.8-7.4       67-71      1,018 MB  no plan: candidates alone take 7 s     83.4 (60 s limit hit)
+Measured 2026-12-02 (fourth session) on the shared 2-core dev box (seed 7; every cell a proven optimum, gap
+<= 1e-4; timings vary by 10-30% from run to run). The box ran about 1.6x slower that day than on 2026-11-23, so
+each cell also shows the third session's code (c45427d) measured the same day. place_s: `orch place` end to end
+with its defaults (candidates, solve with the tie-break stage, explanations, fallbacks).
+    offerings x deployments  candidates  candidates + solve_s (c45427d)   peak RSS (c45427d)  given 5 s in all (c45427d)              place_s (c45427d)
+    1,000 x 5                       436  0.16 + 0.29   (0.19 + 1.60)       71 MB   (137)      0.5 s, optimal (1.4 s, optimal)          1.3 (3.4)
+    1,000 x 20                    1,906  0.39 + 1.01   (0.50 + 2.51)       88 MB   (214)      1.4 s, optimal (3.8 s, optimal)          5.8 (9.7)
+    1,000 x 50                    4,499  1.00 + 3.98   (1.30 + 4.84)      144 MB   (204)      145% above: see below (the same)       13.1 (22.2)
+    5,000 x 5                     1,340  0.35 + 0.85   (0.48 + 3.83)       99 MB   (251)      1.0 s, optimal (3.1% above)              2.2 (7.1)
+    5,000 x 20                    8,068  1.19 + 1.69   (1.53 + 10.5)      135 MB   (445)      2.7 s, optimal (6.0% above)              9.1 (20.0)
+    5,000 x 50                   13,771  2.16 + 4.30   (2.73 + 16.3)      199 MB   (402)      3.4% above, gap 4.7% (12.4%, 27.9%)     24.5 (39.4)  <- target missed
+    20,000 x 5                    3,122  1.57 + 0.74   (1.52 + 8.53)      170 MB   (514)      2.3 s, optimal (3.1% above)              5.5 (13.5)
+    20,000 x 20                  24,889  4.90 + 7.19   (6.04 + 47.8)      347 MB   (698)      no plan: candidates take 5 s (the same) 21.4 (69.1)
+    20,000 x 50                  41,086  9.46 + 19.8   (12.6 + 118)       452 MB   (961)      no plan (the same)                      71.8 (138, time limit)
+1,000 x 50 given 5 s: the solve got 4 s and was cut short; the per-deployment plans it had then broke a GPU quota,
+and the joint MILP that follows had no time left: its plan is the greedy warm start (145% above, gap 100%). Given
+1.5-4.4 s on reruns it stayed within 3.6% (optimal from 3.6 s). Both versions do this; see the issue notes.
+Where it goes now (5,000 x 50, the deployments one by one, about 8 s in all): half in the solves over the short
+lists (0.1-0.6 s each, for 42 deployments), half in the main solves; one deployment (d46: three user regions,
+data egress of $40-174 per region, 138 candidates within 2.6% of its optimum by the bounds) takes 1.5-2 s, and
+candidate generation 2 s on one core.
+Changes of the fourth session (5,000 x 50 unless said; the same day, c45427d -> now):
+- Per-candidate lower bounds (orchestrator/solver/bounds.py ``lower_bounds``): one unit of the candidate, its
+  region's data egress, and the cheapest rest of a plan in whole units (a knapsack over the demand in 1/128 steps,
+  capacities rounded up so it stays a bound) with the on-demand floor, at least one spot unit when spot is used,
+  the spot spread (the data egress of the cheapest further spot regions), one more region's data egress unless
+  the rest fits in the candidate's region and the free ones and those answer every user region, and the response
+  egress every plan pays. About 10 ms per deployment. Each deployment with more than 80 candidates left after the
+  simple plan's bound is solved over the 40 with the lowest bounds first; the candidates whose bound is above that
+  plan are in no optimal plan and go, and a 1/1,024-step bound prunes the rest once more (5,000 x 50: 13,771
+  candidates -> 8,166 after the simple plan's bound -> 1,625; the slowest deployment 1,302 -> 27). Solve 16.3 s
+  -> 6.4-8.6 s.
+- HiGHS with a cut pool of 50 (mip_pool_soft_limit): the root's cut rounds were most of the time (the deployments
+  one by one: 10.3-11.3 s -> 7.7-9.3 s).
+- HiGHS on one thread: two workers already share the two cores (11.3 -> 8.7 s of CPU, 6.0 -> 4.3-4.6 s). HiGHS's
+  thread pool is process-wide, so the count is the same for every solve.
+- Candidate generation: np.concatenate for np.r_ and integer codes without a sort per column (2.5-2.7 s -> 1.9-2.2 s).
+Tried in the fourth session without gain: a bound with every region's data egress in a knapsack over regions (it
+drops the floor and the spread, and prunes nothing more); cheaper short lists (25 candidates, gap 1e-2, a 0.1 s
+cap): weaker upper bounds that cost more in the main solve; pruning during candidate generation on a second thread
+(the GIL: 7.5 -> 6.8-7.6 s); a 1% gap for plans B (28.8 vs 31.6 s for `orch place`, within the noise).
 Changes of the second session and what they did (5,000 x 50):
 - Dominance pruning made exact. The old rule (B no dearer per req/s and per unit) could drop a bigger unit
   that rounds better (10 req/s: one $10 unit beats two $5.90 units of 6 req/s); now k = ceil(cap A / cap B)
@@ -48,8 +76,8 @@ the cost tie-break stage looks only at the chosen instances and those that tie t
 unit in this benchmark, only the routing: 14 s of CPU -> 0.6 s at 5,000 x 50), and the fallbacks run two
 deployments at a time, those of a deployment slow to prove among its most promising candidates (5,000 x 50:
 81 s with 24 deployments' fallbacks cut short -> 25-26 s; 5,000 x 20: 58 s -> 11 s; 1,000 x 20: 14 s -> 8 s).
-Where the solve time goes: the joint model is never solved here (the per-deployment optima satisfy every
-quota); about 10 of the 50 deployments (spot allowed: floor + spread over two regions, and data-egress fixed
+Where the solve time went before the fourth session: the joint model is never solved here (the per-deployment
+optima satisfy every quota); about 10 of the 50 deployments (spot allowed: floor + spread over two regions, and data-egress fixed
 charges of $1,600-2,400/month to ~100 regions) take 1-3 s each in HiGHS: the root LP is 10-20% below the
 optimum (fractional units of large instances, fractional region charges), and HiGHS closes it with cut rounds
 that take seconds on these ~2,000-row models, even when handed the optimum as a start.

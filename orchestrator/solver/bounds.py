@@ -136,10 +136,10 @@ def lower_bounds(d: DeploymentInput, grid: int = GRID) -> np.ndarray:
     # the same with fractional units (tighter where units are small against a step)
     per = price / cap
     best_all = float(per.min())
-    best_od = float(per[~spot].min()) if (~spot).any() else math.inf
     od_left = np.maximum(0.0, floor * demand - np.where(spot, 0.0, cap))
     left = np.maximum(0.0, demand - cap - od_left)
-    rest = np.maximum(rest, np.where(od_left > 0, od_left * best_od, 0.0) + left * best_all)
+    od_cost = od_left * float(per[~spot].min()) if (~spot).any() else np.where(od_left > 0, math.inf, 0.0)
+    rest = np.maximum(rest, od_cost + left * best_all)
     return price + charge_r[region] + rest + _response_floor(d, ok)
 
 
