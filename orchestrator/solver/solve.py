@@ -158,11 +158,11 @@ def solve(
     deadline = time.perf_counter() + time_limit
     start: np.ndarray | None = None
     if decompose and inp.deployments:
-        sol, violated = _solve_decomposed(inp, objective, deadline, used_gpus, fixed_usd_per_month, tie_break)
+        sol, alone = _solve_decomposed(inp, objective, deadline, used_gpus, fixed_usd_per_month, tie_break)
         if sol is not None:
             return sol
-        if violated and len(inp.deployments) > 1:
-            seq = _sequential(inp, objective, _left(deadline), used_gpus, fixed_usd_per_month)
+        if alone is not None and len(inp.deployments) > 1:
+            seq = _sequential(inp, objective, _left(deadline), used_gpus, fixed_usd_per_month, alone)
             if seq is not None:
                 b = build(inp, used_gpus=used_gpus, fixed_usd_per_month=fixed_usd_per_month)
                 start = _merge(b, seq)
@@ -176,9 +176,9 @@ def _left(deadline: float) -> float:
 
 
 def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gpus: dict[str, float] | None,
-                      fixed: float, tie_break: bool) -> tuple[Solution | None, bool]:
-    """(solution, False) when the per-deployment optima together respect the coupling rows;
-    (None, True) when they violate one; (None, False) when decomposition does not apply."""
+                      fixed: float, tie_break: bool) -> tuple[Solution | None, dict[str, Solution] | None]:
+    """(solution, None) when the per-deployment optima together respect the coupling rows; (None, the
+    per-deployment solutions) when they violate one; (None, None) when decomposition does not apply."""
     t0 = time.perf_counter()
     parts: dict[str, Solution] = {}
     weight = {d.name: _difficulty(d) for d in inp.deployments}
@@ -232,17 +232,17 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gp
     solved = [done[d.name] for d in inp.deployments]
     for d, part in zip(inp.deployments, solved):
         if part.status in ("infeasible", "timeout"):  # infeasible (or none found) alone: the same together
-            return Solution(part.status, objective, solve_seconds=time.perf_counter() - t0), False
+            return Solution(part.status, objective, solve_seconds=time.perf_counter() - t0), None
         if part.status not in ("optimal", "time_limit"):
-            return None, False
+            return None, None
         parts[d.name] = part
     b = build(inp, used_gpus=used_gpus, fixed_usd_per_month=fixed, coupling_only=True)
     x = _merge(b, parts)
     lo_row = b.first_coupling_row
     if x is None:
-        return None, False
+        return None, None
     if not _coupling_ok(b, x):
-        return None, True  # the deployments must be solved together
+        return None, parts  # the deployments must be solved together
     sol = Solution("optimal" if all(p.ok for p in parts.values()) else "time_limit", objective, builder=b, x=x, parts=parts)
     sol.solve_seconds = time.perf_counter() - t0
     sol.gap = _sum_gap([(p.values[objective], p.gap) for p in parts.values()])
@@ -253,7 +253,7 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gp
     vecs = {k: b.objective_vector(k) for k in OBJECTIVES}
     sol.values = {k: float(vecs[k] @ x) for k in OBJECTIVES}
     sol.binding.extend(_binding(b, x, first_row=lo_row))
-    return sol, False
+    return sol, None
 
 
 def _narrow(d: DeploymentInput, limit: float) -> tuple[DeploymentInput, dict[int, int], bool]:
@@ -341,23 +341,37 @@ def _coupling_ok(b: ModelBuilder, x: np.ndarray) -> bool:
 
 
 def _sequential(inp: SolverInput, objective: str, time_limit: float, used_gpus: dict[str, float] | None,
-                fixed: float) -> dict[str, Solution] | None:
-    """A feasible joint plan, greedily: deployments one at a time, each within what the earlier ones left of
-    the quotas, inventory and budget (largest demand first). A warm start for the joint MILP, not an optimum."""
+                fixed: float, alone: dict[str, Solution]) -> dict[str, Solution] | None:
+    """A feasible joint plan, greedily: deployments one at a time (largest demand first), each keeping its plan
+    solved ``alone`` where that fits what the earlier ones left of the quotas, inventory and budget, and solved
+    again within what is left (from that plan) where not. A warm start for the joint MILP, not an optimum; with
+    little time left, better than re-solving every deployment in a few milliseconds each."""
+    deadline = time.perf_counter() + time_limit
     used = dict(used_gpus or {})
     spent = fixed
     parts: dict[str, Solution] = {}
     for d in sorted(inp.deployments, key=lambda d: -d.required_rps):
         sub = SolverInput([d], inp.limits, inp.global_policies, renumber=False)
-        part = _solve_full(sub, objective, time_limit=time_limit, used_gpus=used, fixed_usd_per_month=spent, tie_break=False)
-        if not part.ok:
-            return None
+        part = alone.get(d.name)
+        if part is None or not _fits(sub, part, used, spent):
+            part = _solve_full(sub, objective, time_limit=_left(deadline), used_gpus=used, fixed_usd_per_month=spent,
+                               tie_break=False, start_units=part.units if part is not None else None)
+            if part.status not in ("optimal", "time_limit"):
+                return None
         parts[d.name] = part
         for lim in inp.limits:
             used[lim.name] = used.get(lim.name, 0.0) + sum(
                 c.gpus_per_unit * part.units.get(c.idx, 0) for c in d.candidates if lim.match(c))
         spent += part.values["cost"]
     return parts
+
+
+def _fits(sub: SolverInput, part: Solution, used: dict[str, float], spent: float) -> bool:
+    """Whether a deployment's plan respects the coupling rows (quotas, inventory, budget) with ``used`` GPUs
+    and ``spent`` $ per month already taken."""
+    b = build(sub, used_gpus=used, fixed_usd_per_month=spent, coupling_only=True)
+    x = _merge(b, {sub.deployments[0].name: part})
+    return x is not None and _coupling_ok(b, x)
 
 
 def _solve_full(
