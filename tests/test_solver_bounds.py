@@ -47,9 +47,9 @@ def test_narrowing_keeps_each_deployments_optimum(seed: int, monkeypatch) -> Non
     dropped = 0
     for d in _deployments(seed):
         full = _alone(d)
-        sub, start, _ = solve_mod._narrow(d, 10.0)
+        sub, start, short = solve_mod._narrow(d, 10.0)
         kept = {c.idx for c in sub.candidates}
-        assert set(start) <= kept
+        assert set(short.units if short is not None else start) <= kept  # the start plan survives its own bound
         narrowed = _alone(sub)
         assert narrowed.status == full.status
         if full.ok:
@@ -87,3 +87,21 @@ def test_the_rest_pays_a_region_when_near_regions_cannot_answer_every_user_regio
     lb = lower_bounds(dep)
     assert lb[0] == pytest.approx(2 * 2.0 * HOURS_PER_MONTH + 400.0)  # the far users need aws:far too
     assert np.all(lb <= _alone(dep).values["cost"] * (1 + 1e-9))
+
+
+def test_a_whole_plan_as_start_comes_back_even_when_time_is_short(monkeypatch) -> None:  # noqa: ANN001
+    """A plan from another model of the same deployment (the short list, an earlier pass) is handed to HiGHS with its
+    traffic and regions, so even the least time a deployment gets returns a plan no dearer than it (HiGHS's own
+    first plan can be several times dearer, and completing a start from its units alone can take longer)."""
+    monkeypatch.setattr(solve_mod, "SHORT_LIST", 4)
+    checked = 0
+    for d in _deployments(1):
+        sub, _, short = solve_mod._narrow(d, 10.0)
+        if short is None or not short.ok:
+            continue
+        again = solve_mod._solve_full(SolverInput([sub], [], [], renumber=False), "cost", tie_break=False,
+                                      time_limit=solve_mod.PART_RESERVE_S, start_from=short)
+        assert again.status in ("optimal", "time_limit")
+        assert again.values["cost"] <= short.values["cost"] * (1 + solve_mod.MIP_REL_GAP)
+        checked += 1
+    assert checked >= 1

@@ -189,9 +189,9 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gp
     n = len(inp.deployments)
     deadline -= min(0.15 * max(0.0, deadline - t0), ASSEMBLY_S_PER_DEPLOYMENT * n + 0.1)
     lock = threading.Lock()
-    subs: dict[str, tuple[DeploymentInput, dict[int, int], bool]] = {}
+    subs: dict[str, tuple[DeploymentInput, dict[int, int], Solution | None]] = {}
 
-    def run(batch: list[DeploymentInput], share: bool, starts: dict[str, dict[int, int]]) -> dict[str, Solution]:
+    def run(batch: list[DeploymentInput], share: bool, starts: dict[str, Solution]) -> dict[str, Solution]:
         """Solve each deployment of the batch alone, hardest first. ``share``: each gets a share of the time left
         in proportion to its expected work (what it leaves unused flows on); else all that is left. Either way
         the least time stays kept for each deployment still waiting."""
@@ -207,12 +207,13 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gp
                 waiting[0] -= weight[d.name]
             t = time.perf_counter()
             if d.name not in subs:  # each deployment is in one worker's hands at a time
-                subs[d.name] = _narrow(d, limit) if objective == "cost" else (d, {}, False)
-            sub, start, proven = subs[d.name]
-            start = starts.get(d.name, start)
+                subs[d.name] = _narrow(d, limit) if objective == "cost" else (d, {}, None)
+            sub, units, short = subs[d.name]
+            plan = starts.get(d.name, short)  # a whole plan (no completing it: that can outlast a short share)
             limit = max(PART_RESERVE_S, limit - (time.perf_counter() - t))
+            use = limit < START_BELOW_S or d.name in starts or (short is not None and short.ok)
             return _solve_full(SolverInput([sub], [], [], renumber=False), objective, time_limit=limit, tie_break=tie_break,
-                               start_units=start if limit < START_BELOW_S or proven or d.name in starts else None)
+                               start_units=units if use and plan is None else None, start_from=plan if use else None)
 
         ordered = sorted(batch, key=lambda d: -weight[d.name])
         if WORKERS > 1 and len(ordered) > 1:
@@ -225,7 +226,7 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gp
     done = run(list(inp.deployments), True, {})
     again = [d for d in inp.deployments if done[d.name].status == "time_limit"]
     if again and deadline - time.perf_counter() > PART_RESERVE_S * (1 + len(again) / WORKERS):
-        retry = run(again, False, {d.name: done[d.name].units for d in again})
+        retry = run(again, False, {d.name: done[d.name] for d in again})
         for name, part in retry.items():
             if part.status in ("optimal", "time_limit") and (part.ok or part.values[objective] <= done[name].values[objective]):
                 done[name] = part
@@ -256,16 +257,17 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gp
     return sol, None
 
 
-def _narrow(d: DeploymentInput, limit: float) -> tuple[DeploymentInput, dict[int, int], bool]:
-    """``d`` without the candidates that are in no optimal plan of it alone (cost objective), a start plan, and
-    whether that plan is the optimum over a short list (then a strong start). Two upper bounds prune by the
-    lower bounds of bounds.py: the simple plan, then, for a deployment with many candidates left, the optimum
-    over the SHORT_LIST with the lowest bounds (scaling benchmark, 5,000 x 50: 1,014 candidates -> 119)."""
+def _narrow(d: DeploymentInput, limit: float) -> tuple[DeploymentInput, dict[int, int], Solution | None]:
+    """``d`` without the candidates that are in no optimal plan of it alone (cost objective), the units of the
+    simple plan of bounds.py, and the solve over the short list (None where there was none). Two upper bounds
+    prune by the lower bounds of bounds.py: the simple plan, then, for a deployment with many candidates left,
+    the best plan over the SHORT_LIST with the lowest bounds (scaling benchmark, 5,000 x 50: 13,771 candidates
+    -> 1,625 in all; the slowest deployment to prove, 1,302 -> 27)."""
     from orchestrator.solver.bounds import lower_bounds, prune_by_bound
 
     sub, start, lb = prune_by_bound(d)
     if lb is None or len(sub.candidates) <= 2 * SHORT_LIST:
-        return sub, start, False
+        return sub, start, None
     idx = {c.idx for c in sub.candidates}
     first = set(np.argsort(lb, kind="stable")[:SHORT_LIST].tolist())
     first |= {i for i, c in enumerate(sub.candidates) if c.idx in start}
@@ -273,13 +275,12 @@ def _narrow(d: DeploymentInput, limit: float) -> tuple[DeploymentInput, dict[int
                         time_limit=max(PART_RESERVE_S, SHORT_SHARE * limit), tie_break=False,
                         start_units={i: n for i, n in start.items() if i in idx} or None)
     if short.status not in ("optimal", "time_limit"):
-        return sub, start, False
+        return sub, start, None
     ub = short.values["cost"] * (1 + 1e-7) + 1e-6
     sub = sub.subset(np.nonzero(lb <= ub)[0].tolist())
     if len(sub.candidates) > SHORT_LIST:  # few enough for the finer bound (steps of 1/FINE_GRID of the demand)
         sub = sub.subset(np.nonzero(lower_bounds(sub, FINE_GRID) <= ub)[0].tolist())
-    kept = {c.idx for c in sub.candidates}
-    return sub, {i: n for i, n in short.units.items() if i in kept}, short.ok
+    return sub, {}, short  # the short list's plan is kept (no bound exceeds its cost); the simple plan may not be
 
 
 def _sum_gap(parts: list[tuple[float, float]]) -> float:
@@ -307,20 +308,30 @@ def _merge(b: ModelBuilder, parts: dict[str, Solution]) -> np.ndarray | None:
     known[[c for pairs in b.traffic_cols.values() for _, c in pairs]] = True
     known[list(b.region_col.values())] = True
     for part in parts.values():
-        pb, px = part.builder, part.x
-        assert pb is not None and px is not None
-        for idx, col in pb.unit_col.items():
-            x[b.unit_col[idx]] = px[col]
-        for idx, pairs in pb.traffic_cols.items():
-            full = dict(b.traffic_cols[idx])
-            for s_, col in pairs:
-                x[full[s_]] = px[col]
-        for key, col in pb.region_col.items():
-            x[b.region_col[key]] = px[col]
+        _carry(b, part, x)
     start, index, _ = b.matrix()
     lo = b.first_coupling_row
     if lo < b.num_rows and not known[index[start[lo]:start[b.num_rows]]].all():
         return None  # a project-wide policy added its own columns
+    return x
+
+
+def _carry(b: ModelBuilder, part: Solution, x: np.ndarray) -> np.ndarray:
+    """Write a solution's units, traffic and region columns into ``x``, a vector of ``b``'s columns (those of
+    candidates ``b`` does not have are left out)."""
+    pb, px = part.builder, part.x
+    assert pb is not None and px is not None
+    for idx, col in pb.unit_col.items():
+        if idx in b.unit_col:
+            x[b.unit_col[idx]] = px[col]
+    for idx, pairs in pb.traffic_cols.items():
+        full = dict(b.traffic_cols.get(idx, ()))
+        for s_, col in pairs:
+            if s_ in full:
+                x[full[s_]] = px[col]
+    for key, col in pb.region_col.items():
+        if key in b.region_col:
+            x[b.region_col[key]] = px[col]
     return x
 
 
@@ -355,7 +366,7 @@ def _sequential(inp: SolverInput, objective: str, time_limit: float, used_gpus: 
         part = alone.get(d.name)
         if part is None or not _fits(sub, part, used, spent):
             part = _solve_full(sub, objective, time_limit=_left(deadline), used_gpus=used, fixed_usd_per_month=spent,
-                               tie_break=False, start_units=part.units if part is not None else None)
+                               tie_break=False, start_from=part)
             if part.status not in ("optimal", "time_limit"):
                 return None
         parts[d.name] = part
@@ -384,6 +395,7 @@ def _solve_full(
     tie_break: bool = True,
     start: np.ndarray | None = None,
     start_units: dict[int, int] | None = None,
+    start_from: Solution | None = None,
 ) -> Solution:
     t0 = time.perf_counter()
     b = build(inp, used_gpus=used_gpus, fixed_usd_per_month=fixed_usd_per_month)
@@ -398,6 +410,11 @@ def _solve_full(
     _pass(h, hs, b, stages[0])
     if start is not None and len(start) == b.num_cols and len(stages) == 1:
         _warm_start_partial(h, hs, b, start)
+    elif start_from is not None and start_from.x is not None and len(stages) == 1:
+        # a plan of the same deployment from another model (a short list, an earlier pass): units, traffic and
+        # regions as they were; HiGHS completes only the policies' columns (milliseconds, where completing
+        # from the units alone can take longer than a short share: its own first plan, 3-6x dearer, comes back)
+        _warm_start_partial(h, hs, b, _carry(b, start_from, np.zeros(b.num_cols)))
     elif start_units and len(stages) == 1:  # a known plan's units: HiGHS completes the rest, and starts from it
         idx = np.array([b.unit_col[i] for i in start_units], dtype=np.int32)
         h.setSolution(len(idx), idx, np.array([float(v) for v in start_units.values()]))
