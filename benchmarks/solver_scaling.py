@@ -18,16 +18,19 @@ with its defaults (candidates, solve with the tie-break stage, explanations, fal
     offerings x deployments  candidates  candidates + solve_s (c45427d)   peak RSS (c45427d)  given 5 s in all (c45427d)              place_s (c45427d)
     1,000 x 5                       436  0.16 + 0.29   (0.19 + 1.60)       71 MB   (137)      0.5 s, optimal (1.4 s, optimal)          1.3 (3.4)
     1,000 x 20                    1,906  0.39 + 1.01   (0.50 + 2.51)       88 MB   (214)      1.4 s, optimal (3.8 s, optimal)          5.8 (9.7)
-    1,000 x 50                    4,499  1.00 + 3.98   (1.30 + 4.84)      144 MB   (204)      145% above: see below (the same)       13.1 (22.2)
+    1,000 x 50                    4,499  0.7-1.0 + 2.2-4.0 (1.30 + 4.84)  107-144 MB (204)    optimal in 3.3 s; once 145% above (the same)  12-13 (22.2)
     5,000 x 5                     1,340  0.35 + 0.85   (0.48 + 3.83)       99 MB   (251)      1.0 s, optimal (3.1% above)              2.2 (7.1)
     5,000 x 20                    8,068  1.19 + 1.69   (1.53 + 10.5)      135 MB   (445)      2.7 s, optimal (6.0% above)              9.1 (20.0)
-    5,000 x 50                   13,771  2.16 + 4.30   (2.73 + 16.3)      199 MB   (402)      3.4% above, gap 4.7% (12.4%, 27.9%)     24.5 (39.4)  <- target missed
+    5,000 x 50                   13,771  2.1-2.2 + 4.2-4.3 (2.73 + 16.3)  194-199 MB (402)    2.6-3.4% above, gap 4.7-5.0% (12.4%, 27.9%)  22-25 (39.4)  <- target missed
     20,000 x 5                    3,122  1.57 + 0.74   (1.52 + 8.53)      170 MB   (514)      2.3 s, optimal (3.1% above)              5.5 (13.5)
     20,000 x 20                  24,889  4.90 + 7.19   (6.04 + 47.8)      347 MB   (698)      no plan: candidates take 5 s (the same) 21.4 (69.1)
     20,000 x 50                  41,086  9.46 + 19.8   (12.6 + 118)       452 MB   (961)      no plan (the same)                      71.8 (138, time limit)
-1,000 x 50 given 5 s: the solve got 4 s and was cut short; the per-deployment plans it had then broke a GPU quota,
-and the joint MILP that follows had no time left: its plan is the greedy warm start (145% above, gap 100%). Given
-1.5-4.4 s on reruns it stayed within 3.6% (optimal from 3.6 s). Both versions do this; see the issue notes.
+1,000 x 50 given 5 s, in the first grid run: the solve got 4 s and was cut short; the per-deployment plans it had
+then broke a GPU quota, and the joint MILP that follows had no time left: its plan was the greedy warm start, whose
+deployments had been re-solved in milliseconds each (145% above, gap 100%). The previous code did the same. The
+warm start now keeps each deployment's own plan where it still fits, and starts carry their traffic; reruns given
+1-3 s stayed within 3.1%, and the cell's rerun was optimal in 3.3 s. Rows with ranges were rerun after those
+changes.
 Where it goes now (5,000 x 50, the deployments one by one, about 8 s in all): half in the solves over the short
 lists (0.1-0.6 s each, for 42 deployments), half in the main solves; one deployment (d46: three user regions,
 data egress of $40-174 per region, 138 candidates within 2.6% of its optimum by the bounds) takes 1.5-2 s, and
@@ -48,6 +51,9 @@ Changes of the fourth session (5,000 x 50 unless said; the same day, c45427d -> 
 - HiGHS on one thread: two workers already share the two cores (11.3 -> 8.7 s of CPU, 6.0 -> 4.3-4.6 s). HiGHS's
   thread pool is process-wide, so the count is the same for every solve.
 - Candidate generation: np.concatenate for np.r_ and integer codes without a sort per column (2.5-2.7 s -> 1.9-2.2 s).
+- Given little time: starts carry their traffic and regions (HiGHS completing a start from units alone could run
+  out of a short share and return its own first plan, 3-6x dearer), and the joint MILP's greedy warm start keeps
+  each deployment's own plan where it still fits the quotas and budget.
 Tried in the fourth session without gain: a bound with every region's data egress in a knapsack over regions (it
 drops the floor and the spread, and prunes nothing more); cheaper short lists (25 candidates, gap 1e-2, a 0.1 s
 cap): weaker upper bounds that cost more in the main solve; pruning during candidate generation on a second thread
