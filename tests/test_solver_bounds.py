@@ -105,3 +105,15 @@ def test_a_whole_plan_as_start_comes_back_even_when_time_is_short(monkeypatch) -
         assert again.values["cost"] <= short.values["cost"] * (1 + solve_mod.MIP_REL_GAP)
         checked += 1
     assert checked >= 1
+
+
+def test_the_most_promising_candidates_are_ranked_by_whole_units() -> None:
+    """10 req/s: one $10 unit of 10 req/s beats two $5.90 units of 6 req/s, though the latter is cheaper per
+    req/s; plans B search the one that rounds better first."""
+    from orchestrator.solver.bounds import promising
+
+    a = candidate("d", offering("aws:r1", 10.0, instance_type="a"), 10.0)
+    b = candidate("d", offering("aws:r1", 5.9, instance_type="b"), 6.0)
+    dep = deployment("d", 10.0, [b, a])
+    SolverInput([dep])
+    assert [dep.candidates[i].instance_type for i in promising(dep, 1)] == ["a"]

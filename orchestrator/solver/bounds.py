@@ -234,11 +234,7 @@ def promising(d: DeploymentInput, k: int, regions: set[str] = frozenset()) -> li
     cands = d.candidates
     if not cands:
         return []
-    req = d.required_rps
-    unit = np.array([c.usd_per_unit_hour for c in cands])
-    cap = np.minimum(np.array([c.rps_per_unit for c in cands]), req)
-    fixed = np.array([d.data_egress_usd_month.get(c.region, 0.0) / HOURS_PER_MONTH for c in cands])
-    lb = unit + fixed + np.maximum(0.0, req - cap) * float(np.min(unit / cap))
+    lb = lower_bounds(d)
     market = np.array([c.market for c in cands])
     keep = set(np.argsort(lb, kind="stable")[:k].tolist())
     for m in set(market.tolist()):
