@@ -268,8 +268,8 @@ def test_promising_candidates_bring_their_offering_in_the_other_market() -> None
 
 def test_the_greedy_joint_start_keeps_each_plan_that_still_fits() -> None:
     """When the per-deployment optima break a quota together, the warm start for the joint MILP keeps the plan of
-    each deployment that still fits (largest demand first) and solves only the others again, within what is left:
-    with little time left, a few milliseconds per re-solve once gave plans 145% above the optimum."""
+    each deployment that still fits (largest demand first) and solves only the others again, within what is left
+    (with little time left, re-solving every deployment in milliseconds each can give plans far above the optimum)."""
     from orchestrator.solver import solve as solve_mod
 
     h100_a, h100_b = offering("aws:r1", 2.0, gpu="H100"), offering("aws:r1", 2.0, gpu="H100")
