@@ -172,7 +172,7 @@ def prune_by_bound(d: DeploymentInput) -> tuple[DeploymentInput, dict[int, int],
     cands = d.candidates
     if len(cands) < 3 or any(getattr(p, "kind", None) not in SAFE_KINDS for p in d.policies):
         return d, {}, None
-    lb = lower_bounds(d) / HOURS_PER_MONTH
+    lb = lower_bounds(d)
     n_s = len(d.sources)
     req = d.required_rps
     floor, domains = _spot_rule(d)
@@ -183,12 +183,10 @@ def prune_by_bound(d: DeploymentInput) -> tuple[DeploymentInput, dict[int, int],
     resp = np.asarray(d.response_usd_per_rps_month, float).reshape(n_s, len(cands))
     share = np.array([sh for _, sh in d.sources])
     resp_h = (share[:, None] * d.rps * resp).sum(axis=0) / HOURS_PER_MONTH
-    rtt = np.asarray(d.rtt_ms, float).reshape(n_s, len(cands))
-    ttft = np.array([c.ttft_ms for c in cands])
-    answers_all = np.all(rtt + ttft[None, :] <= d.ttft_slo_ms + 1e-9, axis=0)  # the routing rule of model.py
+    answers_all = _routable(d).all(axis=0)
     od_all = answers_all & ~spot
     if not od_all.any():
-        return d, {}, lb * HOURS_PER_MONTH
+        return d, {}, lb
     egress_ub = float(np.max(resp_h[answers_all]))  # any routing pays at most the dearest all-answering candidate
 
     def units(need: float) -> np.ndarray:
@@ -219,11 +217,11 @@ def prune_by_bound(d: DeploymentInput) -> tuple[DeploymentInput, dict[int, int],
                 plan = {i: int(units(spot_need)[i]) for _, i in cheapest}
                 if floor > 0:
                     plan[od_best] = int(units(floor * req)[od_best])
-    keep = lb <= ub * (1 + 1e-9) + 1e-9
+    keep = lb <= ub * HOURS_PER_MONTH * (1 + 1e-9) + 1e-6  # UB is $/h, LB $/month
     start = {cands[i].idx: n for i, n in plan.items()}  # a plan's candidates are never pruned: LB <= its cost
     if keep.all():
-        return d, start, lb * HOURS_PER_MONTH
-    return d.subset(np.nonzero(keep)[0].tolist()), start, lb[keep] * HOURS_PER_MONTH
+        return d, start, lb
+    return d.subset(np.nonzero(keep)[0].tolist()), start, lb[keep]
 
 
 def promising(d: DeploymentInput, k: int, regions: set[str] = frozenset()) -> list[int]:
