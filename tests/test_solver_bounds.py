@@ -41,21 +41,47 @@ def test_no_candidate_of_an_optimal_plan_has_a_bound_above_the_optimum(seed: int
     assert checked >= 3
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_narrowing_keeps_each_deployments_optimum(seed: int, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setattr(solve_mod, "SHORT_LIST", 4)  # narrow even these small deployments
-    dropped = 0
+def _narrow_checked(seed: int) -> int:
+    """Narrow each random deployment, check that its optimum survives, and count those the short list proves."""
+    dropped = proven = 0
     for d in _deployments(seed):
         full = _alone(d)
-        sub, start, short = solve_mod._narrow(d, 10.0)
-        kept = {c.idx for c in sub.candidates}
-        assert set(short.units if short is not None else start) <= kept  # the start plan survives its own bound
-        narrowed = _alone(sub)
+        n = solve_mod._narrow(d, 10.0)
+        kept = {c.idx for c in n.sub.candidates}
+        assert set(n.short.units if n.short is not None else n.start) <= kept  # the start plan survives its own bound
+        narrowed = _alone(n.sub)
         assert narrowed.status == full.status
         if full.ok:
             assert narrowed.values["cost"] == pytest.approx(full.values["cost"], rel=2e-4)
-        dropped += len(d.candidates) - len(sub.candidates)
+            if n.proven:  # no second solve: the short list's plan is the optimum
+                assert n.short.values["cost"] == pytest.approx(full.values["cost"], rel=2e-4)
+                proven += 1
+        dropped += len(d.candidates) - len(n.sub.candidates)
     assert dropped > 0
+    return proven
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_narrowing_keeps_each_deployments_optimum(seed: int, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr(solve_mod, "SHORT_LIST", 4)  # narrow even these small deployments
+    _narrow_checked(seed)
+
+
+def test_some_deployments_are_proven_by_their_short_list(monkeypatch) -> None:  # noqa: ANN001
+    """Where every candidate the bounds keep was on the short list, its plan is the deployment's optimum."""
+    monkeypatch.setattr(solve_mod, "SHORT_LIST", 4)
+    assert sum(_narrow_checked(seed) for seed in range(3)) >= 1
+
+
+def test_a_proven_plan_gets_only_the_tie_break_stage() -> None:
+    """Given a plan proven optimal on the same input, the solve keeps its cost and runs no primary stage."""
+    d = next(d for d in _deployments(0) if len(d.candidates) > 4)
+    inp = SolverInput([d], [], [], renumber=False)
+    first = solve_mod._solve_full(inp, "cost", tie_break=False)
+    assert first.ok
+    again = solve_mod._solve_full(inp, "cost", known=first)
+    assert again.ok and again.values["cost"] == pytest.approx(first.values["cost"], rel=solve_mod.LEX_TOL)
+    assert again.values["latency"] <= first.values["latency"] * (1 + 1e-9) + 1e-9  # the tie-break can only help
 
 
 def test_a_spot_unit_pays_for_a_second_spot_region() -> None:
@@ -96,7 +122,8 @@ def test_a_whole_plan_as_start_comes_back_even_when_time_is_short(monkeypatch) -
     monkeypatch.setattr(solve_mod, "SHORT_LIST", 4)
     checked = 0
     for d in _deployments(1):
-        sub, _, short = solve_mod._narrow(d, 10.0)
+        n = solve_mod._narrow(d, 10.0)
+        sub, short = n.sub, n.short
         if short is None or not short.ok:
             continue
         again = solve_mod._solve_full(SolverInput([sub], [], [], renumber=False), "cost", tie_break=False,

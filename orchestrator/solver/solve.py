@@ -99,6 +99,9 @@ def _highs(time_limit: float):  # noqa: ANN202
     # a small cut pool: the root's cut rounds are most of the time on these models, and their narrowed forms
     # need few cuts (scaling benchmark 5,000 x 50, the deployments one by one: 10.3-11.3 s -> 7.7-9.3 s)
     h.setOptionValue("mip_pool_soft_limit", 50)
+    # branch on pseudocosts from the start: strong branching was two thirds of the LP iterations on the slowest
+    # deployments (scaling benchmark 5,000 x 50, the deployments one by one: 7.4-8.3 s -> 6.6-7.6 s of HiGHS)
+    h.setOptionValue("mip_pscost_minreliable", 0)
     return h, highspy
 
 
@@ -189,7 +192,7 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gp
     n = len(inp.deployments)
     deadline -= min(0.15 * max(0.0, deadline - t0), ASSEMBLY_S_PER_DEPLOYMENT * n + 0.1)
     lock = threading.Lock()
-    subs: dict[str, tuple[DeploymentInput, dict[int, int], Solution | None]] = {}
+    subs: dict[str, Narrowed] = {}
 
     def run(batch: list[DeploymentInput], share: bool, starts: dict[str, Solution]) -> dict[str, Solution]:
         """Solve each deployment of the batch alone, hardest first. ``share``: each gets a share of the time left
@@ -207,13 +210,16 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gp
                 waiting[0] -= weight[d.name]
             t = time.perf_counter()
             if d.name not in subs:  # each deployment is in one worker's hands at a time
-                subs[d.name] = _narrow(d, limit) if objective == "cost" else (d, {}, None)
-            sub, units, short = subs[d.name]
-            plan = starts.get(d.name, short)  # a whole plan (no completing it: that can outlast a short share)
+                subs[d.name] = _narrow(d, limit) if objective == "cost" else Narrowed(d)
+            n = subs[d.name]
             limit = max(PART_RESERVE_S, limit - (time.perf_counter() - t))
-            use = limit < START_BELOW_S or d.name in starts or (short is not None and short.ok)
-            return _solve_full(SolverInput([sub], [], [], renumber=False), objective, time_limit=limit, tie_break=tie_break,
-                               start_units=units if use and plan is None else None, start_from=plan if use else None)
+            if n.proven:  # the short list's plan; a model of it again only for the tie-break stage
+                assert n.short is not None and n.short_input is not None
+                return _solve_full(n.short_input, objective, time_limit=limit, known=n.short) if tie_break else n.short
+            plan = starts.get(d.name, n.short)  # a whole plan (no completing it: that can outlast a short share)
+            use = limit < START_BELOW_S or d.name in starts or (n.short is not None and n.short.ok)
+            return _solve_full(SolverInput([n.sub], [], [], renumber=False), objective, time_limit=limit, tie_break=tie_break,
+                               start_units=n.start if use and plan is None else None, start_from=plan if use else None)
 
         ordered = sorted(batch, key=lambda d: -weight[d.name])
         if WORKERS > 1 and len(ordered) > 1:
@@ -257,9 +263,28 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gp
     return sol, None
 
 
-def _narrow(d: DeploymentInput, limit: float) -> tuple[DeploymentInput, dict[int, int], Solution | None]:
-    """``d`` without the candidates that are in no optimal plan of it alone (cost objective), the units of the
-    simple plan of bounds.py, and the solve over the short list (None where there was none). Two upper bounds
+@dataclass
+class Narrowed:
+    """One deployment ready for its solve alone: ``sub`` (its candidates that may be in an optimal plan), a plan's
+    units to start from ({} when none), and the short list's input and solution where there was one. ``proven``:
+    every candidate of ``sub`` was on the short list and the short list's plan is optimal, so it is optimal for
+    the deployment (no second solve)."""
+
+    sub: DeploymentInput
+    start: dict[int, int] = field(default_factory=dict)
+    short_input: SolverInput | None = None
+    short: Solution | None = None
+
+    @property
+    def proven(self) -> bool:
+        if self.short is None or not self.short.ok or self.short_input is None:
+            return False
+        listed = {c.idx for c in self.short_input.candidates}
+        return all(c.idx in listed for c in self.sub.candidates)
+
+
+def _narrow(d: DeploymentInput, limit: float) -> Narrowed:
+    """``d`` without the candidates that are in no optimal plan of it alone (cost objective). Two upper bounds
     prune by the lower bounds of bounds.py: the simple plan, then, for a deployment with many candidates left,
     the best plan over the SHORT_LIST with the lowest bounds (scaling benchmark, 5,000 x 50: 13,771 candidates
     -> 1,625 in all; the slowest deployment to prove, 1,302 -> 27)."""
@@ -267,20 +292,21 @@ def _narrow(d: DeploymentInput, limit: float) -> tuple[DeploymentInput, dict[int
 
     sub, start, lb = prune_by_bound(d)
     if lb is None or len(sub.candidates) <= 2 * SHORT_LIST:
-        return sub, start, None
+        return Narrowed(sub, start)
     idx = {c.idx for c in sub.candidates}
     first = set(np.argsort(lb, kind="stable")[:SHORT_LIST].tolist())
     first |= {i for i, c in enumerate(sub.candidates) if c.idx in start}
-    short = _solve_full(SolverInput([sub.subset(sorted(first))], [], [], renumber=False), "cost",
-                        time_limit=max(PART_RESERVE_S, SHORT_SHARE * limit), tie_break=False,
+    listed = SolverInput([sub.subset(sorted(first))], [], [], renumber=False)
+    short = _solve_full(listed, "cost", time_limit=max(PART_RESERVE_S, SHORT_SHARE * limit), tie_break=False,
                         start_units={i: n for i, n in start.items() if i in idx} or None)
     if short.status not in ("optimal", "time_limit"):
-        return sub, start, None
+        return Narrowed(sub, start)
     ub = short.values["cost"] * (1 + 1e-7) + 1e-6
     sub = sub.subset(np.nonzero(lb <= ub)[0].tolist())
     if len(sub.candidates) > SHORT_LIST:  # few enough for the finer bound (steps of 1/FINE_GRID of the demand)
         sub = sub.subset(np.nonzero(lower_bounds(sub, FINE_GRID) <= ub)[0].tolist())
-    return sub, {}, short  # the short list's plan is kept (no bound exceeds its cost); the simple plan may not be
+    # the short list's plan is kept (no bound exceeds its cost); the simple plan may not be
+    return Narrowed(sub, {}, listed, short)
 
 
 def _sum_gap(parts: list[tuple[float, float]]) -> float:
@@ -396,7 +422,10 @@ def _solve_full(
     start: np.ndarray | None = None,
     start_units: dict[int, int] | None = None,
     start_from: Solution | None = None,
+    known: Solution | None = None,
 ) -> Solution:
+    """One MILP (a deployment alone, or several with their coupling rows), stage by stage. ``known``: a solution
+    of this same input already proven optimal for the objective; only the tie-break stage runs."""
     t0 = time.perf_counter()
     b = build(inp, used_gpus=used_gpus, fixed_usd_per_month=fixed_usd_per_month)
     if b.num_cols == 0:
@@ -419,6 +448,10 @@ def _solve_full(
         idx = np.array([b.unit_col[i] for i in start_units], dtype=np.int32)
         h.setSolution(len(idx), idx, np.array([float(v) for v in start_units.values()]))
     status, x, gap = "optimal", None, math.inf
+    if known is not None and known.ok and known.x is not None and len(known.x) == b.num_cols and len(stages) == 1:
+        x, gap = known.x, known.gap  # proven optimal by the caller on this very model: no primary solve
+        _hold(h, stages[0], float(stages[0] @ x))
+        stages = []
     for i, c in enumerate(stages):
         if i > 0:
             h.changeColsCost(len(c), np.arange(len(c), dtype=np.int32), c)
