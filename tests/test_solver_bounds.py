@@ -86,7 +86,8 @@ def test_a_proven_plan_gets_only_the_tie_break_stage() -> None:
 
 def test_a_spot_unit_pays_for_a_second_spot_region() -> None:
     """One spot unit covers the demand, but spot needs two regions: the bound of a spot unit adds the data egress
-    of the other spot region (the home region has no spot), and nothing for the rest (the unit covers it all)."""
+    of the other spot region (the home region has no spot) and a spot unit there, though its own unit covers it all:
+    here that is the optimum."""
     free, cheap, dear = offering("aws:home", 9.0, spot=None), offering("aws:a", 9.0, spot=1.0), offering("aws:b", 9.0, spot=1.0)
     cands = [candidate("d", free, 10.0), candidate("d", cheap, 10.0, market="spot"),
              candidate("d", dear, 10.0, market="spot")]
@@ -96,8 +97,8 @@ def test_a_spot_unit_pays_for_a_second_spot_region() -> None:
     lb = lower_bounds(dep)
     hour = HOURS_PER_MONTH
     assert lb[0] == pytest.approx(9.0 * hour)  # on-demand at home covers everything: nothing more to pay
-    assert lb[1] == pytest.approx(1.0 * hour + 300.0 + 500.0)  # its own region, and the other spot region
-    assert lb[2] == pytest.approx(1.0 * hour + 500.0 + 300.0)
+    assert lb[1] == pytest.approx(2 * 1.0 * hour + 300.0 + 500.0)  # its own region, and a unit in the other one
+    assert lb[2] == pytest.approx(2 * 1.0 * hour + 500.0 + 300.0)
     plan = _alone(dep)  # a spot unit in each region: 2 x 730 + 800
     assert plan.ok and plan.values["cost"] == pytest.approx(2 * 1.0 * hour + 800.0)
 
@@ -113,6 +114,32 @@ def test_the_rest_pays_a_region_when_near_regions_cannot_answer_every_user_regio
     lb = lower_bounds(dep)
     assert lb[0] == pytest.approx(2 * 2.0 * HOURS_PER_MONTH + 400.0)  # the far users need aws:far too
     assert np.all(lb <= _alone(dep).values["cost"] * (1 + 1e-9))
+
+
+def test_each_user_region_needs_units_that_answer_it() -> None:
+    """Half the users reach only aws:home, half only aws:far: a home unit's bound buys the far half at aws:far, not
+    the cheaper home units that cannot answer it."""
+    home, far = offering("aws:home", 2.0), offering("aws:far", 3.0)
+    cands = [candidate("d", home, 5.0), candidate("d", far, 5.0)]
+    dep = deployment("d", 8.0, cands, sources=(("u-home", 0.5), ("u-far", 0.5)),
+                     rtt={("u-home", "aws:far"): 900.0, ("u-far", "aws:home"): 900.0}, ttft_slo_ms=500.0)
+    SolverInput([dep])
+    lb = lower_bounds(dep)
+    assert lb[0] == pytest.approx((2.0 + 3.0) * HOURS_PER_MONTH)  # one unit each side: the optimum
+    assert np.all(lb <= _alone(dep).values["cost"] * (1 + 1e-9))
+
+
+def test_the_cheapest_set_of_paid_regions_that_answers_the_users_left() -> None:
+    """Users u0, u1, u2; the free region answers u0. From the free region the cheapest cover of u1 and u2 is b
+    (150, not a + c at 160); from a, c (60); b needs nothing more; from c, a (100)."""
+    from orchestrator.solver.bounds import _cover_charges
+
+    #                      free   a      b      c
+    answered = np.array([[True, False, False, False],   # u0
+                         [False, True, True, False],    # u1
+                         [False, False, True, True]])   # u2
+    charges = _cover_charges(answered, np.array([0.0, 100.0, 150.0, 60.0]), np.array([True, False, False, False]))
+    assert charges.tolist() == [150.0, 60.0, 0.0, 100.0]
 
 
 def test_a_whole_plan_as_start_comes_back_even_when_time_is_short(monkeypatch) -> None:  # noqa: ANN001

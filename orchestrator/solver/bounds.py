@@ -3,9 +3,12 @@
 ``lower_bounds`` gives, per candidate c, a lower bound on the monthly cost of any plan that buys a c unit: c's
 unit and its region's data egress, plus the cheapest way to buy the rest of the capacity (whole units: a
 knapsack over the demand cut into GRID steps, each unit's capacity rounded up to a step, so the bound stays a
-bound), with the on-demand floor, the spot spread over several regions, and the data egress of every further
-region it takes: the rest stays in c's region and the free ones, or pays at least one more region. Plus the
-response egress every plan pays (each user region served by its cheapest reachable candidate).
+bound), with the on-demand floor, the spot spread over several regions (a spot unit of an optimal plan serves traffic,
+so the rest then holds a spot unit of its own), and the data egress of every further region it takes: the rest
+stays in c's region and the free ones, or pays at least one more region, or the cheapest set of paid regions
+that answers the user regions those leave unanswered. The rest's units also cover each user region's share of
+the demand with units that answer it. Plus the response egress every plan pays (each user region served by its
+cheapest reachable candidate).
 A feasible plan gives an upper bound UB: the simple plan below (n units of one on-demand candidate that answers
 every user region, or the on-demand floor plus spot over the cheapest regions) or, for the solver, the optimum
 over a short list of candidates. If LB(c) > UB, c is in no optimal plan of this deployment alone. Valid only
@@ -25,6 +28,7 @@ from orchestrator.solver.problem import DeploymentInput
 # policy kinds whose rows an all-on-demand plan always satisfies, and that add no objective terms
 SAFE_KINDS = frozenset({"residency", "pin", "exclude", "hardware", "spot"})
 GRID = 128  # demand steps of the knapsack bound: finer is tighter and slower
+MAX_COVER_USERS = 10  # user regions up to which the bound finds the cheapest set of regions that answers them all
 
 
 def _spot_rule(d: DeploymentInput) -> tuple[float, int]:
@@ -104,6 +108,7 @@ def lower_bounds(d: DeploymentInput, grid: int = GRID) -> np.ndarray:
         answered[s, region[row]] = True
     near_ok = (answered | answered[:, free_r].any(axis=1)[:, None]).all(axis=0)[region]
     far_n, far_s = _rest(k_all["od"], k_all["spot"], a, b)
+    units = _per_user_units(d, ok, steps, price, grid)
 
     # data egress of further regions: the cheapest paid region other than c's, and the cheapest paid spot regions
     # other than c's that a spot plan needs beyond those it has near (failure domains)
@@ -123,14 +128,20 @@ def lower_bounds(d: DeploymentInput, grid: int = GRID) -> np.ndarray:
     mine = rank[region] < short  # c's own region is among the cheapest: skip it
     top = np.minimum(short + mine, len(spot_order))
     more_spot = np.where(short + mine > len(spot_order), math.inf, cum[top] - np.where(mine, charge_r[region], 0.0))
-    far_spot_charge = np.maximum(one_more, more_spot)
+    # users that neither c's region nor a free one answers need paid regions that do: the cheapest such set
+    more = np.where(near_ok, one_more, _cover_charges(answered, charge_r, free_r)[region])
+    far_spot_charge = np.maximum(more, more_spot)
 
     spread_near = near_spot >= domains if spread else np.ones(n, bool)
-    near_with = np.where(spread_near, near_s, math.inf)
-    near = np.where(spot, np.where(spread_near, np.minimum(near_n, near_s), math.inf), np.minimum(near_n, near_with))
+    # with a spread, a spot unit of an optimal plan serves traffic (else the plan is dearer by it than without it),
+    # so the spread applies and the rest has a spot unit of its own, in another region
+    near_n, far_n = np.maximum(near_n, units), np.maximum(far_n, units)
+    near_s, far_s = np.maximum(near_s, units), np.maximum(far_s, units)
+    spot_rest_n = near_s if spread else np.minimum(near_n, near_s)
+    near = np.where(spot, np.where(spread_near, spot_rest_n, math.inf), np.minimum(near_n, np.where(spread_near, near_s, math.inf)))
     near = np.where(near_ok, near, math.inf)
-    far = np.where(spot, far_spot_charge + np.minimum(far_n, far_s),
-                   np.minimum(one_more + far_n, far_spot_charge + far_s))
+    spot_rest_f = far_s if spread else np.minimum(far_n, far_s)
+    far = np.where(spot, far_spot_charge + spot_rest_f, np.minimum(more + far_n, far_spot_charge + far_s))
     rest = np.minimum(near, far)
 
     # the same with fractional units (tighter where units are small against a step)
@@ -141,6 +152,38 @@ def lower_bounds(d: DeploymentInput, grid: int = GRID) -> np.ndarray:
     od_cost = od_left * float(per[~spot].min()) if (~spot).any() else np.where(od_left > 0, math.inf, 0.0)
     rest = np.maximum(rest, od_cost + left * best_all)
     return price + charge_r[region] + rest + _response_floor(d, ok)
+
+
+def _per_user_units(d: DeploymentInput, ok: np.ndarray, steps: np.ndarray, price: np.ndarray, grid: int) -> np.ndarray:
+    """Per candidate c: the least the rest of a plan spends on units, from each user region's own need: its share
+    of the demand in units that answer it (the cover rows of model.py), less what c's unit covers if it answers."""
+    n_s = ok.shape[0]
+    if n_s <= 1:  # one user region: the knapsack over every candidate already says it
+        return np.zeros(len(steps))
+    share = np.array([sh for _, sh in d.sources])
+    need = np.ceil(share * grid - 1e-6).astype(np.int64)
+    k = _knapsacks(steps, price, [np.nonzero(row)[0] for row in ok], grid)
+    left = np.maximum(0, need[:, None] - np.where(ok, steps[None, :], 0))
+    return k[np.arange(n_s)[:, None], left].max(axis=0)
+
+
+def _cover_charges(answered: np.ndarray, charge_r: np.ndarray, free_r: np.ndarray) -> np.ndarray:
+    """Per region r: the least data egress of further paid regions that answer every user region that neither r
+    nor a free region answers (a set cover over user regions; inf where none can; 0 where r needs none)."""
+    n_s, n_r = answered.shape
+    if n_s > MAX_COVER_USERS:  # too many subsets: the weaker rule (one more region) stands
+        return np.zeros(n_r)
+    bits = (answered.astype(np.int64) << np.arange(n_s)[:, None]).sum(axis=0)
+    full = (1 << n_s) - 1
+    paid = ~free_r
+    best = np.full(1 << n_s, math.inf)
+    best[0] = 0.0
+    for mask in range(1, 1 << n_s):
+        helps = paid & ((bits & mask) != 0)
+        if helps.any():
+            best[mask] = float(np.min(charge_r[helps] + best[mask & ~bits[helps]]))
+    home = int(np.bitwise_or.reduce(bits[free_r])) if free_r.any() else 0
+    return best[full & ~(bits | home)]
 
 
 def _routable(d: DeploymentInput) -> np.ndarray:
