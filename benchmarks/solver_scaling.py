@@ -130,21 +130,26 @@ def one(n_off: int, n_dep: int, seed: int = 7) -> dict:
     from orchestrator.placement import place
     from orchestrator.solver.inputs import build_inputs
     from orchestrator.solver.model import build
-    from orchestrator.solver.solve import solve
+    from orchestrator.solver.solve import EarlyNarrowing, solve
     from orchestrator.solver.synthetic import LoadedStub, random_catalog, random_spec
 
     cat = random_catalog(n_off, seed)
     spec = random_spec(n_dep, list(cat.regions), seed)
+    # as `orch place` does it: each deployment's bounds and short list start while the next ones' candidates are
+    # built (candidates_s includes what of that runs beside candidate generation; solve_s is the rest)
     t0 = time.perf_counter()
-    inp = build_inputs(LoadedStub(spec), cat)
-    t_cand = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    sol = solve(inp.problem, "cost", tie_break=False, time_limit=120)
-    t_solve = time.perf_counter() - t1
-    # what the 5 s target buys: the same solve given what is left of 5 s after candidate generation
-    budget = max(0.2, TARGET_S - t_cand)
+    with EarlyNarrowing(n_dep, 120) as early:
+        inp = build_inputs(LoadedStub(spec), cat, on_deployment=early.submit)
+        t_cand = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        sol = solve(inp.problem, "cost", tie_break=False, time_limit=120, early=early)
+        t_solve = time.perf_counter() - t1
+    # what the 5 s target buys: the same, given what is left of 5 s after candidate generation
     t2 = time.perf_counter()
-    quick = solve(inp.problem, "cost", tie_break=False, time_limit=budget)
+    with EarlyNarrowing(n_dep, TARGET_S) as early:
+        again = build_inputs(LoadedStub(spec), cat, on_deployment=early.submit)
+        budget = max(0.2, TARGET_S - (time.perf_counter() - t2))
+        quick = solve(again.problem, "cost", tie_break=False, time_limit=budget, early=early)
     t_quick = time.perf_counter() - t2
     opt = sol.values.get("cost", float("nan"))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB, before the size count below
@@ -160,7 +165,7 @@ def one(n_off: int, n_dep: int, seed: int = 7) -> dict:
         "cols": b.num_cols, "rows": b.num_rows,
         "candidates_s": round(t_cand, 3), "solve_s": round(t_solve, 3), "status": sol.status, "gap": sol.gap,
         "usd_per_month": round(opt, 0), "peak_rss_mb": round(rss_mb, 0),
-        "in_5s_total_s": round(t_cand + t_quick, 2), "in_5s_status": quick.status,
+        "in_5s_total_s": round(t_quick, 2), "in_5s_status": quick.status,
         "in_5s_above_optimum_pct": round(100 * (quick.values.get("cost", float("nan")) - opt) / opt, 3) if quick.values else None,
         "in_5s_gap_pct": round(100 * quick.gap, 3),
         "place_s": round(t_place, 2), "place_note": "; ".join(m.split(" (")[0] for m in plan.messages) or plan.status,

@@ -10,6 +10,7 @@ slow to prove, the best among its most promising candidates).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from typing import Any
@@ -20,7 +21,7 @@ from orchestrator.solver.explain import DeploymentResult, explain, result_for
 from orchestrator.solver.inputs import Inputs, build_inputs
 from orchestrator.solver.model import OBJECTIVES
 from orchestrator.solver.problem import DeploymentInput, SolverInput
-from orchestrator.solver.solve import Solution, solve
+from orchestrator.solver.solve import EarlyNarrowing, Solution, solve
 
 MAX_FALLBACKS = 3
 FALLBACK_TIME_S = 10.0  # per fallback solve
@@ -49,8 +50,12 @@ def place(
         from orchestrator.catalog.load import load_catalog
 
         catalog = load_catalog(loaded.spec)
-    inp = build_inputs(loaded, catalog, estimate_batch=estimate_batch, objective=objective)
-    sol = solve(inp.problem, objective, time_limit=time_limit)
+    # the deployments' bounds and short lists (cost) start while the later deployments' candidates are built
+    early = EarlyNarrowing(len(loaded.spec.deployments), time_limit) if objective == "cost" else None
+    with early or contextlib.nullcontext():
+        inp = build_inputs(loaded, catalog, estimate_batch=estimate_batch, objective=objective,
+                           on_deployment=early.submit if early is not None else None)
+        sol = solve(inp.problem, objective, time_limit=time_limit, early=early)
     as_of = str(getattr(catalog, "as_of", "") or "")
     project = loaded.spec.project
     if sol.status == "timeout":

@@ -171,3 +171,24 @@ def test_the_most_promising_candidates_are_ranked_by_whole_units() -> None:
     dep = deployment("d", 10.0, [b, a])
     SolverInput([dep])
     assert [dep.candidates[i].instance_type for i in promising(dep, 1)] == ["a"]
+
+
+def test_narrowing_started_while_inputs_are_built_gives_the_same_optimum() -> None:
+    """`orch place` narrows each deployment on worker threads while the next ones' candidates are built: every
+    deployment's narrowing is taken by the solve, and the optimum is the one of the plain solve."""
+    cat = random_catalog(400, 3, regions_per_100=5)
+    spec = random_spec(6, list(cat.regions), 3)
+    plain = solve_mod.solve(build_inputs(LoadedStub(spec), cat).problem, "cost", tie_break=False)
+    seen: list[list[int]] = []
+    with solve_mod.EarlyNarrowing(len(spec.deployments)) as early:
+        def started(d) -> None:  # noqa: ANN001
+            seen.append([c.idx for c in d.candidates])
+            early.submit(d)
+
+        inp = build_inputs(LoadedStub(spec), cat, on_deployment=started)
+        sol = solve_mod.solve(inp.problem, "cost", tie_break=False, early=early)
+        assert not early._started  # each one taken
+    assert seen == [[c.idx for c in d.candidates] for d in inp.problem.deployments]  # numbered as in the whole
+    assert [i for ids in seen for i in ids] == list(range(len(inp.problem.candidates)))
+    assert plain.ok and sol.ok
+    assert sol.values["cost"] == pytest.approx(plain.values["cost"], rel=2e-4)

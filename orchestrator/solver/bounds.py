@@ -41,6 +41,7 @@ def _spot_rule(d: DeploymentInput) -> tuple[float, int]:
 
 def _knapsacks(steps: np.ndarray, price: np.ndarray, groups: list[np.ndarray], grid: int) -> np.ndarray:
     """K[g, j]: the least cost of whole units of group g's candidates whose steps add up to at least j."""
+    groups = [_frontier(steps[g], price[g], g) for g in groups]
     width = max([1, *(len(g) for g in groups)])
     st = np.zeros((len(groups), width), np.int64)
     pr = np.full((len(groups), width), math.inf)
@@ -56,6 +57,18 @@ def _knapsacks(steps: np.ndarray, price: np.ndarray, groups: list[np.ndarray], g
         js = np.arange(j, min(j + block, grid + 1))
         k[:, js] = np.min(pr[:, :, None] + k[rows, np.maximum(0, js[None, None, :] - st[:, :, None])], axis=1)
     return k
+
+
+def _frontier(steps: np.ndarray, price: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """The items of ``idx`` no other item beats (as many steps or more, for no more): the only ones a cheapest
+    cover needs (the knapsack's width, and so its time, shrinks several-fold)."""
+    if len(idx) <= 1:
+        return idx
+    order = np.lexsort((price, -steps))  # most steps first, the cheapest first among equals
+    cheapest_so_far = np.minimum.accumulate(price[order])
+    keep = np.ones(len(order), bool)
+    keep[1:] = price[order][1:] < cheapest_so_far[:-1]
+    return idx[order[keep]]
 
 
 def _rest(k_od: np.ndarray, k_spot: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -66,7 +66,10 @@ def policies_for(spec: Any) -> tuple[dict[str, list[Any]], list[Any]]:
 
 
 def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., list[Any]] | None = None,
-                 objective: str = "cost", prune: bool = True) -> Inputs:
+                 objective: str = "cost", prune: bool = True,
+                 on_deployment: Callable[[DeploymentInput], None] | None = None) -> Inputs:
+    """The solver's input from a loaded spec and a catalog. ``on_deployment`` is called with each deployment's
+    input as soon as it is complete (its candidates numbered as in the whole input), before the next is built."""
     from orchestrator.catalog.regions import all_regions, rtt_ms
     from orchestrator.model_registry import resolve_model
 
@@ -106,6 +109,7 @@ def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., lis
     deps: list[DeploymentInput] = []
     cands: dict[str, DeploymentCandidates] = {}
     models: dict[str, Any] = {}
+    numbered = 0
     for d in spec.deployments:
         model = resolve_model(d.model, loaded.base_dir)
         models[d.name] = model
@@ -124,7 +128,12 @@ def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., lis
         )
         cands[d.name] = dc
         deps.append(_deployment_input(d, dc, sources, costs, per_dep[d.name]))
-    return Inputs(SolverInput(deps, limits, glob), cands, models, per_dep, glob, region_of)
+        for c in deps[-1].candidates:
+            c.idx = numbered
+            numbered += 1
+        if on_deployment is not None:
+            on_deployment(deps[-1])
+    return Inputs(SolverInput(deps, limits, glob, renumber=False), cands, models, per_dep, glob, region_of)
 
 
 def prune_across_regions(d: DeploymentInput, limited: Callable[[Any], bool], *, carbon: bool = False) -> DeploymentInput:

