@@ -317,10 +317,9 @@ def _narrow(d: DeploymentInput, limit: float) -> Narrowed:
 class EarlyNarrowing:
     """Each deployment's narrowing (``_narrow``: its bounds and its short list, cost objective), started on worker
     threads as soon as its input is built, while the caller builds the next ones: HiGHS releases the GIL, so the
-    short lists run beside candidate generation (scaling benchmark, 5,000 x 50, 2026-12-02: about 1 s less in all). Hand ``submit`` to
-    ``build_inputs`` and the object to ``solve``; a context manager (leaving it drops what was not taken).
-
-    Each short list gets the time a deployment's even share of ``time_limit`` would give it."""
+    short lists run beside candidate generation (scaling benchmark, 5,000 x 50, 2026-12-02: about 1 s less in
+    all). Hand ``submit`` to ``build_inputs`` and the object to ``solve``; a context manager (leaving it drops
+    what was not taken). Each short list gets the time a deployment's even share of ``time_limit`` would give it."""
 
     def __init__(self, n_deployments: int, time_limit: float = TIME_LIMIT_S) -> None:
         self._limit = max(PART_RESERVE_S, time_limit * WORKERS / max(1, n_deployments))
