@@ -51,7 +51,7 @@ def place(
 
         catalog = load_catalog(loaded.spec)
     # the deployments' bounds and short lists (cost) start while the later deployments' candidates are built
-    early = EarlyNarrowing(len(loaded.spec.deployments), time_limit) if objective == "cost" else None
+    early = EarlyNarrowing(time_limit) if objective == "cost" else None
     with early or contextlib.nullcontext():
         inp = build_inputs(loaded, catalog, estimate_batch=estimate_batch, objective=objective,
                            on_deployment=early.submit if early is not None else None)

@@ -180,7 +180,7 @@ def test_narrowing_started_while_inputs_are_built_gives_the_same_optimum() -> No
     spec = random_spec(6, list(cat.regions), 3)
     plain = solve_mod.solve(build_inputs(LoadedStub(spec), cat).problem, "cost", tie_break=False)
     seen: list[list[int]] = []
-    with solve_mod.EarlyNarrowing(len(spec.deployments)) as early:
+    with solve_mod.EarlyNarrowing() as early:
         def started(d) -> None:  # noqa: ANN001
             seen.append([c.idx for c in d.candidates])
             early.submit(d)
