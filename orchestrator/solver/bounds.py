@@ -3,12 +3,12 @@
 ``lower_bounds`` gives, per candidate c, a lower bound on the monthly cost of any plan that buys a c unit: c's
 unit and its region's data egress, plus the cheapest way to buy the rest of the capacity (whole units: a
 knapsack over the demand cut into GRID steps, each unit's capacity rounded up to a step, so the bound stays a
-bound), with the on-demand floor, the spot spread over several regions (a spot unit of an optimal plan serves traffic,
-so the rest then holds a spot unit of its own), and the data egress of every further region it takes: the rest
-stays in c's region and the free ones, or pays at least one more region, or the cheapest set of paid regions
-that answers the user regions those leave unanswered. The rest's units also cover each user region's share of
-the demand with units that answer it. Plus the response egress every plan pays (each user region served by its
-cheapest reachable candidate).
+bound), with the on-demand floor, the spot spread over several regions (a spot unit of an optimal plan serves
+traffic, so the rest then holds a spot unit of its own), and the data egress of every further region it
+takes: the rest stays in c's region and the free ones, or pays at least one more region, or the cheapest set
+of paid regions that answers the user regions those leave unanswered. The rest's units also cover each user
+region's share of the demand with units that answer it. Plus the response egress every plan pays (each user
+region served by its cheapest reachable candidate).
 A feasible plan gives an upper bound UB: the simple plan below (n units of one on-demand candidate that answers
 every user region, or the on-demand floor plus spot over the cheapest regions) or, for the solver, the optimum
 over a short list of candidates. If LB(c) > UB, c is in no optimal plan of this deployment alone. Valid only
@@ -151,7 +151,8 @@ def lower_bounds(d: DeploymentInput, grid: int = GRID) -> np.ndarray:
     near_n, far_n = np.maximum(near_n, units), np.maximum(far_n, units)
     near_s, far_s = np.maximum(near_s, units), np.maximum(far_s, units)
     spot_rest_n = near_s if spread else np.minimum(near_n, near_s)
-    near = np.where(spot, np.where(spread_near, spot_rest_n, math.inf), np.minimum(near_n, np.where(spread_near, near_s, math.inf)))
+    near_od = np.minimum(near_n, np.where(spread_near, near_s, math.inf))
+    near = np.where(spot, np.where(spread_near, spot_rest_n, math.inf), near_od)
     near = np.where(near_ok, near, math.inf)
     spot_rest_f = far_s if spread else np.minimum(far_n, far_s)
     far = np.where(spot, far_spot_charge + spot_rest_f, np.minimum(more + far_n, far_spot_charge + far_s))

@@ -223,8 +223,9 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gp
                 return _solve_full(n.short_input, objective, time_limit=limit, known=n.short) if tie_break else n.short
             plan = starts.get(d.name, n.short)  # a whole plan (no completing it: that can outlast a short share)
             use = limit < START_BELOW_S or d.name in starts or (n.short is not None and n.short.ok)
-            return _solve_full(SolverInput([n.sub], [], [], renumber=False), objective, time_limit=limit, tie_break=tie_break,
-                               start_units=n.start if use and plan is None else None, start_from=plan if use else None)
+            return _solve_full(SolverInput([n.sub], [], [], renumber=False), objective, time_limit=limit,
+                               tie_break=tie_break, start_units=n.start if use and plan is None else None,
+                               start_from=plan if use else None)
 
         ordered = sorted(batch, key=lambda d: -weight[d.name])
         if WORKERS > 1 and len(ordered) > 1:
