@@ -294,7 +294,7 @@ def _narrow(d: DeploymentInput, limit: float) -> Narrowed:
     """``d`` without the candidates that are in no optimal plan of it alone (cost objective). Two upper bounds
     prune by the lower bounds of bounds.py: the simple plan, then, for a deployment with many candidates left,
     the best plan over the SHORT_LIST with the lowest bounds (scaling benchmark, 5,000 x 50: 13,771 candidates
-    -> 1,625 in all; the slowest deployment to prove, 1,302 -> 27)."""
+    -> 1,452 in all, 20 of the 29 short lists proving their deployment alone)."""
     from orchestrator.solver.bounds import lower_bounds, prune_by_bound
 
     sub, start, lb = prune_by_bound(d)
@@ -319,7 +319,7 @@ def _narrow(d: DeploymentInput, limit: float) -> Narrowed:
 class EarlyNarrowing:
     """Each deployment's narrowing (``_narrow``: its bounds and its short list, cost objective), started on worker
     threads as soon as its input is built, while the caller builds the next ones: HiGHS releases the GIL, so the
-    short lists run beside candidate generation (scaling benchmark, 5,000 x 50, 2026-12-02: about 1 s less in
+    short lists run beside candidate generation (scaling benchmark, 5,000 x 50, 2026-12-02: 0.5-1 s less in
     all). Hand ``submit`` to ``build_inputs`` and the object to ``solve``; a context manager (leaving it drops
     what was not taken). A short list gets at most SHORT_SHARE of half of ``time_limit``: what the solve would
     give one of the hardest deployments (an even share starved them: 5,000 x 20 given 5 s was no longer optimal)."""
@@ -339,7 +339,7 @@ class EarlyNarrowing:
 
     def __enter__(self) -> EarlyNarrowing:
         # the main thread (candidates) and the workers' Python hand the GIL to each other far less often: the
-        # default 5 ms hand-offs cost about 1 s of CPU here (scaling benchmark, 5,000 x 50: 4.8-5.5 s -> 4.0-4.8 s
+        # default 5 ms hand-offs cost about 1 s of CPU here (scaling benchmark, 5,000 x 50: 4.8-5.5 s -> 4.0-4.9 s
         # for candidates and solve). Process-wide, so restored on the way out.
         self._switch = sys.getswitchinterval()
         sys.setswitchinterval(max(self._switch, GIL_SWITCH_S))
