@@ -65,12 +65,14 @@ def _narrow_checked(seed: int) -> int:
 
 @pytest.mark.parametrize("seed", range(3))
 def test_narrowing_keeps_each_deployments_optimum(seed: int, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setattr(solve_mod, "SHORT_LIST", 4)  # narrow even these small deployments
+    monkeypatch.setattr(solve_mod, "SHORT_FROM", 8)  # narrow even these small deployments
+    monkeypatch.setattr(solve_mod, "SHORT_LIST", 4)
     _narrow_checked(seed)
 
 
 def test_some_deployments_are_proven_by_their_short_list(monkeypatch) -> None:  # noqa: ANN001
     """Where every candidate the bounds keep was on the short list, its plan is the deployment's optimum."""
+    monkeypatch.setattr(solve_mod, "SHORT_FROM", 8)
     monkeypatch.setattr(solve_mod, "SHORT_LIST", 4)
     assert sum(_narrow_checked(seed) for seed in range(3)) >= 1
 
@@ -148,6 +150,7 @@ def test_a_whole_plan_as_start_comes_back_even_when_time_is_short(monkeypatch) -
     """A plan from another model of the same deployment (the short list, an earlier pass) is handed to HiGHS with its
     traffic and regions, so even the least time a deployment gets returns a plan no dearer than it (HiGHS's own
     first plan can be several times dearer, and completing a start from its units alone can take longer)."""
+    monkeypatch.setattr(solve_mod, "SHORT_FROM", 8)
     monkeypatch.setattr(solve_mod, "SHORT_LIST", 4)
     checked = 0
     for d in _deployments(1):
