@@ -15,29 +15,36 @@ Measured 2026-12-02, fifth session, on the shared 2-core dev box (seed 7; every 
 <= 1e-4). Candidate generation and the solve now overlap (EarlyNarrowing, as `orch place` runs them): candidates
 is the time to build the inputs, with the first deployments' bounds and short lists running beside it; solve_s
 is the rest. The two add up to the time to a proven optimum. "Given 5 s" builds the inputs again, on a new catalog
-object, and solves within what is left of 5 s. The box's speed varied by about 25% over the day: the fourth
-session's code (6d35185), run alternately with this one at 5,000 x 50, took 6.2-7.0 s (this code: 4.7-5.8 s).
+object, and solves within what is left of 5 s. The box's speed varied by about 25% over the day, so the 5,000 x 50
+cell was also run alternately with the fourth session's code (6d35185): 6.2-7.0 s for it, 5.0-5.8 s for this
+session's code two commits before the final one.
     offerings x deployments  candidates  candidates + solve_s   peak RSS   given 5 s in all            place_s
-    1,000 x 5                       436  0.19 + 0.11             75 MB      0.3 s, optimal              0.9
-    1,000 x 20                    1,906  0.58 + 0.88            97 MB      1.2 s, optimal              4.6
-    1,000 x 50                    4,499  1.38 + 1.45           121 MB      2.4 s, optimal              8.4
-    5,000 x 5                     1,340  0.31 + 0.18           113 MB      0.4 s, optimal              1.8
-    5,000 x 20                    8,068  1.47 + 0.48           152 MB      1.6 s, optimal              6.4
-    5,000 x 50                   13,771  3.07 + 1.62 = 4.69    217 MB      4.8 s, optimal              16.2   (target: < 5 s)
-    20,000 x 5                    3,122  1.31 + 0.53           234 MB      1.7 s, optimal              3.6
-    20,000 x 20                  24,889  6.19 + 4.80           433 MB      5.3 s, 0.5% above, gap 6%   19.0
-    20,000 x 50                  41,086  13.6 + 12.3           602 MB      15 s, 0.6% above, gap 6.8%  53.8
-Six more runs of the 5,000 x 50 cell the same day: 4.88, 4.98, 5.06, 5.08, 5.16, 5.82 s (so the 5 s target is
-met only when the box runs at its faster end), "given 5 s" 0-0.24% above the optimum (the fourth session's code,
-the same day: 2.4-2.9%), place_s 16-21 (21-25).
+    1,000 x 5                       436  0.20 + 0.10             78 MB      0.3 s, optimal              0.8
+    1,000 x 20                    1,906  0.64 + 0.84            99 MB      1.4 s, optimal              4.9
+    1,000 x 50                    4,499  1.33 + 1.80           117 MB      3.2 s, optimal              9.7
+    5,000 x 5                     1,340  0.50 + 0.29           131 MB      0.5 s, optimal              1.7
+    5,000 x 20                    8,068  1.58 + 0.66           189 MB      2.0 s, optimal              8.0
+    5,000 x 50                   13,771  3.29 + 1.85 = 5.14    223 MB      5.1 s, 0.11% above          20.3   (target: < 5 s)
+    20,000 x 5                    3,122  1.55 + 0.59           221 MB      2.0 s, optimal              5.0
+    20,000 x 20                  24,889  6.09 + 6.20           489 MB      7.1 s, 1.1% above, gap 6.7% 22.3
+    20,000 x 50                  41,086  14.4 + 11.6           613 MB      14 s, 0.4% above, gap 12%   56.0
+(the last grid run, at the box's slower end; the whole grid run an hour earlier, one commit before the last change
+below, gave 4.69 s at 5,000 x 50, optimal in 4.8 s given 5 s). Ten runs of the 5,000 x 50 cell with the final
+code: 4.90, 5.08, 5.13, 5.14, 5.19, 5.19, 5.19, 5.36, 5.39, 5.46 s: the 5 s target is met only at the box's faster
+end. Given 5 s: 0-0.19% above the optimum (the fourth session's code, the same day: 2.4-2.9%); place_s 16.5-20.3
+(21-25).
 Changes of the fifth session (5,000 x 50; the deployments one by one on one worker, HiGHS's time: 7.4-8.3 s ->
 5.1-5.9 s):
+- Short lists of 25 ranked by the fine-grid bound (1/1,024 of the demand), not 40 by the coarse one: 34,000 ->
+  24,000 LP iterations, 1,452 -> 1,186 candidates kept, 21 of the 29 short lists prove their deployment
+  (FINE_GRID 256 / 512 / 2,048 / 4,096: 41,000 / 36,000 / 24,000 / 25,000 LP iterations; 2,048 saves HiGHS time
+  but its bounds cost as much Python, which now runs beside candidate generation).
 - Tighter bounds (bounds.py): a spot unit of an optimal plan serves traffic (else dropping it is cheaper), so with a
   spread its rest holds a spot unit of its own; each user region's share is bought from units that answer it; and
   the user regions that c's region and the free ones leave unanswered pay the cheapest set of paid regions that
   answers them (a set cover over user regions). Candidates kept: 1,625 -> 1,452; d0 107 -> 59, d7 178 -> 129.
-- A deployment whose kept candidates were all on its short list takes the short list's plan: it is optimal (20 of
-  the 29 short lists), so no second solve; only the tie-break stage runs, on the same model (``known``).
+- A deployment whose kept candidates were all on its short list takes the short list's plan: it is optimal, so
+  no second solve; only the tie-break stage runs, on the same model (``known``).
 - HiGHS branches on pseudocosts from the start (mip_pscost_minreliable 0): strong branching was two thirds of the
   LP iterations of the slowest deployment (d46: 1.9 s -> 1.0 s).
 - The knapsack bounds work on each group's frontier (no item with fewer steps for as much money): same bounds,
@@ -49,8 +56,9 @@ Where it goes now: about 8 s of CPU on two cores (candidates 2 s, bounds and mod
 the inputs are built both cores are busy, so starting the main solves early too would not help. d46 (three user
 regions, no free region, data egress of $100-174 against $13,751 a month, 138 candidates within 2.6% by the
 bounds) still takes 1 s to prove.
-Tried in the fifth session without gain: two short lists (20, then 40 over what the first leaves: proves more of
-them alone but costs as much); short lists of 25, 30 or 50; a 1e-3 or 1e-2 gap for the short lists (noise-level);
+Tried in the fifth session without gain: solving each deployment too (not only narrowing it) while the inputs
+are built (4.8-5.4 s against 5.1-5.5 s, within the noise: both cores are already busy then); two short lists
+(20, then 40 over what the first leaves: proves more of them alone but costs as much); short lists of 25, 30 or 50 ranked by the coarse bound; a 1e-3 or 1e-2 gap for the short lists (noise-level);
 a short list from 40 candidates up instead of 80; a bound that charges every further paid region its data egress
 (a min-plus convolution over regions: d46 138 -> 135 candidates for 0.25 s per deployment at the fine grid);
 HiGHS presolve, mip_lp_age_limit, cut pool 10/20/100, heuristic effort, symmetry detection, feasibility jump,
