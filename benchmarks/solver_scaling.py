@@ -58,8 +58,9 @@ regions, no free region, data egress of $100-174 against $13,751 a month, 138 ca
 bounds) still takes 1 s to prove.
 Tried in the fifth session without gain: solving each deployment too (not only narrowing it) while the inputs
 are built (4.8-5.4 s against 5.1-5.5 s, within the noise: both cores are already busy then); two short lists
-(20, then 40 over what the first leaves: proves more of them alone but costs as much); short lists of 25, 30 or 50 ranked by the coarse bound; a 1e-3 or 1e-2 gap for the short lists (noise-level);
-a short list from 40 candidates up instead of 80; a bound that charges every further paid region its data egress
+(20, then 40 over what the first leaves: proves more of them alone but costs as much); short lists of 25, 30 or
+50 ranked by the coarse bound; a 1e-3 or 1e-2 gap for the short lists (noise-level); a short list from 40
+candidates up instead of 80; a bound that charges every further paid region its data egress
 (a min-plus convolution over regions: d46 138 -> 135 candidates for 0.25 s per deployment at the fine grid);
 HiGHS presolve, mip_lp_age_limit, cut pool 10/20/100, heuristic effort, symmetry detection, feasibility jump,
 restarts (all within the noise or slower).
