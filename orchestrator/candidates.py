@@ -120,10 +120,9 @@ class Candidate:
 class DeploymentCandidates:
     deployment: str
     candidates: list[Candidate]
-    # provider -> reason -> count; region -> reason -> count; reason -> one example message (the best scored);
-    # provider -> reason -> that provider's own example
+    # provider -> reason -> count; reason -> one example message (the best scored); provider -> reason -> that
+    # provider's own example
     rejected: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
-    rejected_regions: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     examples: dict[str, str] = field(default_factory=dict)
     provider_examples: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     providers_seen: set[str] = field(default_factory=set)
@@ -131,18 +130,11 @@ class DeploymentCandidates:
     dominated: dict[str, Candidate] = field(default_factory=dict)  # provider -> its cheapest pruned candidate
     _scores: dict[tuple[str, str], float] = field(default_factory=dict)
 
-    def reject(self, offering: Offering, reason: str, message: str, n: int = 1, score: float | None = None) -> None:
-        """Count a rejection; the example kept per (provider, reason) is the first, or the one with the lowest score."""
-        self.reject_many([offering.provider], [offering.region], reason, {offering.provider: (message, score)}, [n])
-
-    def reject_many(self, providers: Sequence[str], regions: Sequence[str], reason: str,
-                    examples: dict[str, tuple[str, float | None]], counts: Sequence[int] | None = None) -> None:
-        """Count many rejections at once (one per (provider, region) entry, or ``counts``); ``examples`` gives
-        per provider one (message, score)."""
-        for i, (p, r) in enumerate(zip(providers, regions)):
-            n = counts[i] if counts is not None else 1
+    def reject(self, counts: dict[str, int], reason: str, examples: dict[str, tuple[str, float | None]]) -> None:
+        """Count rejections (``counts`` per provider) for one reason; ``examples`` gives per provider one
+        (message, score). The example kept per (provider, reason) is the first, or the one with the lowest score."""
+        for p, n in counts.items():
             self.rejected[p][reason] += n
-            self.rejected_regions[r][reason] += n
         for p, (msg, score) in examples.items():
             for key, table in (((p, reason), self.provider_examples[p]), (("", reason), self.examples)):
                 old = self._scores.get(key)
@@ -188,10 +180,58 @@ def gpu_options(gpu_count: int, max_gpus: int | None) -> list[int]:
     return opts
 
 
+class OfferingTable:
+    """A catalog's offerings as arrays, prepared once for all the deployments' candidates.
+
+    Per region and GPU shape (type x count, inventory) only the cheapest on-demand and the cheapest spot offering
+    can matter (instance types differing in CPU/RAM serve the same at a higher price), so only those are kept;
+    ``spot_only`` marks those kept for their spot price alone."""
+
+    def __init__(self, offerings: Sequence[Offering], gpus: dict[str, GPU]) -> None:
+        kept, spot_only, self.providers_seen = _cheapest(offerings)
+        self.offerings = kept
+        self.spot_only = np.array(spot_only, bool)
+        self.providers, self.provider = _index([o.provider for o in kept])
+        self.regions, self.region = _index([o.region for o in kept])
+        self.region_names = np.array(self.regions)
+        self.count = np.array([o.gpu_count for o in kept], np.int64)
+        self.max_gpus = np.array([-1 if o.max_gpus is None else o.max_gpus for o in kept], np.int64)
+        _, self.gpu = _index([o.gpu for o in kept])
+        self.onprem = np.array([o.provider in ONPREM_PROVIDERS for o in kept], bool)
+        priced = np.array([_priced(o) for o in kept], bool)
+        self.od_price = np.array([float(o.usd_per_hour) if p else math.nan for o, p in zip(kept, priced)])
+        self.spot_price = np.array([math.nan if o.spot_usd_per_hour is None else o.spot_usd_per_hour for o in kept], float)
+        self.spot_price[self.onprem] = math.nan
+        known = np.array([o.gpu in gpus for o in kept], bool)
+        self.unknown_gpu = np.nonzero(~known)[0]
+        self.no_price = np.nonzero(known & ~priced)[0]
+        groups: dict[tuple[str, int, int | None], list[int]] = defaultdict(list)
+        for i in np.nonzero(known & priced)[0].tolist():
+            o = kept[i]
+            groups[(o.gpu, o.gpu_count, o.max_gpus)].append(i)
+        self.groups = {k: np.array(v, np.int64) for k, v in groups.items()}
+        # the groups in catalog order, by their first offering (without spot prices: by their first on-demand one)
+        on_demand = {k: v[~self.spot_only[v]] for k, v in self.groups.items()}
+        self.group_order = {True: list(self.groups),
+                            False: sorted((k for k, v in on_demand.items() if len(v)), key=lambda k: int(on_demand[k][0]))}
+        self.shapes = sorted({(o.gpu, o.gpu_count) for o in kept})
+        self._counted: dict[int, tuple[Callable[[Any], bool], np.ndarray]] = {}
+
+    def counted(self, limited: Callable[[Any], bool] | None) -> np.ndarray:
+        """Per offering: on-prem, or ``limited`` (a quota counts its GPUs); remembered per function."""
+        hit = self._counted.get(id(limited))
+        if hit is None:
+            flags = self.onprem.copy()
+            if limited is not None:
+                flags |= np.array([limited(o) for o in self.offerings], bool)
+            hit = self._counted[id(limited)] = (limited, flags)  # the function is kept so its id stays its own
+        return hit[1]
+
+
 def build_candidates(
     deployment: Any,
     model: Any,
-    offerings: Sequence[Offering],
+    offerings: Sequence[Offering] | OfferingTable,
     gpus: dict[str, GPU],
     sources: list[tuple[str, float]],
     rtt: RttFn,
@@ -210,6 +250,7 @@ def build_candidates(
 ) -> DeploymentCandidates:
     """All candidates of one deployment, with the reasons for everything rejected.
 
+    ``offerings``: the catalog's, or their OfferingTable (build it once when there are many deployments).
     ``sources`` are (region id, share) of the users; ``rtt(a, b)`` the round trip between region ids.
     ``estimate_batch(model, [(GPU, gpus, quantization)], input, output, tpot_slo_ms=, kv_cache_dtype=,
     utilization=)`` is the performance model. ``limited(c)`` says whether a quota counts c's GPUs (pruning
@@ -217,22 +258,19 @@ def build_candidates(
     otherwise TTFT matters only through which user regions a candidate can answer in time.
     ``region_prune`` drops, after the per-region dominance pruning, what it finds beaten from elsewhere.
     """
+    table = offerings if isinstance(offerings, OfferingTable) else OfferingTable(offerings, gpus)
     regions = regions or {}
     pue_by_region = pue_by_region or {}
     carbon_by_region = carbon_by_region or {}
-    out = DeploymentCandidates(deployment=deployment.name, candidates=[])
+    out = DeploymentCandidates(deployment=deployment.name, candidates=[], providers_seen=set(table.providers_seen))
     t = deployment.traffic
     slo = deployment.slo
     spot_ok = deployment.spot in ("allow", "prefer")
     utilization = 1.0 / (1.0 + t.headroom)
 
     # 1. performance per (gpu, g, quantization), computed once per distinct configuration.
-    shapes: dict[tuple[str, int], list[int]] = {}
-    for o in offerings:
-        key = (o.gpu, o.gpu_count)
-        if key not in shapes:
-            shapes[key] = gpu_options(o.gpu_count, None)
-    configs = sorted({(gname, g, q) for (gname, _), gs in shapes.items() if gname in gpus for g in gs for q in deployment.quantization})
+    configs = sorted({(gname, g, q) for gname, count in table.shapes if gname in gpus
+                      for g in gpu_options(count, None) for q in deployment.quantization})
     ests = estimate_batch(
         model,
         [(gpus[gname], g, q) for gname, g, q in configs],
@@ -245,52 +283,47 @@ def build_candidates(
     perf = dict(zip(configs, ests))
 
     heads = getattr(model, "heads", 0) or 0
-    offerings = _cheapest_per_shape(offerings, out, spot_ok)
-    # 3. offerings grouped by GPU shape; every check below is one array operation over a group's offerings.
-    reg_ids = sorted({o.region for o in offerings})
-    rix = {r: i for i, r in enumerate(reg_ids)}
-    rtt_rs = np.array([[rtt(s, r) for s, _ in sources] for r in reg_ids]).reshape(len(reg_ids), len(sources))
-    best_rtt = rtt_rs.min(axis=1) if len(sources) else np.zeros(len(reg_ids))
+    offs = table.offerings
+
+    def usable(pos: np.ndarray) -> np.ndarray:  # without the offerings kept for a spot price this one cannot use
+        return pos if spot_ok else pos[~table.spot_only[pos]]
+
+    _reject_all(out, table, usable(table.unknown_gpu), MEMORY, lambda k: f"unknown GPU {offs[k].gpu}")
+    _reject_all(out, table, usable(table.no_price), NO_PRICE,
+                lambda k: f"{offs[k].region} {offs[k].instance_type}: no price in the catalog")
+    # 2. offerings grouped by GPU shape; every check below is one array operation over a group's offerings.
+    rtt_rs = np.array([[rtt(s, r) for s, _ in sources] for r in table.regions]).reshape(len(table.regions), len(sources))
+    best_rtt = rtt_rs.min(axis=1) if len(sources) else np.zeros(len(table.regions))
     bits = (1 << np.arange(len(sources), dtype=np.int64)) if sources else np.zeros(0, np.int64)
-    groups: dict[tuple[str, int, int | None], list[Offering]] = defaultdict(list)
-    for o in offerings:
-        if o.gpu not in gpus:
-            out.reject(o, MEMORY, f"unknown GPU {o.gpu}")
-        elif o.usd_per_hour is None or (isinstance(o.usd_per_hour, float) and math.isnan(o.usd_per_hour)):
-            out.reject(o, NO_PRICE, f"{o.region} {o.instance_type}: no price in the catalog")
-        else:
-            groups[(o.gpu, o.gpu_count, o.max_gpus)].append(o)
-    rows = _Rows(offerings, spot_ok)
-    pos_of = {id(o): i for i, o in enumerate(offerings)}
-    for (gname, count, max_gpus), offs in groups.items():
-        pos = np.array([pos_of[id(o)] for o in offs])
-        reg = np.array([rix[o.region] for o in offs])
+    rows = _Rows(table, spot_ok)
+    for gname, count, max_gpus in table.group_order[spot_ok]:
+        pos = usable(table.groups[(gname, count, max_gpus)])
+        reg = table.region[pos]
         opts = gpu_options(count, max_gpus)
         for q in deployment.quantization:
             fitting = [g for g in opts if perf.get((gname, g, q)) is not None and perf[(gname, g, q)].fits]
             if not fitting:
                 e = perf.get((gname, opts[-1], q)) if opts else None
                 msg = getattr(e, "reason", "") or f"{model.name} ({q}) does not fit in {opts[-1] if opts else 0}×{gname}"
-                _reject_all(out, offs, MEMORY, lambda o, msg=msg: f"{o.instance_type} ({o.gpu}, {q}): {msg}")
+                _reject_all(out, table, pos, MEMORY, lambda k, msg=msg: f"{offs[k].instance_type} ({offs[k].gpu}, {q}): {msg}")
                 continue
             for g in fitting[: 1 + extra_sizes]:
                 e = perf[(gname, g, q)]
                 tp = min(g, count)
                 if heads and heads % tp:
-                    _reject_all(out, offs, PARALLEL, lambda o: f"tensor parallel {tp} does not divide {heads} attention heads")
+                    _reject_all(out, table, pos, PARALLEL, lambda k: f"tensor parallel {tp} does not divide {heads} attention heads")
                     continue
                 if e.requests_per_s <= 0 or e.tpot_ms > slo.tpot_p95_ms:
-                    _reject_all(out, offs, SLO_TPOT, lambda o: f"{g}×{o.gpu} ({q}): TPOT {e.tpot_ms:.1f} ms > SLO {slo.tpot_p95_ms:g} ms",
+                    _reject_all(out, table, pos, SLO_TPOT, lambda k: f"{g}×{offs[k].gpu} ({q}): TPOT {e.tpot_ms:.1f} ms > SLO {slo.tpot_p95_ms:g} ms",
                                 score=e.tpot_ms)
                     continue
                 lat = best_rtt[reg] + e.ttft_ms
                 late = lat > slo.ttft_p95_ms
                 if late.any():
-                    bad = [offs[i] for i in np.nonzero(late)[0]]
-                    _reject_all(out, bad, SLO_TTFT, lambda o: (
-                        f"{o.region} {g}×{o.gpu} ({q}): TTFT {e.ttft_ms:.0f} ms + RTT {best_rtt[rix[o.region]]:.0f} ms "
-                        f"> SLO {slo.ttft_p95_ms:g} ms"), score=lambda o: float(best_rtt[rix[o.region]] + e.ttft_ms))
-                reach_r = ((rtt_rs + e.ttft_ms <= slo.ttft_p95_ms) * bits).sum(axis=1) if len(sources) else np.zeros(len(reg_ids), np.int64)
+                    _reject_all(out, table, pos[late], SLO_TTFT, lambda k: (
+                        f"{offs[k].region} {g}×{offs[k].gpu} ({q}): TTFT {e.ttft_ms:.0f} ms + RTT "
+                        f"{best_rtt[table.region[k]]:.0f} ms > SLO {slo.ttft_p95_ms:g} ms"), score=lat[late])
+                reach_r = ((rtt_rs + e.ttft_ms <= slo.ttft_p95_ms) * bits).sum(axis=1) if len(sources) else np.zeros(len(table.regions), np.int64)
                 live = np.nonzero(~late)[0]
                 rows.extend(pos[live], g, q, e, reach_r[reg[live]])
     return _finish(out, rows, deployment, gpus, regions, pue_by_region, carbon_by_region, policies, prune=prune, limited=limited,
@@ -299,15 +332,11 @@ def build_candidates(
 
 class _Rows:
     """Candidate figures as parallel arrays (one entry per offering x size x quantization x market); offerings
-    and estimates are referred to by position."""
+    (positions in the table) and estimates are referred to by position."""
 
-    def __init__(self, offerings: Sequence[Offering], spot_ok: bool) -> None:
-        self.offerings = list(offerings)
-        self.onprem = np.array([o.provider in ONPREM_PROVIDERS for o in offerings], bool)
-        self.od_price = np.array([float(o.usd_per_hour) if o.usd_per_hour is not None else math.nan for o in offerings])
-        spot = np.array([o.spot_usd_per_hour if o.spot_usd_per_hour is not None else math.nan for o in offerings], float)
-        self.spot_price = spot if spot_ok else np.full(len(offerings), math.nan)
-        self.spot_price[self.onprem] = math.nan
+    def __init__(self, table: OfferingTable, spot_ok: bool) -> None:
+        self.table = table
+        self.spot_price = table.spot_price if spot_ok else np.full(len(table.offerings), math.nan)
         self.ests: list[Any] = []
         self.qs: list[str] = []
         self._chunks: list[tuple[np.ndarray, ...]] = []
@@ -317,15 +346,15 @@ class _Rows:
         if q not in self.qs:
             self.qs.append(q)
         self.ests.append(est)
-        sp = pos[~np.isnan(self.spot_price[pos])]
+        has_spot = ~np.isnan(self.spot_price[pos])
+        sp = pos[has_spot]
         n = len(pos) + len(sp)
         cat = np.concatenate  # np.r_ costs ~10x more per call, and this runs thousands of times
-        market = cat((np.where(self.onprem[pos], MARKETS.index("onprem"), MARKETS.index("on_demand")),
+        market = cat((np.where(self.table.onprem[pos], MARKETS.index("onprem"), MARKETS.index("on_demand")),
                       np.full(len(sp), MARKETS.index("spot"))))
-        price = cat((self.od_price[pos], self.spot_price[sp]))
-        reach_sp = reach[~np.isnan(self.spot_price[pos])]
+        price = cat((self.table.od_price[pos], self.spot_price[sp]))
         self._chunks.append((cat((pos, sp)), np.full(n, g), np.full(n, self.qs.index(q)), market, price,
-                             np.full(n, len(self.ests) - 1), cat((reach, reach_sp)).astype(np.int64)))
+                             np.full(n, len(self.ests) - 1), cat((reach, reach[has_spot])).astype(np.int64)))
 
     def finish(self) -> None:
         cols = list(zip(*self._chunks)) if self._chunks else [[np.zeros(0, int)]] * 7
@@ -336,7 +365,7 @@ class _Rows:
         return len(self.off)
 
     def offering(self, i: int) -> Offering:
-        return self.offerings[int(self.off[i])]
+        return self.table.offerings[int(self.off[i])]
 
     def candidate(self, i: int, deployment: str, gpus: dict[str, GPU], regions: dict[str, Region],
                   pue_by_region: dict[str, float], carbon_by_region: dict[str, float]) -> Candidate:
@@ -351,17 +380,24 @@ class _Rows:
         )
 
 
-def _reject_all(out: DeploymentCandidates, offs: Sequence[Offering], reason: str, message: Callable[[Offering], str],
-                score: float | Callable[[Offering], float] | None = None) -> None:
-    """Reject every offering in ``offs`` for one reason: counted per provider and region, one example per
-    provider (the lowest scored when ``score`` is a function)."""
-    first: dict[str, Offering] = {}
-    for o in offs:
-        cur = first.get(o.provider)
-        if cur is None or (callable(score) and score(o) < score(cur)):
-            first[o.provider] = o
-    out.reject_many([o.provider for o in offs], [o.region for o in offs], reason,
-                    {p: (message(o), score(o) if callable(score) else score) for p, o in first.items()})
+def _reject_all(out: DeploymentCandidates, table: OfferingTable, pos: np.ndarray, reason: str, message: Callable[[int], str],
+                score: float | np.ndarray | None = None) -> None:
+    """Reject the offerings at table positions ``pos`` for one reason: counted per provider, one example per
+    provider (``message`` of a position): its first, or its lowest scored when ``score`` is an array over ``pos``."""
+    if len(pos) == 0:
+        return
+    prov = table.provider[pos]
+    counts = np.bincount(prov, minlength=len(table.providers))
+    examples: dict[str, tuple[str, float | None]] = {}
+    present, first = np.unique(prov, return_index=True)
+    for p in present[np.argsort(first)].tolist():  # providers in the order they come (the first example wins ties)
+        mine = np.nonzero(prov == p)[0]
+        if isinstance(score, np.ndarray):
+            j = int(mine[np.argmin(score[mine])])
+            examples[table.providers[p]] = (message(int(pos[j])), float(score[j]))
+        else:
+            examples[table.providers[p]] = (message(int(pos[mine[0]])), score)
+    out.reject({table.providers[p]: int(counts[p]) for p in np.nonzero(counts)[0].tolist()}, reason, examples)
 
 
 def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Any, gpus: dict[str, GPU], regions: dict[str, Region],
@@ -379,15 +415,9 @@ def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Any, gpus: dict[
     def make(i: int) -> Candidate:
         return rows.candidate(i, name, gpus, regions, pue_by_region, carbon_by_region)
 
-    used, opos = np.unique(rows.off, return_inverse=True)  # the offerings the rows refer to
-    offs = [rows.offerings[i] for i in used.tolist()]
-
-    def per_offering(values: list) -> np.ndarray:
-        return np.unique(np.array(values), return_inverse=True)[1][opos] if offs else np.zeros(0, int)
-
-    region, gpu = per_offering([o.region for o in offs]), per_offering([o.gpu for o in offs])
-    count = np.array([o.gpu_count for o in offs], int)[opos]
-    max_gpus = np.array([-1 if o.max_gpus is None else o.max_gpus for o in offs], int)[opos]
+    table = rows.table
+    off = rows.off
+    region, gpu, count, max_gpus = table.region[off], table.gpu[off], table.count[off], table.max_gpus[off]
     ok = np.ones(n, bool)
     fields = {"region": region, "gpu": gpu, "market": rows.market, "quantization": rows.q}
     reads = sorted(set().union(*(getattr(p, "reads", fields) for p in policies)))
@@ -396,10 +426,9 @@ def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Any, gpus: dict[
         _, first, key = np.unique(_codes(*(fields[f] for f in reads)), return_index=True, return_inverse=True)
         verdict = [next((r for p in policies if (r := p.reject(deployment, make(int(i))))), None) for i in first]
         ok = np.array([v is None for v in verdict])[key]
-        bad = np.nonzero(~ok)[0].tolist()
-        if bad:
-            why = {id(rows.offering(i)): verdict[key[i]] for i in bad}  # an offering's reason (the last one)
-            _reject_all(out, [rows.offering(i) for i in bad], POLICY, lambda o: why[id(o)])
+        bad = np.nonzero(~ok)[0]
+        why = {k: verdict[key[i]] for i, k in zip(bad.tolist(), off[bad].tolist())}  # an offering's reason (the last one)
+        _reject_all(out, table, off[bad], POLICY, lambda k: why[k])
     idx = np.nonzero(ok)[0]
     if n == 0 or len(idx) == 0:
         out.candidates = []
@@ -423,14 +452,12 @@ def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Any, gpus: dict[
     first_of[1:] = inv[order][1:] != inv[order][:-1]
     sel = np.sort(order[first_of])
     if prune:
-        lim_o = np.array([o.provider in ONPREM_PROVIDERS or (limited is not None and limited(o)) for o in offs], bool)
-        lim = lim_o[opos][idx]
+        lim = table.counted(limited)[off[idx]]
         group = _codes(region[idx], market, np.where(lim, gpu[idx], -1))
         kept = _pareto(sel, group, lim, unit, np.minimum(rps, req), co2, gpus_unit, ttft, reach,
                        exact_ttft=exact_ttft, carbon=carbon)
         if region_prune is not None and len(kept) > 1:
-            names = np.array([o.region for o in offs])[opos][idx]
-            keep = region_prune(CandidateRows(names[kept], np.array(MARKETS)[market[kept]], unit[kept],
+            keep = region_prune(CandidateRows(table.region_names[region[idx[kept]]], np.array(MARKETS)[market[kept]], unit[kept],
                                               np.minimum(rps, req)[kept], reach[kept], co2[kept], lim[kept]))
             kept = kept[keep]
     else:
@@ -440,7 +467,7 @@ def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Any, gpus: dict[
         dropped = np.setdiff1d(sel, kept)
         out.pruned += len(dropped)
         cover = np.ceil(req / rps - 1e-9) * unit
-        prov = np.array([o.provider for o in offs])[opos][idx][dropped]
+        prov = table.provider[off[idx[dropped]]]
         order = np.lexsort((cover[dropped], prov))  # per provider, the cheapest cover first
         first = np.r_[True, prov[order][1:] != prov[order][:-1]] if len(order) else np.zeros(0, bool)
         for j in dropped[order[first]].tolist():
@@ -534,39 +561,34 @@ def _dominated(idx: np.ndarray, valid: np.ndarray, unit: np.ndarray, cap: np.nda
     return dom.any(axis=1)
 
 
-_SHAPE_CACHE: dict[tuple[int, int, bool], tuple[tuple[Offering, ...], list[Offering], set[str]]] = {}
+def _priced(o: Offering) -> bool:
+    return o.usd_per_hour is not None and not (isinstance(o.usd_per_hour, float) and math.isnan(o.usd_per_hour))
 
 
-def _cheapest_per_shape(offerings: Sequence[Offering], out: DeploymentCandidates, spot_ok: bool) -> list[Offering]:
-    """Per region and GPU shape (type x count, inventory), only the cheapest on-demand and the cheapest spot
-    offering can matter: the others serve the same at a higher price (instance types differing in CPU/RAM).
-    Remembered for the last few catalogs: every deployment of a file asks the same of the same offerings."""
-    key = (id(offerings), len(offerings), spot_ok)
-    hit = _SHAPE_CACHE.get(key)
-    if hit is not None and all(a is b for a, b in zip(hit[0], offerings)):  # the same offerings, unchanged
-        out.providers_seen |= hit[2]
-        return hit[1]
-    kept, seen = _cheapest(offerings, spot_ok)
-    if len(_SHAPE_CACHE) >= 8:
-        _SHAPE_CACHE.clear()
-    _SHAPE_CACHE[key] = (tuple(offerings), kept, seen)
-    out.providers_seen |= seen
-    return kept
-
-
-def _cheapest(offerings: Sequence[Offering], spot_ok: bool) -> tuple[list[Offering], set[str]]:
+def _cheapest(offerings: Sequence[Offering]) -> tuple[list[Offering], list[bool], set[str]]:
+    """The cheapest on-demand and the cheapest spot offering per region and GPU shape (and one unpriced offering
+    per shape, so its rejection is reported), in catalog order; whether each is kept for its spot price alone;
+    every provider seen."""
     best: dict[tuple, Offering] = {}
     best_spot: dict[tuple, Offering] = {}
     seen: set[str] = set()
     for o in offerings:
         seen.add(o.provider)
         k = (o.region, o.gpu, o.gpu_count, o.max_gpus)
-        if o.usd_per_hour is None or (isinstance(o.usd_per_hour, float) and math.isnan(o.usd_per_hour)):
-            best.setdefault(("noprice",) + k, o)  # kept once so the rejection is reported
+        if not _priced(o):
+            best.setdefault(("noprice",) + k, o)
             continue
         if k not in best or o.usd_per_hour < best[k].usd_per_hour:
             best[k] = o
-        if spot_ok and o.spot_usd_per_hour is not None and (k not in best_spot or o.spot_usd_per_hour < best_spot[k].spot_usd_per_hour):
+        if o.spot_usd_per_hour is not None and (k not in best_spot or o.spot_usd_per_hour < best_spot[k].spot_usd_per_hour):
             best_spot[k] = o
-    keep = {id(o) for o in best.values()} | {id(o) for o in best_spot.values()}
-    return [o for o in offerings if id(o) in keep], seen
+    on_demand = {id(o) for o in best.values()}
+    spot = {id(o) for o in best_spot.values()}
+    kept = [o for o in offerings if id(o) in on_demand or id(o) in spot]
+    return kept, [id(o) not in on_demand for o in kept], seen
+
+
+def _index(values: list[str]) -> tuple[list[str], np.ndarray]:
+    """The distinct values, sorted, and each value's position among them."""
+    uniq, inv = np.unique(np.array(values, dtype=str), return_inverse=True) if values else (np.zeros(0, str), np.zeros(0, int))
+    return uniq.tolist(), inv.astype(np.int64)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.candidates import ONPREM_PROVIDERS, CandidateRows, DeploymentCandidates, build_candidates
+from orchestrator.candidates import ONPREM_PROVIDERS, CandidateRows, DeploymentCandidates, OfferingTable, build_candidates
 from orchestrator.catalog.types import Region
 from orchestrator.errors import UserError
 from orchestrator.solver.problem import SECONDS_PER_MONTH, DeploymentInput, ResourceLimit, SolverInput
@@ -110,6 +110,7 @@ def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., lis
     cands: dict[str, DeploymentCandidates] = {}
     models: dict[str, Any] = {}
     numbered = 0
+    offerings = OfferingTable(catalog.offerings, catalog.gpus)
     for d in spec.deployments:
         model = resolve_model(d.model, loaded.base_dir)
         models[d.name] = model
@@ -121,7 +122,7 @@ def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., lis
             return ~beaten_across_regions(rows, data, resp, carbon=objective == "carbon")
 
         dc = build_candidates(
-            d, model, catalog.offerings, catalog.gpus, sources, rtt, per_dep[d.name],
+            d, model, offerings, catalog.gpus, sources, rtt, per_dep[d.name],
             estimate_batch=est, regions=regions, pue_by_region=pue, carbon_by_region=carbon, limited=limited,
             exact_ttft=objective == "latency", carbon=objective == "carbon", prune=prune,
             region_prune=region_prune if objective != "latency" else None,
