@@ -4,6 +4,8 @@ a short list for the upper bound) keeps each deployment's optimum."""
 from __future__ import annotations
 
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -200,3 +202,41 @@ def test_narrowing_started_while_inputs_are_built_gives_the_same_optimum() -> No
     assert [i for ids in seen for i in ids] == list(range(len(inp.problem.candidates)))
     assert plain.ok and sol.ok
     assert sol.values["cost"] == pytest.approx(plain.values["cost"], rel=2e-4)
+
+
+def test_early_narrowing_takes_the_hardest_waiting_first_and_take_does_what_is_not_started(monkeypatch) -> None:  # noqa: ANN001
+    """The worker narrows the hardest deployment waiting (whose solve will take longest) first, not the first
+    submitted; a deployment no worker has started is narrowed by whoever takes it, without waiting in the queue."""
+    cat = random_catalog(400, 3, regions_per_100=5)
+    deps = build_inputs(LoadedStub(random_spec(4, list(cat.regions), 3)), cat).problem.deployments
+    by_weight = sorted(deps, key=solve_mod._difficulty)
+    assert solve_mod._difficulty(by_weight[0]) < solve_mod._difficulty(by_weight[2]) < solve_mod._difficulty(by_weight[3])
+    gate, order, threads = threading.Event(), [], {}
+    real = solve_mod._narrow
+
+    def narrow(d, limit):  # noqa: ANN001, ANN202
+        order.append(d.name)
+        if len(order) == 1:
+            gate.wait(5)  # hold the worker on the first one until the others are queued
+        threads[d.name] = threading.current_thread().name
+        return real(d, limit)
+
+    monkeypatch.setattr(solve_mod, "_narrow", narrow)
+    with solve_mod.EarlyNarrowing() as early:
+        early.submit(by_weight[0])  # the easiest first: the worker holds it until the others are queued
+        while not order:
+            time.sleep(0.001)
+        for d in by_weight[1:]:
+            early.submit(d)
+        mine = early.take(by_weight[1])  # waiting in the queue: narrowed here, now
+        gate.set()
+        give_up = time.monotonic() + 60
+        while len(order) < len(by_weight) and time.monotonic() < give_up:  # the worker does the two left
+            time.sleep(0.001)
+        rest = [early.take(d) for d in by_weight if d is not by_weight[1]]
+    assert threads[by_weight[1].name] == threading.current_thread().name
+    assert all(threads[d.name] != threading.current_thread().name for d in by_weight if d is not by_weight[1])
+    assert mine is not None and all(n is not None for n in rest)
+    queued = [name for name in order[1:] if name != by_weight[1].name]
+    assert queued == [d.name for d in reversed(by_weight[2:])]  # the hardest of those left first
+    assert early.take(by_weight[0]) is None  # taken already
