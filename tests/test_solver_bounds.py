@@ -3,7 +3,6 @@ a short list for the upper bound) keeps each deployment's optimum."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 
@@ -187,9 +186,7 @@ def test_narrowing_started_while_inputs_are_built_gives_the_same_optimum() -> No
     spec = random_spec(6, list(cat.regions), 3)
     plain = solve_mod.solve(build_inputs(LoadedStub(spec), cat).problem, "cost", tie_break=False)
     seen: list[list[int]] = []
-    switch = sys.getswitchinterval()
     with solve_mod.EarlyNarrowing() as early:
-        assert sys.getswitchinterval() >= solve_mod.GIL_SWITCH_S
         def started(d) -> None:  # noqa: ANN001
             seen.append([c.idx for c in d.candidates])
             early.submit(d)
@@ -197,7 +194,6 @@ def test_narrowing_started_while_inputs_are_built_gives_the_same_optimum() -> No
         inp = build_inputs(LoadedStub(spec), cat, on_deployment=started)
         sol = solve_mod.solve(inp.problem, "cost", tie_break=False, early=early)
         assert not early._started  # each one taken
-    assert sys.getswitchinterval() == switch  # process-wide: restored
     assert seen == [[c.idx for c in d.candidates] for d in inp.problem.deployments]  # numbered as in the whole
     assert [i for ids in seen for i in ids] == list(range(len(inp.problem.candidates)))
     assert plain.ok and sol.ok

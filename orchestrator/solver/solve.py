@@ -42,7 +42,6 @@ TIE_WEIGHTS = {"cost": 1.0, "latency": 0.1, "egress": 0.1, "carbon": 0.1}
 _BANNER_LOCK = threading.Lock()
 # independent subproblems solved side by side: HiGHS releases the GIL while it runs
 WORKERS = max(1, min(2, os.cpu_count() or 1))
-GIL_SWITCH_S = 0.02  # how long a thread keeps the GIL while others wait for it, during EarlyNarrowing
 
 
 @dataclass
@@ -342,7 +341,8 @@ class EarlyNarrowing:
         self._limit = max(PART_RESERVE_S, time_limit / 2)
         # one worker beside the caller, who builds the inputs on the other core: with two, three threads contended
         # for two cores and the GIL (scaling benchmark, 5,000 x 50, with the hardest first: candidates and solve
-        # 4.6-4.9 s -> 3.6-4.3 s); the solve's own workers narrow what is still waiting (``take``)
+        # 4.6-4.9 s -> 3.6-4.3 s); the solve's own workers narrow what is still waiting (``take``). With one worker,
+        # a longer GIL switch interval no longer helps (20 ms against the default 5 ms: 3.9-4.8 s against 3.8-4.7 s)
         self._pool = ThreadPoolExecutor(max(1, WORKERS - 1))
         self._lock = threading.Lock()
         self._order = itertools.count()
@@ -381,18 +381,12 @@ class EarlyNarrowing:
         return _narrow(d, self._limit) if mine else started[1].result()
 
     def __enter__(self) -> EarlyNarrowing:
-        # the main thread (candidates) and the workers' Python hand the GIL to each other far less often: the
-        # default 5 ms hand-offs cost about 1 s of CPU here (scaling benchmark, 5,000 x 50: 4.8-5.5 s -> 4.0-4.9 s
-        # for candidates and solve). Process-wide, so restored on the way out.
-        self._switch = sys.getswitchinterval()
-        sys.setswitchinterval(max(self._switch, GIL_SWITCH_S))
         return self
 
     def __exit__(self, *exc: object) -> None:
         with self._lock:
             self._waiting.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        sys.setswitchinterval(self._switch)
 
 
 def _sum_gap(parts: list[tuple[float, float]]) -> float:
