@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from functools import cached_property
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +57,17 @@ class Candidate:
     gpu_tdp_w: float = 0.0
     idx: int = -1  # position in the problem's candidate list, set by the solver input
     reach: int = -1  # bitmask of the user regions it can answer within the TTFT SLO (-1: all)
+    # derived from the fields above when created (read many times by the bounds and the model: a cached_property
+    # takes a lock on first use in Python 3.11, and that cost 0.1 s over the candidates of 5,000 x 50)
+    instances_per_replica: int = field(init=False, repr=False, compare=False)
+    replicas_per_unit: int = field(init=False, repr=False, compare=False)
+    instances_per_unit: int = field(init=False, repr=False, compare=False)  # one instance, or the instances one replica spans
+    gpus_per_unit: int = field(init=False, repr=False, compare=False)
+    tensor_parallel: int = field(init=False, repr=False, compare=False)
+    pipeline_parallel: int = field(init=False, repr=False, compare=False)
+    usd_per_unit_hour: float = field(init=False, repr=False, compare=False)
+    rps_per_unit: float = field(init=False, repr=False, compare=False)
+    carbon_g_per_unit_hour: float = field(init=False, repr=False, compare=False)
 
     @property
     def provider(self) -> str:
@@ -75,41 +85,17 @@ class Candidate:
     def instance_type(self) -> str:
         return self.offering.instance_type
 
-    @cached_property
-    def instances_per_replica(self) -> int:
-        return max(1, self.gpus_per_replica // self.offering.gpu_count)
-
-    @cached_property
-    def replicas_per_unit(self) -> int:
-        return max(1, self.offering.gpu_count // self.gpus_per_replica)
-
-    @cached_property
-    def instances_per_unit(self) -> int:
-        return self.instances_per_replica
-
-    @cached_property
-    def gpus_per_unit(self) -> int:
-        return self.offering.gpu_count * self.instances_per_unit
-
-    @cached_property
-    def tensor_parallel(self) -> int:
-        return min(self.gpus_per_replica, self.offering.gpu_count)
-
-    @cached_property
-    def pipeline_parallel(self) -> int:
-        return self.instances_per_replica
-
-    @cached_property
-    def usd_per_unit_hour(self) -> float:
-        return self.usd_per_instance_hour * self.instances_per_unit
-
-    @cached_property
-    def rps_per_unit(self) -> float:
-        return self.rps_per_replica * self.replicas_per_unit
-
-    @cached_property
-    def carbon_g_per_unit_hour(self) -> float:
-        return self.gpus_per_unit * self.gpu_tdp_w / 1000.0 * self.pue * self.grid_g_per_kwh
+    def __post_init__(self) -> None:
+        n = self.offering.gpu_count
+        self.instances_per_replica = max(1, self.gpus_per_replica // n)
+        self.replicas_per_unit = max(1, n // self.gpus_per_replica)
+        self.instances_per_unit = self.instances_per_replica
+        self.gpus_per_unit = n * self.instances_per_unit
+        self.tensor_parallel = min(self.gpus_per_replica, n)
+        self.pipeline_parallel = self.instances_per_replica
+        self.usd_per_unit_hour = self.usd_per_instance_hour * self.instances_per_unit
+        self.rps_per_unit = self.rps_per_replica * self.replicas_per_unit
+        self.carbon_g_per_unit_hour = self.gpus_per_unit * self.gpu_tdp_w / 1000.0 * self.pue * self.grid_g_per_kwh
 
     def describe(self) -> str:
         n = f"{self.gpus_per_replica}×{self.gpu}"

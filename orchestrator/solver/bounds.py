@@ -71,15 +71,19 @@ def _frontier(steps: np.ndarray, price: np.ndarray, idx: np.ndarray) -> np.ndarr
     return idx[order[keep]]
 
 
-def _rest(k_od: np.ndarray, k_spot: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per candidate (row of k_od/k_spot, on-demand need a, total need b, in steps): the least cost of the rest
-    of a plan without spot units, and with at least one."""
+def _rest(k_od: np.ndarray, k_spot: np.ndarray, group: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate (its row of the knapsacks k_od/k_spot, on-demand need a, total need b, in steps): the least
+    cost of the rest of a plan without spot units, and with at least one. Once per distinct (row, a, b): many
+    candidates share them."""
     grid = k_od.shape[1] - 1
+    key = (group.astype(np.int64) * (grid + 1) + a) * (grid + 1) + b
+    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    g, a, b = group[first], a[first], b[first]
     j = np.arange(grid + 1)
-    no_spot = k_od[np.arange(len(a)), np.maximum(a, b)]
-    with_spot = k_od + k_spot[np.arange(len(a))[:, None], np.maximum(1, b[:, None] - j[None, :])]
+    no_spot = k_od[g, np.maximum(a, b)]
+    with_spot = k_od[g] + k_spot[g[:, None], np.maximum(1, b[:, None] - j[None, :])]
     with_spot[j[None, :] < a[:, None]] = math.inf
-    return no_spot, with_spot.min(axis=1)
+    return no_spot[inv], with_spot.min(axis=1)[inv]
 
 
 def lower_bounds(d: DeploymentInput, grid: int = GRID) -> np.ndarray:
@@ -108,19 +112,18 @@ def lower_bounds(d: DeploymentInput, grid: int = GRID) -> np.ndarray:
     home = free_r[region]
     k_all, k_near = {}, {}
     for m, mask in (("od", ~spot), ("spot", spot)):
-        k_all[m] = _knapsacks(steps, price, [np.nonzero(mask)[0]], grid)[np.zeros(n, np.int64)]
-        k_near[m] = _knapsacks(steps, price, [np.nonzero(mask & ((region == r) | home))[0] for r in range(len(names))],
-                               grid)[region]
+        k_all[m] = _knapsacks(steps, price, [np.nonzero(mask)[0]], grid)
+        k_near[m] = _knapsacks(steps, price, [np.nonzero(mask & ((region == r) | home))[0] for r in range(len(names))], grid)
     a = np.maximum(0, need_od - np.where(spot, 0, steps))
     b = np.maximum(0, grid - steps)
-    near_n, near_s = _rest(k_near["od"], k_near["spot"], a, b)
+    near_n, near_s = _rest(k_near["od"], k_near["spot"], region, a, b)
     # the rest can stay near only if c's region and the free ones answer every user region
     ok = _routable(d)
     answered = np.zeros((len(d.sources), len(names)), bool)
     for s, row in enumerate(ok):
         answered[s, region[row]] = True
     near_ok = (answered | answered[:, free_r].any(axis=1)[:, None]).all(axis=0)[region]
-    far_n, far_s = _rest(k_all["od"], k_all["spot"], a, b)
+    far_n, far_s = _rest(k_all["od"], k_all["spot"], np.zeros(n, np.int64), a, b)
     units = _per_user_units(d, ok, steps, price, grid)
 
     # data egress of further regions: the cheapest paid region other than c's, and the cheapest paid spot regions
