@@ -325,27 +325,32 @@ class _Rows:
         self.spot_price = table.spot_price if spot_ok else np.full(len(table.offerings), math.nan)
         self.ests: list[Any] = []
         self.qs: list[str] = []
-        self._chunks: list[tuple[np.ndarray, ...]] = []
+        self._parts: list[tuple[np.ndarray, int, int, np.ndarray]] = []  # (positions, g, quantization, reach)
 
     def extend(self, pos: np.ndarray, g: int, q: str, est: Any, reach: np.ndarray) -> None:
-        """The offerings at positions ``pos`` at one size and quantization: on-demand (on-prem) rows, then spot."""
+        """The offerings at positions ``pos`` at one size and quantization (estimate ``est``)."""
         if q not in self.qs:
             self.qs.append(q)
         self.ests.append(est)
-        has_spot = ~np.isnan(self.spot_price[pos])
-        sp = pos[has_spot]
-        n = len(pos) + len(sp)
-        cat = np.concatenate  # np.r_ costs ~10x more per call, and this runs thousands of times
-        market = cat((np.where(self.table.onprem[pos], MARKETS.index("onprem"), MARKETS.index("on_demand")),
-                      np.full(len(sp), MARKETS.index("spot"))))
-        price = cat((self.table.od_price[pos], self.spot_price[sp]))
-        self._chunks.append((cat((pos, sp)), np.full(n, g), np.full(n, self.qs.index(q)), market, price,
-                             np.full(n, len(self.ests) - 1), cat((reach, reach[has_spot])).astype(np.int64)))
+        self._parts.append((pos, g, self.qs.index(q), reach))
 
     def finish(self) -> None:
-        cols = list(zip(*self._chunks)) if self._chunks else [[np.zeros(0, int)]] * 7
-        self.off, self.g, self.q, self.market, self.price, self.est, self.reach = (np.concatenate(c) for c in cols)
-        self.price = self.price.astype(float)
+        """All rows as arrays, in one pass: each part's on-demand (on-prem) rows, then its spot rows."""
+        parts = self._parts or [(np.zeros(0, np.int64), 0, 0, np.zeros(0, np.int64))]
+        part = np.repeat(np.arange(len(parts)), [len(p[0]) for p in parts])
+        pos = np.concatenate([p[0] for p in parts])
+        rows = np.r_[np.arange(len(pos)), np.nonzero(~np.isnan(self.spot_price[pos]))[0]]
+        is_spot = np.arange(len(rows)) >= len(pos)
+        order = np.argsort(2 * part[rows] + is_spot, kind="stable")
+        rows, is_spot = rows[order], is_spot[order]
+        self.est = part[rows]
+        self.off = pos[rows]
+        self.g = np.array([p[1] for p in parts], np.int64)[self.est]
+        self.q = np.array([p[2] for p in parts], np.int64)[self.est]
+        self.reach = np.concatenate([p[3] for p in parts]).astype(np.int64)[rows]
+        od = np.where(self.table.onprem[self.off], MARKETS.index("onprem"), MARKETS.index("on_demand"))
+        self.market = np.where(is_spot, MARKETS.index("spot"), od)
+        self.price = np.where(is_spot, self.spot_price[self.off], self.table.od_price[self.off]).astype(float)
 
     def __len__(self) -> int:
         return len(self.off)
