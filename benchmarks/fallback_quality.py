@@ -12,7 +12,8 @@ Measured 2026-12-02 on the shared 2-core box, 5,000 x 50, two runs (which deploy
 with timing): 13 and 18 plans B, 0.16% and 0.12% dearer on average, 1.87% at worst; 5.1 s against 18.2 s, 6.2 s
 against 19.8 s. With the candidates ranked by the older per-unit bound: 0.96% on average, 5.82% at worst.
 The same day, after the fifth session's tighter bounds (which also rank the candidates): 13 plans B, 0.02% dearer
-on average, 0.20% at worst; 4.0 s against 11.8 s.
+on average, 0.20% at worst; 4.0 s against 11.8 s. After the sixth session's (faster solves, so fewer deployments
+take 0.2 s to prove): 6 plans B, 0.03% dearer on average, 0.20% at worst; 1.9 s against 7.7 s.
 """
 
 from __future__ import annotations

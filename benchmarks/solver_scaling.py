@@ -11,28 +11,56 @@ solve given what is left of 5 s after candidate generation (``orch place --time-
 status, how far its plan is above the proven optimum, and the gap HiGHS could still prove.
 Target: 5,000 offerings x 50 deployments < 5 s, < 2 GB.
 
-Measured 2026-12-02, fifth session, on the shared 2-core dev box (seed 7; every cell a proven optimum, gap
-<= 1e-4). Candidate generation and the solve now overlap (EarlyNarrowing, as `orch place` runs them): candidates
-is the time to build the inputs, with the first deployments' bounds and short lists running beside it; solve_s
-is the rest. The two add up to the time to a proven optimum. "Given 5 s" builds the inputs again, on a new catalog
-object, and solves within what is left of 5 s. The box's speed varied by about 25% over the day, so the 5,000 x 50
-cell was also run alternately with the fourth session's code (6d35185): 6.2-7.0 s for it, 5.0-5.8 s for this
-session's code two commits before the final one.
+Measured 2026-12-02, sixth session, on the shared 2-core dev box (seed 7; every cell a proven optimum, gap
+<= 1e-4). Candidate generation and the solve overlap (EarlyNarrowing, as `orch place` runs them): candidates is the
+time to build the inputs, with the deployments' bounds and short lists running beside it on one worker thread;
+solve_s is the rest. The two add up to the time to a proven optimum. "Given 5 s" builds the inputs again, on a new
+catalog object, and solves within what is left of 5 s.
     offerings x deployments  candidates  candidates + solve_s   peak RSS   given 5 s in all            place_s
-    1,000 x 5                       436  0.20 + 0.10             78 MB      0.3 s, optimal              0.8
-    1,000 x 20                    1,906  0.64 + 0.84            99 MB      1.4 s, optimal              4.9
-    1,000 x 50                    4,499  1.33 + 1.80           117 MB      3.2 s, optimal              9.7
-    5,000 x 5                     1,340  0.50 + 0.29           131 MB      0.5 s, optimal              1.7
-    5,000 x 20                    8,068  1.58 + 0.66           189 MB      2.0 s, optimal              8.0
-    5,000 x 50                   13,771  3.29 + 1.85 = 5.14    223 MB      5.1 s, 0.11% above          20.3   (target: < 5 s)
-    20,000 x 5                    3,122  1.55 + 0.59           221 MB      2.0 s, optimal              5.0
-    20,000 x 20                  24,889  6.09 + 6.20           489 MB      7.1 s, 1.1% above, gap 6.7% 22.3
-    20,000 x 50                  41,086  14.4 + 11.6           613 MB      14 s, 0.4% above, gap 12%   56.0
-(the last grid run, at the box's slower end; the whole grid run an hour earlier, one commit before the last change
-below, gave 4.69 s at 5,000 x 50, optimal in 4.8 s given 5 s). Ten runs of the 5,000 x 50 cell with the final
-code: 4.90, 5.08, 5.13, 5.14, 5.19, 5.19, 5.19, 5.36, 5.39, 5.46 s: the 5 s target is met only at the box's faster
-end. Given 5 s: 0-0.19% above the optimum (the fourth session's code, the same day: 2.4-2.9%); place_s 16.5-20.3
-(21-25).
+    1,000 x 5                       436  0.19 + 0.25             75 MB      0.3 s, optimal              1.0
+    1,000 x 20                    1,906  0.41 + 0.91             90 MB      1.2 s, optimal              4.5
+    1,000 x 50                    4,499  0.97 + 1.71            108 MB      2.8 s, optimal              9.9
+    5,000 x 5                     1,340  0.37 + 0.21            114 MB      0.5 s, optimal              1.5
+    5,000 x 20                    8,068  1.02 + 0.91            147 MB      1.7 s, optimal              7.3
+    5,000 x 50                   13,771  2.34 + 2.25 = 4.59    163 MB      4.9 s, the optimum, gap 0.02%  18.9   (target: < 5 s)
+    20,000 x 5                    3,122  1.57 + 0.56            202 MB      2.1 s, optimal              4.2
+    20,000 x 20                  24,889  4.55 + 5.51            345 MB      4.7 s, 0.55% above, gap 5.7%  19.1
+    20,000 x 50                  41,086  9.37 + 11.6            455 MB      9.9 s, 0.37% above, gap 11%  49.8
+(one grid run). Eight more runs of the 5,000 x 50 cell the same hour: 3.85, 4.05, 4.05, 4.28, 4.36, 4.44, 4.48,
+4.79 s; given 5 s, four optimal and four with the optimum at a gap of 0.007-0.02%; place_s 16.9-18.4; peak
+163-173 MB.
+Changes of the sixth session (5,000 x 50):
+- Candidate generation 2.2-2.3 s -> 1.2-1.4 s on its own (the same candidates, rejections and examples on 240 deployments of
+  three catalogs under three objectives): the catalog's offerings are prepared once per build_inputs
+  (candidates.OfferingTable: the cheapest offering per region and GPU shape, codes, groups and prices as arrays)
+  instead of once per deployment; rejections are counted per provider with one bincount (the per-region counts,
+  never read, are gone); the rows are assembled in one pass at the end.
+- EarlyNarrowing runs on one worker beside candidate generation instead of two (three threads contended for two
+  cores and the GIL: 4.6-4.9 s -> 3.6-4.3 s in alternating runs), takes the hardest deployment waiting first, and
+  the solve narrows a deployment itself when no worker has started it. The GIL switch interval is left alone:
+  with one worker, 20 ms no longer helped (3.9-4.8 s against 3.8-4.7 s at the default 5 ms).
+- The coupling check after the per-deployment solves is built over the narrowed candidates only (0.17 s -> about
+  0.02 s, at the very end, when one core is idle).
+- After the short list's solve, prune, bound again over what is left and prune again until nothing more goes
+  (bounds over fewer candidates are tighter): 1,186 -> 1,089 candidates kept, 22 deployments proven by their
+  short list instead of 21, 7% fewer LP iterations in the solves.
+- Bounds: the rest of a plan once per distinct (knapsack row, needs) instead of per candidate, and a candidate's
+  unit figures computed when it is created (functools.cached_property takes a lock on first use in Python 3.11):
+  the same bounds on 160 deployments at two grids in 1.41 s instead of 2.02 s.
+All together, in alternating runs the same hour against the fifth session's code (f76437f): 5.4-6.3 s -> 4.0-4.7 s
+(CPU 8.7-9.5 s -> 7.0-7.8 s).
+Where it goes now: about 7 s of CPU on two cores (candidates 1.3 s, bounds 1.2 s, HiGHS 3.9 s: the short lists 1.4 s
+and the main solves 2.5 s, d46 alone 1.0 s); the threads finish within 0.2 s of each other, so the time follows
+the CPU, and this box's speed (which drifts by 25% within an hour) decides whether it is under 5 s.
+Tried in the sixth session without gain: building the deployments hardest first (by spot, data egress and user
+regions, from the file) and ordering the solves by what narrowing left (d46's solve then starts no earlier: 4.31
+against 4.14 s, 4.33 against 4.39 s); shares of the time limit by the narrowed difficulty (given 5 s, the
+deployments not yet narrowed took the shares and d46 got 0.05 s); iterating the coarse bound against the simple
+plan (the same short lists, more time); knapsacks in blocks of similar width or smallest unit (within the noise);
+short lists of 10 / 15 / 20 / 30 (25 stays best: 15,000 LP iterations in the main solves against 16,000-30,000);
+ranking the short list by a 256 or 512 grid, or by the fine bound over the 75 lowest coarse ones (worse short
+lists: 20,000-26,000 LP iterations); HiGHS without feasibility jump, root reduced-cost heuristic or restarts
+(within the noise).
 Changes of the fifth session (5,000 x 50; the deployments one by one on one worker, HiGHS's time: 7.4-8.3 s ->
 5.1-5.9 s):
 - Short lists of 25 ranked by the fine-grid bound (1/1,024 of the demand), not 40 by the coarse one: 34,000 ->

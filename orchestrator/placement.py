@@ -26,7 +26,7 @@ from orchestrator.solver.solve import EarlyNarrowing, Solution, solve
 MAX_FALLBACKS = 3
 FALLBACK_TIME_S = 10.0  # per fallback solve
 # a deployment whose own optimum took longer than this looks for its fallbacks among its PROMISING most promising
-# candidates first (bounds.promising): plans B in a third of the time, 0.02% dearer on average than the best
+# candidates first (bounds.promising): plans B in a quarter of the time, 0.03% dearer on average than the best
 # plan B over every candidate and 0.20% at worst (benchmarks/fallback_quality.py, 5,000 x 50, 2026-12-02)
 FALLBACK_FULL_S, PROMISING = 0.2, 40
 MODEL_LEN_MARGIN = 2.0  # max_model_len = (input + output) x margin, rounded up to 1,024
