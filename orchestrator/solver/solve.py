@@ -333,11 +333,11 @@ def _narrow(d: DeploymentInput, limit: float) -> Narrowed:
 
 
 class EarlyNarrowing:
-    """Each deployment's narrowing (``_narrow``: its bounds and its short list, cost objective), started on worker
-    threads as soon as its input is built, while the caller builds the next ones: HiGHS releases the GIL, so the
+    """Each deployment's narrowing (``_narrow``: its bounds and its short list, cost objective), started on a worker
+    thread as soon as its input is built, while the caller builds the next ones: HiGHS releases the GIL, so the
     short lists run beside candidate generation (scaling benchmark, 5,000 x 50, 2026-12-02: 0.5-1 s less in
     all). Hand ``submit`` to ``build_inputs`` and the object to ``solve``; a context manager (leaving it drops
-    what was not taken). The workers take the hardest deployment waiting first, and ``take`` narrows a deployment
+    what was not taken). The worker takes the hardest deployment waiting first, and ``take`` narrows a deployment
     not yet started itself, so that the hardest ones, whose solves take longest, start soonest. A short list gets
     at most SHORT_SHARE of half of ``time_limit``: what the solve would give one of the hardest deployments (an
     even share starved them: 5,000 x 20 given 5 s was no longer optimal)."""
