@@ -25,6 +25,7 @@ class SecretRef:
 
     name: str  # secret name, e.g. hf-token
     key: str = "token"
+    required: bool = False  # the container must not start without it (an API key), unlike an optional HF token
 
 
 @dataclass(frozen=True)
@@ -57,3 +58,21 @@ class ContainerSpec:
     labels: dict[str, str] = field(default_factory=dict)
     spot: bool = False  # scheduling hint for renderers (node selectors / tolerations)
     metrics_path: str | None = None  # Prometheus scrape path, e.g. /metrics
+    # Plain files the container reads (mount path -> content; never a secret): a Kubernetes ConfigMap, a file the
+    # VM script writes and mounts read-only, a file in the local provider's directory.
+    files: dict[str, str] = field(default_factory=dict)
+    # The image is a plain Python image: these packages are pip-installed before ``command`` runs (containers only;
+    # a local process needs them installed already).
+    pip_install: list[str] = field(default_factory=list)
+    # Containers that share this one's network namespace and lifetime (a Kubernetes pod's other containers,
+    # ``docker run --network container:<name>``, processes started and stopped together). Their ports are
+    # published on this container; they are reached on 127.0.0.1 from each other.
+    sidecars: list[ContainerSpec] = field(default_factory=list)
+    role: str = "replica"  # replica (vLLM) | gateway (vllm-router behind its edge)
+
+    def all_ports(self) -> dict[str, int]:
+        """Every port the pod publishes: this container's, then its sidecars'."""
+        out = dict(self.ports)
+        for side in self.sidecars:
+            out.update(side.ports)
+        return out

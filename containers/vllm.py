@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from containers.gateway import VLLM_KEY_ENV
 from containers.names import replica_name
 from containers.spec import ContainerSpec, Probe, SecretRef, Volume
 from orchestrator.errors import UserError
@@ -109,6 +110,7 @@ def build_vllm_container(
     extra_args: Sequence[str] = (),
     load_format: str | None = None,
     plan_id: str | None = None,
+    api_key: SecretRef | None = None,
 ) -> ContainerSpec:
     """The container one replica of ``group`` runs.
 
@@ -116,6 +118,9 @@ def build_vllm_container(
     runs that many containers, tensor-parallel inside a node and pipeline-parallel across nodes (Ray).
     ``load_format`` None means: ``dummy`` (random weights) when the model is a local directory with a config
     but no weight files (the tiny test model), else vLLM's default.
+    ``api_key``: the secret vLLM reads as ``VLLM_API_KEY`` (apply passes the endpoint's key,
+    ``containers.gateway.API_KEY``): the OpenAI routes then refuse a request without it; /health and /metrics stay
+    open, as vLLM does.
     """
     model = model_source(deployment.hf_id)
     nodes = max(1, group.instances_per_replica)
@@ -156,7 +161,8 @@ def build_vllm_container(
         image=image,
         args=args,
         env={"HF_HOME": HF_HOME},
-        secret_env={"HF_TOKEN": hf_token} if hf_token is not None else {},
+        secret_env={**({"HF_TOKEN": hf_token} if hf_token is not None else {}),
+                    **({VLLM_KEY_ENV: api_key} if api_key is not None else {})},
         ports={"http": port},
         gpus=gpus_per_node,
         gpu_type=None if gpus_per_node == 0 else group.gpu,

@@ -99,6 +99,7 @@ def place(
         usd_per_hour=round(compute + egress / HOURS_PER_MONTH, 4),
         usd_per_month=round(compute * HOURS_PER_MONTH + egress, 2),
         egress_usd_per_month=round(egress, 2),
+        gateways_usd_per_hour=round(sum(g.usd_per_hour for p in plans for g in p.gateways), 4),
     )
     messages = []
     if short:
@@ -131,6 +132,8 @@ def _max_model_len(d: Any, model: Any) -> int:
 
 def _deployment_plan(loaded: Any, d: DeploymentInput, inp: Inputs, res: DeploymentResult,
                      fallbacks: list[list[ReplicaGroup]], expl: dict) -> DeploymentPlan:
+    from orchestrator.gateways import plan_gateways
+
     spec = d.spec
     model = inp.models[d.name]
     return DeploymentPlan(
@@ -141,7 +144,7 @@ def _deployment_plan(loaded: Any, d: DeploymentInput, inp: Inputs, res: Deployme
             capacity_rps=round(res.capacity_rps, 3), usd_per_million_tokens=round(res.usd_per_million_tokens, 4),
         ),
         usd_per_hour=round(res.usd_per_hour, 4), egress_usd_per_month=round(res.egress_usd_per_month, 2),
-        fallbacks=fallbacks, explanation=expl,
+        fallbacks=fallbacks, explanation=expl, gateways=plan_gateways(spec, res.groups),
     )
 
 

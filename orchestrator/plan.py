@@ -29,6 +29,22 @@ class ReplicaGroup(BaseModel):
     tpot_ms: float = 0.0
     instances: int = 0  # instances (VMs/nodes) the whole group occupies; 0 in plans from before this field
     gpus_per_instance: int = 0
+    traffic: dict[str, float] = Field(default_factory=dict)  # user region -> requests/s the plan routes here
+
+
+class GatewayPlan(BaseModel):
+    """Where one gateway of a deployment runs, whose users it answers, and which replicas it routes them to."""
+
+    provider: str
+    region: str  # provider-qualified
+    instance_type: str  # the host: a small CPU VM on a cloud, this machine, an on-prem site
+    usd_per_hour: float = 0.0
+    port: int
+    policy: str
+    users: list[str] = Field(default_factory=list)  # user regions that enter here (empty: all)
+    upstream: list[str] = Field(default_factory=list)  # regions of the replicas the plan routes those users to
+    allow_cidrs: list[str] = Field(default_factory=list)
+    control_cidrs: list[str] = Field(default_factory=list)
 
 
 class Predicted(BaseModel):
@@ -51,12 +67,14 @@ class DeploymentPlan(BaseModel):
     egress_usd_per_month: float
     fallbacks: list[list[ReplicaGroup]] = Field(default_factory=list)  # ranked; best first
     explanation: dict = Field(default_factory=dict)
+    gateways: list[GatewayPlan] = Field(default_factory=list)  # empty: no gateway (gateway.enabled false)
 
 
 class Totals(BaseModel):
     usd_per_hour: float
     usd_per_month: float
     egress_usd_per_month: float
+    gateways_usd_per_hour: float = 0.0  # the gateways' hosts, on top of usd_per_hour (not part of the objective)
 
 
 class Plan(BaseModel):

@@ -1,9 +1,12 @@
-"""Local provider: vLLM as a process on this machine (CPU backend, or local GPUs).
+"""Local provider: vLLM (and a deployment's gateway) as processes on this machine (CPU backend, or local GPUs).
 
-Each replica is a detached process group (``start_new_session``) logging to ``<state_dir>/<name>.log`` and
-described by ``<state_dir>/<name>.json`` (pid, process start time, port, labels, argv, started_at; never a
-secret). Secret env vars of the spec are taken from orch's own environment (the "platform" of a local
-process); a missing one is simply not set.
+Each container is a detached process group (``start_new_session``) logging to ``<state_dir>/<name>.log``; a
+pod's sidecars are groups of their own, started after it and stopped with it. ``<state_dir>/<name>.json``
+describes the pod (pids, process start times, port, labels, argv, started_at; never a secret).
+
+Secrets: the local platform's secret store is orch's own environment, then ``LocalSecrets``' files (mode 0600,
+beside the state, never in it). An optional secret (an HF token) that is in neither is simply not set; a
+required one (the endpoint's API key) is generated there once, so every replica and gateway shares it.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from containers.render.local import local_process
+from containers.render.local import MissingProgram, command_process, local_process
 from containers.spec import ContainerSpec
 from orchestrator.catalog.types import Offering
-from orchestrator.errors import NotFoundError, ProviderError
+from orchestrator.errors import NotFoundError, ProviderError, UserError
 from providers.base import Handle, Placement
+from providers.secrets import LocalSecrets
 
 REGION = "local:this-machine"
 TERMINATE_GRACE_S = 15.0
@@ -116,6 +120,12 @@ def _group_listens(pgid: int, port: int) -> bool:
     return False
 
 
+def _procs(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    """A record's processes, main first (records from before sidecars have only the main one)."""
+    main = {"name": rec["name"], "pid": rec["pid"], "start_time": rec.get("start_time"), "log": rec.get("log", "")}
+    return [main, *rec.get("sidecars", [])]
+
+
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -135,11 +145,13 @@ def _free_port(host: str) -> int:
 class LocalProvider:
     name = "local"
 
-    def __init__(self, python: str, state_dir: Path, host: str = "127.0.0.1", grace_s: float = TERMINATE_GRACE_S) -> None:
+    def __init__(self, python: str, state_dir: Path, host: str = "127.0.0.1", grace_s: float = TERMINATE_GRACE_S,
+                 secrets: LocalSecrets | None = None) -> None:
         self.python = python
         self.state_dir = state_dir
         self.host = host
         self.grace_s = grace_s
+        self.secrets = secrets or LocalSecrets(state_dir.parent / "secrets")
 
     # -- records ----------------------------------------------------------------------------------------
     def _record_path(self, name: str) -> Path:
@@ -201,12 +213,56 @@ class LocalProvider:
         ]
 
     def _argv(self, container: ContainerSpec, port: int) -> tuple[list[str], dict[str, str]]:
+        if container.command:
+            return command_process(container, self.python, self.state_dir / f"{container.name}.files")
         return local_process(container, self.python, host=self.host, port=port)
 
+    def _processes(self, container: ContainerSpec, port: int) -> list[tuple[ContainerSpec, list[str], dict[str, str]]]:
+        """The pod's processes, main first: (container, argv, env without secrets)."""
+        try:
+            return [(c, *self._argv(c, port)) for c in (container, *container.sidecars)]
+        except MissingProgram as exc:
+            hint = " (pip install 'orch[serve]' installs vllm-router and caddy)" if container.role == "gateway" else ""
+            raise ProviderError(f"local: cannot start {container.name}: {exc}{hint}") from None
+
+    @staticmethod
+    def _port(container: ContainerSpec) -> int:
+        return next(iter(container.all_ports().values()), 8000)
+
     def planned_calls(self, container: ContainerSpec, placement: Placement) -> list[dict[str, Any]]:
-        port = next(iter(container.ports.values()), 8000)
-        argv, env = self._argv(container, port)
-        return [{"call": "spawn", "argv": argv, "env": env, "secret_env": sorted(container.secret_env), "state_dir": str(self.state_dir)}]
+        port = self._port(container)
+        calls = []
+        for c in (container, *container.sidecars):
+            argv, env = (c.command + c.args, dict(c.env)) if c.command else self._argv(c, port)
+            calls.append({"call": "spawn", "argv": argv, "env": env, "secret_env": sorted(c.secret_env),
+                          "files": sorted(c.files), "state_dir": str(self.state_dir)})
+        return calls
+
+    def _check_ports(self, container: ContainerSpec) -> int:
+        """The port the pod answers on. A replica moves to a free port when its own is taken; a gateway's ports
+        are the endpoint users were given, so a taken one is an error that names it."""
+        port = self._port(container)
+        if container.role != "gateway":
+            return port if _port_free(self.host, port) else _free_port(self.host)
+        from containers.gateway import control_port, router_metrics_port, router_port
+
+        for what, p in (("endpoint", port), ("control", control_port(port)), ("router", router_port(port)),
+                        ("router metrics", router_metrics_port(port))):
+            if not _port_free(self.host if what != "router" else "127.0.0.1", p):
+                raise UserError(f"local: the gateway's {what} port {p} on {self.host} is already taken by another "
+                                f"program; choose another gateway.port for deployment "
+                                f"{container.labels.get('orch-deployment', '?')} (it uses port .. port+3)")
+        return port
+
+    def _env(self, container: ContainerSpec) -> dict[str, str]:
+        """The process environment: orch's, plus the container's secrets from the local secret store."""
+        env = dict(os.environ)
+        for var, ref in container.secret_env.items():
+            env.pop(var, None)
+            value = self.secrets.get(ref, var)
+            if value:
+                env[var] = value
+        return env
 
     def launch(self, container: ContainerSpec, placement: Placement) -> Handle:
         name = container.name
@@ -214,39 +270,34 @@ class LocalProvider:
         if existing and _alive(existing["pid"], existing.get("start_time")):
             return self._handle(existing, "pending")  # already launched by an earlier run: adopt it
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        port = next(iter(container.ports.values()), 8000)
-        if not _port_free(self.host, port):
-            port = _free_port(self.host)
-        argv, env = self._argv(container, port)
-        full_env = {**os.environ, **env}
-        for var in container.secret_env:  # from orch's environment only, never recorded
-            if var not in os.environ:
-                full_env.pop(var, None)
-        log_path = self.state_dir / f"{name}.log"
-        labels = {**container.labels, **placement.labels()}
-        try:
-            with open(log_path, "ab") as log:
-                proc = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=full_env,
-                    start_new_session=True,
-                    close_fds=True,
-                )
-        except OSError as exc:
-            raise ProviderError(f"local: cannot start {argv[0]}: {exc}; set ORCH_VLLM_PYTHON to a python with vLLM") from None
+        port = self._check_ports(container)
+        procs = []
+        for c, argv, env in self._processes(container, port):
+            log_path = self.state_dir / f"{c.name}.log"
+            full_env = {**self._env(c), **env}
+            try:
+                with open(log_path, "ab") as log:
+                    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                            env=full_env, start_new_session=True, close_fds=True)
+            except OSError as exc:
+                for p in procs:  # nothing half-started stays behind
+                    self._stop_group(p["pid"], p.get("start_time"))
+                raise ProviderError(f"local: cannot start {argv[0]}: {exc}; set ORCH_VLLM_PYTHON to a python with vLLM") from None
+            procs.append({"name": c.name, "pid": proc.pid, "start_time": _start_time(proc.pid), "argv": argv,
+                          "env": env, "log": str(log_path)})
+        main = procs[0]
         rec = {
             "name": name,
-            "pid": proc.pid,
-            "start_time": _start_time(proc.pid),
+            "pid": main["pid"],
+            "start_time": main["start_time"],
             "host": self.host,
             "port": port,
-            "labels": labels,
-            "argv": argv,
-            "env": env,
-            "log": str(log_path),
+            "role": container.role,
+            "labels": {**container.labels, **placement.labels()},
+            "argv": main["argv"],
+            "env": main["env"],
+            "log": main["log"],
+            "sidecars": procs[1:],
             "started_at": datetime.now(timezone.utc).isoformat(),
         }
         tmp = self._record_path(name).with_suffix(".tmp")
@@ -258,9 +309,10 @@ class LocalProvider:
         rec = self._read(handle_id)
         if rec is None:
             raise NotFoundError(f"local: no replica {handle_id!r} in {self.state_dir}")
-        if not _alive(rec["pid"], rec.get("start_time")):
+        dead = [p for p in _procs(rec) if not _alive(p["pid"], p.get("start_time"))]
+        if dead:  # a pod lives and dies whole: one exited process is the pod exited (its log says why)
             handle = self._handle(rec, "terminated")
-            handle.details["log_tail"] = self._log_tail(rec)
+            handle.details["log_tail"] = self._log_tail(dead[0])
             return handle
         import httpx
 
@@ -283,16 +335,22 @@ class LocalProvider:
         for rec in self._records():
             have = rec.get("labels", {})
             if all(have.get(k) == v for k, v in labels.items()) and _alive(rec["pid"], rec.get("start_time")):
-                out.append(self._handle(rec, "running"))
+                alive = all(_alive(p["pid"], p.get("start_time")) for p in _procs(rec))
+                out.append(self._handle(rec, "running" if alive else "terminated"))
         return out
 
     def terminate(self, handle: Handle) -> None:
         rec = self._read(handle.id)
         if rec is None:
             return
-        pid, start = rec["pid"], rec.get("start_time")
-        # The leader's pid is the group id (start_new_session). Only signal it while the leader is ours, then
-        # wait for the whole group: vLLM's engine and workers exit after the API server.
+        for p in reversed(_procs(rec)):  # sidecars first: the gateway's edge stops taking requests before the router
+            self._stop_group(p["pid"], p.get("start_time"))
+        self._record_path(handle.id).unlink(missing_ok=True)
+
+    def _stop_group(self, pid: int, start: str | None) -> None:
+        """SIGTERM the process group led by ``pid``, SIGKILL after the grace period; wait until it is gone.
+        Only signals while the leader is ours (its start time matches), then waits for the whole group: vLLM's
+        engine and workers exit after the API server."""
         if _alive(pid, start):
             self._signal_group(pid, signal.SIGTERM)
             deadline = time.monotonic() + self.grace_s
@@ -307,7 +365,10 @@ class LocalProvider:
                 os.waitpid(pid, os.WNOHANG)  # reap our own child so its pid is really gone
             except ChildProcessError:
                 pass
-        self._record_path(handle.id).unlink(missing_ok=True)
+        elif not _group_alive(pid):
+            return
+        else:  # the leader exited but some of its group lives on (an orphaned engine core): stop it too
+            self._signal_group(pid, signal.SIGKILL)
 
     @staticmethod
     def _signal_group(pid: int, sig: signal.Signals) -> None:

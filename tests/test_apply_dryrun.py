@@ -18,18 +18,25 @@ def test_quickstart_dry_run_prints_calls_for_every_group_without_credentials(tmp
 
     plan = place(load_spec(REPO / "examples" / "quickstart.yaml"))
     groups = [(d.name, g) for d in plan.deployments for g in d.replicas]
+    gateways = [(d.name, g) for d in plan.deployments for g in d.gateways]
     env = {**os.environ, "ORCH_STATE_DIR": str(tmp_path / "orch"), "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEYID1234",
-           "AWS_SECRET_ACCESS_KEY": "s3cr3t-do-not-print", "HF_TOKEN": "hf_do_not_print", "ORCH_STATE_URL": ""}
+           "AWS_SECRET_ACCESS_KEY": "s3cr3t-do-not-print", "HF_TOKEN": "hf_do_not_print", "ORCH_STATE_URL": "",
+           "ORCH_API_KEY": "sk-endpoint-do-not-print", "ORCH_ADMIN_KEY": "admin-do-not-print"}
     r = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "apply", "examples/quickstart.yaml", "--dry-run"],
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr
     headers = [line for line in r.stdout.splitlines() if line.startswith("# ")]
-    assert len(headers) == len(groups)
+    assert len(headers) == len(groups) + len(gateways) and gateways
     for (name, g), header in zip(groups, headers):
         assert header.startswith(f"# {name}: {g.count} x {g.provider} {g.region} {g.instance_type}")
+    for (name, g), header in zip(gateways, headers[len(groups):]):
+        assert header.startswith(f"# {name}: gateway on {g.provider} {g.region} {g.instance_type}, port {g.port}")
     bodies = [json.loads(chunk) for chunk in _json_chunks(r.stdout)]
-    assert len(bodies) == len(groups) and all(isinstance(b, list) and b for b in bodies)
-    for secret in ("AKIAEXAMPLEKEYID1234", "s3cr3t-do-not-print", "hf_do_not_print"):
+    assert len(bodies) == len(headers) and all(isinstance(b, list) and b for b in bodies)
+    # the replicas take the endpoint's key from the secret store, by reference only
+    assert "VLLM_API_KEY" in r.stdout and "orch-api-key" in r.stdout
+    for secret in ("AKIAEXAMPLEKEYID1234", "s3cr3t-do-not-print", "hf_do_not_print", "sk-endpoint-do-not-print",
+                   "admin-do-not-print"):
         assert secret not in r.stdout + r.stderr
     assert "orch-project" in r.stdout  # every resource is labelled with its project
     assert not (tmp_path / "orch").exists()  # no state database was created

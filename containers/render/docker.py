@@ -2,11 +2,18 @@
 
 Secret env vars are passed as ``-e NAME`` without a value: the engine copies them from the caller's
 environment, so the value is never part of the argv, a shell history or a log.
+
+A pod (a spec with sidecars) is one ``docker run`` per container: the sidecars join the main container's network
+namespace (``--network container:<main>``), so they reach each other on 127.0.0.1, and every port of the pod is
+published on the main container. A spec's ``files`` are bind-mounted read-only from ``files_dir`` on the host
+(the VM script writes them there). ``pip_install`` runs before the command in the container.
 """
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
+from pathlib import PurePosixPath
 from typing import Literal
 
 from containers.spec import ContainerSpec
@@ -35,20 +42,26 @@ def docker_run_argv(
     host_cache_dir: str | None = None,
     extra_labels: dict[str, str] | None = None,
     restart: str | None = "unless-stopped",
+    network: str | None = None,
+    files_dir: str | None = None,
 ) -> list[str]:
-    """``[engine, "run", "-d", ...]`` for ``spec``.
+    """``[engine, "run", "-d", ...]`` for ``spec`` (its sidecars: ``pod_argvs``).
 
     gpu_devices: GPU indices for this container (default: all GPUs when the spec wants any).
     host_port: host port mapped to the container's first port (default: the same number).
     host_cache_dir: host directory for "cache" volumes (default: a named volume per volume).
+    network: ``container:<name>`` for a sidecar (then no port is published here).
+    files_dir: host directory holding ``spec.files`` by base name (default /etc/orch/files/<name>).
     """
     argv = [engine, "run", "-d", "--name", spec.name]
     if restart:
         argv += ["--restart", restart]
+    if network:
+        argv += ["--network", network]
     argv += _gpu_flags(spec, engine, gpu_devices)
     if spec.shm_gb:
         argv += [f"--shm-size={int(spec.shm_gb)}g"]
-    for i, port in enumerate(spec.ports.values()):
+    for i, port in enumerate([] if network else spec.all_ports().values()):
         hp = host_port if (i == 0 and host_port is not None) else port
         argv += ["-p", f"{hp}:{port}"]
     for key, value in sorted(spec.env.items()):
@@ -64,12 +77,33 @@ def docker_run_argv(
         else:
             source = host_cache_dir or f"orch-{vol.name}"
             argv += ["-v", f"{source}:{vol.mount_path}"]
+    for mount in sorted(spec.files):
+        argv += ["-v", f"{files_host_path(spec, mount, files_dir)}:{mount}:ro"]
     labels = {**spec.labels, **(extra_labels or {})}
     for key, value in sorted(labels.items()):
         argv += ["--label", f"{key}={value}"]
-    if spec.command:
-        argv += ["--entrypoint", spec.command[0]]
+    command = list(spec.command)
+    if spec.pip_install:  # a plain Python image: install, then run the command with its args
+        install = "pip install -q --no-cache-dir " + shlex.join(spec.pip_install)
+        command = ["sh", "-c", f'{install} && exec "$@"', "sh", *command]
+    if command:
+        argv += ["--entrypoint", command[0]]
     argv.append(spec.image)
-    argv += spec.command[1:]
+    argv += command[1:]
     argv += spec.args
     return argv
+
+
+def files_host_path(spec: ContainerSpec, mount: str, files_dir: str | None = None) -> str:
+    """Where a file of ``spec`` lies on the host: ``files_dir`` (default /etc/orch/files/<name>)/<base name>."""
+    return str(PurePosixPath(files_dir or f"/etc/orch/files/{spec.name}") / PurePosixPath(mount).name)
+
+
+def pod_argvs(spec: ContainerSpec, engine: Engine | str = "docker", **kwargs: object) -> list[list[str]]:
+    """The main container's ``docker run``, then each sidecar's in its network namespace."""
+    out = [docker_run_argv(spec, engine, **kwargs)]  # type: ignore[arg-type]
+    labels = kwargs.get("extra_labels")
+    for side in spec.sidecars:
+        out.append(docker_run_argv(side, engine, network=f"container:{spec.name}",
+                                   extra_labels=labels))  # type: ignore[arg-type]
+    return out

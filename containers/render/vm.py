@@ -16,7 +16,7 @@ from __future__ import annotations
 import shlex
 from typing import Literal
 
-from containers.render.docker import docker_run_argv
+from containers.render.docker import files_host_path, pod_argvs
 from containers.spec import ContainerSpec
 
 SECRETS_ENV_FILE = "/etc/orch/secrets.env"
@@ -30,7 +30,8 @@ def secret_fetch_lines(spec: ContainerSpec, platform: Platform, *, vault: str | 
     secret of that name; azure: Key Vault ``vault`` (required) secret of that name.
     """
     lines: list[str] = []
-    for env_name, ref in sorted(spec.secret_env.items()):
+    refs = {env: ref for c in (spec, *spec.sidecars) for env, ref in c.secret_env.items()}
+    for env_name, ref in sorted(refs.items()):
         name = shlex.quote(ref.name)
         if platform == "aws":
             cmd = f"aws secretsmanager get-secret-value --secret-id {name} --query SecretString --output text"
@@ -45,9 +46,11 @@ def secret_fetch_lines(spec: ContainerSpec, platform: Platform, *, vault: str | 
             )
         else:
             raise ValueError(f"unknown platform {platform!r}")
+        missing = (f'echo "orch: required secret {ref.name} unavailable; not starting without it" >&2; exit 1'
+                   if ref.required else f'echo "orch: secret {ref.name} unavailable; {env_name} not set" >&2')
         lines.append(
             f'if v="$({cmd})" && [ -n "$v" ]; then printf "%s=%q\\n" {env_name} "$v" >> "$ORCH_SECRETS"; '
-            f'else echo "orch: secret {ref.name} unavailable; {env_name} not set" >&2; fi; unset v'
+            f'else {missing}; fi; unset v'
         )
     return lines
 
@@ -58,8 +61,8 @@ def startup_script(
     fetch_secrets: list[str] | None = None,
     engine: str = "docker",
 ) -> str:
-    """A bash script that prepares the engine and runs ``spec``; safe to rerun at every boot."""
-    argv = docker_run_argv(spec, engine)
+    """A bash script that prepares the engine and runs ``spec`` (with its sidecars); safe to rerun at every boot."""
+    argvs = pod_argvs(spec, engine)
     q = shlex.quote
     out = [
         "#!/bin/bash",
@@ -89,12 +92,20 @@ def startup_script(
     ]
     if fetch_secrets:
         out += ['( umask 077; : > "$ORCH_SECRETS" )', *fetch_secrets]
-    out += [
-        'if [ -f "$ORCH_SECRETS" ]; then set -a; . "$ORCH_SECRETS"; set +a; fi',
-        "",
-        f"for i in 1 2 3 4 5; do {q(engine)} pull {q(spec.image)} && break; sleep $((i * 15)); done",
-        f"{q(engine)} rm -f {q(spec.name)} >/dev/null 2>&1 || true",
-        shlex.join(argv),
-        "",
-    ]
+    out += ['if [ -f "$ORCH_SECRETS" ]; then set -a; . "$ORCH_SECRETS"; set +a; fi', ""]
+    for c in (spec, *spec.sidecars):  # configuration files (never secrets), mounted read-only
+        for mount, content in sorted(c.files.items()):
+            host = files_host_path(c, mount)
+            delim = "ORCH_EOF"
+            while delim in content:
+                delim += "_"
+            out += [f"install -d -m 0755 {q(host.rsplit('/', 1)[0])}", f"cat > {q(host)} <<'{delim}'",
+                    content.rstrip("\n"), delim]
+    pods = (spec, *spec.sidecars)
+    for c in pods:
+        out.append(f"for i in 1 2 3 4 5; do {q(engine)} pull {q(c.image)} && break; sleep $((i * 15)); done")
+    for c in reversed(pods):
+        out.append(f"{q(engine)} rm -f {q(c.name)} >/dev/null 2>&1 || true")
+    out += [shlex.join(a) for a in argvs]
+    out.append("")
     return "\n".join(out)

@@ -7,8 +7,10 @@ Order of work, and why:
    its next ranked fallback (said on stderr and in the journal), AuthError stops, other provider errors
    are recorded and the rest goes on (a rerun converges);
 4. wait for /health;
-5. delete what is no longer desired, only once the deployment's desired replicas are all healthy:
-   nothing healthy is torn down to make room for something that may never come up.
+5. tell each deployment's gateways which healthy replicas to route to (orchestrator.serve.sync);
+6. delete what is no longer desired, only once the deployment's desired replicas are all healthy: nothing
+   healthy is torn down to make room for something that may never come up. A replica leaves its gateways and
+   finishes its requests (drain) before it is terminated.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.apply.actual import Inventory, gather
-from orchestrator.apply.desired import DesiredReplica, desired_for, options, plan_id
+from orchestrator.apply.desired import LABEL_ROLE, DesiredReplica, desired_for, options, plan_id
 from orchestrator.apply.diff import Change, Resource, diff
 from orchestrator.apply.ops import terminate_resource
 from orchestrator.apply.readiness import Waiting, wait_ready
 from orchestrator.apply.targets import Targets
 from orchestrator.errors import AuthError, CapacityError, OrchError, ProviderError, QuotaError
 from orchestrator.plan import Plan
+from orchestrator.serve.sync import GatewayRef
 from orchestrator.state import store
 from orchestrator.state.db import StateDB, utcnow
 from orchestrator.state.journal import Journal, checkpoint
@@ -40,7 +43,10 @@ class ApplyOptions:
     wait: bool = True
     timeout_s: float = 1200.0
     interval_s: float = 2.0
+    drain_s: dict[str, float] = field(default_factory=dict)  # deployment -> drain timeout (default DRAIN_S)
 
+
+DRAIN_S = 120.0
 
 @dataclass
 class ApplyResult:
@@ -84,6 +90,7 @@ class Converger:
         self.choice: dict[str, int] = {}
         self.inventory = Inventory()
         self.changes: list[Change] = []
+        self.endpoints: dict[str, str] = {}  # replica id -> endpoint, as it answered /health this run
 
     # -- reading -----------------------------------------------------------------------------------------
     def say(self, msg: str) -> None:
@@ -159,6 +166,9 @@ class Converger:
         """What reports need to size the replica as the plan did: model source, quantization, request
         shape and SLO, and the plan's capacity at the SLO (output tokens/s)."""
         g, shape = d.group, self.shapes.get(d.deployment.name, {})
+        if d.gateway is not None:
+            return {"option": d.option, "role": "gateway", "port": d.gateway.port, "users": d.gateway.users,
+                    "upstream": d.gateway.upstream}
         out: dict[str, Any] = {"option": d.option, "quantization": g.quantization, "hf_id": d.deployment.hf_id,
                                **shape}
         if shape.get("output_tokens") and g.capacity_rps > 0:
@@ -268,6 +278,7 @@ class Converger:
         by_dep: dict[str, list[str]] = {}
         for d in final:
             by_dep.setdefault(d.deployment.name, []).append(d.id)
+        going: list[Resource] = []
         for r in doomed:
             replacements = by_dep.get(r.deployment, [])
             if any(rid not in healthy for rid in replacements):
@@ -278,7 +289,13 @@ class Converger:
                 result.deferred.append(r.replica_id)
                 self.say(f"kept {r.replica_id}: {r.provider} {r.region} is unreachable")
                 continue
+            going.append(r)
+        kept = {r.replica_id for r in doomed} - {r.replica_id for r in going}
+        if self.opts.wait:
+            self._sync_gateways(final, existing, healthy, kept, result)
+        for r in going:
             try:
+                self._drain(r)
                 self.terminate(r)
                 result.deleted.append(r.replica_id)
                 self.say(f"deleted {r.replica_id} ({r.provider} {r.region}, {r.handle.id})")
@@ -288,6 +305,74 @@ class Converger:
                 result.failed[r.replica_id] = f"terminate: {exc}"
                 self.say(f"failed to delete {r.replica_id}: {exc}")
         return result
+
+    # -- serving -------------------------------------------------------------------------------------------
+    def _endpoint(self, rid: str, existing: dict[str, Resource]) -> str | None:
+        r = existing.get(rid)
+        row = self.inventory.rows.get(rid)
+        return self.endpoints.get(rid) or (r.handle.endpoint if r else None) or (row.endpoint if row else None)
+
+    def _gateway_refs(self, deployment: str, final: list[DesiredReplica], existing: dict[str, Resource],
+                      healthy: set[str]) -> list[GatewayRef]:
+        from orchestrator.serve.keys import admin_key
+
+        refs = []
+        for d in final:
+            if d.gateway is None or d.deployment.name != deployment or d.id not in healthy:
+                continue
+            endpoint = self._endpoint(d.id, existing)
+            if endpoint:
+                target = self.targets.get(d.group.provider, d.group.region)
+                refs.append(GatewayRef(d.id, endpoint, tuple(d.gateway.upstream), admin_key(target.provider)))
+        return refs
+
+    def _sync_gateways(self, final: list[DesiredReplica], existing: dict[str, Resource], healthy: set[str],
+                       kept: set[str], result: ApplyResult) -> None:
+        """Each healthy gateway routes to the healthy replicas the plan meant for it (level-triggered)."""
+        from orchestrator.serve.sync import Worker, sync_gateway
+
+        for dep in self.plan.deployments:
+            workers = [Worker(d.id, d.group.region, ep) for d in final
+                       if d.gateway is None and d.deployment.name == dep.name and d.id in healthy
+                       and (ep := self._endpoint(d.id, existing))]
+            keep = {ep for rid in kept if (ep := self._endpoint(rid, existing))}
+            try:
+                refs = self._gateway_refs(dep.name, final, existing, healthy)
+            except OrchError as exc:
+                result.failed[f"{dep.name} gateways"] = str(exc)
+                self.say(f"{dep.name}: cannot reach its gateways: {exc}")
+                continue
+            for g in refs:
+                try:
+                    sync_gateway(g, workers, keep=keep, say=self.say)
+                except OrchError as exc:
+                    result.failed[g.replica_id] = f"gateway: {exc}"
+                    self.say(f"{g.replica_id}: {exc}")
+
+    def _drain(self, r: Resource) -> None:
+        """A replica leaving: out of its deployment's gateways first, then let its requests finish."""
+        from orchestrator.serve.sync import deregister, drain
+
+        row = self.inventory.rows.get(r.replica_id)
+        endpoint = r.handle.endpoint or (row.endpoint if row else None)
+        is_gateway = r.handle.labels.get(LABEL_ROLE) == "gateway" or (row is not None and (row.details or {}).get("role") == "gateway")
+        if not endpoint or is_gateway:
+            return
+        gateways: list[GatewayRef] = []
+        from orchestrator.serve.keys import admin_key
+
+        for row in self.inventory.rows.values():
+            if row.deployment == r.deployment and (row.details or {}).get("role") == "gateway" and row.endpoint:
+                try:
+                    key = admin_key(self.targets.get(row.provider, row.region).provider)
+                except OrchError as exc:
+                    self.say(f"warning: {r.replica_id}: cannot reach gateway {row.id}: {exc}")
+                    continue
+                gateways.append(GatewayRef(row.id, row.endpoint, (), key))
+        deregister(gateways, endpoint, say=self.say)
+        limit = self.opts.drain_s.get(r.deployment, DRAIN_S)
+        if not drain(endpoint, limit):
+            self.say(f"{r.replica_id}: requests still running after {limit:.0f}s of draining; terminating anyway")
 
     def _create_deployment(self, name: str, existing: dict[str, Resource], launched: dict[str, Resource],
                            result: ApplyResult) -> None:
@@ -357,6 +442,7 @@ class Converger:
             items.append(Waiting(d.id, r.handle.endpoint, refresh))
 
         def on_ready(rid: str, endpoint: str) -> None:
+            self.endpoints[rid] = endpoint
             rows = self.inventory.rows
             first = rid not in rows or rows[rid].ready_at is None or rows[rid].status != "running"
             fields: dict[str, Any] = {"status": "running", "endpoint": endpoint}

@@ -13,8 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from containers.spec import ContainerSpec
-from orchestrator.plan import DeploymentPlan, Plan, ReplicaGroup
-from providers.base import Placement
+from orchestrator.plan import DeploymentPlan, GatewayPlan, Plan, ReplicaGroup
+from providers.base import LABEL_DEPLOYMENT, LABEL_PROJECT, LABEL_REPLICA, Placement
+
+LABEL_ROLE = "orch-role"  # gateway on a deployment's gateway; absent on replicas
+# What each kind of container takes from a target's container_kwargs.
+_VLLM_KWARGS = ("port", "extra_args", "load_format", "image", "gpu_memory_utilization", "hf_token")
+_GATEWAY_KWARGS = ("bind", "control_bind")
 
 MAX_ID = 63  # a DNS label: it becomes k8s names, GCP label values and VM names
 
@@ -23,8 +28,8 @@ def _h(text: str, n: int) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:n]
 
 
-def group_key(group: ReplicaGroup) -> str:
-    ident = "|".join(
+def group_key(group: ReplicaGroup, role: str = "replica") -> str:
+    ident = ("gateway|" if role == "gateway" else "") + "|".join(
         str(x)
         for x in (
             group.provider, group.region, group.instance_type, group.gpu, group.gpus_per_replica,
@@ -49,7 +54,7 @@ def plan_id(plan: Plan) -> str:
         "project": plan.project,
         "deployments": [
             d.model_dump(mode="json", include={"name", "model", "hf_id", "max_model_len", "kv_cache_dtype",
-                                               "replicas", "fallbacks"})
+                                               "replicas", "fallbacks", "gateways"})
             for d in plan.deployments
         ],
     }
@@ -71,6 +76,11 @@ class DesiredReplica:
     option: int  # 0: the plan's choice; k: fallbacks[k-1]
     index: int  # within the group
     id: str
+    gateway: GatewayPlan | None = None  # set on a deployment's gateway, which apply handles like a replica
+
+    @property
+    def role(self) -> str:
+        return "replica" if self.gateway is None else "gateway"
 
     @property
     def usd_per_hour(self) -> float:
@@ -99,15 +109,35 @@ class DesiredReplica:
         )
 
     def container(self, **kwargs: Any) -> ContainerSpec:
-        """The vLLM container of this replica (containers.vllm); kwargs come from the target (port, load_format)."""
+        """The container of this replica: vLLM (containers.vllm) with the endpoint's API key, or the gateway
+        (containers.gateway). kwargs come from the target (port, load_format; bind for a gateway)."""
+        if self.gateway is not None:
+            from containers.gateway import build_gateway_container
+
+            gw = self.gateway
+            labels = {LABEL_PROJECT: self.project, LABEL_DEPLOYMENT: self.deployment.name, LABEL_REPLICA: self.id,
+                      LABEL_ROLE: "gateway"}
+            return build_gateway_container(
+                project=self.project, deployment=self.deployment.name, gateway=self.id, port=gw.port,
+                policy=gw.policy, labels=labels, **{k: v for k, v in kwargs.items() if k in _GATEWAY_KWARGS})
+        from containers.gateway import API_KEY
         from containers.vllm import build_vllm_container
 
         return build_vllm_container(
-            project=self.project, deployment=self.deployment, group=self.group, replica=self.id, **kwargs
+            project=self.project, deployment=self.deployment, group=self.group, replica=self.id, api_key=API_KEY,
+            **{k: v for k, v in kwargs.items() if k in _VLLM_KWARGS},
         )
 
 
+def gateway_group(gw: GatewayPlan) -> ReplicaGroup:
+    """A gateway as a group of one CPU replica: what apply records, bills and shows for it."""
+    return ReplicaGroup(provider=gw.provider, region=gw.region, instance_type=gw.instance_type, gpu="CPU",
+                        gpus_per_replica=0, tensor_parallel=1, quantization="none", market="on_demand", count=1,
+                        usd_per_hour=gw.usd_per_hour)
+
+
 def desired_for(project: str, pid: str, dep: DeploymentPlan, option: int) -> list[DesiredReplica]:
+    """The deployment's replicas under ``option`` (0: the plan's choice), then its gateways."""
     opts = options(dep)
     option = min(option, len(opts) - 1)
     out: list[DesiredReplica] = []
@@ -117,6 +147,11 @@ def desired_for(project: str, pid: str, dep: DeploymentPlan, option: int) -> lis
             out.append(
                 DesiredReplica(project, pid, dep, group, key, option, n, replica_id(project, dep.name, key, n))
             )
+    for gw in dep.gateways:
+        group = gateway_group(gw)
+        key = group_key(group, "gateway")
+        out.append(DesiredReplica(project, pid, dep, group, key, option, 0,
+                                  replica_id(project, dep.name, f"gw{key}", 0), gateway=gw))
     return out
 
 

@@ -24,7 +24,7 @@ class Target:
     key: str  # provider-qualified region: aws:us-east-1, onprem:dc-frankfurt, local:this-machine
     kind: str  # providers.<kind> module
     provider: Provider
-    container_kwargs: dict[str, Any] = field(default_factory=dict)  # for build_vllm_container
+    container_kwargs: dict[str, Any] = field(default_factory=dict)  # for DesiredReplica.container
     list_regions: list[str] | None = None  # what to pass to provider.list
 
 
@@ -140,7 +140,8 @@ def _local(name: str, region: str, settings: Providers | None, *, lenient: bool 
     python = local.python or os.environ.get("ORCH_VLLM_PYTHON") or "python3"
     provider = _create("local", "providers.local", python=python, state_dir=local_state_dir(), host=local.host)
     # The local provider serves a config-only model: random weights (vLLM --load-format dummy).
-    kwargs: dict[str, Any] = {"port": local.port, "extra_args": tuple(local.extra_args), "load_format": "dummy"}
+    kwargs: dict[str, Any] = {"port": local.port, "extra_args": tuple(local.extra_args), "load_format": "dummy",
+                              "bind": local.host, "control_bind": "127.0.0.1"}
     return Target(region, "local", provider, container_kwargs=kwargs)
 
 

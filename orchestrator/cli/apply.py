@@ -36,11 +36,17 @@ def dry_run(loaded, plan) -> None:  # type: ignore[no-untyped-def]
         g = d.group
         target = targets.get(g.provider, g.region)
         calls = target.provider.planned_calls(d.container(**target.container_kwargs), d.placement())
-        typer.echo(
-            f"# {d.deployment.name}: {g.count} x {g.provider} {g.region} {g.instance_type} "
-            f"({g.gpus_per_replica}x{g.gpu}, tp={g.tensor_parallel}, {g.quantization}, {g.market}); "
-            f"replica {d.id} (the others differ only in the replica label)"
-        )
+        if d.gateway is not None:
+            gw = d.gateway
+            typer.echo(f"# {d.deployment.name}: gateway on {g.provider} {g.region} {g.instance_type}, port {gw.port} "
+                       f"(vllm-router {gw.policy} behind its edge; users from {', '.join(gw.users) or 'anywhere'}, "
+                       f"routed to {', '.join(gw.upstream)}); {d.id}")
+        else:
+            typer.echo(
+                f"# {d.deployment.name}: {g.count} x {g.provider} {g.region} {g.instance_type} "
+                f"({g.gpus_per_replica}x{g.gpu}, tp={g.tensor_parallel}, {g.quantization}, {g.market}); "
+                f"replica {d.id} (the others differ only in the replica label)"
+            )
         typer.echo(json.dumps(scrub_calls(calls), indent=2, default=str))
     typer.echo("# dry run: nothing was launched and the state was not read or written", err=True)
 

@@ -34,7 +34,7 @@ class DeploymentResult:
         return self.compute_usd_per_hour + self.egress_usd_per_month / HOURS_PER_MONTH
 
 
-def group_of(c: Candidate, units: int) -> ReplicaGroup:
+def group_of(c: Candidate, units: int, traffic: dict[str, float] | None = None) -> ReplicaGroup:
     return ReplicaGroup(
         provider=c.provider, region=c.region, instance_type=c.instance_type, gpu=c.gpu,
         gpus_per_replica=c.gpus_per_replica, instances_per_replica=c.instances_per_replica,
@@ -42,6 +42,7 @@ def group_of(c: Candidate, units: int) -> ReplicaGroup:
         market=c.market, count=units * c.replicas_per_unit, usd_per_hour=round(units * c.usd_per_unit_hour, 4),
         capacity_rps=round(c.rps_per_replica, 4), ttft_ms=round(c.ttft_ms, 2), tpot_ms=round(c.tpot_ms, 2),
         instances=units * c.instances_per_unit, gpus_per_instance=c.offering.gpu_count,
+        traffic={k: round(v, 6) for k, v in (traffic or {}).items()},
     )
 
 
@@ -55,11 +56,14 @@ def result_for(sol: Solution, d: DeploymentInput) -> DeploymentResult:
     compute = sum(c.usd_per_unit_hour * u for c, u in chosen)
     egress = 0.0
     ttft = 0.0
+    flows: dict[int, dict[str, float]] = {}
     for c in d.candidates:
         for s, col in b.traffic_cols.get(c.idx, []):
             if x[col] > 1e-9:
                 egress += b.obj["egress"][col] * x[col]
                 ttft = max(ttft, _rtt(d, s, c) + c.ttft_ms)
+                to = flows.setdefault(c.idx, {})
+                to[d.sources[s][0]] = to.get(d.sources[s][0], 0.0) + float(x[col])
     for (dn, _r), col in b.region_col.items():
         if dn == d.name and x[col] > 0.5:
             egress += b.obj["egress"][col]
@@ -67,7 +71,7 @@ def result_for(sol: Solution, d: DeploymentInput) -> DeploymentResult:
     usd_h = compute + egress / HOURS_PER_MONTH
     return DeploymentResult(
         name=d.name,
-        groups=[group_of(c, u) for c, u in chosen],
+        groups=[group_of(c, u, flows.get(c.idx)) for c, u in chosen],
         chosen=chosen,
         compute_usd_per_hour=compute,
         egress_usd_per_month=egress,

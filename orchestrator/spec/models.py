@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 Quantization = Literal["bf16", "fp16", "fp8", "int8", "int4"]
 SpotRule = Literal["forbid", "allow", "prefer"]
@@ -48,6 +48,60 @@ class DataSource(Strict):
     gb_per_month: float = Field(ge=0, description="GB the deployment reads from this source each month")
 
 
+GatewayPolicy = Literal["cache_aware", "round_robin", "random", "consistent_hash"]
+CIDR = r"^[0-9a-fA-F:.]+/[0-9]{1,3}$"
+
+
+class Gateway(Strict):
+    """The deployment's endpoint: vllm-router behind an edge that checks the API key (containers/gateway.py)."""
+
+    enabled: bool = Field(True, description="false: no gateway; replicas are still reachable only with the key")
+    port: int = Field(8080, gt=0, lt=65533, description="the endpoint's port; the gateway also uses port+1..port+3")
+    policy: GatewayPolicy = Field(
+        "cache_aware", description="vllm-router's balancing policy (power_of_two needs two workers at start: "
+        "orch starts the router before its replicas are ready, so it is not offered)")
+    allow_cidrs: list[str] = Field(
+        default_factory=list, description="networks that may call the endpoint, beyond the gateway's own network "
+        "(default: none; 0.0.0.0/0 for the internet)")
+    control_cidrs: list[str] = Field(
+        default_factory=list, description="networks orch runs from: they may reach the gateway's control port "
+        "(worker routes, with the admin key). Needed on clouds when orch runs outside the gateway's network")
+
+    @field_validator("allow_cidrs", "control_cidrs")
+    @classmethod
+    def _cidrs(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for c in v:
+            try:
+                ipaddress.ip_network(c, strict=False)
+            except ValueError:
+                raise ValueError(f"expected CIDRs such as 10.0.0.0/16; {c!r} is not one") from None
+        return v
+
+
+class Autoscale(Strict):
+    """Replicas follow the load: capacity at the SLO (measured profile, else the performance model) is kept
+    near ``target_utilization``; `orch autoscale FILE` runs the loop."""
+
+    min_replicas: int = Field(1, ge=1, description="never fewer (nor below the spot policy's on-demand floor)")
+    max_replicas: int = Field(ge=1, description="never more")
+    target_utilization: float = Field(
+        0.7, gt=0, le=1, description="of each replica's capacity at the SLO, in (0, 1]: scale out above it")
+    scale_out_after_s: float = Field(30, ge=0, description="load above target for this long before adding")
+    scale_in_after_s: float = Field(300, ge=0, description="load low enough for one replica less for this long")
+    cooldown_s: float = Field(120, ge=0, description="after a change, no other change for this long")
+    drain_timeout_s: float = Field(120, ge=0, description="a removed replica finishes its requests for at most this")
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _max_at_least_min(cls, v: int, info: ValidationInfo) -> int:
+        low = info.data.get("min_replicas")
+        if low is not None and v < low:
+            raise ValueError(f"expected max_replicas >= min_replicas ({low})")
+        return v
+
+
 class Deployment(Strict):
     name: str = Field(pattern=NAME)
     model: str = Field(min_length=1, description="registry name or alias, or a path to a Hugging Face config.json")
@@ -60,6 +114,8 @@ class Deployment(Strict):
     spot: SpotRule = "forbid"
     team: str | None = None
     policies: list[str] = Field(default_factory=list, description="names of policies defined under policies:")
+    gateway: Gateway = Field(default_factory=Gateway, description="the endpoint users call")
+    autoscale: Autoscale | None = Field(None, description="replicas follow the load (orch autoscale)")
 
     @field_validator("quantization", mode="before")
     @classmethod

@@ -1,0 +1,42 @@
+"""The endpoint's keys as orch itself needs them: the admin key to tell a gateway of its workers, the API key to
+call the endpoint (bench, tests). Never stored by orch: the environment, else the platform's secret store."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from containers.gateway import ADMIN_KEY, ADMIN_KEY_ENV, API_KEY, API_KEY_ENV
+from containers.spec import SecretRef
+from orchestrator.errors import UserError
+
+
+def _read(provider: Any, ref: SecretRef, env_var: str) -> str:
+    if os.environ.get(env_var):
+        return os.environ[env_var]
+    store = getattr(provider, "secrets", None)  # the local provider's store (providers.secrets.LocalSecrets)
+    value = store.get(ref, env_var) if store is not None else None
+    if not value:
+        raise UserError(f"set {env_var}: orch needs the value of the secret {ref.name!r} that the gateways read from "
+                        "the provider's secret store")
+    return value
+
+
+def admin_key(provider: Any) -> str:
+    """The key of a gateway's control port, for its provider."""
+    return _read(provider, ADMIN_KEY, ADMIN_KEY_ENV)
+
+
+def api_key(provider: Any) -> str:
+    """The key users call the endpoint with."""
+    return _read(provider, API_KEY, API_KEY_ENV)
+
+
+def api_key_source(provider: Any) -> str:
+    """Where a user finds the API key (never the value)."""
+    if os.environ.get(API_KEY_ENV):
+        return f"${API_KEY_ENV}"
+    store = getattr(provider, "secrets", None)
+    if store is not None:
+        return f"{store.path(API_KEY)} (or set ${API_KEY_ENV})"
+    return f"the secret {API_KEY.name!r} in the provider's secret store (set ${API_KEY_ENV} to the same value)"
