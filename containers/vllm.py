@@ -14,7 +14,7 @@ from pathlib import Path
 
 from containers.gateway import VLLM_KEY_ENV
 from containers.names import replica_name
-from containers.spec import ContainerSpec, Probe, SecretRef, Volume
+from containers.spec import ContainerSpec, Ingress, Probe, SecretRef, Volume
 from orchestrator.errors import UserError
 from orchestrator.plan import DeploymentPlan, ReplicaGroup
 from providers.base import LABEL_DEPLOYMENT, LABEL_PLAN, LABEL_PROJECT, LABEL_REPLICA
@@ -111,6 +111,7 @@ def build_vllm_container(
     load_format: str | None = None,
     plan_id: str | None = None,
     api_key: SecretRef | None = None,
+    control_cidrs: Sequence[str] | None = None,
 ) -> ContainerSpec:
     """The container one replica of ``group`` runs.
 
@@ -121,6 +122,8 @@ def build_vllm_container(
     ``api_key``: the secret vLLM reads as ``VLLM_API_KEY`` (apply passes the endpoint's key,
     ``containers.gateway.API_KEY``): the OpenAI routes then refuse a request without it; /health and /metrics stay
     open, as vLLM does.
+    ``control_cidrs``: with it (apply passes the deployment's gateway settings), the replica's port is open to
+    the deployment's gateways and to these networks (where orch runs: /health and /metrics) only.
     """
     model = model_source(deployment.hf_id)
     nodes = max(1, group.instances_per_replica)
@@ -174,4 +177,5 @@ def build_vllm_container(
         labels=labels,
         spot=group.market == "spot",
         metrics_path="/metrics",
+        ingress=[Ingress(port, cidrs=tuple(control_cidrs), peers=("gateway",))] if control_cidrs is not None else [],
     )

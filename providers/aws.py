@@ -1,7 +1,9 @@
 """AWS provider: one EC2 instance per replica, running the vLLM container from a startup script (user data).
 
 Credentials come only from boto3's standard chain (env, profile, SSO, instance role); none is stored or logged.
-The vLLM port (8000 unless the spec says otherwise) must be reachable: pass ``security_group_ids`` that allow it.
+A container with ``ingress`` gets orch's security group for its (project, deployment, role) (providers.aws_network),
+alongside any ``security_group_ids``; without ingress rules, the vLLM port (8000 unless the spec says otherwise) must
+be reachable through the ``security_group_ids`` given.
 """
 
 from __future__ import annotations
@@ -138,6 +140,9 @@ class AwsProvider:
         self._session = session
         self._sleep = sleep
         self._clients: dict[tuple[str, str], Any] = {}
+        from providers.aws_network import AwsNetwork
+
+        self.network = AwsNetwork(self)
 
     # -- plumbing -------------------------------------------------------------------------------------
 
@@ -180,8 +185,11 @@ class AwsProvider:
     def ami_parameter(self) -> str:
         return DLAMI_PARAMETER.format(ami_type=self.ami_type)
 
-    def run_instances_params(self, container: ContainerSpec, placement: Placement, image_id: str) -> dict[str, Any]:
-        """The exact RunInstances request for one replica (UserData in clear text; boto3 base64-encodes it)."""
+    def run_instances_params(
+        self, container: ContainerSpec, placement: Placement, image_id: str, security_group: str | None = None
+    ) -> dict[str, Any]:
+        """The exact RunInstances request for one replica (UserData in clear text; boto3 base64-encodes it).
+        ``security_group``: orch's group for the container's ingress, attached with the user's groups."""
         from containers.render.vm import secret_fetch_lines, startup_script
 
         labels = placement.labels()
@@ -213,8 +221,9 @@ class AwsProvider:
             params["Placement"] = {"AvailabilityZone": placement.zone}
         if self.subnet_id:
             params["SubnetId"] = self.subnet_id
-        if self.security_group_ids:
-            params["SecurityGroupIds"] = self.security_group_ids
+        groups = ([security_group] if security_group else []) + self.security_group_ids
+        if groups:
+            params["SecurityGroupIds"] = groups
         if self.key_name:
             params["KeyName"] = self.key_name
         if self.instance_profile:  # the VM's own identity, e.g. to read its secrets from Secrets Manager
@@ -229,6 +238,9 @@ class AwsProvider:
     def planned_calls(self, container: ContainerSpec, placement: Placement) -> list[dict[str, Any]]:
         image = self.ami_id or f"resolve:ssm:{self.ami_parameter()}"
         calls: list[dict[str, Any]] = []
+        group = None
+        if container.ingress:
+            calls, group = self.network.planned(container, placement)
         if not self.ami_id:
             calls.append({"service": "ssm", "region": placement.region_name, "call": "get_parameter", "params": {"Name": self.ami_parameter()}})
         calls.append(
@@ -236,7 +248,7 @@ class AwsProvider:
                 "service": "ec2",
                 "region": placement.region_name,
                 "call": "run_instances",
-                "params": self.run_instances_params(container, placement, image),
+                "params": self.run_instances_params(container, placement, image, group),
             }
         )
         return calls
@@ -252,10 +264,12 @@ class AwsProvider:
     def launch(self, container: ContainerSpec, placement: Placement) -> Handle:
         region = placement.region_name
         ec2 = self._client("ec2", region)
+        # The security group first: a rerun brings its rules up to date even when the instance exists already.
+        group = self.network.ensure(ec2, region, container, placement) if container.ingress else None
         existing = self.list(placement.labels(), regions=[region])
         if existing:  # launched before (a retry after a crash or a lost answer): adopt it
             return existing[0]
-        params = self.run_instances_params(container, placement, self._image_id(region))
+        params = self.run_instances_params(container, placement, self._image_id(region), group)
         resp = self._call(f"run_instances {placement.instance_type} in {region}", lambda: ec2.run_instances(**params))
         inst = resp["Instances"][0]
         if _STATES.get(inst["State"]["Name"]) == "terminated":
@@ -286,6 +300,7 @@ class AwsProvider:
                 "lifecycle": inst.get("InstanceLifecycle", "on-demand"),
                 "spot_request_id": inst.get("SpotInstanceRequestId"),
                 "public_dns": inst.get("PublicDnsName") or None,
+                "private_ip": inst.get("PrivateIpAddress"),  # what security-group references match (aws_network)
             },
         )
 
@@ -323,7 +338,8 @@ class AwsProvider:
         try:
             self._call(f"terminate_instances {handle.id}", lambda: ec2.terminate_instances(InstanceIds=[handle.id]))
         except NotFoundError:
-            return  # already gone
+            pass  # already gone
+        self.network.cleanup(ec2, handle)  # its security groups, once no instance uses them (never raises)
 
     # -- catalog --------------------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@ preinstalled: publisher microsoft-dsvm, offer ubuntu-hpc, sku 2204), running the
 
 The VM's NIC and public IP are created by the compute API itself (networkProfile.networkInterfaceConfigurations,
 deleted with the VM), in the subnet given as ``subnet_id``, so no network SDK is needed; the NIC and IP are read
-back through the same authenticated ARM pipeline. Its network security group must allow the vLLM port.
+back through the same authenticated ARM pipeline. A container with ``ingress`` gets orch's network security group
+on that NIC (providers.azure_network); without, the subnet's network security group must allow the vLLM port.
 Credentials come only from azure-identity's DefaultAzureCredential chain; none is stored or logged.
 """
 
@@ -135,6 +136,9 @@ class AzureProvider:
         self._credential = credential
         self._sleep = sleep
         self._compute: Any = None
+        from providers.azure_network import AzureNetwork
+
+        self.network = AzureNetwork(self)
 
     # -- plumbing -------------------------------------------------------------------------------------
 
@@ -257,6 +261,14 @@ class AzureProvider:
             body["zones"] = [placement.zone]
         return body
 
+    @staticmethod
+    def attach_network(props: dict[str, Any], network: dict[str, Any]) -> None:
+        """Put the NIC in its NSG (``nsg``) and application security groups (``asgs``: a gateway's)."""
+        nic = props["networkProfile"]["networkInterfaceConfigurations"][0]["properties"]
+        nic["networkSecurityGroup"] = {"id": network["nsg"]}
+        if network.get("asgs"):
+            nic["ipConfigurations"][0]["properties"]["applicationSecurityGroups"] = [{"id": a} for a in network["asgs"]]
+
     def planned_calls(self, container: ContainerSpec, placement: Placement) -> list[dict[str, Any]]:
         body = self.vm_body(
             container,
@@ -264,11 +276,13 @@ class AzureProvider:
             subnet_id=self.subnet_id or "<set providers.azure.options.subnet_id>",
             ssh_key=self.ssh_public_key or "<a throwaway key generated at launch (set ssh_public_key to log in)>",
         )
+        if container.ingress:
+            self.attach_network(body["properties"], self.network.nic(container, placement))
         shown = {**body, "properties": {**body["properties"]}}
         os_profile = dict(shown["properties"]["osProfile"])
         os_profile["customData"] = "<base64 of the startup script below>"
         shown["properties"]["osProfile"] = os_profile
-        return [
+        return (self.network.planned(container, placement) if container.ingress else []) + [
             {
                 "service": "compute",
                 "call": "virtual_machines.begin_create_or_update",
@@ -280,7 +294,9 @@ class AzureProvider:
     def launch(self, container: ContainerSpec, placement: Placement) -> Handle:
         client = self._client()
         name = self.vm_name(placement)
-        body = self.vm_body(container, placement)
+        body = self.vm_body(container, placement)  # checks the settings before any network call
+        if container.ingress:
+            self.attach_network(body["properties"], self.network.ensure(container, placement))
         # PUT is idempotent by name: a retried launch converges on the same VM.
         self._call(
             f"create {placement.instance_type} in {placement.region_name}",
@@ -390,7 +406,8 @@ class AzureProvider:
                 ).result(),
             )
         except NotFoundError:
-            return  # already gone
+            pass  # already gone
+        self.network.cleanup(handle)  # its NSG and ASG, once no NIC uses them (never raises)
 
     # -- catalog --------------------------------------------------------------------------------------
 

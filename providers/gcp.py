@@ -2,7 +2,8 @@
 from its startup-script metadata.
 
 Credentials come only from google-auth's standard chain (Application Default Credentials); none is stored or
-logged. Firewall: the vLLM port must be open to the VMs (tag ``orch-vllm`` is set for such a rule).
+logged. Firewall: a container with ``ingress`` gets orch's firewall rules and network tag (providers.gcp_network);
+without, the vLLM port must be open to the VMs (tag ``orch-vllm`` is set for such a rule).
 """
 
 from __future__ import annotations
@@ -116,6 +117,9 @@ class GcpProvider:
         self._credentials = credentials
         self._sleep = sleep
         self._clients: dict[str, Any] = {}
+        from providers.gcp_network import GcpNetwork
+
+        self.firewall = GcpNetwork(self)
 
     # -- plumbing -------------------------------------------------------------------------------------
 
@@ -209,7 +213,7 @@ class GcpProvider:
             name=self.instance_name(placement),
             machine_type=f"zones/{zone}/machineTypes/{machine}",
             labels=labels,
-            tags=compute_v1.Tags(items=[NETWORK_TAG]),
+            tags=compute_v1.Tags(items=[NETWORK_TAG, *self.firewall.tags(container, placement)]),
             disks=[
                 compute_v1.AttachedDisk(
                     boot=True,
@@ -265,7 +269,7 @@ class GcpProvider:
 
         zone = self._zone(placement)
         body = compute_v1.Instance.to_dict(self.instance_resource(container, placement, zone))
-        return [
+        return (self.firewall.planned(container, placement) if container.ingress else []) + [
             {
                 "service": "compute",
                 "call": "instances.insert",
@@ -279,6 +283,8 @@ class GcpProvider:
         zone = self._zone(placement)
         client = self._client("InstancesClient")
         inst = self.instance_resource(container, placement, zone)
+        if container.ingress:
+            self.firewall.ensure(container, placement)
 
         def insert() -> None:
             try:
@@ -325,6 +331,7 @@ class GcpProvider:
                 "zone": zone,
                 "machine_type": inst.machine_type.rsplit("/", 1)[-1],
                 "provisioning_model": inst.scheduling.provisioning_model or "STANDARD",
+                "private_ip": next((n.network_i_p for n in inst.network_interfaces if n.network_i_p), None),  # source tags match it
             },
         )
 
@@ -373,7 +380,8 @@ class GcpProvider:
                 lambda: self._wait(client.delete_unary(project=self.project, zone=zone, instance=name), zone),
             )
         except NotFoundError:
-            return  # already gone
+            pass  # already gone
+        self.firewall.cleanup(handle)  # its firewall rules, once no instance has their tag (never raises)
 
     # -- catalog --------------------------------------------------------------------------------------
 

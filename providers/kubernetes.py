@@ -1,4 +1,6 @@
-"""Kubernetes provider: one replica = one Deployment (or LeaderWorkerSet) + Service, applied with the official client.
+"""Kubernetes provider: one replica = one Deployment (or LeaderWorkerSet) + Service, applied with the official client,
+with the ConfigMap of its files and the NetworkPolicy of its ingress when it has them (a gateway has both; a replica
+behind gateways has a NetworkPolicy). A gateway's endpoint is its Service's public port.
 
 Errors: 401/403 -> AuthError, 404 -> NotFoundError, 409 on create -> the object exists: adopt it (patch),
 429/5xx -> TransientError, retried with backoff. A pod that cannot schedule (no free GPUs) keeps the replica
@@ -11,7 +13,16 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from containers.render.kubernetes import CONVENTIONS, INSTANCE_LABEL, LWS_API_VERSION, Convention, render_kubernetes
+from containers.render.kubernetes import (
+    CONVENTIONS,
+    INSTANCE_LABEL,
+    LWS_API_VERSION,
+    SERVICE_TYPES,
+    Convention,
+    ServiceType,
+    render_kubernetes,
+)
+from containers.render.kubernetes_extra import config_map_name
 from containers.spec import ContainerSpec
 from containers.vllm import LABEL_NODES
 from orchestrator.catalog.types import Offering
@@ -25,6 +36,7 @@ LWS_PLURAL = "leaderworkersets"
 # Patch bodies are whole objects: strategic merge for built-in kinds, JSON merge patch for CRDs (no strategic merge).
 STRATEGIC = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
+WORKLOADS = ("Deployment", "LeaderWorkerSet")
 
 
 def _api_error(exc: Exception, what: str) -> ProviderError:
@@ -32,7 +44,7 @@ def _api_error(exc: Exception, what: str) -> ProviderError:
     reason = getattr(exc, "reason", "") or ""
     msg = f"kubernetes: {what}: {status} {reason}".strip()
     if status in (401, 403):
-        return AuthError(f"{msg}; check the kubeconfig context and RBAC (orch needs apps/deployments, services, pods)")
+        return AuthError(f"{msg}; check the kubeconfig context and RBAC (orch needs apps/deployments, services, pods, configmaps, networking.k8s.io/networkpolicies)")
     if status == 404:
         return NotFoundError(msg)
     if status == 429 or (isinstance(status, int) and status >= 500) or status in (0, None):
@@ -49,9 +61,13 @@ class KubernetesProvider:
         namespace: str = "orch",
         convention: Convention = "nfd",
         sleep: Callable[[float], None] | None = None,
+        service_type: ServiceType = "ClusterIP",
     ) -> None:
         if convention not in CONVENTIONS:
             raise UserError(f"unknown kubernetes convention {convention!r}; known: {', '.join(CONVENTIONS)}")
+        if service_type not in SERVICE_TYPES:
+            raise UserError(f"unknown kubernetes service type {service_type!r}; known: {', '.join(SERVICE_TYPES)}")
+        self.service_type: ServiceType = service_type
         self.api_client = api_client
         self.namespace = namespace
         self.convention: Convention = convention
@@ -89,6 +105,12 @@ class KubernetesProvider:
         return client.CoreV1Api(self.api_client)
 
     @property
+    def _networking(self) -> Any:
+        from kubernetes import client
+
+        return client.NetworkingV1Api(self.api_client)
+
+    @property
     def _custom(self) -> Any:
         from kubernetes import client
 
@@ -97,7 +119,8 @@ class KubernetesProvider:
     def _manifests(self, container: ContainerSpec, placement: Placement) -> list[dict[str, Any]]:
         spec = ContainerSpec(**{**container.__dict__, "labels": {**container.labels, **placement.labels()}})
         nodes = int(container.labels.get(LABEL_NODES, "1"))
-        return render_kubernetes(spec, namespace=self.namespace, replicas=1, convention=self.convention, nodes_per_replica=nodes)
+        return render_kubernetes(spec, namespace=self.namespace, replicas=1, convention=self.convention,
+                                 nodes_per_replica=nodes, service_type=self.service_type)
 
     def _apply(self, obj: dict[str, Any]) -> None:
         kind, name, ns = obj["kind"], obj["metadata"]["name"], self.namespace
@@ -107,6 +130,12 @@ class KubernetesProvider:
         elif kind == "Service":
             create = lambda: self._core.create_namespaced_service(ns, obj)  # noqa: E731
             patch = lambda: self._core.patch_namespaced_service(name, ns, obj, _content_type=STRATEGIC)  # noqa: E731
+        elif kind == "ConfigMap":
+            create = lambda: self._core.create_namespaced_config_map(ns, obj)  # noqa: E731
+            patch = lambda: self._core.patch_namespaced_config_map(name, ns, obj, _content_type=STRATEGIC)  # noqa: E731
+        elif kind == "NetworkPolicy":
+            create = lambda: self._networking.create_namespaced_network_policy(ns, obj)  # noqa: E731
+            patch = lambda: self._networking.patch_namespaced_network_policy(name, ns, obj, _content_type=STRATEGIC)  # noqa: E731
         elif kind == "LeaderWorkerSet":
             create = lambda: self._custom.create_namespaced_custom_object(LWS_GROUP, LWS_VERSION, ns, LWS_PLURAL, obj)  # noqa: E731
             patch = lambda: self._custom.patch_namespaced_custom_object(LWS_GROUP, LWS_VERSION, ns, LWS_PLURAL, name, obj, _content_type=MERGE)  # noqa: E731
@@ -128,25 +157,34 @@ class KubernetesProvider:
         ]
 
     def launch(self, container: ContainerSpec, placement: Placement) -> Handle:
-        manifests = self._manifests(container, placement)
+        manifests = self._manifests(container, placement)  # in apply order: the pod's files and policy first
         for obj in manifests:
             self._apply(obj)
-        handle = self._handle_from(manifests[0], placement.region)
+        workload = next(m for m in manifests if m["kind"] in WORKLOADS)
+        service = next((m for m in manifests if m["kind"] == "Service"), None)
+        handle = self._handle_from(workload, placement.region, service=service)
         handle.launched_at = datetime.now(timezone.utc)
         return handle
 
-    def _handle_from(self, obj: dict[str, Any], region: str) -> Handle:
+    @staticmethod
+    def _public_port(ports: list[dict[str, Any]], key: str) -> int | None:
+        """The port named http (the endpoint's), else the first."""
+        named = [p for p in ports if p.get("name") == "http"]
+        return (named or ports or [{}])[0].get(key)
+
+    def _handle_from(self, obj: dict[str, Any], region: str, service: dict[str, Any] | None = None) -> Handle:
         meta = obj["metadata"]
-        port = None
         containers = (
             obj["spec"]["template"]["spec"]["containers"]
             if obj["kind"] == "Deployment"
             else obj["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"]
         )
-        for p in containers[0].get("ports") or []:
-            port = p["containerPort"]
-            break
-        return Handle(
+        if service is not None:
+            ports, key = service["spec"].get("ports") or [], "port"
+        else:  # every container's ports: a gateway's are on its edge sidecar
+            ports, key = [p for c in containers for p in c.get("ports") or []], "containerPort"
+        port = self._public_port(ports, key)
+        handle = Handle(
             provider=self.name,
             id=meta["name"],
             region=region,
@@ -155,6 +193,10 @@ class KubernetesProvider:
             endpoint=f"http://{meta['name']}.{self.namespace}.svc.cluster.local:{port or 8000}",
             details={"kind": obj["kind"], "namespace": self.namespace},
         )
+        control = [p[key] for p in ports if p.get("name") == "control"]
+        if control:  # a gateway's control port (admin routes, metrics; with the admin key)
+            handle.details["control_endpoint"] = f"http://{meta['name']}.{self.namespace}.svc.cluster.local:{control[0]}"
+        return handle
 
     def _read(self, name: str) -> dict[str, Any] | None:
         """The Deployment or LeaderWorkerSet called ``name``, as a plain dict, or None."""
@@ -203,7 +245,7 @@ class KubernetesProvider:
                 handle.details["unschedulable"] = blocked
         svc = self._call(f"read Service {handle_id}", lambda: self._core.read_namespaced_service(handle_id, self.namespace), ok=(404,))
         if svc is not None and svc.spec and svc.spec.ports:
-            port = svc.spec.ports[0].port
+            port = self._public_port([{"name": p.name, "port": p.port} for p in svc.spec.ports], "port")
             handle.endpoint = f"http://{handle_id}.{self.namespace}.svc.cluster.local:{port}"
             if svc.spec.cluster_ip and svc.spec.cluster_ip != "None":
                 handle.details["cluster_ip"] = svc.spec.cluster_ip
@@ -223,6 +265,8 @@ class KubernetesProvider:
         return handles
 
     def terminate(self, handle: Handle) -> None:
+        """Delete the workload, its Service, then its ConfigMap and NetworkPolicy (the pods' protection goes last);
+        each one already gone is skipped."""
         name, ns = handle.id, self.namespace
         self._call(f"delete Deployment {name}", lambda: self._apps.delete_namespaced_deployment(name, ns, _preload_content=False), ok=(404,))
         self._call(
@@ -231,6 +275,13 @@ class KubernetesProvider:
             ok=(404,),
         )
         self._call(f"delete Service {name}", lambda: self._core.delete_namespaced_service(name, ns, _preload_content=False), ok=(404,))
+        files = config_map_name(name)
+        self._call(f"delete ConfigMap {files}", lambda: self._core.delete_namespaced_config_map(files, ns, _preload_content=False), ok=(404,))
+        self._call(
+            f"delete NetworkPolicy {name}",
+            lambda: self._networking.delete_namespaced_network_policy(name, ns, _preload_content=False),
+            ok=(404,),
+        )
 
 
 def create(
@@ -239,8 +290,10 @@ def create(
     convention: Convention = "nfd",
     kubeconfig: str | None = None,
     api_client: Any = None,
+    service_type: ServiceType = "ClusterIP",
 ) -> KubernetesProvider:
-    """A provider for one cluster: ``api_client`` when given (tests), else the kubeconfig (``context``), else in-cluster."""
+    """A provider for one cluster: ``api_client`` when given (tests), else the kubeconfig (``context``), else in-cluster.
+    ``service_type``: LoadBalancer exposes gateways outside the cluster (their allow list as source ranges)."""
     if api_client is None:
         from kubernetes import client, config
 
@@ -255,4 +308,4 @@ def create(
                     api_client = client.ApiClient()
         except config.ConfigException as exc:
             raise AuthError(f"kubernetes: no usable kubeconfig ({exc}); set KUBECONFIG or the site's kube_context") from None
-    return KubernetesProvider(api_client, namespace=namespace, convention=convention)
+    return KubernetesProvider(api_client, namespace=namespace, convention=convention, service_type=service_type)

@@ -238,7 +238,7 @@ class LocalProvider:
                           "files": sorted(c.files), "state_dir": str(self.state_dir)})
         return calls
 
-    def _check_ports(self, container: ContainerSpec) -> int:
+    def check_ports(self, container: ContainerSpec) -> int:
         """The port the pod answers on. A replica moves to a free port when its own is taken; a gateway's ports
         are the endpoint users were given, so a taken one is an error that names it."""
         port = self._port(container)
@@ -251,7 +251,8 @@ class LocalProvider:
             if not _port_free(self.host if what != "router" else "127.0.0.1", p):
                 raise UserError(f"local: the gateway's {what} port {p} on {self.host} is already taken by another "
                                 f"program; choose another gateway.port for deployment "
-                                f"{container.labels.get('orch-deployment', '?')} (it uses port .. port+3)")
+                                f"{container.labels.get('orch-deployment', '?')} (a gateway uses its port and the "
+                                "three after it)")
         return port
 
     def _env(self, container: ContainerSpec) -> dict[str, str]:
@@ -270,7 +271,7 @@ class LocalProvider:
         if existing and _alive(existing["pid"], existing.get("start_time")):
             return self._handle(existing, "pending")  # already launched by an earlier run: adopt it
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        port = self._check_ports(container)
+        port = self.check_ports(container)
         procs = []
         for c, argv, env in self._processes(container, port):
             log_path = self.state_dir / f"{c.name}.log"

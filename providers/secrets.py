@@ -22,8 +22,9 @@ class LocalSecrets:
     def path(self, ref: SecretRef) -> Path:
         return self.directory / ref.name
 
-    def get(self, ref: SecretRef, env_var: str | None = None) -> str | None:
-        """The value, from ``env_var`` in orch's environment, else the file; a required secret is generated."""
+    def get(self, ref: SecretRef, env_var: str | None = None, *, generate: bool = True) -> str | None:
+        """The value, from ``env_var`` in orch's environment, else the file; a required secret is generated
+        (unless ``generate`` is false)."""
         if env_var and os.environ.get(env_var):
             return os.environ[env_var]
         path = self.path(ref)
@@ -31,7 +32,7 @@ class LocalSecrets:
             value = path.read_text().strip()
         except FileNotFoundError:
             value = ""
-        if value or not ref.required:
+        if value or not ref.required or not generate:
             return value or None
         return self._generate(path)
 

@@ -245,3 +245,151 @@ def test_error_mapping(code: str, status: int, expected: str):
     exc = ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "RunInstances")
     err = map_error(exc, "run_instances")
     assert type(err).__name__ == expected and code in str(err)
+
+
+# -- network rules: one security group per (project, deployment, role) --------------------------------------
+
+CONTROL = ("198.51.100.7/32",)
+ALLOW = ("203.0.113.0/24",)
+
+
+def _replica_spec() -> ContainerSpec:
+    """What containers.vllm.build_vllm_container gives with control_cidrs: the port open to the gateways and orch."""
+    from containers.spec import Ingress
+
+    spec = _spec()
+    spec.ingress = [Ingress(8000, cidrs=CONTROL, peers=("gateway",))]
+    return spec
+
+
+def _gateway_spec() -> ContainerSpec:
+    from containers.gateway import build_gateway_container
+
+    return build_gateway_container(project="acme", deployment="chat", gateway="gw-0", allow_cidrs=ALLOW, control_cidrs=CONTROL)
+
+
+def _gw_placement() -> Placement:
+    return Placement("acme", "chat", "p1", "chat-gw-0", f"aws:{REGION}", "m7i.large", "CPU", 0)
+
+
+def _groups(ec2) -> dict[str, dict]:
+    """orch's security groups by role."""
+    out = {}
+    for g in ec2.describe_security_groups(Filters=[{"Name": "tag-key", "Values": ["orch-role"]}])["SecurityGroups"]:
+        tags = {t["Key"]: t["Value"] for t in g["Tags"]}
+        assert tags["orch-project"] == "acme" and tags["orch-deployment"] == "chat"
+        out[tags["orch-role"]] = g
+    return out
+
+
+def _rules(group: dict) -> set[tuple]:
+    out = set()
+    for p in group["IpPermissions"]:
+        out |= {(p["IpProtocol"], p["FromPort"], p["ToPort"], r["CidrIp"]) for r in p.get("IpRanges", [])}
+        out |= {(p["IpProtocol"], p["FromPort"], p["ToPort"], r["GroupId"]) for r in p.get("UserIdGroupPairs", [])}
+    return out
+
+
+def _instance_groups(ec2, instance_id: str) -> set[str]:
+    inst = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    return {g["GroupId"] for g in inst["SecurityGroups"]}
+
+
+def test_replica_and_gateway_security_groups_hold_exactly_their_ingress(aws_env):
+    ec2 = aws_env
+    p = _provider(ec2, security_group_ids=None)
+    vpc_cidr = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["CidrBlock"]
+
+    replica = p.launch(_replica_spec(), _placement())
+    groups = _groups(ec2)
+    assert set(groups) == {"replica", "gateway"}  # the gateway's group exists (empty) before any gateway launched
+    gw_sg, rep_sg = groups["gateway"]["GroupId"], groups["replica"]["GroupId"]
+    assert groups["gateway"]["IpPermissions"] == []
+    assert _rules(groups["replica"]) == {("tcp", 8000, 8000, gw_sg), ("tcp", 8000, 8000, CONTROL[0])}
+    assert groups["replica"]["GroupName"] == "orch-acme-chat-replica"
+    assert _instance_groups(ec2, replica.id) == {rep_sg}
+    inst = ec2.describe_instances(InstanceIds=[replica.id])["Reservations"][0]["Instances"][0]
+    assert replica.details["private_ip"] == inst["PrivateIpAddress"]  # the address group references match
+
+    gateway = p.launch(_gateway_spec(), _gw_placement())
+    groups = _groups(ec2)
+    assert groups["gateway"]["GroupId"] == gw_sg and groups["replica"]["GroupId"] == rep_sg
+    assert _rules(groups["gateway"]) == {("tcp", 8080, 8080, vpc_cidr), ("tcp", 8080, 8080, ALLOW[0]), ("tcp", 8081, 8081, CONTROL[0])}
+    assert not any(r[3] == "0.0.0.0/0" for g in groups.values() for r in _rules(g))
+    assert _instance_groups(ec2, gateway.id) == {gw_sg}
+
+    # A second replica (and a rerun of either) reuses both groups: nothing duplicated, rules unchanged.
+    second = p.launch(_replica_spec(), _placement(replica="chat-g5-1"))
+    p.launch(_gateway_spec(), _gw_placement())
+    again = _groups(ec2)
+    assert {r: g["GroupId"] for r, g in again.items()} == {"replica": rep_sg, "gateway": gw_sg}
+    assert _rules(again["replica"]) == _rules(groups["replica"]) and _rules(again["gateway"]) == _rules(groups["gateway"])
+    assert _instance_groups(ec2, second.id) == {rep_sg}
+
+
+def test_security_group_rules_follow_the_spec_and_user_groups_stay(aws_env):
+    from containers.spec import Ingress
+
+    ec2 = aws_env
+    mine = ec2.create_security_group(GroupName="ssh", Description="user's")["GroupId"]
+    p = _provider(ec2, security_group_ids=mine)
+    h = p.launch(_replica_spec(), _placement())
+    rep_sg = _groups(ec2)["replica"]["GroupId"]
+    assert _instance_groups(ec2, h.id) == {rep_sg, mine}
+
+    changed = _replica_spec()
+    changed.ingress = [Ingress(8000, cidrs=("192.0.2.9/32",), peers=("gateway",))]  # orch moved: the old CIDR goes
+    p.launch(changed, _placement())
+    gw_sg = _groups(ec2)["gateway"]["GroupId"]
+    assert _rules(_groups(ec2)["replica"]) == {("tcp", 8000, 8000, gw_sg), ("tcp", 8000, 8000, "192.0.2.9/32")}
+
+
+def test_no_ingress_keeps_todays_request(aws_env):
+    p = _provider(aws_env, security_group_ids="sg-1")
+    params = p.run_instances_params(_spec(), _placement(), "ami-1")
+    assert params["SecurityGroupIds"] == ["sg-1"]
+    assert [c["call"] for c in p.planned_calls(_spec(), _placement())] == ["run_instances"]
+    assert _groups(aws_env) == {}
+
+
+def test_terminating_the_last_instances_deletes_the_groups(aws_env):
+    ec2 = aws_env
+    p = _provider(ec2)
+    a = p.launch(_replica_spec(), _placement())
+    b = p.launch(_replica_spec(), _placement(replica="chat-g5-1"))
+    gw = p.launch(_gateway_spec(), _gw_placement())
+    assert set(_groups(ec2)) == {"replica", "gateway"}
+
+    p.terminate(a)
+    assert set(_groups(ec2)) == {"replica", "gateway"}  # b still uses the replica group
+    p.terminate(gw)
+    assert set(_groups(ec2)) == {"replica", "gateway"}  # the replica group still refers to the gateway's
+    p.terminate(b)
+    assert _groups(ec2) == {}  # the last replica: its group, then the gateway's, nothing left
+    p.terminate(b)  # again: nothing to do, no error
+
+
+def test_cleanup_failure_is_a_warning_not_an_error(aws_env, caplog):
+    p = _provider(aws_env)
+    h = p.launch(_replica_spec(), _placement())
+
+    def refuse(**kwargs):
+        raise ClientError({"Error": {"Code": "DependencyViolation", "Message": "resource has a dependent object"},
+                           "ResponseMetadata": {"HTTPStatusCode": 400}}, "DeleteSecurityGroup")
+
+    p._client("ec2", REGION).meta.events.register("before-call.ec2.DeleteSecurityGroup", refuse)
+    with caplog.at_level("WARNING", logger="providers.aws_network"):
+        p.terminate(h)
+    assert p.describe(h.id, REGION).state == "terminated"
+    assert "DependencyViolation" in caplog.text and set(_groups(aws_env)) == {"replica", "gateway"}
+
+
+def test_planned_calls_list_the_security_group_calls_without_credentials():
+    calls = create(region=REGION, ami_id="ami-1", security_group_ids="sg-user").planned_calls(_replica_spec(), _placement())
+    assert [c["call"] for c in calls] == ["describe_vpcs", "create_security_group", "create_security_group",
+                                          "authorize_security_group_ingress", "run_instances"]
+    assert [c["params"]["GroupName"] for c in calls if c["call"] == "create_security_group"] == ["orch-acme-chat-gateway", "orch-acme-chat-replica"]
+    perms = calls[3]["params"]["IpPermissions"]
+    assert {"IpProtocol": "tcp", "FromPort": 8000, "ToPort": 8000, "IpRanges": [{"CidrIp": CONTROL[0]}]} in perms
+    assert {"IpProtocol": "tcp", "FromPort": 8000, "ToPort": 8000, "UserIdGroupPairs": [{"GroupId": "<security group orch-acme-chat-gateway>"}]} in perms
+    assert calls[-1]["params"]["SecurityGroupIds"] == ["<security group orch-acme-chat-replica>", "sg-user"]

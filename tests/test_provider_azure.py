@@ -236,3 +236,204 @@ def test_one_off_ssh_key_is_an_openssh_public_key():
 
     key = _one_off_ssh_key()
     assert key.startswith("ssh-rsa AAAA") and "PRIVATE" not in key
+
+
+# -- network rules: an NSG per (project, deployment, role) on the VM's NIC, an ASG for the gateways ----------
+
+CONTROL = ("198.51.100.7/32",)
+ALLOW = ("203.0.113.0/24",)
+NET = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Network"
+GW_VM = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Compute/virtualMachines/orch-acme-chat-gw-0"
+ASG_ID = f"{NET}/applicationSecurityGroups/orch-acme-chat-gateway-eastus"
+REP_NSG, GW_NSG = f"{NET}/networkSecurityGroups/orch-acme-chat-replica-eastus", f"{NET}/networkSecurityGroups/orch-acme-chat-gateway-eastus"
+
+
+def _replica_spec() -> ContainerSpec:
+    """What containers.vllm.build_vllm_container gives with control_cidrs."""
+    from containers.spec import Ingress
+
+    spec = _spec()
+    spec.ingress = [Ingress(8000, cidrs=CONTROL, peers=("gateway",))]
+    return spec
+
+
+def _gateway_spec() -> ContainerSpec:
+    from containers.gateway import build_gateway_container
+
+    return build_gateway_container(project="acme", deployment="chat", gateway="gw-0", allow_cidrs=ALLOW, control_cidrs=CONTROL)
+
+
+def _net_provider(httpserver) -> AzureProvider:
+    p = _provider(httpserver)
+    p.key_vault = "orch-kv"  # the gateway's keys come from Key Vault
+    return p
+
+
+def _gw_placement() -> Placement:
+    return Placement("acme", "chat", "p1", "chat-gw-0", "azure:eastus", "Standard_D2s_v5", "CPU", 0, "on_demand")
+
+
+def _fake_network(httpserver) -> dict:
+    """Microsoft.Network NSGs and ASGs as ARM answers them (PUT/DELETE as long-running operations), backed by a dict."""
+    import re
+
+    from werkzeug import Response
+
+    store: dict[str, dict] = {}
+    ops = f"/subscriptions/{SUB}/providers/Microsoft.Network/locations/eastus"
+
+    def js(body, status=200, headers=None):
+        return Response(json.dumps(body), status=status, headers=headers or {}, content_type="application/json")
+
+    def resource(request):
+        path = request.path
+        if request.method == "GET" and path.endswith(("/networkSecurityGroups", "/applicationSecurityGroups")):
+            return js({"value": [v for k, v in store.items() if k.rsplit("/", 1)[0] == path]})
+        if request.method == "PUT":
+            body = request.get_json()
+            kind = path.split("/")[-2]
+            item = {**body, "id": path, "name": path.rsplit("/", 1)[-1], "type": f"Microsoft.Network/{kind}",
+                    "etag": 'W/"1"', "properties": {**body["properties"], "provisioningState": "Succeeded"}}
+            if kind == "networkSecurityGroups":
+                item["properties"]["securityRules"] = [
+                    {**r, "id": f"{path}/securityRules/{r['name']}", "etag": 'W/"1"', "type": f"Microsoft.Network/{kind}/securityRules",
+                     "properties": {"provisioningState": "Succeeded", "sourcePortRanges": [], "destinationPortRanges": [],
+                                    "sourceAddressPrefixes": [], "destinationAddressPrefixes": [], **r["properties"]}}
+                    for r in body["properties"]["securityRules"]]
+                item["properties"]["defaultSecurityRules"] = [{"name": "AllowVnetInBound", "properties": {"priority": 65000, "access": "Allow"}}]
+            created = path not in store
+            store[path] = item
+            return js(dict(item, properties={**item["properties"], "provisioningState": "Updating"}), 201 if created else 200,
+                      {"Azure-AsyncOperation": httpserver.url_for(f"{ops}/operations/put-1") + "?api-version=2023-09-01", "Retry-After": "0"})
+        if path not in store:
+            return js({"error": {"code": "NotFound", "message": f"Resource {path} not found."}}, 404)
+        if request.method == "GET":
+            return js(store[path])
+        del store[path]  # DELETE
+        return js({}, 202, {"Azure-AsyncOperation": httpserver.url_for(f"{ops}/operations/del-1") + "?api-version=2023-09-01",
+                            "Location": httpserver.url_for(f"{ops}/operationResults/del-1") + "?api-version=2023-09-01", "Retry-After": "0"})
+
+    httpserver.expect_request(re.compile(rf"^{NET}/(networkSecurityGroups|applicationSecurityGroups)(/[^/]+)?$")).respond_with_handler(resource)
+    httpserver.expect_request(re.compile(rf"^{ops}/operations/[^/]+$"), method="GET").respond_with_json(REC["asyncSucceeded"])
+    httpserver.expect_request(re.compile(rf"^{ops}/operationResults/[^/]+$"), method="GET").respond_with_data("", status=204)
+    return store
+
+
+def _serve_vms(httpserver) -> None:
+    for path, name in ((VM_PATH, "orch-acme-chat-t4-0"), (GW_VM, "orch-acme-chat-gw-0")):
+        httpserver.expect_request(path, method="PUT").respond_with_json(dict(REC["vmSucceeded"], name=name))
+        httpserver.expect_request(path, method="GET").respond_with_json(dict(REC["vmSucceeded"], name=name))
+        httpserver.expect_request(path, method="DELETE").respond_with_data("", status=200)
+    nic = REC["vmSucceeded"]["properties"]["networkProfile"]["networkInterfaces"][0]["id"]
+    httpserver.expect_request(nic, method="GET").respond_with_json(REC["nic"])
+    httpserver.expect_request(REC["nic"]["properties"]["ipConfigurations"][0]["properties"]["publicIPAddress"]["id"], method="GET").respond_with_json(REC["publicIp"])
+
+
+def _rules(store: dict, nsg: str) -> dict[str, dict]:
+    keep = ("priority", "access", "direction", "protocol", "destinationPortRange", "destinationPortRanges", "sourceAddressPrefix",
+            "sourceAddressPrefixes", "sourceApplicationSecurityGroups")
+    return {r["name"]: {k: r["properties"][k] for k in keep if r["properties"].get(k)} for r in store[nsg]["properties"]["securityRules"]}
+
+
+def _vm_nic(httpserver, vm_path: str) -> dict:
+    """The NIC configuration of the last VM PUT, read through the compute SDK's own model (so the fields are real)."""
+    from azure.mgmt.compute.models import VirtualMachine
+
+    body = [req.get_json() for req, _ in httpserver.log if req.method == "PUT" and req.path == vm_path][-1]
+    return VirtualMachine(body).properties.network_profile.network_interface_configurations[0].properties
+
+
+def test_replica_and_gateway_nsgs_hold_exactly_their_ingress(httpserver):
+    store = _fake_network(httpserver)
+    _serve_vms(httpserver)
+    p = _net_provider(httpserver)
+
+    p.launch(_replica_spec(), _placement())
+    assert set(store) == {ASG_ID, REP_NSG}  # the gateways' ASG exists before any gateway launched
+    assert store[REP_NSG]["tags"] == {"orch-project": "acme", "orch-deployment": "chat", "orch-role": "replica"}
+    assert store[ASG_ID]["tags"]["orch-role"] == "gateway" and store[REP_NSG]["location"] == "eastus"
+    assert _rules(store, REP_NSG) == {
+        "allow-8000-cidrs": {"priority": 100, "access": "Allow", "direction": "Inbound", "protocol": "Tcp", "destinationPortRange": "8000", "sourceAddressPrefixes": list(CONTROL)},
+        "allow-8000-gateway": {"priority": 101, "access": "Allow", "direction": "Inbound", "protocol": "Tcp", "destinationPortRange": "8000", "sourceApplicationSecurityGroups": [{"id": ASG_ID}]},
+        "deny-other": {"priority": 4096, "access": "Deny", "direction": "Inbound", "protocol": "Tcp", "destinationPortRanges": ["8000"], "sourceAddressPrefix": "*"},
+    }
+    nic = _vm_nic(httpserver, VM_PATH)
+    assert nic.network_security_group.id == REP_NSG and not nic.ip_configurations[0].properties.application_security_groups
+    polls = [r for r, _ in httpserver.log if "/Microsoft.Network/locations/eastus/operations/" in r.path]
+    assert len(polls) == 2  # the ASG's and the NSG's PUT, each polled to Succeeded
+
+    p.launch(_gateway_spec(), _gw_placement())
+    rules = _rules(store, GW_NSG)
+    assert rules["allow-8080-cidrs"]["sourceAddressPrefixes"] == list(ALLOW)
+    assert rules["allow-8080-network"]["sourceAddressPrefix"] == "VirtualNetwork"
+    assert rules["allow-8081-cidrs"]["sourceAddressPrefixes"] == list(CONTROL) and rules["allow-8081-cidrs"]["destinationPortRange"] == "8081"
+    assert rules["deny-other"]["destinationPortRanges"] == ["8080", "8081"]
+    assert [r["priority"] for r in rules.values()] == [100, 101, 102, 4096]
+    assert not any("*" in r.get("sourceAddressPrefixes", []) or r.get("sourceAddressPrefix") == "*" for r in rules.values() if r["access"] == "Allow")
+    gw_nic = _vm_nic(httpserver, GW_VM)
+    assert gw_nic.network_security_group.id == GW_NSG
+    assert [a.id for a in gw_nic.ip_configurations[0].properties.application_security_groups] == [ASG_ID]
+
+    # A rerun (or another replica) finds both as they should be: no network PUT at all.
+    puts = sum(1 for r, _ in httpserver.log if r.method == "PUT" and "/Microsoft.Network/" in r.path)
+    p.launch(_replica_spec(), _placement())
+    p.launch(_gateway_spec(), _gw_placement())
+    assert sum(1 for r, _ in httpserver.log if r.method == "PUT" and "/Microsoft.Network/" in r.path) == puts == 3
+
+
+def test_changed_ingress_rewrites_the_nsg(httpserver):
+    from containers.spec import Ingress
+
+    store = _fake_network(httpserver)
+    _serve_vms(httpserver)
+    p = _net_provider(httpserver)
+    p.launch(_replica_spec(), _placement())
+    changed = _replica_spec()
+    changed.ingress = [Ingress(8000, cidrs=("192.0.2.9/32",), peers=("gateway",))]
+    p.launch(changed, _placement())
+    assert _rules(store, REP_NSG)["allow-8000-cidrs"]["sourceAddressPrefixes"] == ["192.0.2.9/32"]
+
+
+def test_terminate_deletes_unused_nsgs_then_the_asg(httpserver, caplog):
+    store = _fake_network(httpserver)
+    _serve_vms(httpserver)
+    p = _net_provider(httpserver)
+    p.launch(_replica_spec(), _placement())
+    p.launch(_gateway_spec(), _gw_placement())
+    nic = f"{NET}/networkInterfaces/orch-acme-chat-gw-0-nic"
+    store[GW_NSG]["properties"]["networkInterfaces"] = [{"id": nic}]  # ARM lists the NICs an NSG is on
+    labels = {"orch-project": "acme", "orch-deployment": "chat"}
+
+    p.terminate(Handle("azure", "orch-acme-chat-t4-0", "azure:eastus", "running", labels=labels))
+    assert set(store) == {GW_NSG, ASG_ID}  # the replica NSG went; the gateway's is on a NIC, so the ASG stays
+    deletes = [r for r, _ in httpserver.log if r.method == "DELETE" and "/Microsoft.Network/" in r.path]
+    assert [r.path for r in deletes] == [REP_NSG] and any(r.path.endswith("/operations/del-1") for r, _ in httpserver.log)
+
+    p.terminate(Handle("azure", "orch-acme-chat-gw-0", "azure:eastus", "running", labels=labels))
+    assert store == {}  # its own NIC went with the VM: the NSG, then the ASG
+
+    # A refused delete is a warning; termination goes on.
+    p.launch(_replica_spec(), _placement())
+    assert set(store) == {REP_NSG, ASG_ID}
+    httpserver.clear()
+    _serve_vms(httpserver)
+    httpserver.expect_request(f"{NET}/networkSecurityGroups", method="GET").respond_with_json({"value": [store[REP_NSG]]})
+    httpserver.expect_request(f"{NET}/applicationSecurityGroups", method="GET").respond_with_json({"value": []})
+    httpserver.expect_request(REP_NSG, method="DELETE").respond_with_json(
+        {"error": {"code": "InUseNetworkSecurityGroupCannotBeDeleted", "message": "Network security group is in use."}}, status=400)
+    with caplog.at_level("WARNING", logger="providers.azure_network"):
+        p.terminate(Handle("azure", "orch-acme-chat-t4-0", "azure:eastus", "running", labels=labels))
+    assert "InUseNetworkSecurityGroupCannotBeDeleted" in caplog.text
+
+
+def test_planned_calls_list_the_asg_and_nsg_without_credentials():
+    p = create(subscription_id=SUB, resource_group=RG, subnet_id=SUBNET, key_vault="orch-kv")
+    calls = p.planned_calls(_gateway_spec(), _gw_placement())
+    assert [c["call"] for c in calls] == ["application_security_groups.begin_create_or_update",
+                                          "network_security_groups.begin_create_or_update", "virtual_machines.begin_create_or_update"]
+    nsg = calls[1]["params"]
+    assert nsg["name"] == "orch-acme-chat-gateway-eastus" and nsg["parameters"]["tags"]["orch-role"] == "gateway"
+    nic = calls[2]["params"]["parameters"]["properties"]["networkProfile"]["networkInterfaceConfigurations"][0]["properties"]
+    assert nic["networkSecurityGroup"] == {"id": GW_NSG}
+    assert nic["ipConfigurations"][0]["properties"]["applicationSecurityGroups"] == [{"id": ASG_ID}]
+    assert [c["call"] for c in p.planned_calls(_spec(), _placement())] == ["virtual_machines.begin_create_or_update"]

@@ -21,7 +21,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "k8s"
 ROUTE = re.compile(
     r"^/(?:api/v1|apis/(?P<group>[^/]+)/(?P<version>[^/]+))/namespaces/(?P<ns>[^/]+)/(?P<plural>[^/]+)(?:/(?P<name>[^/]+))?$"
 )
-GROUPS = {"deployments": "apps", "services": "", "pods": "", "leaderworkersets": "leaderworkerset.x-k8s.io"}
+GROUPS = {"deployments": "apps", "services": "", "pods": "", "configmaps": "", "networkpolicies": "networking.k8s.io",
+          "leaderworkersets": "leaderworkerset.x-k8s.io"}
 
 
 def fixture(fname: str, **fill: str) -> dict[str, Any]:
@@ -85,7 +86,9 @@ class FakeApiServer:
         if request.method == "PATCH":
             patch = json.loads(request.get_data())
             merged = copy.deepcopy(self.objects[key])
-            merged["spec"] = patch.get("spec", merged["spec"])
+            for field in ("spec", "data"):  # a ConfigMap has data, no spec
+                if field in patch:
+                    merged[field] = patch[field]
             merged["metadata"]["labels"] = patch["metadata"].get("labels", merged["metadata"].get("labels"))
             self.objects[key] = merged
             return self.json(merged)
@@ -225,3 +228,98 @@ def test_create_from_kubeconfig_context(httpserver, api: FakeApiServer, tmp_path
 def test_missing_kubeconfig_is_an_auth_error(tmp_path: Path) -> None:
     with pytest.raises(AuthError, match="kubeconfig"):
         create(context="nope", kubeconfig=str(tmp_path / "missing"))
+
+
+GW_PLACEMENT = Placement(project="acme", deployment="chat", plan_id="p1", replica="acme-chat-gw1-0",
+                         region="onprem:k8s-east", instance_type="cpu", gpu="CPU", gpu_count=0)
+
+
+def gateway_spec():  # type: ignore[no-untyped-def]
+    from containers.gateway import build_gateway_container
+
+    labels = {"orch-project": "acme", "orch-deployment": "chat", "orch-replica": "acme-chat-gw1-0", "orch-role": "gateway"}
+    return build_gateway_container(project="acme", deployment="chat", gateway="acme-chat-gw1-0", labels=labels,
+                                   allow_cidrs=("10.0.0.0/8",), control_cidrs=("192.0.2.0/24",))
+
+
+def test_gateway_launch_describe_terminate(provider, api: FakeApiServer, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from containers.gateway import caddyfile
+
+    monkeypatch.setenv("ORCH_API_KEY", SECRET)
+    spec = gateway_spec()
+    name = spec.name
+    handle = provider.launch(spec, GW_PLACEMENT)
+    # the pod's files and its policy exist before the pod does
+    posts = [c[1] for c in api.calls if c[0] == "POST"]
+    assert posts == ["/api/v1/namespaces/orch/configmaps", "/apis/networking.k8s.io/v1/namespaces/orch/networkpolicies",
+                     "/apis/apps/v1/namespaces/orch/deployments", "/api/v1/namespaces/orch/services"]
+    assert set(api.objects) == {("configmaps", f"{name}-files"), ("networkpolicies", name), ("deployments", name), ("services", name)}
+    assert SECRET not in json.dumps(list(api.objects.values()))
+    for obj in api.objects.values():  # labelled like the rest: found by project and deployment
+        assert {"orch-project": "acme", "orch-deployment": "chat", "orch-plan": "p1"}.items() <= obj["metadata"]["labels"].items()
+    assert api.objects[("configmaps", f"{name}-files")]["data"] == {"Caddyfile": caddyfile(8080)}
+    pol = api.objects[("networkpolicies", name)]["spec"]
+    assert [(r["ports"][0]["port"], r["from"]) for r in pol["ingress"]] == [
+        (8080, [{"ipBlock": {"cidr": "10.0.0.0/8"}}, {"podSelector": {}}]), (8081, [{"ipBlock": {"cidr": "192.0.2.0/24"}}])]
+    pod = api.objects[("deployments", name)]["spec"]["template"]
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["router", "edge"]
+    assert pod["metadata"]["labels"]["orch-role"] == "gateway"
+    svc = api.objects[("services", name)]["spec"]
+    assert [(p["name"], p["port"]) for p in svc["ports"]] == [("http", 8080), ("control", 8081)] and svc["type"] == "ClusterIP"
+
+    # the endpoint is the Service's public port, not the router's (it has none) nor the control port
+    endpoint = f"http://{name}.orch.svc.cluster.local:8080"
+    assert handle.endpoint == endpoint and handle.details["control_endpoint"].endswith(":8081")
+    assert provider.describe(name, GW_PLACEMENT.region).endpoint == endpoint
+    [listed] = provider.list({"orch-project": "acme", "orch-deployment": "chat"})
+    assert listed.endpoint == endpoint and listed.labels["orch-role"] == "gateway"
+
+    provider.launch(spec, GW_PLACEMENT)  # idempotent: every object adopted (409 -> patch)
+    patched = [c[1].rsplit("/", 2)[-2] for c in api.calls if c[0] == "PATCH"]
+    assert patched == ["configmaps", "networkpolicies", "deployments", "services"]
+    assert len(api.objects) == 4
+
+    provider.terminate(handle)
+    assert api.objects == {}
+    deleted = [c[1].rsplit("/", 2)[-2] for c in api.calls if c[0] == "DELETE"]
+    assert deleted == ["deployments", "leaderworkersets", "services", "configmaps", "networkpolicies"]
+    provider.terminate(handle)  # idempotent
+    with pytest.raises(NotFoundError):
+        provider.describe(name, GW_PLACEMENT.region)
+
+
+def test_replica_policy_admits_its_gateways(provider, api: FakeApiServer) -> None:  # type: ignore[no-untyped-def]
+    from containers.gateway import API_KEY
+    from containers.vllm import build_vllm_container
+    from test_containers_vllm import plan
+
+    d, g = plan()
+    spec = build_vllm_container(project="acme", deployment=d, group=g, replica="chat-0", api_key=API_KEY,
+                                control_cidrs=["192.0.2.0/24"])
+    provider.launch(spec, PLACEMENT)
+    provider.launch(gateway_spec(), GW_PLACEMENT)
+    [rule] = api.objects[("networkpolicies", spec.name)]["spec"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 8000}]
+    cidr, pods = rule["from"]
+    assert cidr == {"ipBlock": {"cidr": "192.0.2.0/24"}}
+    gw_labels = api.objects[("deployments", gateway_spec().name)]["spec"]["template"]["metadata"]["labels"]
+    assert pods["podSelector"]["matchLabels"].items() <= gw_labels.items()
+    assert ("configmaps", f"{spec.name}-files") not in api.objects  # a replica has no files
+    provider.terminate(provider.describe(spec.name, PLACEMENT.region))
+    assert {k for k in api.objects if spec.name in k[1]} == set()
+
+
+def test_gateway_load_balancer_planned() -> None:
+    from kubernetes import client
+
+    from orchestrator.errors import UserError
+
+    p = create(namespace="orch", api_client=client.ApiClient(client.Configuration(host="http://127.0.0.1:9")),
+               service_type="LoadBalancer")
+    calls = p.planned_calls(gateway_spec(), GW_PLACEMENT)
+    assert [c["kind"] for c in calls] == ["ConfigMap", "NetworkPolicy", "Deployment", "Service"]
+    svc = calls[-1]["body"]["spec"]
+    assert svc["type"] == "LoadBalancer" and svc["loadBalancerSourceRanges"] == ["10.0.0.0/8", "192.0.2.0/24"]
+    assert p.planned_calls(build(), PLACEMENT)[-1]["body"]["spec"]["type"] == "ClusterIP"  # replicas stay inside
+    with pytest.raises(UserError, match="service type"):
+        create(namespace="orch", api_client=client.ApiClient(), service_type="NodePort")  # type: ignore[arg-type]

@@ -31,15 +31,13 @@ def test_bench_meter_report_against_real_vllm(vllm_server, tmp_path: Path, monke
     from orchestrator.metering import tables as T
     from orchestrator.metering.store import open_engine
     from orchestrator.perf import profiles
-    from orchestrator.reports.aggregate import capacity_tokens_per_s
     from orchestrator.state.models import Replica
 
     endpoint = vllm_server.endpoint
     db = str(tmp_path / "state.db")
     prof_dir = tmp_path / "profiles"
     monkeypatch.setenv("ORCH_PROFILE_DIR", str(prof_dir))
-    profiles.clear_cache()
-    capacity_tokens_per_s.cache_clear()
+    profiles.clear_cache()  # also the estimates and capacities memoized from earlier profiles
 
     engine = open_engine(db)
     created = datetime.now(timezone.utc)

@@ -1,9 +1,13 @@
-"""A ContainerSpec as Kubernetes objects: Deployment + Service, or LeaderWorkerSet + Service for multi-node.
+"""A ContainerSpec as Kubernetes objects: Deployment + Service, or LeaderWorkerSet + Service for multi-node, with
+the ConfigMap of its files and the NetworkPolicy of its ingress when it has them (containers.render.kubernetes_extra).
+
+A pod with sidecars (the gateway: vllm-router and its Caddy edge) is one pod of several containers; its Service
+publishes every port of the pod (``ContainerSpec.all_ports``).
 
 Objects are built with the official client's models and serialized with ``ApiClient.sanitize_for_serialization``
 (camelCase dicts, ready to apply). GPU node selection follows one of three conventions
 (/work/shared/facts/vllm.md, "Kubernetes"): GKE, Karpenter (EKS) or NVIDIA GPU feature discovery (NFD).
-The HF token comes from a Secret through ``secretKeyRef``; its value is never in a manifest.
+Secrets (the HF token, API keys) come from Secrets through ``secretKeyRef``; their values are never in a manifest.
 """
 
 from __future__ import annotations
@@ -11,10 +15,26 @@ from __future__ import annotations
 import shlex
 from typing import Any, Literal
 
+from containers.names import dns_label
+from containers.render.kubernetes_extra import (
+    FILES_ANNOTATION,
+    FILES_VOLUME,
+    ROLE_LABEL,
+    config_map_name,
+    containers_of,
+    file_keys,
+    files_digest,
+    ingress_cidrs,
+    render_config_map,
+    render_network_policy,
+)
 from containers.spec import ContainerSpec, Probe
 
 Convention = Literal["gke", "karpenter", "nfd"]
 CONVENTIONS: tuple[str, ...] = ("gke", "karpenter", "nfd")
+ServiceType = Literal["ClusterIP", "LoadBalancer"]
+SERVICE_TYPES: tuple[str, ...] = ("ClusterIP", "LoadBalancer")
+CONTAINER_NAMES = {"gateway": "router", "edge": "edge"}
 
 INSTANCE_LABEL = "app.kubernetes.io/instance"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "orch", "app.kubernetes.io/name": "vllm"}
@@ -100,25 +120,48 @@ def _probe(p: Probe | None) -> Any:
     )
 
 
-def _pod_spec(
+def _memory(gb: float) -> str:
+    return f"{int(gb)}Gi" if float(gb).is_integer() else f"{round(gb * 1024)}Mi"
+
+
+def _command(spec: ContainerSpec) -> list[str] | None:
+    """The container's command; with ``pip_install``, wrapped to install the packages first (as the docker
+    renderer does): ``sh -c 'pip install ... && exec "$@"' sh <command...>``, the args following."""
+    command = list(spec.command)
+    if spec.pip_install:
+        install = "pip install -q --no-cache-dir " + shlex.join(spec.pip_install)
+        command = ["sh", "-c", f'{install} && exec "$@"', "sh", *command]
+    return command or None
+
+
+def _container_name(spec: ContainerSpec, main: bool) -> str:
+    """vllm for a replica (as always), router and edge for a gateway's two; a sidecar's own name otherwise."""
+    if spec.role in CONTAINER_NAMES:
+        return CONTAINER_NAMES[spec.role]
+    return "vllm" if main else dns_label(spec.name)
+
+
+def _container(
     spec: ContainerSpec,
-    convention: Convention,
+    name: str,
     *,
     command: list[str] | None = None,
     args: list[str] | None = None,
     probes: bool = True,
     extra_env: list[Any] | None = None,
+    mounts: list[Any],
 ) -> Any:
     from kubernetes import client
 
     env = [client.V1EnvVar(name=k, value=v) for k, v in sorted(spec.env.items())]
-    for name, ref in sorted(spec.secret_env.items()):
+    for key, ref in sorted(spec.secret_env.items()):
         env.append(
             client.V1EnvVar(
-                name=name,
+                name=key,
                 value_from=client.V1EnvVarSource(
-                    # optional: public models need no token; gated ones fail loudly at download
-                    secret_key_ref=client.V1SecretKeySelector(name=ref.name, key=ref.key, optional=True)
+                    # optional unless required: public models need no token (gated ones fail loudly at download);
+                    # an API key is required: the pod does not start without it
+                    secret_key_ref=client.V1SecretKeySelector(name=ref.name, key=ref.key, optional=not ref.required)
                 ),
             )
         )
@@ -132,8 +175,27 @@ def _pod_spec(
     if spec.cpu:
         requests["cpu"] = f"{spec.cpu:g}"
     if spec.memory_gb:
-        requests["memory"] = f"{int(spec.memory_gb)}Gi"
-        limits["memory"] = f"{int(spec.memory_gb)}Gi"
+        requests["memory"] = _memory(spec.memory_gb)
+        limits["memory"] = _memory(spec.memory_gb)
+
+    return client.V1Container(
+        name=name,
+        image=spec.image,
+        command=command if command is not None else _command(spec),
+        args=args if args is not None else (spec.args or None),
+        env=env or None,
+        ports=[client.V1ContainerPort(name=n[:15], container_port=p) for n, p in spec.ports.items()] or None,
+        resources=client.V1ResourceRequirements(limits=limits or None, requests=requests or None),
+        volume_mounts=mounts or None,
+        startup_probe=_probe(spec.startup) if probes else None,
+        readiness_probe=_probe(spec.readiness) if probes else None,
+        liveness_probe=_probe(spec.liveness) if probes else None,
+    )
+
+
+def _volumes(spec: ContainerSpec) -> tuple[list[Any], list[Any]]:
+    """(pod volumes, this container's mounts) for one container's shm and volumes."""
+    from kubernetes import client
 
     mounts = []
     volumes = []
@@ -153,23 +215,43 @@ def _pod_spec(
             src = client.V1Volume(name=vol.name, empty_dir=client.V1EmptyDirVolumeSource(size_limit=size))
         volumes.append(src)
         mounts.append(client.V1VolumeMount(name=vol.name, mount_path=vol.mount_path))
+    return volumes, mounts
 
-    container = client.V1Container(
-        name="vllm",
-        image=spec.image,
-        command=command if command is not None else (spec.command or None),
-        args=args if args is not None else (spec.args or None),
-        env=env or None,
-        ports=[client.V1ContainerPort(name=n[:15], container_port=p) for n, p in spec.ports.items()] or None,
-        resources=client.V1ResourceRequirements(limits=limits or None, requests=requests or None),
-        volume_mounts=mounts or None,
-        startup_probe=_probe(spec.startup) if probes else None,
-        readiness_probe=_probe(spec.readiness) if probes else None,
-        liveness_probe=_probe(spec.liveness) if probes else None,
-    )
+
+def _pod_spec(
+    spec: ContainerSpec,
+    convention: Convention,
+    *,
+    command: list[str] | None = None,
+    args: list[str] | None = None,
+    probes: bool = True,
+    extra_env: list[Any] | None = None,
+) -> Any:
+    """The pod: the spec's container, then one per sidecar (sharing its network namespace, as pods do), the
+    files of all of them from one ConfigMap, mounted read-only at each file's path."""
+    from kubernetes import client
+
+    pod = containers_of(spec)
+    volumes: list[Any] = []
+    mounts: list[list[Any]] = []
+    for c in pod:
+        vols, ms = _volumes(c)
+        volumes += [v for v in vols if v.name not in {u.name for u in volumes}]
+        mounts.append(ms)
+    keys = file_keys(spec)
+    if keys:
+        volumes.append(client.V1Volume(name=FILES_VOLUME, config_map=client.V1ConfigMapVolumeSource(name=config_map_name(spec.name))))
+        for i, path, key in keys:
+            mounts[i].append(client.V1VolumeMount(name=FILES_VOLUME, mount_path=path, sub_path=key, read_only=True))
+
+    names = [_container_name(c, i == 0) for i, c in enumerate(pod)]
+    if len(set(names)) < len(names):
+        names = [dns_label(c.name) for c in pod]
+    containers = [_container(spec, names[0], command=command, args=args, probes=probes, extra_env=extra_env, mounts=mounts[0])]
+    containers += [_container(c, n, mounts=m) for c, n, m in zip(pod[1:], names[1:], mounts[1:])]
     selector, tolerations = scheduling(spec, convention)
     return client.V1PodSpec(
-        containers=[container],
+        containers=containers,
         volumes=volumes or None,
         node_selector=selector or None,
         tolerations=[client.V1Toleration(**t) for t in tolerations] or None,
@@ -177,21 +259,34 @@ def _pod_spec(
     )
 
 
-def _service(spec: ContainerSpec, namespace: str, labels: dict[str, str], selector: dict[str, str]) -> Any:
+def _service(
+    spec: ContainerSpec,
+    namespace: str,
+    labels: dict[str, str],
+    selector: dict[str, str],
+    service_type: ServiceType = "ClusterIP",
+) -> Any:
+    """Every port of the pod. A LoadBalancer admits the networks of the ingress of those ports (each port's own
+    networks are the NetworkPolicy's) and keeps the client's address (``externalTrafficPolicy: Local``), so the
+    NetworkPolicy sees who connects."""
     from kubernetes import client
 
     annotations = {}
     if spec.metrics_path:
         port = next(iter(spec.ports.values()), 8000)
         annotations = {"prometheus.io/scrape": "true", "prometheus.io/path": spec.metrics_path, "prometheus.io/port": str(port)}
+    ports = spec.all_ports()
+    ranges = ingress_cidrs(spec, set(ports.values())) if service_type == "LoadBalancer" else []
     return client.V1Service(
         api_version="v1",
         kind="Service",
         metadata=client.V1ObjectMeta(name=spec.name, namespace=namespace, labels=labels, annotations=annotations or None),
         spec=client.V1ServiceSpec(
-            type="ClusterIP",
+            type=service_type,
             selector=selector,
-            ports=[client.V1ServicePort(name=n[:15], port=p, target_port=p, protocol="TCP") for n, p in spec.ports.items()],
+            ports=[client.V1ServicePort(name=n[:15], port=p, target_port=p, protocol="TCP") for n, p in ports.items()],
+            load_balancer_source_ranges=ranges or None,
+            external_traffic_policy="Local" if service_type == "LoadBalancer" and spec.ingress else None,
         ),
     )
 
@@ -220,19 +315,38 @@ def render_kubernetes(
     replicas: int = 1,
     convention: Convention = "nfd",
     nodes_per_replica: int = 1,
+    service_type: ServiceType = "ClusterIP",
 ) -> list[dict[str, Any]]:
-    """Manifests (plain dicts) for ``spec``: [Deployment, Service], or [LeaderWorkerSet, Service] when a replica
-    spans ``nodes_per_replica`` > 1 nodes (``spec.gpus`` GPUs on each)."""
+    """Manifests (plain dicts) for ``spec``, in the order to apply them: [ConfigMap of its files, if any;
+    NetworkPolicy of its ingress, if any; Deployment, Service], or a LeaderWorkerSet in the Deployment's place
+    when a replica spans ``nodes_per_replica`` > 1 nodes (``spec.gpus`` GPUs on each).
+
+    ``service_type`` applies to a gateway's Service (LoadBalancer: the endpoint outside the cluster); replicas
+    are reached in the cluster only (ClusterIP)."""
     from kubernetes import client
 
+    if service_type not in SERVICE_TYPES:
+        raise ValueError(f"unknown service type {service_type!r}; known: {', '.join(SERVICE_TYPES)}")
     api = client.ApiClient()
     labels = {**MANAGED_BY, **spec.labels, INSTANCE_LABEL: spec.name}
+    if spec.role == "gateway":
+        labels = {**labels, "app.kubernetes.io/name": "vllm-router", ROLE_LABEL: "gateway"}
     pod_selector = {INSTANCE_LABEL: spec.name}
+    digest = files_digest(spec)
+    annotations = {FILES_ANNOTATION: digest} if digest else None
+    svc_type: ServiceType = service_type if spec.role == "gateway" else "ClusterIP"
     objects: list[dict[str, Any]] = []
+    config_map = render_config_map(spec, namespace, labels)
+    if config_map:
+        objects.append(config_map)
+    policy = render_network_policy(spec, namespace, labels, pod_selector,
+                                   group_selector=pod_selector if nodes_per_replica > 1 else None)
+    if policy:
+        objects.append(policy)
 
     if nodes_per_replica <= 1:
         template = client.V1PodTemplateSpec(
-            metadata=client.V1ObjectMeta(labels=labels), spec=_pod_spec(spec, convention)
+            metadata=client.V1ObjectMeta(labels=labels, annotations=annotations), spec=_pod_spec(spec, convention)
         )
         deployment = client.V1Deployment(
             api_version="apps/v1",
@@ -250,17 +364,19 @@ def render_kubernetes(
             ),
         )
         objects.append(api.sanitize_for_serialization(deployment))
-        objects.append(api.sanitize_for_serialization(_service(spec, namespace, labels, pod_selector)))
+        objects.append(api.sanitize_for_serialization(_service(spec, namespace, labels, pod_selector, svc_type)))
         return objects
 
-    leader_labels = {**labels, "orch-role": "leader"}
-    worker_labels = {**labels, "orch-role": "worker"}
+    if spec.sidecars:
+        raise ValueError(f"{spec.name}: a multi-node replica (LeaderWorkerSet) cannot have sidecars")
+    leader_labels = {**labels, ROLE_LABEL: "leader"}
+    worker_labels = {**labels, ROLE_LABEL: "worker"}
     leader = client.V1PodTemplateSpec(
-        metadata=client.V1ObjectMeta(labels=leader_labels),
+        metadata=client.V1ObjectMeta(labels=leader_labels, annotations=annotations),
         spec=_pod_spec(spec, convention, command=_leader_command(spec, nodes_per_replica), args=[]),
     )
     worker = client.V1PodTemplateSpec(
-        metadata=client.V1ObjectMeta(labels=worker_labels),
+        metadata=client.V1ObjectMeta(labels=worker_labels, annotations=annotations),
         spec=_pod_spec(spec, convention, command=_worker_command(), args=[], probes=False),
     )
     for tmpl in (leader, worker):
@@ -280,5 +396,5 @@ def render_kubernetes(
         },
     }
     objects.append(lws)
-    objects.append(api.sanitize_for_serialization(_service(spec, namespace, labels, {**pod_selector, "orch-role": "leader"})))
+    objects.append(api.sanitize_for_serialization(_service(spec, namespace, labels, {**pod_selector, ROLE_LABEL: "leader"})))
     return objects

@@ -120,7 +120,30 @@ class Converger:
         self.inventory = gather(self.db, self.project, self.targets, all_places(self.plan), warn=self.say)
         self._recover()
         self.changes = diff(self.desired(), self.inventory.resources)
+        self._preflight()
         return self.changes
+
+    def is_gateway(self, r: Resource) -> bool:
+        row = self.inventory.rows.get(r.replica_id)
+        return r.handle.labels.get(LABEL_ROLE) == "gateway" or (row is not None and
+                                                               (row.details or {}).get("role") == "gateway")
+
+    def _replaced_gateways(self, c: Change) -> list[Resource]:
+        """Gateways of c's deployment, no longer desired, in the place c's new gateway goes: they hold its port."""
+        return [o.resource for o in self.changes if o.action == "delete" and o.resource is not None
+                and o.deployment == c.deployment and (o.provider, o.region) == (c.provider, c.region)
+                and self.is_gateway(o.resource)]
+
+    def _preflight(self) -> None:
+        """Before anything changes: a new local gateway's ports must be free (or held by the gateway it replaces)."""
+        for c in self.changes:
+            d = c.desired
+            if c.action != "create" or d is None or d.gateway is None or self._replaced_gateways(c):
+                continue
+            target = self.targets.get(d.group.provider, d.group.region)
+            check = getattr(target.provider, "check_ports", None)
+            if check is not None:
+                check(d.container(**target.container_kwargs))
 
     def _recover(self) -> None:
         inv = self.inventory
@@ -264,6 +287,16 @@ class Converger:
             if c.action in ("keep", "adopt") and c.resource is not None:
                 existing[c.replica_id] = c.resource
         launched: dict[str, Resource] = {}
+        replaced: set[str] = set()
+        for c in self.changes:  # a gateway moving within one place frees its ports first (a short outage)
+            if c.action == "create" and c.desired is not None and c.desired.gateway is not None:
+                for old in self._replaced_gateways(c):
+                    if old.replica_id not in replaced and old.verified:
+                        self.terminate(old)
+                        replaced.add(old.replica_id)
+                        result.deleted.append(old.replica_id)
+                        self.say(f"deleted {old.replica_id}: the gateway that replaces it needs its port")
+        self.changes = [c for c in self.changes if c.replica_id not in replaced or c.action != "delete"]
         for dep in self.plan.deployments:
             self._create_deployment(dep.name, existing, launched, result)
         existing.update(launched)
@@ -355,8 +388,7 @@ class Converger:
 
         row = self.inventory.rows.get(r.replica_id)
         endpoint = r.handle.endpoint or (row.endpoint if row else None)
-        is_gateway = r.handle.labels.get(LABEL_ROLE) == "gateway" or (row is not None and (row.details or {}).get("role") == "gateway")
-        if not endpoint or is_gateway:
+        if not endpoint or self.is_gateway(r):
             return
         gateways: list[GatewayRef] = []
         from orchestrator.serve.keys import admin_key
@@ -439,7 +471,14 @@ class Converger:
             def refresh(target=target, handle=handle) -> str | None:  # type: ignore[no-untyped-def]
                 return target.provider.describe(handle.id, handle.region).endpoint
 
-            items.append(Waiting(d.id, r.handle.endpoint, refresh))
+            def exited(target=target, handle=handle) -> str | None:  # type: ignore[no-untyped-def]
+                now = target.provider.describe(handle.id, handle.region)
+                if now.state not in ("terminated", "stopped"):
+                    return None
+                tail = str(now.details.get("log_tail") or "").strip()
+                return f"it {now.state}" + (f"; the end of its log:\n{tail}" if tail else "")
+
+            items.append(Waiting(d.id, r.handle.endpoint, refresh, exited))
 
         def on_ready(rid: str, endpoint: str) -> None:
             self.endpoints[rid] = endpoint
@@ -452,14 +491,28 @@ class Converger:
 
         if items:
             self.say(f"waiting up to {self.opts.timeout_s:.0f}s for {len(items)} replica(s) to answer /health")
+        exits: dict[str, str] = {}
+
+        def on_exit(rid: str, why: str) -> None:
+            exits[rid] = why
+            self.say(f"{rid} exited before it was healthy: {why}")
+
         ready = wait_ready(items, timeout_s=self.opts.timeout_s, console=self.err, interval_s=self.opts.interval_s,
-                           on_ready=on_ready)
+                           on_ready=on_ready, on_exit=on_exit)
         healthy = {rid for rid, ok in ready.items() if ok}
         result.healthy = sorted(healthy)
-        result.unhealthy = sorted(rid for rid, ok in ready.items() if not ok)
+        result.unhealthy = sorted(rid for rid, ok in ready.items() if not ok and rid not in exits)
+        for rid, why in exits.items():
+            result.failed[rid] = f"exited before it was healthy: {why.splitlines()[0]}"
         for rid in result.unhealthy:
             self.say(f"not healthy after {self.opts.timeout_s:.0f}s: {rid} (left running; rerun apply to wait again)")
         return healthy
+
+
+def request_shapes(spec: Any) -> dict[str, dict[str, float]]:
+    """Per deployment, the request shape and TPOT SLO it was planned for (reports size capacity with them)."""
+    return {d.name: {"input_tokens": d.traffic.input_tokens, "output_tokens": d.traffic.output_tokens,
+                     "tpot_slo_ms": d.slo.tpot_p95_ms} for d in spec.deployments}
 
 
 def row_info_from(d: DesiredReplica) -> dict[str, Any]:

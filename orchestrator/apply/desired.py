@@ -119,20 +119,24 @@ class DesiredReplica:
                       LABEL_ROLE: "gateway"}
             return build_gateway_container(
                 project=self.project, deployment=self.deployment.name, gateway=self.id, port=gw.port,
-                policy=gw.policy, labels=labels, **{k: v for k, v in kwargs.items() if k in _GATEWAY_KWARGS})
+                policy=gw.policy, labels=labels, allow_cidrs=tuple(gw.allow_cidrs),
+                control_cidrs=tuple(gw.control_cidrs), **{k: v for k, v in kwargs.items() if k in _GATEWAY_KWARGS})
         from containers.gateway import API_KEY
         from containers.vllm import build_vllm_container
 
+        gateways = self.deployment.gateways
         return build_vllm_container(
             project=self.project, deployment=self.deployment, group=self.group, replica=self.id, api_key=API_KEY,
+            control_cidrs=sorted({c for g in gateways for c in g.control_cidrs}) if gateways else None,
             **{k: v for k, v in kwargs.items() if k in _VLLM_KWARGS},
         )
 
 
 def gateway_group(gw: GatewayPlan) -> ReplicaGroup:
     """A gateway as a group of one CPU replica: what apply records, bills and shows for it."""
+    market = "on_demand" if gw.provider in ("aws", "gcp", "azure") else "onprem"
     return ReplicaGroup(provider=gw.provider, region=gw.region, instance_type=gw.instance_type, gpu="CPU",
-                        gpus_per_replica=0, tensor_parallel=1, quantization="none", market="on_demand", count=1,
+                        gpus_per_replica=0, tensor_parallel=1, quantization="none", market=market, count=1,
                         usd_per_hour=gw.usd_per_hour)
 
 

@@ -32,6 +32,10 @@ class Waiting:
     replica_id: str
     endpoint: str | None
     refresh: Callable[[], str | None] | None = None  # asks the provider for the endpoint while it is unknown
+    exited: Callable[[], str | None] | None = None  # why it can no longer become healthy (it exited), else None
+
+
+EXIT_CHECK_S = 5.0  # how often a replica that is not healthy yet is asked whether it still runs
 
 
 def wait_ready(
@@ -41,8 +45,10 @@ def wait_ready(
     console: Console,
     interval_s: float = 2.0,
     on_ready: Callable[[str, str], None] = lambda rid, endpoint: None,
+    on_exit: Callable[[str, str], None] = lambda rid, why: None,
 ) -> dict[str, bool]:
-    """Poll every replica until healthy or the timeout; ``on_ready(replica, endpoint)`` as each becomes healthy."""
+    """Poll every replica until healthy, exited, or the timeout; ``on_ready(replica, endpoint)`` as each becomes
+    healthy, ``on_exit(replica, why)`` when one exits before it does (it is not waited for any longer)."""
     import httpx
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -50,14 +56,19 @@ def wait_ready(
     if not items:
         return ready
     deadline = time.monotonic() + timeout_s
+    gone: set[str] = set()
+    next_check = time.monotonic() + EXIT_CHECK_S
     with httpx.Client() as client, Progress(
         SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(), console=console, transient=False,
     ) as progress:
         task = progress.add_task("waiting for /health", total=len(items))
         while True:
+            check = time.monotonic() >= next_check
+            if check:
+                next_check = time.monotonic() + EXIT_CHECK_S
             for w in items:
-                if ready[w.replica_id]:
+                if ready[w.replica_id] or w.replica_id in gone:
                     continue
                 if not w.endpoint and w.refresh is not None:
                     try:
@@ -68,10 +79,18 @@ def wait_ready(
                     ready[w.replica_id] = True
                     on_ready(w.replica_id, w.endpoint or "")
                     progress.console.print(f"healthy: {w.replica_id} at {w.endpoint}")
+                elif check and w.exited is not None:
+                    try:
+                        why = w.exited()
+                    except Exception:  # noqa: BLE001 - the provider could not say: keep waiting
+                        why = None
+                    if why is not None:
+                        gone.add(w.replica_id)
+                        on_exit(w.replica_id, why)
             done = sum(ready.values())
-            pending = [rid for rid, ok in ready.items() if not ok]
+            pending = [rid for rid, ok in ready.items() if not ok and rid not in gone]
             progress.update(task, completed=done, description=f"waiting for /health ({', '.join(pending[:3])}"
                             + ("..." if len(pending) > 3 else "") + ")" if pending else "all healthy")
-            if done == len(items) or time.monotonic() >= deadline:
+            if done + len(gone) == len(items) or time.monotonic() >= deadline:
                 return ready
             time.sleep(min(interval_s, max(0.0, deadline - time.monotonic())))

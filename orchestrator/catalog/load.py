@@ -111,7 +111,7 @@ def load_catalog(spec: DeploymentFile | None = None) -> Catalog:
         if providers.local is not None:
             region = _local_region(spec, regions)
             regions[region.id] = region
-            offerings.append(_local_offering(providers.local.usd_per_hour))
+            offerings.append(_local_offering(providers.local.usd_per_hour, providers.local.replicas))
     as_of = min((o.as_of for o in offerings), default="")
     return Catalog(
         gpus={g.name: g for g in all_gpus()},
@@ -251,7 +251,7 @@ def _local_region(spec: DeploymentFile | None, regions: dict[str, Region]) -> Re
     )
 
 
-def _local_offering(usd_per_hour: float = 0.0) -> Offering:
+def _local_offering(usd_per_hour: float = 0.0, replicas: int = 1) -> Offering:
     memory_gb = 0.0
     try:
         memory_gb = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1)
@@ -270,5 +270,5 @@ def _local_offering(usd_per_hour: float = 0.0) -> Offering:
         source="this machine; price from providers.local.usd_per_hour in the deployment file",
         as_of=dt.date.today().isoformat(),
         list_usd_per_hour=usd_per_hour,
-        max_gpus=1,  # one machine: one vLLM process
+        max_gpus=replicas,  # vLLM processes this machine may run at once (providers.local.replicas)
     )

@@ -51,10 +51,17 @@ def dry_run(loaded, plan) -> None:  # type: ignore[no-untyped-def]
     typer.echo("# dry run: nothing was launched and the state was not read or written", err=True)
 
 
-def shapes(spec) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
-    """Per deployment, the request shape and TPOT SLO it was planned for (reports size capacity with them)."""
-    return {d.name: {"input_tokens": d.traffic.input_tokens, "output_tokens": d.traffic.output_tokens,
-                     "tpot_slo_ms": d.slo.tpot_p95_ms} for d in spec.deployments}
+def _print_endpoints(conv, err) -> None:  # type: ignore[no-untyped-def]
+    """Each deployment's endpoint and where its key is (never the key)."""
+    from orchestrator.serve.keys import api_key_source
+
+    for d in conv.desired():
+        endpoint = conv.endpoints.get(d.id)
+        if d.gateway is None or not endpoint:
+            continue
+        provider = conv.targets.get(d.group.provider, d.group.region).provider
+        err.print(f"{d.deployment.name}: endpoint {endpoint}/v1 (OpenAI API; header 'Authorization: Bearer <key>', "
+                  f"the key: {api_key_source(provider)})", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -71,7 +78,7 @@ def register(app: typer.Typer) -> None:
         timeout: float = typer.Option(1200.0, "--timeout", min=0, help="seconds to wait for /health"),
     ) -> None:
         """Launch, adopt and delete replicas until the providers match the plan (journaled, resumable)."""
-        from orchestrator.apply.converge import ApplyOptions, Converger
+        from orchestrator.apply.converge import ApplyOptions, Converger, request_shapes
         from orchestrator.apply.diff import err_console, has_work, render, table_console
         from orchestrator.apply.planfile import providers_json, resolve_plan
         from orchestrator.apply.targets import Targets
@@ -90,7 +97,7 @@ def register(app: typer.Typer) -> None:
                                                    warn=lambda m: err.print(m, markup=False)):
             conv = Converger(db, plan, Targets(loaded.spec.providers), err=err, spec_sha256=loaded.sha256,
                              providers_json=providers_json(loaded.spec),
-                             opts=ApplyOptions(wait=wait, timeout_s=timeout), shapes=shapes(loaded.spec))
+                             opts=ApplyOptions(wait=wait, timeout_s=timeout), shapes=request_shapes(loaded.spec))
             changes = conv.prepare()
             render(changes, out, title=f"orch apply: project {plan.project}")
             if has_work(changes):
@@ -104,6 +111,7 @@ def register(app: typer.Typer) -> None:
         summary = (f"created {len(result.created)}, adopted {len(result.adopted)}, deleted {len(result.deleted)}, "
                    f"healthy {len(result.healthy)}")
         err.print(summary, markup=False)
+        _print_endpoints(conv, err)
         if not result.converged:
             problems = [f"{k}: {v}" for k, v in result.failed.items()]
             problems += [f"{rid}: not healthy within {timeout:.0f}s" for rid in result.unhealthy]

@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
         quantization: str = typer.Option("bf16", "--quantization", help="quantization the endpoint serves"),
         state: Optional[str] = typer.Option(None, "--state", help="state database (to find a deployment's replica)"),
         as_json: bool = typer.Option(False, "--json", help="print results as JSON on stdout"),
-        api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="name of an environment variable holding the server's --api-key (never printed)"),
+        api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="name of an environment variable holding the endpoint's key (never printed); default: $ORCH_API_KEY, else the key orch keeps for this machine's endpoints"),
     ) -> None:
         """Drive load at an OpenAI-compatible endpoint (streaming /v1/completions) and measure it."""
         import asyncio
@@ -98,6 +98,12 @@ def register(app: typer.Typer) -> None:
             if not os.environ.get(api_key_env):
                 raise UserError(f"--api-key-env {api_key_env}: that environment variable is not set")
             headers["Authorization"] = f"Bearer {os.environ[api_key_env]}"
+        else:
+            from orchestrator.serve.keys import local_api_key
+
+            key = local_api_key()
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
         endpoint, replica = _target(target, state)
         progress = Progress(
             TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} requests"),

@@ -133,13 +133,22 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="print a JSON
             {
                 "name": m.name,
                 "hf_id": m.hf_id,
+                "family": m.family,
+                "attention": m.attention,
                 "params_b": m.params_b,
                 "active_params_b": m.active_params_b,
                 "layers": m.layers,
                 "kv_bytes_per_token_bf16": m.kv_bytes_per_token(2.0),
+                "kv_bytes_8192_tokens_bf16": m.kv_bytes(8192, 2.0),
+                "kv_lora_rank": m.kv_lora_rank,
+                "qk_rope_head_dim": m.qk_rope_head_dim,
+                "sliding_window": m.sliding_window,
+                "sliding_layers": m.sliding_layers,
                 "max_context": m.max_context,
                 "experts": m.experts,
                 "experts_per_token": m.experts_per_token,
+                "weight_format": m.weight_format,
+                "native_weights_gb": round(m.native_weights_gb, 2),
                 "source": m.source,
             }
             for m in models
@@ -148,18 +157,29 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="print a JSON
         return
     from rich.table import Table
 
-    table = Table(title="Model registry")
-    for col in ["name", "params (B)", "active (B)", "layers", "KV KiB/token (bf16)", "context", "hf id"]:
-        table.add_column(col, justify="left" if col in ("name", "hf id") else "right")
-    for m in models:
+    table = Table(
+        title="Model registry",
+        caption="KV at bf16; KV KiB/token with every layer holding the token; sliding-window (SWA) layers hold at "
+        "most their window, so an 8K-token sequence can take less. MLA: one latent per layer, not split by tensor "
+        "parallelism. experts: routed per token / total.",
+    )
+    for col in ["name", "family", "attention", "params (B)", "active (B)", "experts", "KV KiB/token",
+                "KV MiB @8K", "context", "weights"]:
+        table.add_column(col, justify="left" if col in ("name", "family", "attention", "weights") else "right",
+                         no_wrap=col == "name")
+    # grouped by family (gemma3 and gemma3_text, qwen3 and qwen3_moe together), smallest first
+    for m in sorted(models, key=lambda m: (m.family.split("_")[0], m.params_b, m.name)):
         table.add_row(
             m.name,
+            m.family,
+            m.attention,
             f"{m.params_b:g}",
             f"{m.active_params_b:g}",
-            str(m.layers),
-            f"{m.kv_bytes_per_token(2.0) / 1024:g}",
+            f"{m.experts_per_token}/{m.experts}" if m.experts else "-",
+            f"{m.kv_bytes_per_token(2.0) / 1024:,.4g}",
+            f"{m.kv_bytes(8192, 2.0) / 2**20:,.0f}",
             f"{m.max_context:,}",
-            m.hf_id,
+            m.weight_format,
         )
     _console().print(table)
 

@@ -11,7 +11,8 @@ from typer.core import TyperGroup
 from orchestrator.errors import OrchError
 
 # One module per command (or command group), each with register(app).
-COMMANDS = ["init", "validate", "schema", "catalog", "estimate", "place", "apply", "status", "destroy", "bench", "meter", "report"]
+COMMANDS = ["init", "validate", "schema", "catalog", "estimate", "place", "apply", "autoscale", "status", "destroy", "bench", "meter",
+            "report"]
 
 
 class _OrchGroup(TyperGroup):

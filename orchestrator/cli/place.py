@@ -82,10 +82,15 @@ def print_plan(plan: Any) -> None:
                      f"${d.usd_per_hour:,.2f}/h incl. egress ${d.egress_usd_per_month:,.0f}/month")
         t.caption_justify = "left"
         out.print(t)
+        for g in d.gateways:
+            users = ", ".join(g.users) if g.users and g.users != ["*"] else "all users"
+            out.print(f"  gateway: {g.region} {g.instance_type} (${g.usd_per_hour:,.3f}/h), port {g.port}, "
+                      f"vllm-router {g.policy}: {users} -> {', '.join(g.upstream)}", highlight=False, markup=False)
         _explain(out, d.explanation)
     if plan.total is not None:
         tot = plan.total
-        out.print(f"[bold]total[/bold]: ${tot.usd_per_hour:,.2f}/h · ${tot.usd_per_month:,.0f}/month "
+        gateways = f" + gateways ${tot.gateways_usd_per_hour:,.2f}/h" if tot.gateways_usd_per_hour else ""
+        out.print(f"[bold]total[/bold]: ${tot.usd_per_hour:,.2f}/h{gateways} · ${tot.usd_per_month:,.0f}/month "
                   f"(egress ${tot.egress_usd_per_month:,.0f}/month) · objective {plan.objective} · solved in "
                   f"{plan.solve_seconds:.2f} s · catalog as of {plan.catalog_as_of}")
     for m in plan.messages:

@@ -26,16 +26,18 @@ def collect(db, file: Path | None, err) -> dict[str, Any]:  # type: ignore[no-un
         conv = Converger(db, ctx.plan, targets, err=err)
         conv.choice = conv.fallback_choice()
         for d in conv.desired():
-            desired[d.deployment.name] = desired.get(d.deployment.name, 0) + 1
+            if d.gateway is None:
+                desired[d.deployment.name] = desired.get(d.deployment.name, 0) + 1
     now = utcnow()
     from orchestrator.cost import billed_usd
     from orchestrator.metering.store import replicas as billed_replicas
 
     billing = {r.id: r for r in billed_replicas(db.engine) if r.project == ctx.project}
-    deployments: dict[str, dict[str, Any]] = {
-        name: {"name": name, "desired": n, "actual": 0, "healthy": 0, "usd_per_hour": 0.0, "replicas": []}
-        for name, n in desired.items()
-    }
+    def blank(name: str, n: int = 0) -> dict[str, Any]:
+        return {"name": name, "desired": n, "actual": 0, "healthy": 0, "usd_per_hour": 0.0, "endpoint": None,
+                "endpoints": [], "replicas": []}
+
+    deployments: dict[str, dict[str, Any]] = {name: blank(name, n) for name, n in desired.items()}
     for r in sorted(inv.resources, key=lambda r: (r.deployment, r.replica_id)):
         row = inv.rows.get(r.replica_id)
         endpoint = r.handle.endpoint or (row.endpoint if row else None)
@@ -43,13 +45,20 @@ def collect(db, file: Path | None, err) -> dict[str, Any]:  # type: ignore[no-un
         since = as_utc(row.ready_at or row.created_at) if row else as_utc(r.handle.launched_at)
         uptime_s = max(0.0, (now - since).total_seconds()) if since else 0.0
         rate = row.usd_per_hour if row else float(r.info.get("usd_per_hour", 0.0) or 0.0)
-        dep = deployments.setdefault(
-            r.deployment, {"name": r.deployment, "desired": 0, "actual": 0, "healthy": 0, "usd_per_hour": 0.0,
-                           "replicas": []})
-        dep["actual"] += 1
-        dep["healthy"] += 1 if healthy else 0
+        dep = deployments.setdefault(r.deployment, blank(r.deployment))
+        role = ((row.details or {}) if row else {}).get("role", "replica")
         dep["usd_per_hour"] += rate
+        if role == "gateway":
+            details = row.details if row else {}
+            dep["endpoints"].append({"url": f"{endpoint}/v1" if endpoint else None, "gateway": r.replica_id,
+                                     "region": r.region, "users": details.get("users", []), "health": _health(healthy)})
+            healthy_urls = [e["url"] for e in dep["endpoints"] if e["health"] == "healthy" and e["url"]]
+            dep["endpoint"] = (healthy_urls or [e["url"] for e in dep["endpoints"] if e["url"]] or [None])[0]
+        else:
+            dep["actual"] += 1
+            dep["healthy"] += 1 if healthy else 0
         dep["replicas"].append({
+            "role": role,
             "id": r.replica_id, "provider": r.provider, "region": r.region, "handle": r.handle.id,
             "instance_type": row.instance_type if row else r.info.get("instance_type"),
             "status": row.status if row else "untracked", "health": _health(healthy), "endpoint": endpoint,
@@ -92,17 +101,24 @@ def render(doc: dict[str, Any], console) -> None:  # type: ignore[no-untyped-def
     table.add_column("cost so far", justify="right")
     for dep in doc["deployments"]:
         counts = f"{dep['actual']}/{dep['desired']} ({dep['healthy']} healthy)"
+        if dep.get("endpoints"):
+            urls = ", ".join(f"{e['url']} ({e['health']})" for e in dep["endpoints"])
+            console.print(f"{dep['name']}: endpoint {urls}", highlight=False, markup=False)
         if not dep["replicas"]:
             table.add_row(dep["name"], counts, "-", "", "", "", "", "", "", "", "", "")
         for i, r in enumerate(dep["replicas"]):
             style = {"healthy": "green", "unhealthy": "red"}.get(r["health"], "yellow")
             table.add_row(
-                dep["name"] if i == 0 else "", counts if i == 0 else "", r["id"], r["provider"], r["region"],
+                dep["name"] if i == 0 else "", counts if i == 0 else "",
+                r["id"] + (" (gateway)" if r.get("role") == "gateway" else ""), r["provider"], r["region"],
                 str(r["instance_type"] or "?"), r["status"], f"[{style}]{r['health']}[/]", r["endpoint"] or "-",
                 _uptime(r["uptime_s"]), f"{r['usd_per_hour']:.2f}", f"${r['cost_usd']:.4f}",
             )
     console.print(table)
     console.print(f"total ${doc['usd_per_hour']:,.2f}/h")
+    if any(d.get("endpoints") for d in doc["deployments"]):
+        console.print("call an endpoint with the header 'Authorization: Bearer <key>' (the key: $ORCH_API_KEY, or "
+                      "what `orch apply` said it generated)", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -167,8 +167,10 @@ def replicas(engine: Engine, start: float | None = None, end: float | None = Non
 
 
 def running_replicas(engine: Engine) -> list[Replica]:
-    """Replicas to scrape: not terminated, with an endpoint."""
-    return [r for r in replicas(engine) if r.end is None and r.endpoint and r.status not in ("terminated", "stopped")]
+    """vLLM replicas to scrape: not terminated, with an endpoint (a gateway serves no vLLM metrics: its cost is
+    billed to its deployment like a replica's, its tokens are its replicas')."""
+    return [r for r in replicas(engine) if r.end is None and r.endpoint and r.status not in ("terminated", "stopped")
+            and r.details.get("role") != "gateway"]
 
 
 # --------------------------------------------------------------------------- writing

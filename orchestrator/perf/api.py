@@ -179,8 +179,11 @@ def best_achievable(model: ModelArch, quantizations: list[str], input_tokens: in
 
 def clear_caches(profiles: bool = True) -> None:
     """Drop memoized estimates (after calibration or profiles change)."""
+    from orchestrator.perf.capacity import replica_capacity
+
     estimate.cache_clear()
     min_gpus_to_fit.cache_clear()
     _best.cache_clear()
+    replica_capacity.cache_clear()
     if profiles:
         _profiles._index.cache_clear()

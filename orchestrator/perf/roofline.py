@@ -5,7 +5,10 @@ request shape (input tokens I, output tokens O) it computes:
 
 - Memory per GPU: weights / tp + runtime overhead must fit within memory x gpu_memory_utilization;
   the rest holds KV. KV bytes per token per GPU = total KV bytes x max(1/tp, 1/kv_heads): with tp
-  above the KV-head count vLLM replicates KV heads so every GPU holds at least one.
+  above the KV-head count vLLM replicates KV heads so every GPU holds at least one. MLA (DeepSeek)
+  caches one latent per layer that tensor parallelism does not split: every GPU holds all of it.
+  Sliding-window layers hold at most `window` tokens (ModelArch.kv_bytes): KV capacity counts tokens
+  of sequences of the request's length I + O, and a decode step reads the KV of the mean context.
 - Decode step at batch B: max(bytes / (bw x eff_bw), flops / (peak x eff_flops)) + TP all-reduces
   (2 per layer of B x hidden x 2 bytes: latency + ring 2(t-1)/t x bytes / link) + a fixed step
   overhead. Bytes = weights read / tp + B x avg context (I + O/2) x KV bytes per token per GPU.
@@ -161,9 +164,19 @@ class _Batch:
         self.weights = model.params_b * 1e9 * self.bpp
         self.avail = self.mem * gpu_memory_utilization
         self.need = self.weights / self.tp + self.runtime
+        # KV bytes per token per GPU with every layer holding the token: GQA/MHA split by KV head, MLA whole
         kv_total = model.kv_bytes_per_token(kvb)
-        self.kv_tok_gpu = kv_total * np.maximum(1.0 / self.tp, 1.0 / max(model.kv_heads, 1))
-        self.kv_cap = np.floor(np.maximum(self.avail - self.need, 0.0) / self.kv_tok_gpu)
+        if model.kv_split_by_tp:
+            self.kv_tok_gpu = kv_total * np.maximum(1.0 / self.tp, 1.0 / max(model.kv_heads, 1))
+        else:
+            self.kv_tok_gpu = kv_total * np.ones_like(self.tp)
+        self.kv_free = np.maximum(self.avail - self.need, 0.0)
+        if model.has_sliding_window:  # per token, averaged over a sequence of I + O / the mean decode context
+            self.kv_seq_tok_gpu = self.kv_tok_gpu * model.kv_fraction(self.I + self.O)
+            self.kv_ctx_tok_gpu = self.kv_tok_gpu * model.kv_fraction(self.ctx)
+        else:
+            self.kv_seq_tok_gpu = self.kv_ctx_tok_gpu = self.kv_tok_gpu
+        self.kv_cap = np.floor(self.kv_free / self.kv_seq_tok_gpu)  # tokens, in sequences of I + O
         self.flops_tok = 2.0 * model.active_params_b * 1e9 + 4.0 * model.layers * self.ctx * model.heads * model.head_dim
         self.ring = np.where(self.tp > 1, 2.0 * (self.tp - 1.0) / self.tp, 0.0)
         self.n_ar = np.where(self.tp > 1, 2.0 * model.layers, 0.0)
@@ -186,10 +199,17 @@ class _Batch:
             w_read = self.dense_bytes + self.expert_bytes * touched
         else:
             w_read = self.weights
-        t_mem = (w_read / self.tp + b * self.ctx * self.kv_tok_gpu) / (self.bw * self.eff_bw)
+        t_mem = (w_read / self.tp + b * self.ctx * self.kv_ctx_tok_gpu) / (self.bw * self.eff_bw)
         t_cmp = b * self.flops_tok / self.tp / (self.rate * self.eff_flops)
         comm = self.n_ar * (self.lat + self.ring * b * m.hidden * 2.0 / self.link)
         return np.maximum(t_mem, t_cmp) + comm + self.overhead_s
+
+    def kv_capacity(self, tokens: int) -> Any:
+        """KV capacity per configuration in tokens, counted in sequences `tokens` long (== kv_cap unless
+        sliding-window layers make the per-token bytes depend on the length)."""
+        if not self.model.has_sliding_window or tokens == self.I + self.O:
+            return self.kv_cap
+        return self.np.floor(self.kv_free / (self.kv_tok_gpu * self.model.kv_fraction(tokens)))
 
     def tpot(self, batch: Any) -> Any:
         """TPOT (s) a user sees at batch B: the step plus its share of interleaved prefills."""
@@ -222,7 +242,8 @@ def evaluate(
     seq = input_tokens + output_tokens
     fits_mem = bt.need <= bt.avail
     need_tokens = max(seq, max_model_len or 0)
-    fits_kv = bt.kv_cap >= need_tokens
+    kv_need = bt.kv_capacity(need_tokens)
+    fits_kv = kv_need >= need_tokens
     fits = fits_mem & fits_kv
     cap = np.minimum(np.floor(bt.kv_cap / seq), bt.blimit)
     cap = np.where(fits, np.maximum(cap, 0.0), 0.0)
@@ -268,7 +289,7 @@ def evaluate(
             )
         elif reason is None and not fits_kv[i]:
             reason = (
-                f"fits the weights but leaves KV cache for only {int(bt.kv_cap[i])} tokens on {tp}x{gpu.name}; "
+                f"fits the weights but leaves KV cache for only {int(kv_need[i])} tokens on {tp}x{gpu.name}; "
                 f"one request needs {need_tokens}"
             )
         elif ok and batch[i] == 0:

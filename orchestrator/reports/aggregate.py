@@ -172,43 +172,16 @@ def rollup(key: str, lines: list[Line]) -> Row:
 
 
 # --------------------------------------------------------------------------- capacity
-def _arch(model: str, hf_id: str | None):  # type: ignore[no-untyped-def]
-    """The replica's architecture: a registry model, else the local config.json it was served from."""
-    from pathlib import Path
-
-    from orchestrator.model_registry import lookup_model
-
-    arch = lookup_model(model)
-    if arch is None and hf_id and Path(hf_id).exists():
-        from orchestrator.hf_config import load_hf_config
-
-        arch = load_hf_config(Path(hf_id))
-    return arch
-
-
-@lru_cache(maxsize=256)
 def capacity_tokens_per_s(
     model: str, gpu: str, gpus: int, quantization: str, input_tokens: int = 1000, output_tokens: int = 250,
     tpot_slo_ms: float | None = None, hf_id: str | None = None,
 ) -> float | None:
-    """Output tokens/s one replica sustains at the TPOT SLO, for this request shape.
+    """Output tokens/s one replica sustains at the TPOT SLO, for this request shape (orchestrator.perf.capacity:
+    a matching measured profile, else the performance model)."""
+    from orchestrator.perf.capacity import replica_capacity
 
-    The performance model's figure, which a matching measured profile (orch bench) replaces; the model
-    is found by the name apply recorded (a registry name, or the config.json's directory name, as
-    bench names its profiles) and, off the registry, by the config.json it was served from.
-    """
-    try:
-        from orchestrator.catalog.gpus import get_gpu
-        from orchestrator.perf import estimate
-
-        arch = _arch(model, hf_id)
-        if arch is None:
-            return None
-        est = estimate(arch, get_gpu(gpu), gpus, quantization or "bf16", input_tokens, output_tokens,
-                       tpot_slo_ms=tpot_slo_ms)
-        return float(est.max_output_tokens_per_s) if est.fits and est.max_output_tokens_per_s > 0 else None
-    except Exception:  # noqa: BLE001 - unknown GPU, unreadable profile or config: no utilization figure
-        return None
+    cap = replica_capacity(model, gpu, gpus, quantization, input_tokens, output_tokens, tpot_slo_ms, hf_id)
+    return cap.output_tokens_per_s if cap is not None else None
 
 
 CapacityFn = Callable[[Replica], float | None]
@@ -217,6 +190,8 @@ CapacityFn = Callable[[Replica], float | None]
 def default_capacity(r: Replica) -> float | None:
     """At the shape and SLO apply recorded (defaults for older rows); else the plan's own figure."""
     d = r.details
+    if d.get("role") == "gateway":  # a gateway adds cost to its deployment, no capacity
+        return 0.0
     shape = (int(d.get("input_tokens") or 1000), int(d.get("output_tokens") or 250), d.get("tpot_slo_ms"))
     cap = capacity_tokens_per_s(r.model, r.gpu, r.gpu_count, r.quantization, *shape, d.get("hf_id"))
     if cap is None and d.get("planned_capacity_tps"):

@@ -40,3 +40,13 @@ def api_key_source(provider: Any) -> str:
     if store is not None:
         return f"{store.path(API_KEY)} (or set ${API_KEY_ENV})"
     return f"the secret {API_KEY.name!r} in the provider's secret store (set ${API_KEY_ENV} to the same value)"
+
+
+def local_api_key() -> str | None:
+    """The API key as a local caller finds it: $ORCH_API_KEY, else this machine's secret store (not generated)."""
+    if os.environ.get(API_KEY_ENV):
+        return os.environ[API_KEY_ENV]
+    from orchestrator.apply.targets import local_state_dir
+    from providers.secrets import LocalSecrets
+
+    return LocalSecrets(local_state_dir().parent / "secrets").get(API_KEY, API_KEY_ENV, generate=False)

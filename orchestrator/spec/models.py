@@ -193,8 +193,11 @@ class LocalProvider(Strict):
     port: int = Field(8000, gt=0, lt=65536)
     extra_args: list[str] = Field(default_factory=list, description="extra vLLM flags, e.g. [--max-num-seqs, '8']")
     usd_per_hour: float = Field(
-        0.0, ge=0, description="what an hour of this machine costs you (power, amortization): reports price tokens with it"
+        0.0, ge=0, description="what an hour of one vLLM process on this machine costs you (power, amortization): "
+        "reports price tokens with it"
     )
+    replicas: int = Field(1, ge=1, le=64, description="how many vLLM processes this machine may run at once "
+                          "(each takes VLLM_CPU_KVCACHE_SPACE, 1 GiB, of KV cache on the CPU backend)")
 
 
 class Providers(Strict):
