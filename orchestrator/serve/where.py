@@ -22,7 +22,10 @@ def cheapest_addition(loaded: Any, deployment: str, add_rps: float, running: lis
                       objective: str = "cost", time_limit: float = 10.0, catalog: Any = None) -> list[ReplicaGroup]:
     """Replica groups that add ``add_rps`` requests/s of capacity at the SLO to ``deployment``, at the least cost,
     with ``running`` (the project's live groups) holding their GPUs and their cost. Raises UserError when none
-    fits (quota, inventory or budget exhausted)."""
+    fits (quota, inventory or budget exhausted).
+
+    The deployment keeps its headroom: the solver sizes TTFT queueing at the planned utilization
+    1 / (1 + headroom), so the demand it is given is the capacity to add divided by that."""
     from orchestrator.catalog.load import load_catalog
     from orchestrator.solver.explain import result_for
     from orchestrator.solver.inputs import build_inputs
@@ -30,7 +33,8 @@ def cheapest_addition(loaded: Any, deployment: str, add_rps: float, running: lis
 
     spec = loaded.spec
     dep = next(d for d in spec.deployments if d.name == deployment)
-    traffic = dep.traffic.model_copy(update={"requests_per_second": max(add_rps, 1e-6), "headroom": 0.0})
+    demand = max(add_rps, 1e-6) / (1.0 + dep.traffic.headroom)
+    traffic = dep.traffic.model_copy(update={"requests_per_second": demand})
     sub_spec = spec.model_copy(update={"deployments": [dep.model_copy(update={"traffic": traffic})]})
     sub = dataclasses.replace(loaded, spec=sub_spec)
     catalog = catalog or load_catalog(sub_spec)
