@@ -37,8 +37,8 @@ DEFAULT_PORT = 8080  # the endpoint users call; control = port + 1, the router =
 API_KEY_ENV = "ORCH_API_KEY"
 ADMIN_KEY_ENV = "ORCH_ADMIN_KEY"
 VLLM_KEY_ENV = "VLLM_API_KEY"  # vLLM's own API key, read from the environment (not argv: argv shows in ps)
-API_KEY = SecretRef("orch-api-key", required=True)
-ADMIN_KEY = SecretRef("orch-admin-key", required=True)
+API_KEY = SecretRef("orch-api-key", required=True, env=API_KEY_ENV)
+ADMIN_KEY = SecretRef("orch-admin-key", required=True, env=ADMIN_KEY_ENV)
 CADDYFILE = "/etc/orch/gateway/Caddyfile"
 
 # What users may call: the OpenAI inference routes and health. vllm-router 0.1.17 serves these itself.

@@ -26,6 +26,7 @@ class SecretRef:
     name: str  # secret name, e.g. hf-token
     key: str = "token"
     required: bool = False  # the container must not start without it (an API key), unlike an optional HF token
+    env: str | None = None  # where orch's own environment holds it (ORCH_API_KEY): the local platform's store
 
 
 @dataclass(frozen=True)

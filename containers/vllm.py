@@ -105,7 +105,7 @@ def build_vllm_container(
     replica: str,
     image: str = DEFAULT_IMAGE,
     port: int = 8000,
-    hf_token: SecretRef | None = SecretRef("hf-token"),
+    hf_token: SecretRef | None = SecretRef("hf-token", env="HF_TOKEN"),
     gpu_memory_utilization: float = 0.9,
     extra_args: Sequence[str] = (),
     load_format: str | None = None,

@@ -23,10 +23,11 @@ class LocalSecrets:
         return self.directory / ref.name
 
     def get(self, ref: SecretRef, env_var: str | None = None, *, generate: bool = True) -> str | None:
-        """The value, from ``env_var`` in orch's environment, else the file; a required secret is generated
-        (unless ``generate`` is false)."""
-        if env_var and os.environ.get(env_var):
-            return os.environ[env_var]
+        """The value, from orch's environment (``ref.env``, else ``env_var``: the name the container gets it
+        as), else the file; a required secret is generated (unless ``generate`` is false)."""
+        var = ref.env or env_var
+        if var and os.environ.get(var):
+            return os.environ[var]
         path = self.path(ref)
         try:
             value = path.read_text().strip()
@@ -38,7 +39,8 @@ class LocalSecrets:
 
     def source(self, ref: SecretRef, env_var: str) -> str:
         """Where ``get`` finds the value, for messages (never the value)."""
-        return f"${env_var}" if os.environ.get(env_var) else str(self.path(ref))
+        var = ref.env or env_var
+        return f"${var}" if os.environ.get(var) else str(self.path(ref))
 
     def _generate(self, path: Path) -> str:
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -80,6 +80,9 @@ def local_process(
         env.setdefault("HF_HUB_OFFLINE", "1")  # a local model needs no hub; fail fast instead of retrying
     if spec.gpus <= 0:
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", DEFAULT_CPU_KVCACHE_GIB)  # GiB of KV cache on the CPU backend
+        # vLLM's CPU backend pins its threads to cores it picks alone ("auto": the same cores in every process):
+        # replicas sharing this machine leave the placing to the OS instead
+        env.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return [python, "-m", VLLM_MODULE, *args], env
 
