@@ -33,6 +33,7 @@ import http.server, json, os, sys, time
 KEY = os.environ["VLLM_API_KEY"]
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out at once, as a real server's do
     def _send(self, code, body, ctype="application/json"):
         data = body.encode()
         self.send_response(code); self.send_header("Content-Type", ctype)
