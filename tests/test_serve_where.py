@@ -97,3 +97,32 @@ def test_spot_floor_reads_the_deployments_spot_rule() -> None:
     assert spot_floor(spec(spot="allow"), "chat") == 0.5
     assert spot_floor(spec(spot="prefer"), "chat") == 0.2
     assert spot_floor(spec(spot="forbid"), "chat") == 0.0
+
+
+AUTOSCALED = SPEC.replace("    spot: {spot}\n", "    spot: {spot}\n    autoscale: {{min_replicas: {lo}, max_replicas: {hi}}}\n")
+
+
+def test_apply_brings_the_plan_within_min_and_max_and_keeps_what_the_autoscaler_chose() -> None:
+    from orchestrator.serve.autoscale import settle
+
+    def loaded(lo: int, hi: int, rps: float):  # type: ignore[no-untyped-def]
+        return load_spec_text(AUTOSCALED.format(rps=rps, quotas="[]", spot="forbid", budget="", lo=lo, hi=hi),
+                              "scale.yaml")
+
+    said: list[str] = []
+    big = loaded(1, 2, 400.0)
+    plan = place(big, with_fallbacks=False)
+    planned = sum(g.count for g in plan.deployments[0].replicas)
+    assert planned > 2  # the demand alone would take more than the maximum
+    capped = settle(plan, big, None, said.append)
+    assert sum(g.count for g in capped.deployments[0].replicas) == 2 and "within autoscale" in said[-1]
+    small = loaded(3, 5, 1.0)
+    plan = place(small, with_fallbacks=False)
+    raised = settle(plan, small, None, said.append)
+    assert sum(g.count for g in raised.deployments[0].replicas) >= 3
+    # the file unchanged since the autoscaler's last plan: its replicas stay
+    autoscaled = raised.model_copy(update={"spec_sha256": small.sha256})
+    kept = settle(plan, small, autoscaled, said.append)
+    assert kept.deployments[0].replicas == autoscaled.deployments[0].replicas
+    changed = settle(plan, small, autoscaled.model_copy(update={"spec_sha256": "other"}), said.append)
+    assert sum(g.count for g in changed.deployments[0].replicas) >= 3

@@ -26,7 +26,7 @@ from orchestrator.apply.diff import Change, Resource, diff
 from orchestrator.apply.ops import terminate_resource
 from orchestrator.apply.readiness import Waiting, wait_ready
 from orchestrator.apply.targets import Targets
-from orchestrator.errors import AuthError, CapacityError, OrchError, ProviderError, QuotaError
+from orchestrator.errors import AuthError, CapacityError, OrchError, ProviderError, QuotaError, UserError
 from orchestrator.plan import Plan
 from orchestrator.serve.sync import GatewayRef
 from orchestrator.state import store
@@ -36,6 +36,14 @@ from providers.base import Handle
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+
+class GatewayPortTaken(UserError):
+    """A new gateway's port is held by another program (found before anything changed)."""
+
+    def __init__(self, message: str, *, deployment: str) -> None:
+        super().__init__(message)
+        self.deployment = deployment
 
 
 @dataclass
@@ -143,7 +151,10 @@ class Converger:
             target = self.targets.get(d.group.provider, d.group.region)
             check = getattr(target.provider, "check_ports", None)
             if check is not None:
-                check(d.container(**target.container_kwargs))
+                try:
+                    check(d.container(**target.container_kwargs))
+                except UserError as exc:
+                    raise GatewayPortTaken(str(exc), deployment=d.deployment.name) from None
 
     def _recover(self) -> None:
         inv = self.inventory
@@ -345,6 +356,15 @@ class Converger:
         row = self.inventory.rows.get(rid)
         return self.endpoints.get(rid) or (r.handle.endpoint if r else None) or (row.endpoint if row else None)
 
+    def _private_endpoint(self, rid: str, endpoint: str, existing: dict[str, Resource]) -> str | None:
+        """http://<private ip>:<port> when the provider reported one (AWS, GCP), else None."""
+        from urllib.parse import urlsplit
+
+        r = existing.get(rid)
+        ip = (r.handle.details or {}).get("private_ip") if r else None
+        port = urlsplit(endpoint).port
+        return f"http://{ip}:{port}" if ip and port else None
+
     def _gateway_refs(self, deployment: str, final: list[DesiredReplica], existing: dict[str, Resource],
                       healthy: set[str]) -> list[GatewayRef]:
         from orchestrator.serve.keys import admin_key
@@ -356,7 +376,8 @@ class Converger:
             endpoint = self._endpoint(d.id, existing)
             if endpoint:
                 target = self.targets.get(d.group.provider, d.group.region)
-                refs.append(GatewayRef(d.id, endpoint, tuple(d.gateway.upstream), admin_key(target.provider)))
+                refs.append(GatewayRef(d.id, endpoint, tuple(d.gateway.upstream), admin_key(target.provider),
+                                       d.group.region))
         return refs
 
     def _sync_gateways(self, final: list[DesiredReplica], existing: dict[str, Resource], healthy: set[str],
@@ -365,7 +386,7 @@ class Converger:
         from orchestrator.serve.sync import Worker, sync_gateway
 
         for dep in self.plan.deployments:
-            workers = [Worker(d.id, d.group.region, ep) for d in final
+            workers = [Worker(d.id, d.group.region, ep, self._private_endpoint(d.id, ep, existing)) for d in final
                        if d.gateway is None and d.deployment.name == dep.name and d.id in healthy
                        and (ep := self._endpoint(d.id, existing))]
             keep = {ep for rid in kept if (ep := self._endpoint(rid, existing))}
@@ -384,7 +405,9 @@ class Converger:
 
     def _drain(self, r: Resource) -> None:
         """A replica leaving: out of its deployment's gateways first, then let its requests finish."""
-        from orchestrator.serve.sync import deregister, drain
+        from urllib.parse import urlsplit
+
+        from orchestrator.serve.sync import Worker, deregister, drain
 
         row = self.inventory.rows.get(r.replica_id)
         endpoint = r.handle.endpoint or (row.endpoint if row else None)
@@ -400,8 +423,11 @@ class Converger:
                 except OrchError as exc:
                     self.say(f"warning: {r.replica_id}: cannot reach gateway {row.id}: {exc}")
                     continue
-                gateways.append(GatewayRef(row.id, row.endpoint, (), key))
-        deregister(gateways, endpoint, say=self.say)
+                gateways.append(GatewayRef(row.id, row.endpoint, (), key, row.region))
+        private = (r.handle.details or {}).get("private_ip")
+        port = urlsplit(endpoint).port
+        worker = Worker(r.replica_id, r.region, endpoint, f"http://{private}:{port}" if private and port else None)
+        deregister(gateways, worker, say=self.say)
         limit = self.opts.drain_s.get(r.deployment, DRAIN_S)
         if not drain(endpoint, limit):
             self.say(f"{r.replica_id}: requests still running after {limit:.0f}s of draining; terminating anyway")

@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
         timeout: float = typer.Option(1200.0, "--timeout", min=0, help="seconds to wait for /health"),
     ) -> None:
         """Launch, adopt and delete replicas until the providers match the plan (journaled, resumable)."""
-        from orchestrator.apply.converge import ApplyOptions, Converger, request_shapes
+        from orchestrator.apply.converge import ApplyOptions, Converger, GatewayPortTaken, request_shapes
         from orchestrator.apply.diff import err_console, has_work, render, table_console
         from orchestrator.apply.planfile import providers_json, resolve_plan
         from orchestrator.apply.targets import Targets
@@ -90,15 +90,34 @@ def register(app: typer.Typer) -> None:
         loaded = load_spec(file)
         plan = resolve_plan(loaded, plan_path, objective)
         if dry:
+            if any(d.autoscale for d in loaded.spec.deployments):
+                from orchestrator.serve.autoscale import settle
+
+                plan = settle(plan, loaded, None, lambda m: typer.echo(f"# {m}", err=True))
             dry_run(loaded, plan)
             return
         out, err = table_console(), err_console()
         with open_state(state) as db, project_lock(db, plan.project, break_lock=break_lock,
                                                    warn=lambda m: err.print(m, markup=False)):
+            if any(d.autoscale for d in loaded.spec.deployments):
+                from orchestrator.plan import Plan
+                from orchestrator.serve.autoscale import settle
+                from orchestrator.state import store
+
+                rec = store.latest_plan(db, plan.project)
+                plan = settle(plan, loaded, Plan.model_validate(rec.plan) if rec else None,
+                              lambda m: err.print(m, markup=False, highlight=False))
             conv = Converger(db, plan, Targets(loaded.spec.providers), err=err, spec_sha256=loaded.sha256,
                              providers_json=providers_json(loaded.spec),
                              opts=ApplyOptions(wait=wait, timeout_s=timeout), shapes=request_shapes(loaded.spec))
-            changes = conv.prepare()
+            try:
+                changes = conv.prepare()
+            except GatewayPortTaken as exc:  # located at the deployment's gateway.port; nothing was changed
+                from orchestrator.errors import SpecError
+
+                i = next(i for i, d in enumerate(loaded.spec.deployments) if d.name == exc.deployment)
+                raise SpecError(problems=[loaded.problem(("deployments", i, "gateway", "port"),
+                                                         f"{exc}; nothing was changed")]) from None
             render(changes, out, title=f"orch apply: project {plan.project}")
             if has_work(changes):
                 if not _confirm(yes, "Apply these changes?"):

@@ -204,6 +204,45 @@ class Autoscaler:
             self.say(f"not converged yet ({problems}); the next round goes on")
 
 
+def settle(plan: Plan, loaded: Any, previous: Plan | None, say: Callable[[str], None]) -> Plan:
+    """What `orch apply` carries out for deployments the autoscaler owns: while the file is the one last applied,
+    the replicas the autoscaler chose stay (apply does not undo its work); otherwise the plan's, brought within
+    [min_replicas, max_replicas] (the dearest removed, the cheapest added)."""
+    from orchestrator.serve.where import cheapest_addition, replan, spot_floor, with_groups, without_one
+
+    for d in loaded.spec.deployments:
+        a = d.autoscale
+        dep = next((x for x in plan.deployments if x.name == d.name), None)
+        if a is None or dep is None or not dep.replicas:
+            continue
+        before = next((x for x in previous.deployments if x.name == d.name), None) if previous else None
+        if before is not None and before.replicas and previous.spec_sha256 == loaded.sha256:  # type: ignore[union-attr]
+            n = sum(g.count for g in before.replicas)
+            if [g.model_dump(exclude={"traffic"}) for g in before.replicas] != \
+                    [g.model_dump(exclude={"traffic"}) for g in dep.replicas]:
+                say(f"{d.name}: keeping the {n} replica(s) the autoscaler runs (the file is unchanged)")
+            plan = replan(plan, d.name, [g.model_copy() for g in before.replicas])
+            continue
+        groups = list(dep.replicas)
+        n = sum(g.count for g in groups)
+        while n > a.max_replicas:
+            picked = without_one(groups, spot_floor(loaded, d.name))
+            if picked is None:
+                break
+            groups, _ = picked
+            n = sum(g.count for g in groups)
+        if n < a.min_replicas:
+            per = max(g.capacity_rps for g in groups) or 1.0
+            groups = with_groups(groups, cheapest_addition(loaded, d.name, (a.min_replicas - n - 0.5) * per,
+                                                           [g for x in plan.deployments for g in x.replicas]))
+        m = sum(g.count for g in groups)
+        if m != sum(g.count for g in dep.replicas):
+            say(f"{d.name}: {sum(g.count for g in dep.replicas)} planned replica(s) -> {m}, within autoscale's "
+                f"min_replicas {a.min_replicas} .. max_replicas {a.max_replicas}")
+            plan = replan(plan, d.name, groups)
+    return plan
+
+
 def run(scaler: Autoscaler, interval_s: float, *, once: bool = False,
         sleep: Callable[[float], None] = time.sleep) -> None:
     """Rounds every ``interval_s`` (drift-free) until interrupted, or one with ``once``."""

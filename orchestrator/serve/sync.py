@@ -21,6 +21,7 @@ class Worker:
     replica_id: str
     region: str
     endpoint: str
+    private_endpoint: str | None = None  # its address inside its network (a cloud VM's private IP)
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,19 @@ class GatewayRef:
     endpoint: str
     upstream: tuple[str, ...]
     admin_key: str
+    region: str = ""
+
+
+def url_for(gateway: GatewayRef, w: Worker) -> str:
+    """How the gateway reaches a worker: inside their network when they share a region (the replica's firewall
+    admits the gateway's group there, and the traffic stays off the internet), else its public address."""
+    return w.private_endpoint if w.private_endpoint and w.region == gateway.region else w.endpoint
 
 
 def wanted(gateway: GatewayRef, healthy: list[Worker]) -> set[str]:
     """Worker URLs the gateway should route to."""
-    own = {w.endpoint for w in healthy if w.region in gateway.upstream}
-    return own or {w.endpoint for w in healthy}
+    own = {url_for(gateway, w) for w in healthy if w.region in gateway.upstream}
+    return own or {url_for(gateway, w) for w in healthy}
 
 
 def sync_gateway(gateway: GatewayRef, healthy: list[Worker], *, keep: set[str] = frozenset(),
@@ -53,16 +61,17 @@ def sync_gateway(gateway: GatewayRef, healthy: list[Worker], *, keep: set[str] =
         return target | (have & set(keep))
 
 
-def deregister(gateways: list[GatewayRef], endpoint: str, say: Callable[[str], None] = lambda m: None) -> None:
-    """Take ``endpoint`` out of every gateway (unreachable gateways are reported, not fatal)."""
+def deregister(gateways: list[GatewayRef], worker: Worker, say: Callable[[str], None] = lambda m: None) -> None:
+    """Take ``worker`` out of every gateway (unreachable gateways are reported, not fatal)."""
     for g in gateways:
+        url = url_for(g, worker)
         try:
             with GatewayAdmin(g.endpoint, g.admin_key) as admin:
-                if endpoint in admin.workers():
-                    admin.remove(endpoint)
-                    say(f"gateway {g.replica_id}: no longer routing to {endpoint}")
+                if url in admin.workers():
+                    admin.remove(url)
+                    say(f"gateway {g.replica_id}: no longer routing to {url}")
         except OrchError as exc:
-            say(f"warning: gateway {g.replica_id}: could not remove {endpoint}: {exc}")
+            say(f"warning: gateway {g.replica_id}: could not remove {url}: {exc}")
 
 
 def in_flight(endpoint: str, timeout_s: float = 3.0) -> float | None:
