@@ -126,7 +126,8 @@ def _onprem(name: str, region: str, settings: Providers | None, *, lenient: bool
         raise UserError(f"providers.onprem: no site named {site_name!r} (needed by region {region})")
     where = f"providers.onprem.sites[{site_name}]"
     if onprem.kind == "kubernetes":
-        provider = _create("kubernetes", where, context=site.kube_context, namespace=site.namespace)
+        provider = _create("kubernetes", where, context=site.kube_context, namespace=site.namespace,
+                           service_type=site.gateway_service)
         return Target(region, "kubernetes", provider)
     if not site.hosts and not lenient:
         raise UserError(f"{where}.hosts: bare-metal sites need ssh targets (user@host) to launch on")

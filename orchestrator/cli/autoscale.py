@@ -17,6 +17,10 @@ def register(app: typer.Typer) -> None:
         dry: bool = typer.Option(False, "--dry-run", help="decide and say so; change nothing"),
         state: Optional[str] = typer.Option(None, "--state", help="state database: a SQLite file or a SQLAlchemy URL"),
         timeout: float = typer.Option(1200.0, "--timeout", min=0, help="seconds to wait for a new replica's /health"),
+        render: Optional[str] = typer.Option(None, "--render", help="hpa | keda: print the Kubernetes-native "
+                                             "alternative for groups on Kubernetes sites (YAML) instead of running"),
+        prometheus_url: Optional[str] = typer.Option(None, "--prometheus-url", help="with --render keda: the "
+                                                     "Prometheus the ScaledObject queries"),
     ) -> None:
         """Scale replicas with the load: capacity at the SLO, hysteresis, cool-downs, the cheapest place to add.
 
@@ -31,6 +35,20 @@ def register(app: typer.Typer) -> None:
 
         err = err_console()
         loaded = load_spec(file)
+        if render is not None:
+            import yaml
+
+            from orchestrator.errors import UserError
+            from orchestrator.placement import place
+            from orchestrator.serve.native import native_manifests
+
+            if render not in ("hpa", "keda"):
+                raise UserError(f"--render must be hpa or keda, found {render!r}")
+            docs = native_manifests(place(loaded, with_fallbacks=False), loaded, render, prometheus_url)  # type: ignore[arg-type]
+            typer.echo(yaml.safe_dump_all(docs, sort_keys=False))
+            err.print(f"# {len(docs)} objects: apply them instead of running `orch autoscale` for these groups, "
+                      "not beside it", markup=False, highlight=False)
+            return
 
         def say(msg: str) -> None:
             err.print(msg, markup=False, highlight=False)

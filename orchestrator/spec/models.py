@@ -170,6 +170,9 @@ class OnPremSite(Strict):
     hosts: list[str] = Field(default_factory=list, description="baremetal: ssh targets, user@host[:port]")
     kube_context: str | None = Field(None, description="kubernetes: kubeconfig context of the site's cluster")
     namespace: str = Field("orch", description="kubernetes: namespace orch deploys into")
+    gateway_service: Literal["ClusterIP", "LoadBalancer"] = Field(
+        "ClusterIP", description="kubernetes: how gateways are exposed; LoadBalancer reaches outside the cluster, "
+        "limited to the gateway's allow_cidrs and control_cidrs")
 
     @field_validator("gpus")
     @classmethod
