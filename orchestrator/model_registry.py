@@ -28,6 +28,20 @@ from orchestrator.suggest import did_you_mean
 # 4-bit values plus one 8-bit scale per block of 32 = 4.25 bits, applied to the MoE experts only. int4 (AWQ/GPTQ
 # checkpoints): 0.55 with group scales, as orchestrator/perf/quant.py counts it.
 WEIGHT_FORMATS: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0, "int4": 0.55, "mxfp4": 4.25 / 8}
+# A published pre-quantized checkpoint's format: awq / gptq (W4A16, Marlin kernels), w4a16 / w8a8 (compressed-tensors,
+# as llm-compressor writes them), fp8 (any FP8 serialization: vLLM reads its quantization_config). orchestrator/compat.py
+# says what each is launched with.
+CHECKPOINT_FORMATS: dict[str, str] = {"awq": "int4", "gptq": "int4", "w4a16": "int4", "w8a8": "int8", "fp8": "fp8"}
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A published checkpoint of a model at one quantization (models.yaml ``checkpoints:``)."""
+
+    quantization: str  # fp8 | int8 | int4
+    hf_id: str
+    format: str  # a CHECKPOINT_FORMATS key
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,7 @@ class ModelArch:
     sliding_window: int | None = None  # tokens a sliding-window (local) layer attends to and caches
     sliding_layers: int = 0  # how many of `layers` are sliding-window layers; the rest attend globally
     weight_format: str = "bf16"  # the published checkpoint's weights: bf16 | fp16 | fp8 | int8 | int4 | mxfp4
+    checkpoints: tuple[Checkpoint, ...] = ()  # published pre-quantized checkpoints, one per quantization at most
 
     def __post_init__(self) -> None:
         if not 0 <= self.sliding_layers <= self.layers:
@@ -63,6 +78,15 @@ class ModelArch:
         if self.weight_format not in WEIGHT_FORMATS:
             known = ", ".join(WEIGHT_FORMATS)
             raise ValueError(f"{self.name}: unknown weight_format {self.weight_format!r}; expected one of {known}")
+        for c in self.checkpoints:
+            if CHECKPOINT_FORMATS.get(c.format) != c.quantization:
+                raise ValueError(f"{self.name}: checkpoint {c.hf_id}: format {c.format!r} is not a {c.quantization} format")
+        if len({c.quantization for c in self.checkpoints}) != len(self.checkpoints):
+            raise ValueError(f"{self.name}: two checkpoints for one quantization")
+
+    def checkpoint(self, quantization: str) -> Checkpoint | None:
+        """The published checkpoint at this quantization, or None."""
+        return next((c for c in self.checkpoints if c.quantization == quantization), None)
 
     @property
     def is_moe(self) -> bool:
@@ -173,6 +197,7 @@ def _registry() -> tuple[dict[str, ModelArch], dict[str, str]]:
     for name, row in yaml.load(text, Loader=loader).items():  # noqa: S506 - a safe loader
         row = dict(row)
         extra = row.pop("aliases", None) or []
+        row["checkpoints"] = tuple(Checkpoint(quantization=q, **c) for q, c in (row.pop("checkpoints", None) or {}).items())
         unknown = set(row) - _FIELDS
         if unknown:
             raise ValueError(f"models.yaml: {name}: unknown field(s) {', '.join(sorted(unknown))}")

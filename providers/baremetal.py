@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from containers.render.docker import docker_run_argv
+from containers.render.docker import POD_LABEL, files_host_path, pod_argvs
 from containers.spec import ContainerSpec
 from orchestrator.catalog.types import Offering
 from orchestrator.errors import AuthError, CapacityError, NotFoundError, ProviderError, TransientError, UserError
@@ -218,13 +218,23 @@ class BaremetalProvider:
         return []
 
     def _run_command(self, container: ContainerSpec, placement: Placement, devices: list[int], port: int) -> tuple[str, str]:
-        extra = {**placement.labels(), LABEL_DEVICES: "-".join(map(str, devices)) or "none", LABEL_HOST_PORT: str(port)}
-        argv = docker_run_argv(container, self.engine, gpu_devices=devices if container.gpus else None, host_port=port, extra_labels=extra)
-        secrets = [v for v in sorted(container.secret_env) if v in os.environ]
+        """The shell command that (re)starts the pod on its host, and what goes on its stdin: the secret values,
+        read into the environment there (``docker run -e NAME`` passes them on), never in the command."""
+        gateway = container.role == "gateway"  # its ports are the endpoint's: published as they are
+        extra = {**placement.labels(), LABEL_DEVICES: "-".join(map(str, devices)) or "none",
+                 LABEL_HOST_PORT: str(next(iter(container.all_ports().values())) if gateway else port)}
+        files_dir = f"/var/tmp/orch/{container.name}"  # the ssh user may not write /etc; /var/tmp outlives reboots
+        argvs = pod_argvs(container, self.engine, gpu_devices=devices if container.gpus else None,
+                          host_port=None if gateway else port, extra_labels=extra, files_dir=files_dir)
+        pod = (container, *container.sidecars)
+        secrets = sorted({v for c in pod for v in c.secret_env if v in os.environ})
         prefix = "".join(f"IFS= read -r {v} && export {v} && " for v in secrets)
-        cleanup = f"{self.engine} rm -f {shlex.quote(container.name)} >/dev/null 2>&1; "
+        names = " ".join(shlex.quote(c.name) for c in reversed(pod))
+        cleanup = f"{self.engine} rm -f {names} >/dev/null 2>&1; "
+        files = "".join(_write_file(files_host_path(c, mount, files_dir), content)
+                        for c in pod for mount, content in sorted(c.files.items()))
         stdin = "".join(os.environ[v] + "\n" for v in secrets)
-        return cleanup + prefix + shlex.join(argv), stdin
+        return cleanup + files + prefix + " && ".join(shlex.join(a) for a in argvs), stdin
 
     def planned_calls(self, container: ContainerSpec, placement: Placement) -> list[dict[str, Any]]:
         devices = list(range(container.gpus))
@@ -334,9 +344,21 @@ class BaremetalProvider:
 
     def terminate(self, handle: Handle) -> None:
         host, name = self._split(handle.id)
-        rc, out, err = self._run(host, f"{self.engine} rm -f {shlex.quote(name)}")
+        e = shlex.quote(self.engine)
+        sidecars = f"{e} ps -a -q --filter {shlex.quote(f'label={POD_LABEL}={name}')}"
+        rc, out, err = self._run(host, f"ids=$({sidecars}); [ -z \"$ids\" ] || {e} rm -f $ids >/dev/null; "
+                                       f"{e} rm -f {shlex.quote(name)}")
         if rc != 0 and "no such" not in (err + out).lower():
             raise ProviderError(f"baremetal {host}: {self.engine} rm failed: {err.strip()[:300]}")
+
+
+def _write_file(path: str, content: str) -> str:
+    """Shell text that writes a (non-secret) file the pod mounts."""
+    delim = "ORCH_EOF"
+    while delim in content:
+        delim += "_"
+    q = shlex.quote
+    return f"mkdir -p {q(path.rsplit('/', 1)[0])} && cat > {q(path)} <<'{delim}'\n{content.rstrip(chr(10))}\n{delim}\n"
 
 
 def create(

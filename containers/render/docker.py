@@ -99,11 +99,15 @@ def files_host_path(spec: ContainerSpec, mount: str, files_dir: str | None = Non
     return str(PurePosixPath(files_dir or f"/etc/orch/files/{spec.name}") / PurePosixPath(mount).name)
 
 
+POD_LABEL = "orch-pod"  # on a sidecar container: the main container it belongs to
+
+
 def pod_argvs(spec: ContainerSpec, engine: Engine | str = "docker", **kwargs: object) -> list[list[str]]:
-    """The main container's ``docker run``, then each sidecar's in its network namespace."""
+    """The main container's ``docker run``, then each sidecar's in its network namespace. Sidecars carry only
+    ``orch-pod=<main>``, not the main container's labels: what finds replicas by label finds each pod once."""
     out = [docker_run_argv(spec, engine, **kwargs)]  # type: ignore[arg-type]
-    labels = kwargs.get("extra_labels")
     for side in spec.sidecars:
         out.append(docker_run_argv(side, engine, network=f"container:{spec.name}",
-                                   extra_labels=labels))  # type: ignore[arg-type]
+                                   extra_labels={POD_LABEL: spec.name},
+                                   files_dir=kwargs.get("files_dir")))  # type: ignore[arg-type]
     return out
