@@ -36,6 +36,7 @@ def _table() -> tuple[dict[str, GPU], dict[str, str]]:
             link_gbps=float(r["link_gbps"]),
             source=r["source"],
             as_of=r["as_of"],
+            compute_capability=float(r["compute_capability"]) if r.get("compute_capability") else None,
         )
         gpus[g.name] = g
         for key in [g.name, *filter(None, r["aliases"].split("|"))]:

@@ -20,6 +20,7 @@ class GPU:
     link_gbps: float  # GPU-to-GPU bandwidth per GPU, GB/s, one direction
     source: str
     as_of: str  # ISO date
+    compute_capability: float | None = None  # CUDA major.minor (AMD: vLLM's gfx-derived one); None for the CPU
 
 
 @dataclass(frozen=True)
