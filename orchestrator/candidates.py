@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from orchestrator import compat
 from orchestrator.catalog.types import GPU, Offering, Region
 
 HOURS_PER_MONTH = 730.0
@@ -29,15 +30,17 @@ ONPREM_PROVIDERS = ("onprem", "local")
 POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
 MARKETS = ("on_demand", "spot", "onprem")
 
-# Rejection categories (keys of DeploymentCandidates.rejected[...]).
-MEMORY, SLO_TPOT, SLO_TTFT, POLICY, NO_PRICE, PARALLEL = "memory", "slo_tpot", "slo_ttft", "policy", "no_price", "parallelism"
+# Rejection categories (keys of DeploymentCandidates.rejected[...]); what vLLM can launch (dtype, hardware, checkpoint,
+# parallelism, context) is orchestrator/compat.py's, from orchestrator/data/vllm_compat.yaml.
+MEMORY, SLO_TPOT, SLO_TTFT, POLICY, NO_PRICE = "memory", "slo_tpot", "slo_ttft", "policy", "no_price"
+PARALLEL, CONTEXT = compat.PARALLEL, compat.CONTEXT
 REASON_TEXT = {
     MEMORY: "model does not fit in GPU memory",
     SLO_TPOT: "TPOT SLO not met",
     SLO_TTFT: "TTFT SLO not met from any user region (incl. network RTT)",
     POLICY: "excluded by policy",
     NO_PRICE: "no price",
-    PARALLEL: "tensor parallel degree does not divide the attention heads",
+    **compat.REASON_TEXT,
 }
 
 
@@ -254,9 +257,12 @@ def build_candidates(
     spot_ok = deployment.spot in ("allow", "prefer")
     utilization = 1.0 / (1.0 + t.headroom)
 
-    # 1. performance per (gpu, g, quantization), computed once per distinct configuration.
-    configs = sorted({(gname, g, q) for gname, count in table.shapes if gname in gpus
-                      for g in gpu_options(count, None) for q in deployment.quantization})
+    # 1. what vLLM can run per GPU type (bf16 may be planned as fp16; what it cannot run is never offered), then
+    # performance per (gpu, g, quantization), computed once per distinct configuration.
+    verdicts = {gname: [compat.resolve(model, gpus[gname], q) for q in deployment.quantization]
+                for gname in {gname for gname, _ in table.shapes if gname in gpus}}
+    configs = sorted({(gname, g, v.quantization) for gname, count in table.shapes if gname in gpus
+                      for g in gpu_options(count, None) for v in verdicts[gname] if v.quantization})
     ests = estimate_batch(
         model,
         [(gpus[gname], g, q) for gname, g, q in configs],
@@ -268,7 +274,8 @@ def build_candidates(
     ) if configs else []
     perf = dict(zip(configs, ests))
 
-    heads = getattr(model, "heads", 0) or 0
+    max_len = compat.max_model_len(deployment, model)
+    seq = t.input_tokens + t.output_tokens
     offs = table.offerings
 
     def usable(pos: np.ndarray) -> np.ndarray:  # without the offerings kept for a spot price this one cannot use
@@ -286,7 +293,14 @@ def build_candidates(
         pos = usable(table.groups[(gname, count, max_gpus)])
         reg = table.region[pos]
         opts = gpu_options(count, max_gpus)
-        for q in deployment.quantization:
+        planned: set[str] = set()
+        for v in verdicts[gname]:
+            if v.reason is not None:  # not offered, or offered as another dtype: counted either way
+                _reject_all(out, table, pos, v.reason, lambda k, v=v: f"{offs[k].instance_type} ({offs[k].gpu}, {v.requested}): {v.message}")
+            q = v.quantization
+            if q is None or q in planned:
+                continue
+            planned.add(q)
             fitting = [g for g in opts if perf.get((gname, g, q)) is not None and perf[(gname, g, q)].fits]
             if not fitting:
                 e = perf.get((gname, opts[-1], q)) if opts else None
@@ -296,8 +310,11 @@ def build_candidates(
             for g in fitting[: 1 + extra_sizes]:
                 e = perf[(gname, g, q)]
                 tp = min(g, count)
-                if heads and heads % tp:
-                    _reject_all(out, table, pos, PARALLEL, lambda k: f"tensor parallel {tp} does not divide {heads} attention heads")
+                rule, why = PARALLEL, compat.parallel_reason(model, tp)
+                if why is None:
+                    rule, why = CONTEXT, compat.context_reason(model, max_len, e.kv_capacity_tokens, seq)
+                if why is not None:
+                    _reject_all(out, table, pos, rule, lambda k, why=why: f"{g}×{offs[k].gpu} ({q}): {why}")
                     continue
                 if e.requests_per_s <= 0 or e.tpot_ms > slo.tpot_p95_ms:
                     _reject_all(out, table, pos, SLO_TPOT, lambda k: f"{g}×{offs[k].gpu} ({q}): TPOT {e.tpot_ms:.1f} ms > SLO {slo.tpot_p95_ms:g} ms",

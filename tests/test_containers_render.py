@@ -81,10 +81,11 @@ def test_local_process_cpu_drops_gpu_flags(tmp_path) -> None:  # type: ignore[no
 
 
 def test_local_process_gpu_keeps_flags() -> None:
-    s = build(tp=2, gpus=2, quant="fp8")
+    # a model with no published FP8 checkpoint, so fp8 is quantized in flight (llama-3.1-8b serves RedHatAI's now)
+    s = build(tp=2, gpus=2, quant="fp8", model="gemma-2-9b", hf_id="google/gemma-2-9b-it")
     argv, env = local_process(s, "python3")
     assert flag(argv, "--tensor-parallel-size") == "2" and flag(argv, "--quantization") == "fp8"
-    assert flag(argv, "--model") == "meta-llama/Llama-3.1-8B-Instruct"
+    assert flag(argv, "--model") == "google/gemma-2-9b-it"
     assert "HF_HUB_OFFLINE" not in env and "VLLM_CPU_KVCACHE_SPACE" not in env
 
 

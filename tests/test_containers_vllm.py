@@ -17,11 +17,12 @@ SECRET = "hf_SECRETVALUE123"
 
 
 def plan(quant: str = "bf16", tp: int = 1, pp: int = 1, gpus: int = 1, nodes: int = 1, kv: str = "auto",
-         hf_id: str = "meta-llama/Llama-3.1-8B-Instruct", market: str = "on_demand", max_len: int = 8192):
-    g = ReplicaGroup(provider="aws", region="aws:us-east-1", instance_type="p5.48xlarge", gpu="H100",
+         hf_id: str = "meta-llama/Llama-3.1-8B-Instruct", market: str = "on_demand", max_len: int = 8192,
+         model: str = "llama-3.1-8b", gpu: str = "H100"):
+    g = ReplicaGroup(provider="aws", region="aws:us-east-1", instance_type="p5.48xlarge", gpu=gpu,
                      gpus_per_replica=gpus, instances_per_replica=nodes, tensor_parallel=tp, pipeline_parallel=pp,
                      quantization=quant, market=market, count=2, usd_per_hour=98.3)
-    d = DeploymentPlan(name="chat", model="llama-3.1-8b", hf_id=hf_id, max_model_len=max_len, kv_cache_dtype=kv,
+    d = DeploymentPlan(name="chat", model=model, hf_id=hf_id, max_model_len=max_len, kv_cache_dtype=kv,
                        replicas=[g], predicted=Predicted(ttft_p95_ms=1, tpot_p95_ms=1, capacity_rps=1, usd_per_million_tokens=1),
                        usd_per_hour=1, egress_usd_per_month=0)
     return d, g
@@ -54,9 +55,47 @@ def test_basic_args_from_plan() -> None:
 
 
 def test_fp8_and_kv_fp8() -> None:
-    s = build(quant="fp8", kv="fp8")
-    assert flag(s.args, "--quantization") == "fp8"
+    # a model with no published FP8 checkpoint: quantized in flight
+    s = build(quant="fp8", kv="fp8", model="gemma-2-9b", hf_id="google/gemma-2-9b-it")
+    assert s.args[0] == "google/gemma-2-9b-it"
+    assert flag(s.args, "--quantization") == "fp8" and flag(s.args, "--dtype") == "bfloat16"
     assert flag(s.args, "--kv-cache-dtype") == "fp8"
+
+
+def test_fp8_serves_the_published_checkpoint() -> None:
+    # premise changed: llama-3.1-8b at fp8 used to be quantized in flight; the registry's FP8 checkpoint is served now,
+    # and vLLM reads its quantization_config (no --quantization flag, which could contradict it)
+    s = build(quant="fp8")
+    assert s.args[0] == "RedHatAI/Meta-Llama-3.1-8B-Instruct-FP8"
+    assert "--quantization" not in s.args and flag(s.args, "--dtype") == "bfloat16"
+
+
+@pytest.mark.parametrize(("quant", "served", "method"), [
+    ("int4", "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4", "awq_marlin"),
+    ("int8", "RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w8a8", "compressed-tensors"),
+    ("bf16", "meta-llama/Llama-3.1-8B-Instruct", None),
+])
+def test_each_group_serves_the_checkpoint_of_its_quantization(quant: str, served: str, method: str | None) -> None:
+    s = build(quant=quant)
+    assert s.args[0] == served and flag(s.args, "--quantization") == method
+
+
+def test_t4_never_gets_bfloat16() -> None:
+    for quant in ("bf16", "fp16", "int8"):
+        s = build(quant=quant, gpu="T4")
+        assert flag(s.args, "--dtype") == "float16", quant
+    with pytest.raises(UserError, match="compute capability"):
+        build(quant="fp8", gpu="T4")
+
+
+def test_amd_gets_the_rocm_image_and_only_its_methods() -> None:
+    from containers.vllm import ROCM_IMAGE
+
+    s = build(quant="fp8", gpu="MI300X")
+    assert s.image == ROCM_IMAGE and ROCM_IMAGE.startswith("vllm/vllm-openai-rocm:")
+    assert build().image == DEFAULT_IMAGE
+    with pytest.raises(UserError, match="MI300X"):
+        build(quant="int4", gpu="MI300X")
 
 
 def test_pipeline_parallel_multinode() -> None:
@@ -72,7 +111,7 @@ def test_pipeline_parallel_multinode() -> None:
     [
         ("int4", "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4", "awq_marlin"),
         ("int4", "TheBloke/Llama-2-7B-GPTQ", "gptq_marlin"),
-        ("int4", "meta-llama/Llama-3.1-8B-Instruct", "bitsandbytes"),
+        ("int4", "RedHatAI/Llama-3.3-70B-Instruct-quantized.w4a16", "compressed-tensors"),
         ("int8", "RedHatAI/Meta-Llama-3.1-8B-Instruct-quantized.w8a8", "compressed-tensors"),
     ],
 )
@@ -80,9 +119,17 @@ def test_integer_quantization_flags(quant: str, hf_id: str, expected: str) -> No
     assert flag(quantization_args(quant, hf_id), "--quantization") == expected
 
 
+def test_int4_is_never_launched_in_flight() -> None:
+    # premise changed: int4 of a bf16 checkpoint used to launch as in-flight bitsandbytes (slower than the Marlin speed
+    # it was priced at, and not a quantization method of vLLM 0.32 at all); now it is refused, naming what would do
+    with pytest.raises(UserError, match="AWQ"):
+        quantization_args("int4", "meta-llama/Llama-3.1-8B-Instruct")
+
+
 def test_int8_needs_a_w8a8_checkpoint() -> None:
+    # premise changed: llama-3.1-8b has a registered W8A8 checkpoint now; mistral-7b has none
     with pytest.raises(UserError, match="W8A8"):
-        build(quant="int8")
+        build(quant="int8", model="mistral-7b", hf_id="mistralai/Mistral-7B-Instruct-v0.3")
 
 
 def test_probes_labels_spot() -> None:

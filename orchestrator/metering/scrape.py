@@ -119,7 +119,14 @@ def parse_metrics(text: str) -> dict[str, Snapshot]:
     """Snapshots keyed by ``model_name`` label. Raises MetricsParseError on anything but vLLM metrics."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = _wanted(text)
+    wanted = _wanted(text)
+    if not wanted.strip():  # nothing of vLLM's: say what the page is (not Prometheus text, or not vLLM's)
+        try:
+            for _ in text_string_to_metric_families(text):
+                pass
+        except (ValueError, TypeError, IndexError, KeyError) as exc:
+            raise MetricsParseError(f"not Prometheus text: {exc}") from None
+    text = wanted
     per_model: dict[str, Snapshot] = {}
     kv_n: dict[str, int] = {}
     seen: set[str] = set()

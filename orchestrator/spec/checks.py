@@ -128,6 +128,21 @@ def check_max_model_len(inp: CheckInput) -> Iterator[Issue]:
             yield Issue(path, f"max_model_len {limit} exceeds {arch.name}'s context window of {arch.max_context} tokens")
 
 
+def check_quantizations(inp: CheckInput) -> Iterator[Issue]:
+    """A quantization vLLM can serve only from a pre-quantized checkpoint (int8, int4) that the model lacks:
+    located at the list item, naming the checkpoints that exist (orchestrator/compat.py)."""
+    from orchestrator import compat
+
+    for i, d in inp.deployments():
+        arch = inp.models.get(i)
+        path = ("deployments", i, "quantization")
+        if arch is None or not inp.ok(*path):
+            continue
+        for j, q in enumerate(_get(d, "quantization", None) or []):
+            if (msg := compat.checkpoint_reason(arch, q)) is not None:
+                yield Issue((*path, j), msg)
+
+
 def _known_regions(inp: CheckInput, catalog: dict[str, Any]) -> set[str]:
     known = set(catalog)
     providers = _get(inp.spec, "providers")
@@ -257,7 +272,11 @@ def check_slos(inp: CheckInput) -> Iterator[Issue]:
         reads = [("quantization",), ("traffic", "input_tokens"), ("traffic", "output_tokens")]
         if arch is None or not all(inp.ok("deployments", i, *r) for r in reads):
             continue
-        quants = list(d.quantization)
+        from orchestrator import compat
+
+        quants = [q for q in d.quantization if compat.checkpoint_reason(arch, q) is None]  # the others: check_quantizations
+        if not quants:
+            continue
         try:
             best = best_achievable(arch, quants, d.traffic.input_tokens, d.traffic.output_tokens)
         except (OrchError, ValueError) as exc:  # the model fits on no GPU at these quantizations
@@ -282,6 +301,7 @@ CHECKS: list[Callable[[CheckInput], Iterator[Issue]]] = [
     check_shares,
     check_models,
     check_max_model_len,
+    check_quantizations,
     check_regions,
     check_gpus,
     check_policies,
