@@ -41,9 +41,10 @@ API_KEY = SecretRef("orch-api-key", required=True, env=API_KEY_ENV)
 ADMIN_KEY = SecretRef("orch-admin-key", required=True, env=ADMIN_KEY_ENV)
 CADDYFILE = "/etc/orch/gateway/Caddyfile"
 
-# What users may call: the OpenAI inference routes and health. vllm-router 0.1.17 serves these itself.
+# What users may call: the OpenAI inference routes, vLLM's /tokenize and /detokenize (clients size prompts with
+# them; orch bench does), all with the key; and /health without. vllm-router 0.1.17 passes them on.
 PUBLIC_ROUTES = ("/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/embeddings", "/v1/responses",
-                 "/v1/responses/*")
+                 "/v1/responses/*", "/tokenize", "/detokenize")
 ADMIN_ROUTES = ("/add_worker", "/remove_worker", "/list_workers")
 POLICIES = ("cache_aware", "round_robin", "random", "consistent_hash")
 

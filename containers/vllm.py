@@ -65,6 +65,15 @@ def quantization_args(quantization: str, hf_id: str, gpu: str | None = None) -> 
     return compat.vllm_args(quantization, hf_id, gpu)
 
 
+def _vendor(gpu: str) -> str:
+    from orchestrator.catalog.gpus import get_gpu
+
+    try:
+        return get_gpu(gpu).vendor.lower()
+    except Exception:  # noqa: BLE001 - CPU or a GPU off the table: no vendor-specific devices
+        return "nvidia"
+
+
 def _has_weights(model_dir: Path) -> bool:
     return any(model_dir.glob("*.safetensors")) or any(model_dir.glob("*.bin")) or any(model_dir.glob("*.pt"))
 
@@ -152,6 +161,7 @@ def build_vllm_container(
         ports={"http": port},
         gpus=gpus_per_node,
         gpu_type=None if gpus_per_node == 0 else group.gpu,
+        gpu_vendor=_vendor(group.gpu),
         shm_gb=DEFAULT_SHM_GB if gpus_per_node else 0.0,
         startup=Probe("/health", port, period_s=health_period, failure_threshold=STARTUP_BUDGET_S // health_period),
         readiness=Probe("/health", port, period_s=health_period, failure_threshold=3),

@@ -127,7 +127,7 @@ def hardware_reason(gpu: GPU, q: str) -> str | None:
             return None
         if _cc(gpu) < low:
             return f"{q} ({rule['what']}) needs compute capability >= {low:g}; {gpu.name} has {_cc(gpu):g}"
-        return f"vLLM 0.32 has no {rule['what']} kernel for compute capability {_cc(gpu):g} ({gpu.name})"
+        return f"vLLM {table()['vllm']} has no {rule['what']} kernel for compute capability {_cc(gpu):g} ({gpu.name})"
     if gpu.vendor == "amd":
         if gpu.family in rule["amd_families"]:
             return None
@@ -283,7 +283,7 @@ def vllm_args(q: str, hf_id: str, gpu_name: str | None = None) -> list[str]:
     if fmt is None:
         example = {"int8": "a RedHatAI '*-quantized.w8a8' repo", "int4": "an AWQ or GPTQ INT4 repo"}[q]
         raise UserError(
-            f"{q} needs a pre-quantized {_quant(q)['what']} checkpoint (e.g. {example}) and vLLM 0.32 cannot quantize "
+            f"{q} needs a pre-quantized {_quant(q)['what']} checkpoint (e.g. {example}) and vLLM {table()['vllm']} cannot quantize "
             f"to {q} in flight; {hf_id!r} is not one: list the model's checkpoints with `orch catalog models` or drop {q}")
     flag = table()["formats"].get(fmt)
     dtype = "float16" if fmt in _FP16_FORMATS else act

@@ -24,6 +24,12 @@ Engine = Literal["docker", "podman"]
 def _gpu_flags(spec: ContainerSpec, engine: str, gpu_devices: Sequence[int] | None) -> list[str]:
     if spec.gpus <= 0:
         return []
+    if spec.gpu_vendor == "amd":  # ROCm: the kernel driver's devices, as vLLM's ROCm guide runs its image
+        flags = ["--device=/dev/kfd", "--device=/dev/dri", "--group-add=video", "--ipc=host",
+                 "--security-opt=seccomp=unconfined"]
+        if gpu_devices is not None:
+            flags += ["-e", "HIP_VISIBLE_DEVICES=" + ",".join(str(d) for d in gpu_devices)]
+        return flags
     if engine == "podman":  # CDI device names from the NVIDIA container toolkit
         devices = [str(d) for d in gpu_devices] if gpu_devices is not None else ["all"]
         return [f"--device=nvidia.com/gpu={d}" for d in devices]

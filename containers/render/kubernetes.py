@@ -85,8 +85,9 @@ def scheduling(spec: ContainerSpec, convention: Convention) -> tuple[dict[str, s
     selector: dict[str, str] = {}
     tolerations: list[dict[str, str]] = []
     if spec.gpus > 0:
-        # GPU nodes are commonly tainted nvidia.com/gpu:NoSchedule (GKE and the GPU operator do it).
-        tolerations.append({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})
+        # GPU nodes are commonly tainted <vendor>.com/gpu:NoSchedule (GKE and the GPU operators do it).
+        taint = "amd.com/gpu" if spec.gpu_vendor == "amd" else "nvidia.com/gpu"
+        tolerations.append({"key": taint, "operator": "Exists", "effect": "NoSchedule"})
         gpu = spec.gpu_type or ""
         table = {"gke": GKE_ACCELERATOR, "karpenter": KARPENTER_GPU_NAME, "nfd": NFD_PRODUCT}[convention]
         key = {
@@ -170,8 +171,9 @@ def _container(
     limits: dict[str, str] = {}
     requests: dict[str, str] = {}
     if spec.gpus > 0:
-        limits["nvidia.com/gpu"] = str(spec.gpus)
-        requests["nvidia.com/gpu"] = str(spec.gpus)
+        resource = "amd.com/gpu" if spec.gpu_vendor == "amd" else "nvidia.com/gpu"  # AMD's device plugin
+        limits[resource] = str(spec.gpus)
+        requests[resource] = str(spec.gpus)
     if spec.cpu:
         requests["cpu"] = f"{spec.cpu:g}"
     if spec.memory_gb:

@@ -110,6 +110,9 @@ def _explain(out: Any, e: dict) -> None:
         lines.append(e["objective_tradeoff"])
     for b in e.get("binding", []):
         lines.append(f"binding: {b}")
+    for f in e.get("filtered", []):
+        if "planned and launched as" in f:  # what will run differs from what was asked: say so
+            lines.append(f"note: {f}")
     for prov, why in (e.get("providers") or {}).items():
         if why != "chosen":
             lines.append(f"{prov}: {why}")

@@ -123,7 +123,7 @@ def _replica(row: Any) -> Replica:
         region=m.get("region") or "",
         instance_type=m.get("instance_type") or "",
         gpu=m.get("gpu") or "",
-        gpu_count=int(m.get("gpu_count") or 1),
+        gpu_count=int(m["gpu_count"]) if m.get("gpu_count") is not None else 1,  # a gateway has none
         market=m.get("market") or "on_demand",
         usd_per_hour=float(m.get("usd_per_hour") or 0.0),
         list_usd_per_hour=float(list_price if list_price is not None else (m.get("usd_per_hour") or 0.0)),

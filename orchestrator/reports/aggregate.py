@@ -116,7 +116,7 @@ def _div(a: float, b: float) -> float | None:
 
 def rollup(key: str, lines: list[Line]) -> Row:
     row = Row(key=key)
-    row.replicas = len({ln.replica.id for ln in lines})
+    row.replicas = len({ln.replica.id for ln in lines if ln.replica.details.get("role") != "gateway"})
     prefill = decode = cap_tokens = served_with_cap = compute_with_cap = covered = billed_s = 0.0
     ttft_s = ttft_n = itl_s = itl_n = planned_w = planned_cost = 0.0
     for ln in lines:
