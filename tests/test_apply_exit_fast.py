@@ -18,9 +18,12 @@ def test_apply_notices_a_replica_that_died_and_shows_why(tmp_path: Path) -> None
         (d / "__init__.py").write_text("")
     (pkg / "api_server.py").write_text(
         "import sys\nprint('error: unrecognized arguments: --bogus-flag', file=sys.stderr)\nsys.exit(2)\n")
+    from test_gateway_local import _free_block
+
     spec = tmp_path / "local.yaml"
-    spec.write_text((REPO / "examples" / "local.yaml").read_text().replace(
-        "model: tiny-llama/config.json", f"model: {REPO / 'examples/tiny-llama/config.json'}"))
+    text = (REPO / "examples" / "local.yaml").read_text().replace(
+        "model: tiny-llama/config.json", f"model: {REPO / 'examples/tiny-llama/config.json'}")
+    spec.write_text(text.replace("    slo:\n", f"    gateway: {{port: {_free_block(4)}}}\n    slo:\n", 1))
     env = {**os.environ, "ORCH_STATE_DIR": str(tmp_path / "state"), "ORCH_STATE_URL": "",
            "ORCH_VLLM_PYTHON": sys.executable, "PYTHONPATH": str(tmp_path / "fake")}
     t0 = time.monotonic()
