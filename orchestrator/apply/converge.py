@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.apply.actual import Inventory, gather
-from orchestrator.apply.desired import LABEL_ROLE, DesiredReplica, desired_for, options, plan_id
+from orchestrator.apply.desired import DesiredReplica, desired_for, options, plan_id
 from orchestrator.apply.diff import Change, Resource, diff
+from orchestrator.apply.gateways import DRAIN_S, GatewayPortTaken, GatewaySteps  # noqa: F401 - apply's API
 from orchestrator.apply.ops import terminate_resource
 from orchestrator.apply.readiness import Waiting, wait_ready
 from orchestrator.apply.targets import Targets
-from orchestrator.errors import AuthError, CapacityError, OrchError, ProviderError, QuotaError, UserError
+from orchestrator.errors import AuthError, CapacityError, OrchError, ProviderError, QuotaError
 from orchestrator.plan import Plan
-from orchestrator.serve.sync import GatewayRef
 from orchestrator.state import store
 from orchestrator.state.db import StateDB, utcnow
 from orchestrator.state.journal import Journal, checkpoint
@@ -36,14 +36,6 @@ from providers.base import Handle
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-
-class GatewayPortTaken(UserError):
-    """A new gateway's port is held by another program (found before anything changed)."""
-
-    def __init__(self, message: str, *, deployment: str) -> None:
-        super().__init__(message)
-        self.deployment = deployment
 
 
 @dataclass
@@ -54,7 +46,7 @@ class ApplyOptions:
     drain_s: dict[str, float] = field(default_factory=dict)  # deployment -> drain timeout (default DRAIN_S)
 
 
-DRAIN_S = 120.0
+
 
 @dataclass
 class ApplyResult:
@@ -78,7 +70,7 @@ def all_places(plan: Plan) -> list[tuple[str, str]]:
     return list(dict.fromkeys((g.provider, g.region) for d in plan.deployments for o in options(d) for g in o))
 
 
-class Converger:
+class Converger(GatewaySteps):
     def __init__(
         self, db: StateDB, plan: Plan, targets: Targets, *, err: Console, spec_sha256: str = "",
         providers_json: dict[str, Any] | None = None, opts: ApplyOptions | None = None,
@@ -130,31 +122,6 @@ class Converger:
         self.changes = diff(self.desired(), self.inventory.resources)
         self._preflight()
         return self.changes
-
-    def is_gateway(self, r: Resource) -> bool:
-        row = self.inventory.rows.get(r.replica_id)
-        return r.handle.labels.get(LABEL_ROLE) == "gateway" or (row is not None and
-                                                               (row.details or {}).get("role") == "gateway")
-
-    def _replaced_gateways(self, c: Change) -> list[Resource]:
-        """Gateways of c's deployment, no longer desired, in the place c's new gateway goes: they hold its port."""
-        return [o.resource for o in self.changes if o.action == "delete" and o.resource is not None
-                and o.deployment == c.deployment and (o.provider, o.region) == (c.provider, c.region)
-                and self.is_gateway(o.resource)]
-
-    def _preflight(self) -> None:
-        """Before anything changes: a new local gateway's ports must be free (or held by the gateway it replaces)."""
-        for c in self.changes:
-            d = c.desired
-            if c.action != "create" or d is None or d.gateway is None or self._replaced_gateways(c):
-                continue
-            target = self.targets.get(d.group.provider, d.group.region)
-            check = getattr(target.provider, "check_ports", None)
-            if check is not None:
-                try:
-                    check(d.container(**target.container_kwargs))
-                except UserError as exc:
-                    raise GatewayPortTaken(str(exc), deployment=d.deployment.name) from None
 
     def _recover(self) -> None:
         inv = self.inventory
@@ -298,16 +265,7 @@ class Converger:
             if c.action in ("keep", "adopt") and c.resource is not None:
                 existing[c.replica_id] = c.resource
         launched: dict[str, Resource] = {}
-        replaced: set[str] = set()
-        for c in self.changes:  # a gateway moving within one place frees its ports first (a short outage)
-            if c.action == "create" and c.desired is not None and c.desired.gateway is not None:
-                for old in self._replaced_gateways(c):
-                    if old.replica_id not in replaced and old.verified:
-                        self.terminate(old)
-                        replaced.add(old.replica_id)
-                        result.deleted.append(old.replica_id)
-                        self.say(f"deleted {old.replica_id}: the gateway that replaces it needs its port")
-        self.changes = [c for c in self.changes if c.replica_id not in replaced or c.action != "delete"]
+        self._free_moved_gateway_ports(result)
         for dep in self.plan.deployments:
             self._create_deployment(dep.name, existing, launched, result)
         existing.update(launched)
@@ -349,88 +307,6 @@ class Converger:
                 result.failed[r.replica_id] = f"terminate: {exc}"
                 self.say(f"failed to delete {r.replica_id}: {exc}")
         return result
-
-    # -- serving -------------------------------------------------------------------------------------------
-    def _endpoint(self, rid: str, existing: dict[str, Resource]) -> str | None:
-        r = existing.get(rid)
-        row = self.inventory.rows.get(rid)
-        return self.endpoints.get(rid) or (r.handle.endpoint if r else None) or (row.endpoint if row else None)
-
-    def _private_endpoint(self, rid: str, endpoint: str, existing: dict[str, Resource]) -> str | None:
-        """http://<private ip>:<port> when the provider reported one (AWS, GCP), else None."""
-        from urllib.parse import urlsplit
-
-        r = existing.get(rid)
-        ip = (r.handle.details or {}).get("private_ip") if r else None
-        port = urlsplit(endpoint).port
-        return f"http://{ip}:{port}" if ip and port else None
-
-    def _gateway_refs(self, deployment: str, final: list[DesiredReplica], existing: dict[str, Resource],
-                      healthy: set[str]) -> list[GatewayRef]:
-        from orchestrator.serve.keys import admin_key
-
-        refs = []
-        for d in final:
-            if d.gateway is None or d.deployment.name != deployment or d.id not in healthy:
-                continue
-            endpoint = self._endpoint(d.id, existing)
-            if endpoint:
-                target = self.targets.get(d.group.provider, d.group.region)
-                refs.append(GatewayRef(d.id, endpoint, tuple(d.gateway.upstream), admin_key(target.provider),
-                                       d.group.region))
-        return refs
-
-    def _sync_gateways(self, final: list[DesiredReplica], existing: dict[str, Resource], healthy: set[str],
-                       kept: set[str], result: ApplyResult) -> None:
-        """Each healthy gateway routes to the healthy replicas the plan meant for it (level-triggered)."""
-        from orchestrator.serve.sync import Worker, sync_gateway
-
-        for dep in self.plan.deployments:
-            workers = [Worker(d.id, d.group.region, ep, self._private_endpoint(d.id, ep, existing)) for d in final
-                       if d.gateway is None and d.deployment.name == dep.name and d.id in healthy
-                       and (ep := self._endpoint(d.id, existing))]
-            keep = {ep for rid in kept if (ep := self._endpoint(rid, existing))}
-            try:
-                refs = self._gateway_refs(dep.name, final, existing, healthy)
-            except OrchError as exc:
-                result.failed[f"{dep.name} gateways"] = str(exc)
-                self.say(f"{dep.name}: cannot reach its gateways: {exc}")
-                continue
-            for g in refs:
-                try:
-                    sync_gateway(g, workers, keep=keep, say=self.say)
-                except OrchError as exc:
-                    result.failed[g.replica_id] = f"gateway: {exc}"
-                    self.say(f"{g.replica_id}: {exc}")
-
-    def _drain(self, r: Resource) -> None:
-        """A replica leaving: out of its deployment's gateways first, then let its requests finish."""
-        from urllib.parse import urlsplit
-
-        from orchestrator.serve.sync import Worker, deregister, drain
-
-        row = self.inventory.rows.get(r.replica_id)
-        endpoint = r.handle.endpoint or (row.endpoint if row else None)
-        if not endpoint or self.is_gateway(r):
-            return
-        gateways: list[GatewayRef] = []
-        from orchestrator.serve.keys import admin_key
-
-        for row in self.inventory.rows.values():
-            if row.deployment == r.deployment and (row.details or {}).get("role") == "gateway" and row.endpoint:
-                try:
-                    key = admin_key(self.targets.get(row.provider, row.region).provider)
-                except OrchError as exc:
-                    self.say(f"warning: {r.replica_id}: cannot reach gateway {row.id}: {exc}")
-                    continue
-                gateways.append(GatewayRef(row.id, row.endpoint, (), key, row.region))
-        private = (r.handle.details or {}).get("private_ip")
-        port = urlsplit(endpoint).port
-        worker = Worker(r.replica_id, r.region, endpoint, f"http://{private}:{port}" if private and port else None)
-        deregister(gateways, worker, say=self.say)
-        limit = self.opts.drain_s.get(r.deployment, DRAIN_S)
-        if not drain(endpoint, limit):
-            self.say(f"{r.replica_id}: requests still running after {limit:.0f}s of draining; terminating anyway")
 
     def _create_deployment(self, name: str, existing: dict[str, Resource], launched: dict[str, Resource],
                            result: ApplyResult) -> None:

@@ -20,7 +20,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from functools import lru_cache
 from typing import Any
 
 from orchestrator.cost import KEYS, ReplicaDayCost, attach_items, replica_day_costs
