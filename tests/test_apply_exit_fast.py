@@ -27,9 +27,14 @@ def test_apply_notices_a_replica_that_died_and_shows_why(tmp_path: Path) -> None
     env = {**os.environ, "ORCH_STATE_DIR": str(tmp_path / "state"), "ORCH_STATE_URL": "",
            "ORCH_VLLM_PYTHON": sys.executable, "PYTHONPATH": str(tmp_path / "fake")}
     t0 = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "apply", str(spec), "--yes", "--timeout", "600"],
-                       cwd=REPO, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-    took = time.monotonic() - t0
+    try:
+        r = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "apply", str(spec), "--yes", "--timeout",
+                            "600"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+                           stdin=subprocess.DEVNULL)
+        took = time.monotonic() - t0
+    finally:  # the gateway started beside the replica: stop it
+        subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "destroy", str(spec), "--yes"], cwd=REPO,
+                       env=env, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
     assert r.returncode == 3, r.stderr
     assert took < 60, took  # not the 600 s timeout
     assert "exited before it was healthy" in r.stderr and "unrecognized arguments: --bogus-flag" in r.stderr

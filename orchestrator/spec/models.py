@@ -48,6 +48,45 @@ class DataSource(Strict):
     gb_per_month: float = Field(ge=0, description="GB the deployment reads from this source each month")
 
 
+class Checkpoint(Strict):
+    """The deployment's own weights (a fine-tune of ``model:``, which says the architecture). Moving them to each
+    serving region is priced like data egress (orchestrator/solver/inputs.py)."""
+
+    uri: str = Field(min_length=1, description="s3://bucket/path, gs://bucket/path, "
+                     "https://ACCOUNT.blob.core.windows.net/CONTAINER/path, or a directory (absolute, or relative to "
+                     "this file) on the serving hosts")
+    region: str | None = Field(None, pattern=REGION_ID, description="where the weights live (aws:us-east-1, "
+                               "onprem:dc-frankfurt, local:this-machine); required for object storage")
+    size_gb: float | None = Field(None, gt=0, description="size of the weights, GB; default: the base model's at bf16")
+    tokenizer: str | None = Field(None, min_length=1, description="omitted: the checkpoint's own tokenizer files; "
+                                  "'base': the base model's; or a Hugging Face id or path")
+
+
+LORA_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # what clients send as the request's model
+
+
+class LoraAdapter(Strict):
+    """One LoRA adapter (PEFT format: adapter_config.json + adapter_model.safetensors) on the deployment's model."""
+
+    name: str = Field(pattern=LORA_NAME, description="clients call the adapter by this name (the request's model)")
+    uri: str = Field(min_length=1, description="s3://, gs://, an Azure blob URL, or a directory (absolute, or "
+                     "relative to this file)")
+    rank: int | None = Field(None, ge=1, le=512, description="LoRA rank r; omitted: read from a local "
+                             "adapter_config.json (required for object storage)")
+    region: str | None = Field(None, pattern=REGION_ID, description="where the adapter lives; required for "
+                               "object storage (its copy to each serving region is priced as egress)")
+
+
+class Lora(Strict):
+    """Many LoRA adapters served by one deployment on its base model (vLLM --enable-lora)."""
+
+    adapters: list[LoraAdapter] = Field(min_length=1)
+    max_loras: int | None = Field(None, ge=1, le=256, description="adapters one batch may mix (vLLM --max-loras; "
+                                  "GPU memory is reserved for this many at the largest rank); default: all of them")
+    max_rank: int | None = Field(None, ge=1, le=512, description="default: the largest adapter rank, rounded up to "
+                                 "a rank vLLM allows (1, 8, 16, 32, 64, 128, 256, 320, 512)")
+
+
 GatewayPolicy = Literal["cache_aware", "round_robin", "random", "consistent_hash"]
 CIDR = r"^[0-9a-fA-F:.]+/[0-9]{1,3}$"
 
@@ -116,6 +155,8 @@ class Deployment(Strict):
     policies: list[str] = Field(default_factory=list, description="names of policies defined under policies:")
     gateway: Gateway = Field(default_factory=Gateway, description="the endpoint users call")
     autoscale: Autoscale | None = Field(None, description="replicas follow the load (orch autoscale)")
+    checkpoint: Checkpoint | None = Field(None, description="your own weights of model's architecture (a fine-tune)")
+    lora: Lora | None = Field(None, description="LoRA adapters served on the model; clients call each by its name")
 
     @field_validator("quantization", mode="before")
     @classmethod
