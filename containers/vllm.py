@@ -14,6 +14,7 @@ from pathlib import Path
 
 from containers.gateway import VLLM_KEY_ENV
 from containers.names import replica_name
+from containers.own_models import own_model_parts
 from containers.spec import ContainerSpec, Ingress, Probe, SecretRef, Volume
 from orchestrator import compat
 from orchestrator.plan import DeploymentPlan, ReplicaGroup
@@ -79,9 +80,11 @@ def _has_weights(model_dir: Path) -> bool:
 
 
 def _cache_gb(deployment: DeploymentPlan) -> float:
-    """Model cache size: bf16 weights with 25 % slack, at least 20 GB."""
+    """Model cache size: bf16 weights (or the checkpoint's size) with 25 % slack, at least 20 GB."""
     from orchestrator.model_registry import lookup_model
 
+    if deployment.checkpoint is not None:
+        return float(max(20, math.ceil(deployment.checkpoint.size_gb * 1.25)))
     arch = lookup_model(deployment.model)
     if arch is None:
         return 50.0
@@ -117,6 +120,9 @@ def build_vllm_container(
     the deployment's gateways and to these networks (where orch runs: /health and /metrics) only.
     """
     served = compat.serving_id(deployment.model, deployment.hf_id, group.quantization)  # the checkpoint at this quantization
+    own = own_model_parts(deployment, HF_HOME)  # the user's checkpoint and LoRA adapters (containers/own_models.py)
+    if own.model is not None:
+        served = own.model
     model = model_source(served)
     nodes = max(1, group.instances_per_replica)
     args: list[str] = [model, "--served-model-name", deployment.name]
@@ -131,10 +137,11 @@ def build_vllm_container(
         args += ["--kv-cache-dtype", "fp8"]
     args += ["--max-model-len", str(deployment.max_model_len)]
     args += ["--gpu-memory-utilization", f"{gpu_memory_utilization:g}"]
-    if load_format is None and Path(model).is_dir() and not _has_weights(Path(model)):
+    if load_format is None and own.load_format is None and Path(model).is_dir() and not _has_weights(Path(model)):
         load_format = "dummy"
-    if load_format:
-        args += ["--load-format", load_format]
+    if load_format or own.load_format:
+        args += ["--load-format", load_format or own.load_format]
+    args += own.args
     args += list(extra_args)
 
     labels = {
@@ -155,7 +162,7 @@ def build_vllm_container(
         name=replica_name(project, deployment.name, replica),
         image=image or compat.image_for(group.gpu),
         args=args,
-        env={"HF_HOME": HF_HOME},
+        env={"HF_HOME": HF_HOME, **own.env},
         secret_env={**({"HF_TOKEN": hf_token} if hf_token is not None else {}),
                     **({VLLM_KEY_ENV: api_key} if api_key is not None else {})},
         ports={"http": port},
@@ -166,7 +173,9 @@ def build_vllm_container(
         startup=Probe("/health", port, period_s=health_period, failure_threshold=STARTUP_BUDGET_S // health_period),
         readiness=Probe("/health", port, period_s=health_period, failure_threshold=3),
         liveness=Probe("/health", port, period_s=15, timeout_s=5, failure_threshold=4),
-        volumes=[Volume("model-cache", HF_HOME, kind="cache", size_gb=_cache_gb(deployment))],
+        volumes=[Volume("model-cache", HF_HOME, kind="cache", size_gb=_cache_gb(deployment)), *own.volumes],
+        command=own.command,
+        files=own.files,
         labels=labels,
         spot=group.market == "spot",
         metrics_path="/metrics",

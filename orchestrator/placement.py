@@ -133,6 +133,7 @@ def _max_model_len(d: Any, model: Any) -> int:
 def _deployment_plan(loaded: Any, d: DeploymentInput, inp: Inputs, res: DeploymentResult,
                      fallbacks: list[list[ReplicaGroup]], expl: dict) -> DeploymentPlan:
     from orchestrator.gateways import plan_gateways
+    from orchestrator.own_models import plan_fields
 
     spec = d.spec
     model = inp.models[d.name]
@@ -145,6 +146,7 @@ def _deployment_plan(loaded: Any, d: DeploymentInput, inp: Inputs, res: Deployme
         ),
         usd_per_hour=round(res.usd_per_hour, 4), egress_usd_per_month=round(res.egress_usd_per_month, 2),
         fallbacks=fallbacks, explanation=expl, gateways=plan_gateways(spec, res.groups),
+        **plan_fields(spec, model, loaded.base_dir),
     )
 
 

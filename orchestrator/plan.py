@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from orchestrator.own_models import CheckpointPlan, LoraPlan
+
 Market = Literal["on_demand", "spot", "onprem"]
 
 
@@ -68,6 +70,8 @@ class DeploymentPlan(BaseModel):
     fallbacks: list[list[ReplicaGroup]] = Field(default_factory=list)  # ranked; best first
     explanation: dict = Field(default_factory=dict)
     gateways: list[GatewayPlan] = Field(default_factory=list)  # empty: no gateway (gateway.enabled false)
+    checkpoint: CheckpointPlan | None = None  # the user's own weights, served instead of hf_id's
+    lora: LoraPlan | None = None  # LoRA adapters served on the model (vLLM --enable-lora)
 
 
 class Totals(BaseModel):

@@ -1,5 +1,6 @@
-"""End to end on this machine: `orch apply examples/local.yaml --yes` starts a real vLLM CPU server,
-`orch status` shows it running and healthy, `orch destroy --yes` stops it (the process is gone)."""
+"""End to end on this machine: `orch apply examples/local.yaml --yes` starts a real vLLM CPU server and its
+gateway, `orch status` shows it running and healthy with its endpoint, `orch destroy --yes` stops both (the
+processes are gone)."""
 
 from __future__ import annotations
 
@@ -35,29 +36,40 @@ def test_apply_status_destroy_a_real_vllm_server(tmp_path: Path) -> None:
         reason = f"ORCH_VLLM_PYTHON={python!r} is not set or missing; run scripts/setup-vllm-cpu.sh"
         print(f"SKIP: {reason}")
         pytest.skip(reason)
+    from test_gateway_local import _free_block
+
+    port = _free_block(4)  # the example's gateway port may be taken on this machine
+    example = tmp_path / "local.yaml"
+    example.write_text(EXAMPLE.read_text().replace("model: tiny-llama/config.json",
+                                                   f"model: {REPO / 'examples/tiny-llama/config.json'}")
+                       .replace("    slo:\n", f"    gateway: {{port: {port}}}\n    slo:\n", 1))
     env = {"ORCH_STATE_DIR": str(tmp_path / "orch"), "ORCH_STATE_URL": ""}
     state = ["--state", str(tmp_path / "state.db")]
-    applied = _orch(["apply", str(EXAMPLE), "--yes", "--timeout", "600", *state], env)
+    applied = _orch(["apply", str(example), "--yes", "--timeout", "600", *state], env)
+    pids: list[int] = []
     try:
         assert applied.returncode == 0, applied.stderr[-3000:]
-        assert "1 to create" in applied.stdout and "healthy: local-demo-tiny-" in applied.stderr
+        assert "2 to create" in applied.stdout and "healthy: local-demo-tiny-" in applied.stderr  # replica, gateway
+        assert f"tiny: endpoint http://127.0.0.1:{port}/v1" in applied.stderr
 
-        status = _orch(["status", str(EXAMPLE), "--json", *state], env, timeout=60)
+        status = _orch(["status", str(example), "--json", *state], env, timeout=60)
         assert status.returncode == 0, status.stderr
         doc = json.loads(status.stdout)
         (dep,) = doc["deployments"]
         assert (dep["name"], dep["desired"], dep["actual"], dep["healthy"]) == ("tiny", 1, 1, 1)
-        (replica,) = dep["replicas"]
+        assert dep["endpoint"] == f"http://127.0.0.1:{port}/v1"
+        replica = next(r for r in dep["replicas"] if r["role"] == "replica")
         assert replica["status"] == "running" and replica["health"] == "healthy"
-        pid = json.loads(next((tmp_path / "orch" / "local").glob("*.json")).read_text())["pid"]
-        assert _alive(pid)
+        records = [json.loads(p.read_text()) for p in (tmp_path / "orch" / "local").glob("*.json")]
+        pids = [r["pid"] for r in records] + [s["pid"] for r in records for s in r.get("sidecars", [])]
+        assert len(pids) == 3 and all(_alive(p) for p in pids)  # vLLM, the router, its edge
 
-        again = _orch(["apply", str(EXAMPLE), "--yes", *state], env, timeout=120)
-        assert again.returncode == 0 and "0 to create, 1 to keep" in again.stdout  # idempotent
+        again = _orch(["apply", str(example), "--yes", *state], env, timeout=120)
+        assert again.returncode == 0 and "0 to create, 2 to keep" in again.stdout  # idempotent
     finally:
-        destroyed = _orch(["destroy", str(EXAMPLE), "--yes", *state], env, timeout=120)
+        destroyed = _orch(["destroy", str(example), "--yes", *state], env, timeout=120)
     assert destroyed.returncode == 0, destroyed.stderr
     assert "destroyed local-demo-tiny-" in destroyed.stderr
-    assert not _alive(pid)
-    after = json.loads(_orch(["status", str(EXAMPLE), "--json", *state], env, timeout=60).stdout)
+    assert pids and not any(_alive(p) for p in pids)
+    after = json.loads(_orch(["status", str(example), "--json", *state], env, timeout=60).stdout)
     assert after["deployments"][0]["actual"] == 0

@@ -54,7 +54,8 @@ def plan_id(plan: Plan) -> str:
         "project": plan.project,
         "deployments": [
             d.model_dump(mode="json", include={"name", "model", "hf_id", "max_model_len", "kv_cache_dtype",
-                                               "replicas", "fallbacks", "gateways"})
+                                               "replicas", "fallbacks", "gateways"}
+                         | {k for k in ("checkpoint", "lora") if getattr(d, k) is not None})  # ids of older plans stay
             for d in plan.deployments
         ],
     }

@@ -86,6 +86,8 @@ class Sample:
     gauges: dict[str, float] = field(default_factory=lambda: dict.fromkeys(GAUGES, 0.0))
     models: list[str] = field(default_factory=list)
     started_at: float = 0.0  # when the counters started (vllm:prompt_tokens_created); 0 if unknown
+    # vllm:lora_requests_info: adapter set -> when vLLM last showed it (None: LoRA off); orchestrator.metering.adapters
+    lora: dict[str, float] | None = None
 
 
 def normalize(name: str) -> str:
@@ -182,9 +184,11 @@ def sample_from_text(replica_id: str, text: str, ts: float | None = None) -> Sam
     except MetricsParseError as exc:
         return Sample(replica_id, ts, ok=False, error=str(exc)[:500])
     snap = combine(snaps)
+    from orchestrator.metering.adapters import parse_lora_info
+
     return Sample(
         replica_id, ts, ok=True, counters=snap.counters, gauges=snap.gauges, models=sorted(snaps),
-        started_at=snap.started_at,
+        started_at=snap.started_at, lora=parse_lora_info(text),
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, Table, delete, func, inspect, select
 from sqlalchemy.engine import Connection
 
 from orchestrator.metering import tables as T
+from orchestrator.metering.adapters import ingest_adapters
 from orchestrator.metering.rollup import Cursor, rollup
 from orchestrator.metering.scrape import COUNTERS, GAUGES, Sample
 
@@ -247,6 +248,7 @@ def record_samples(engine: Engine, samples: Sequence[Sample], retention_s: float
         for s in samples:
             by_replica.setdefault(s.replica_id, []).append(s)
         for rid, ss in by_replica.items():
+            ingest_adapters(conn, rid, ss)  # before ingest moves the meter cursor: it splits the same intervals
             ingest(
                 conn,
                 rid,

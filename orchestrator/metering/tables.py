@@ -7,7 +7,7 @@ rolls every interval between consecutive good samples into one row per replica a
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Float, Integer, String, Table
+from sqlalchemy import Boolean, Column, Float, Integer, String, Table, Text
 
 from orchestrator.metering.scrape import COUNTERS, GAUGES
 from orchestrator.state.db import Base
@@ -19,7 +19,7 @@ def _floats(names: tuple[str, ...], suffix: str = "") -> list[Column]:
     return [Column(f"{n}{suffix}", Float, nullable=False, default=0.0) for n in names]
 
 
-METERING_TABLES = ("metric_samples", "meter_cursor", "usage_hourly", "cost_items")
+METERING_TABLES = ("metric_samples", "meter_cursor", "usage_hourly", "cost_items", "adapter_usage_hourly", "adapter_cursor")
 
 
 metric_samples = Table(
@@ -71,4 +71,25 @@ cost_items = Table(
     Column("unit", String(40), nullable=False, default="GB"),
     Column("usd", Float, nullable=False),
     Column("description", String(500)),
+)
+
+# Tokens of LoRA deployments split by adapter (orchestrator/metering/adapters.py): an estimate, per replica, UTC hour
+# and adapter ("(no adapter)": intervals in which vLLM showed no adapter active). Revision 0004_adapter_usage.
+ADAPTER_COUNTERS = ("prompt_tokens", "generation_tokens", "requests", "prefill_time_sum", "decode_time_sum")
+adapter_usage_hourly = Table(
+    "adapter_usage_hourly",
+    metadata,
+    Column("replica_id", String(200), primary_key=True),
+    Column("hour", Integer, primary_key=True, index=True),
+    Column("adapter", String(200), primary_key=True),
+    Column("intervals", Integer, nullable=False, default=0),  # scrape intervals that gave this adapter tokens
+    *_floats(ADAPTER_COUNTERS),
+)
+
+# Per replica: vllm:lora_requests_info as last scraped (adapter set -> the time vLLM last showed it, JSON).
+adapter_cursor = Table(
+    "adapter_cursor",
+    metadata,
+    Column("replica_id", String(200), primary_key=True),
+    Column("seen", Text, nullable=False),
 )

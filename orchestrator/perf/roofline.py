@@ -27,6 +27,8 @@ request shape (input tokens I, output tokens O) it computes:
   slots: wait = 0.5 x rho^(sqrt(2(c+1)) - 1) / (1 - rho) x (1 / requests/s) (Sakasegawa's M/M/c
   approximation halved for deterministic service; c = 1 gives the M/D/1 rho S / (2 (1 - rho))),
   f = queueing.ttft_p95_factor (3.0 = ln 20, an exponential tail's p95/mean).
+- LoRA (a model from orchestrator.perf.lora.with_lora): its reserved buffers join the memory need, and its
+  kernels' time (Punica's figure) every decode step and prefill; formulas and source in orchestrator/perf/lora.py.
 - More than 8 GPUs spans nodes: modelled as tensor parallelism over the inter-node link (a
   pessimistic stand-in for vLLM's TP-per-node x PP-across-nodes).
 """
@@ -164,6 +166,13 @@ class _Batch:
         self.weights = model.params_b * 1e9 * self.bpp
         self.avail = self.mem * gpu_memory_utilization
         self.need = self.weights / self.tp + self.runtime
+        lora = getattr(model, "lora", None)  # orchestrator.perf.lora.LoraArch: adapters' buffers and kernel time
+        self.lora_s = 0.0
+        if lora is not None:
+            from orchestrator.perf import lora as lora_cost
+
+            self.need = self.need + lora_cost.reserved_bytes_per_gpu(model, lora, self.tp)
+            self.lora_s = lora_cost.step_overhead_s(model)
         # KV bytes per token per GPU with every layer holding the token: GQA/MHA split by KV head, MLA whole
         kv_total = model.kv_bytes_per_token(kvb)
         if model.kv_split_by_tp:
@@ -188,7 +197,7 @@ class _Batch:
         t_cmp = flops / (self.tp * self.rate * self.eff_flops)
         t_mem = self.weights / self.tp / (self.bw * self.eff_bw)
         comm = self.n_ar * (self.lat + self.ring * self.I * m.hidden * 2.0 / self.link)
-        return np.maximum(t_cmp, t_mem) + comm
+        return np.maximum(t_cmp, t_mem) + comm + self.lora_s
 
     def step(self, batch: Any) -> Any:
         """Decode step time (s) at batch size(s) `batch` (scalar or per-config array)."""
@@ -202,7 +211,7 @@ class _Batch:
         t_mem = (w_read / self.tp + b * self.ctx * self.kv_ctx_tok_gpu) / (self.bw * self.eff_bw)
         t_cmp = b * self.flops_tok / self.tp / (self.rate * self.eff_flops)
         comm = self.n_ar * (self.lat + self.ring * b * m.hidden * 2.0 / self.link)
-        return np.maximum(t_mem, t_cmp) + comm + self.overhead_s
+        return np.maximum(t_mem, t_cmp) + comm + self.overhead_s + self.lora_s
 
     def kv_capacity(self, tokens: int) -> Any:
         """KV capacity per configuration in tokens, counted in sequences `tokens` long (== kv_cap unless
@@ -284,7 +293,7 @@ def evaluate(
         if reason is None and not fits_mem[i]:
             reason = (
                 f"does not fit: needs {bt.need[i] * tp / 1e9:.1f} GB (weights {bt.weights[i] / 1e9:.1f} GB + "
-                f"runtime overhead) on {tp}x{gpu.name}, which has {bt.avail[i] * tp / 1e9:.1f} GB at "
+                f"runtime overhead{' + LoRA buffers' if bt.lora_s else ''}) on {tp}x{gpu.name}, which has {bt.avail[i] * tp / 1e9:.1f} GB at "
                 f"gpu_memory_utilization {gpu_memory_utilization}"
             )
         elif reason is None and not fits_kv[i]:

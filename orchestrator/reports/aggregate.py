@@ -25,7 +25,7 @@ from typing import Any
 from orchestrator.cost import KEYS, ReplicaDayCost, attach_items, replica_day_costs
 from orchestrator.metering.store import Replica, UsageDay
 
-GROUPINGS = ("model", "deployment", "team", "provider", "region", "replica")
+GROUPINGS = ("model", "deployment", "team", "provider", "region", "replica", "adapter")  # adapter: reports/adapters.py
 
 RULES = (
     "cost = billed hours x effective $/h (+ egress/storage recorded); "
@@ -262,7 +262,7 @@ def make_report(lines: list[Line], start: float, end: float, by: str, unattribut
         from orchestrator.suggest import did_you_mean
 
         raise UserError(f"cannot group by {by!r}{did_you_mean(by, GROUPINGS)}; choose one of {', '.join(GROUPINGS)}")
-    key = KEYS[by]
+    key = KEYS.get(by, KEYS["deployment"])  # adapter: lines split by reports/adapters.py, keyed deployment/adapter
     groups: dict[str, list[Line]] = defaultdict(list)
     daily: dict[str, dict[int, float]] = defaultdict(lambda: defaultdict(float))
     for ln in lines:
@@ -310,4 +310,8 @@ def build_report(
         capacity,
         planned_figures(engine),
     )
+    if by == "adapter":
+        from orchestrator.reports.adapters import adapter_report
+
+        return adapter_report(engine, lines, start, end, unattributed)
     return make_report(lines, start, end, by, unattributed)

@@ -4,6 +4,10 @@ Egress accounting (stated, since clouds differ):
 - data: each data source's gb_per_month moves once to every serving region a deployment uses, priced by
   ``transfer_usd_per_gb(data region, serving region)`` (same region free; same cloud by continent pair;
   across clouds the source's internet price).
+- the user's own weights count as data (orchestrator/own_models.py ``moved_data``): a ``checkpoint:`` with a region
+  (its size_gb, default the base model's weights at bf16) and each LoRA adapter with a region (its size from its
+  rank) are copied once per month to every serving region, priced as above: one copy per serving region per
+  month, however many replicas the region runs (they pull from a copy in their region).
 - responses: output tokens x 4 bytes per request x requests per month, from the serving region to the
   users: the transfer price when the users' region is in the serving cloud (free in the same region), the
   serving provider's internet egress otherwise (tier at the deployment's monthly volume). Prompts are
@@ -72,6 +76,8 @@ def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., lis
     input as soon as it is complete (its candidates numbered as in the whole input), before the next is built."""
     from orchestrator.catalog.regions import all_regions, rtt_ms
     from orchestrator.model_registry import resolve_model
+    from orchestrator.own_models import lora_load
+    from orchestrator.perf.lora import with_lora
 
     spec = loaded.spec
     est = estimate_batch or default_estimator()
@@ -112,10 +118,10 @@ def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., lis
     numbered = 0
     offerings = OfferingTable(catalog.offerings, catalog.gpus)
     for d in spec.deployments:
-        model = resolve_model(d.model, loaded.base_dir)
+        model = with_lora(resolve_model(d.model, loaded.base_dir), lora_load(d, loaded.base_dir))
         models[d.name] = model
         sources = _sources(d)
-        costs = RegionCosts(d, sources, rtt, region_of, catalog.egress)
+        costs = RegionCosts(d, sources, rtt, region_of, catalog.egress, model)
 
         def region_prune(rows: CandidateRows, costs: RegionCosts = costs) -> np.ndarray:
             _, resp, data = costs.arrays(rows.region)
@@ -249,8 +255,12 @@ class RegionCosts:
     req/s) from each user region, and the one-off data egress ($/month)."""
 
     def __init__(self, d: Any, sources: list[tuple[str, float]], rtt: Callable[[str, str], float],
-                 region_of: Callable[[str], Region | None], egress: Any) -> None:
+                 region_of: Callable[[str], Region | None], egress: Any, model: Any = None) -> None:
+        from orchestrator.own_models import moved_data
+
         self.d, self.sources, self.rtt, self.region_of, self.egress = d, sources, rtt, region_of, egress
+        # (region, GB/month) moved to every serving region: data: sources, then the checkpoint and adapters
+        self.moved = [(src.region, src.gb_per_month) for src in d.data] + moved_data(d, model)
         t = d.traffic
         self.gb_per_req = t.output_tokens * BYTES_PER_OUTPUT_TOKEN / 1e9
         self.monthly_gb = self.gb_per_req * t.requests_per_second * SECONDS_PER_MONTH
@@ -264,11 +274,11 @@ class RegionCosts:
             resp = [_response_price(self.egress, dst, self.region_of(s), provider, self.monthly_gb) * self.gb_per_req * SECONDS_PER_MONTH
                     for s, _ in self.sources]
             data = 0.0
-            for src in self.d.data:
-                sr = self.region_of(src.region)
-                if sr is None or dst is None or sr.id == dst.id or src.gb_per_month <= 0:
+            for src_region, gb in self.moved:
+                sr = self.region_of(src_region)
+                if sr is None or dst is None or sr.id == dst.id or gb <= 0:
                     continue
-                data += src.gb_per_month * _safe(lambda sr=sr: self.egress.transfer_usd_per_gb(sr, dst))
+                data += gb * _safe(lambda sr=sr: self.egress.transfer_usd_per_gb(sr, dst))
             self._memo[region] = (rtt, resp, data)
         return self._memo[region]
 

@@ -295,6 +295,14 @@ def check_slos(inp: CheckInput) -> Iterator[Issue]:
             yield Issue(path, f"{metric} {_num(target)} is below what any GPU reaches for {arch.name} (fastest: {where})")
 
 
+def check_own_models(inp: CheckInput) -> Iterator[Issue]:
+    """checkpoint: and lora: (orchestrator/spec/checks_own.py)."""
+    from orchestrator.spec.checks_own import check_checkpoint, check_lora
+
+    yield from check_checkpoint(inp)
+    yield from check_lora(inp)
+
+
 # Order matters: check_models fills CheckInput.models for the checks after it.
 CHECKS: list[Callable[[CheckInput], Iterator[Issue]]] = [
     check_names,
@@ -303,6 +311,7 @@ CHECKS: list[Callable[[CheckInput], Iterator[Issue]]] = [
     check_max_model_len,
     check_quantizations,
     check_regions,
+    check_own_models,
     check_gpus,
     check_policies,
     check_slos,
