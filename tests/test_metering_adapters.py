@@ -8,13 +8,19 @@ import json
 from pathlib import Path
 
 import pytest
+from test_report_aggregate import add_replica, ts
 from typer.testing import CliRunner
 
 from orchestrator.cli.main import app
-from orchestrator.metering.adapters import NO_ADAPTER, active_sets, parse_lora_info, split, usage_by_adapter_day
+from orchestrator.metering.adapters import (
+    NO_ADAPTER,
+    active_sets,
+    parse_lora_info,
+    split,
+    usage_by_adapter_day,
+)
 from orchestrator.metering.scrape import sample_from_text
 from orchestrator.metering.store import open_engine, record_samples
-from test_report_aggregate import add_replica, ts
 
 
 def page(prompt: float, gen: float, lora: dict[str, float] | None, requests: float = 0.0) -> str:
@@ -126,6 +132,7 @@ def test_report_by_adapter(db: Path) -> None:
     assert rows["plain/(no adapter)"]["cost_usd"] == pytest.approx(2.0)
     assert doc["total"]["cost_usd"] == pytest.approx(8.0)
     assert doc["total"]["input_tokens"] == 4000 + 500 + 700
+    assert any(n.startswith("tokens by adapter are an estimate") for n in doc["notes"])  # in the output itself
     # the table says it is an estimate
     table = CliRunner().invoke(app, ["report", "--state", str(db), "--no-sample", "--period", "2026-11", "--by",
                                      "adapter"])

@@ -74,7 +74,7 @@ def test_checkpoint_in_another_cloud_is_priced_at_that_clouds_internet_egress() 
 
 def test_dry_run_shows_the_checkpoint_flags(tmp_path: Path) -> None:
     spec = tmp_path / "ft.yaml"
-    spec.write_text((CHECKPOINT % {"region": "aws:us-east-1", "extra": ", tokenizer: base"}))
+    spec.write_text(CHECKPOINT % {"region": "aws:us-east-1", "extra": ", tokenizer: base"})
     env = {**os.environ, "ORCH_STATE_DIR": str(tmp_path / "orch"), "ORCH_STATE_URL": ""}
     r = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "apply", str(spec), "--dry-run"], cwd=REPO,
                        env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
@@ -218,8 +218,8 @@ def test_lora_costs_memory_and_step_time_in_the_performance_model() -> None:
 def test_a_lora_deployment_is_placed_with_the_lora_cost(tmp_path: Path) -> None:
     local = _adapter(tmp_path / "a", 16)
     spec = load_spec_text((LORA % {"local": local}), str(tmp_path / "l.yaml"))
-    from orchestrator.solver.inputs import build_inputs
     from orchestrator.catalog.load import load_catalog
+    from orchestrator.solver.inputs import build_inputs
 
     inp = build_inputs(spec, load_catalog(spec.spec))
     assert getattr(inp.models["support"], "lora", None) is not None

@@ -6,12 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from test_spec_checks import at
 from typer.testing import CliRunner
 
 from orchestrator.cli.main import app
 from orchestrator.errors import SpecError
 from orchestrator.spec.loader import load_spec
-from test_spec_checks import at
 
 HEAD = """\
 version: 1
@@ -49,17 +49,17 @@ def test_bad_checkpoints_are_located(tmp_path: Path) -> None:
     q = '"'
     gs, s3x = '{uri: "gs://', '{uri: "s3://acme-models/x'
     want = [
-        f'{at(text, q + "hdfs://")}: deployments[0].checkpoint.uri: unknown scheme hdfs://; expected s3://BUCKET/path, '
-        "gs://BUCKET/path, https://ACCOUNT.blob.core.windows.net/CONTAINER/path, or a directory",
+        (f'{at(text, q + "hdfs://")}: deployments[0].checkpoint.uri: unknown scheme hdfs://; expected s3://BUCKET/path, '
+         "gs://BUCKET/path, https://ACCOUNT.blob.core.windows.net/CONTAINER/path, or a directory"),
         f'{at(text, "aws:us-east-9")}: deployments[1].checkpoint.region: unknown region "aws:us-east-9"',
         f'{at(text, gs)}: deployments[2].checkpoint: a checkpoint in object storage needs region:',
         f'{at(text, s3x)}: deployments[3].checkpoint: a checkpoint needs its base model',
-        f'{at(text, "gcp:us-central1")}: deployments[4].checkpoint.region: an s3:// bucket lives in a region of aws '
-        "or onprem, not gcp",
+        (f'{at(text, "gcp:us-central1")}: deployments[4].checkpoint.region: an s3:// bucket lives in a region of aws '
+         "or onprem, not gcp"),
         f'{at(text, "int4")}: deployments[5].quantization[1]: int4 cannot be applied to a checkpoint by location',
         f'{at(text, q + "./no-such-dir")}: deployments[5].checkpoint.uri: checkpoint directory not found on this machine',
-        f'{at(text, q + "az://")}: deployments[6].checkpoint.uri: cannot read \'az://models/ft\': expected '
-        "https://ACCOUNT.blob.core.windows.net/CONTAINER/path (az:// does not say the storage account)",
+        (f'{at(text, q + "az://")}: deployments[6].checkpoint.uri: cannot read \'az://models/ft\': expected '
+         "https://ACCOUNT.blob.core.windows.net/CONTAINER/path (az:// does not say the storage account)"),
     ]
     for w in want:
         assert any(g.startswith(w) for g in got), f"missing {w!r} in:\n" + "\n".join(got)

@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
         period: Optional[str] = typer.Option(None, "--period", help="a month (2026-11) or a day (2026-11-23); default: this month"),
         since: Optional[str] = typer.Option(None, "--since", help="start date (UTC), inclusive"),
         until: Optional[str] = typer.Option(None, "--until", help="end date (UTC), inclusive of that day"),
-        by: str = typer.Option("deployment", "--by", help="model | deployment | team | provider | region | replica"),
+        by: str = typer.Option("deployment", "--by", help="model | deployment | team | provider | region | replica | adapter (LoRA: an estimate, see the note)"),
         fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json | focus | html | parquet"),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="write to this file instead of stdout"),
         state: Optional[str] = typer.Option(None, "--state", help="state database: a SQLite file or a SQLAlchemy URL"),

@@ -48,7 +48,7 @@ def parse_lora_info(text: str) -> dict[str, float] | None:
         return None
     from prometheus_client.parser import text_string_to_metric_families
 
-    lines = [ln for ln in text.splitlines() if ln.startswith(LORA_INFO + "{") or ln.startswith(LORA_INFO + " ")]
+    lines = [ln for ln in text.splitlines() if ln.startswith((LORA_INFO + "{", LORA_INFO + " "))]
     if not lines:
         return None
     out: dict[str, float] = {}

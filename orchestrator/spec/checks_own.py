@@ -68,8 +68,8 @@ def _missing_dir(loc: StorageURI, region: str | None) -> bool:
 
 
 def check_checkpoint(inp: Any) -> Iterator[Issue]:
-    from orchestrator.spec.checks import _known_regions
     from orchestrator.catalog.regions import all_regions
+    from orchestrator.spec.checks import _known_regions
 
     known: set[str] | None = None
     for i, d in inp.deployments():
@@ -103,8 +103,8 @@ def adapter_rank(loc: StorageURI) -> int | None:
 
 
 def check_lora(inp: Any) -> Iterator[Issue]:
-    from orchestrator.spec.checks import _known_regions
     from orchestrator.catalog.regions import all_regions
+    from orchestrator.spec.checks import _known_regions
 
     known: set[str] | None = None
     for i, d in inp.deployments():
