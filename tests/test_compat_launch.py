@@ -74,15 +74,22 @@ def combos() -> list[tuple[Any, Any, str, Any]]:
 
 @cache
 def example_renders() -> list[tuple[Any, Any, str, Any]]:
-    """The same for every group of every example's plan (chosen and fallbacks), except the local ones."""
+    """The same for every group of every example's plan (chosen and fallbacks), except the local ones, and of
+    every valid deployment file among the test fixtures."""
+    from orchestrator.errors import SpecError
     from orchestrator.placement import place
     from orchestrator.spec.loader import load_spec
 
     out = []
-    for path in sorted((REPO / "examples").glob("*.yaml")):
+    files = sorted((REPO / "examples").glob("*.yaml")) + sorted((REPO / "tests" / "fixtures" / "spec").glob("*.yaml"))
+    for path in files:
         if path.name.startswith("local"):
             continue
-        plan = place(load_spec(path))
+        try:
+            loaded = load_spec(path)
+        except SpecError:  # a fixture of bad input: nothing to plan
+            continue
+        plan = place(loaded)
         for dep in plan.deployments:
             model = lookup_model(dep.model)
             for group in dep.replicas + [g for fb in dep.fallbacks for g in fb]:

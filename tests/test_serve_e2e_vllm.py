@@ -1,8 +1,8 @@
 """Serving end to end on this machine, with real parts: vLLM CPU replicas of the tiny model behind a real
 vllm-router and its Caddy edge, applied by `orch apply`, scaled by `orch autoscale`.
 
-One run, in order: the endpoint answers with the key and 401s without; a load through it makes the loop go from
-1 to 2 replicas; a replica killed with SIGKILL under that load loses no request and the loop replaces it; when
+One run, in order: the endpoint answers with the key and 401s without; `orch bench` pointed at it makes the loop
+go from 1 to 2 replicas; a replica killed with SIGKILL under load loses no request and the loop replaces it; when
 the load stops, the extra replica is drained and removed after the cool-down; every request sent got an answer.
 """
 
@@ -161,9 +161,18 @@ def test_serve_scale_out_survive_a_kill_and_scale_in(tmp_path: Path) -> None:
         scaler = subprocess.Popen([sys.executable, "-m", "orchestrator.cli.main", "autoscale", str(spec),
                                    "--interval", "2", "--timeout", "300"], cwd=REPO, env=env, stdout=log,
                                   stderr=subprocess.STDOUT, start_new_session=True)
-        with Load(base, clients=8) as load:
-            took = _wait_for(tmp_path / "state", base, healthy=2, timeout=300)
-            print(f"scaled 1 -> 2 in {took:.0f} s under load")
+        # the ramp: orch bench pointed at the endpoint, 8 streams for 30 s; the loop decides to add a replica
+        t0 = time.monotonic()
+        r = _orch(env, "bench", base, "--concurrency", "8", "--input-tokens", "64", "--output-tokens", "32",
+                  "--duration", "30", "--max-requests", "100000", "--no-profile", "--json", timeout=300)
+        assert r.returncode == 0, r.stderr
+        (level,) = json.loads(r.stdout)["levels"]
+        assert level["requests"] > 100 and level["errors"] == 0
+        assert "1 -> 2 replica(s): load" in (tmp_path / "autoscale.log").read_text()
+        with Load(base, clients=8) as load:  # the load goes on while the new replica starts, and then some
+            _wait_for(tmp_path / "state", base, healthy=2, timeout=300)
+            took = time.monotonic() - t0
+            print(f"scaled 1 -> 2 in {took:.0f} s from the start of the ramp")
             assert "measured)" in (tmp_path / "autoscale.log").read_text()  # sized by the profile, not the model
             # SIGKILL one replica's whole process group while the load runs
             records = [json.loads(p.read_text()) for p in (tmp_path / "state" / "local").glob("*.json")]
