@@ -59,6 +59,8 @@ def contract(plan: Any) -> dict[str, Any]:
 
 def print_plan(plan: Any) -> None:
     from rich.console import Console
+
+    from orchestrator.candidates import HOURS_PER_MONTH
     from rich.table import Table
 
     out = Console()  # stdout: tables
@@ -89,8 +91,9 @@ def print_plan(plan: Any) -> None:
         _explain(out, d.explanation)
     if plan.total is not None:
         tot = plan.total
-        gateways = f" + gateways ${tot.gateways_usd_per_hour:,.2f}/h" if tot.gateways_usd_per_hour else ""
-        out.print(f"[bold]total[/bold]: ${tot.usd_per_hour:,.2f}/h{gateways} · ${tot.usd_per_month:,.0f}/month "
+        gw = tot.gateways_usd_per_hour
+        gateways = f" (+ gateways ${gw:,.2f}/h, ${gw * HOURS_PER_MONTH:,.0f}/month)" if gw else ""
+        out.print(f"[bold]total[/bold]: ${tot.usd_per_hour:,.2f}/h · ${tot.usd_per_month:,.0f}/month{gateways} "
                   f"(egress ${tot.egress_usd_per_month:,.0f}/month) · objective {plan.objective} · solved in "
                   f"{plan.solve_seconds:.2f} s · catalog as of {plan.catalog_as_of}")
     for m in plan.messages:
