@@ -54,3 +54,12 @@ def _json_chunks(text: str) -> list[str]:
     if cur:
         chunks.append("\n".join(cur))
     return chunks
+
+
+def test_dry_run_redacts_values_not_security_settings() -> None:
+    from orchestrator.state.store import scrub_calls
+
+    out = scrub_calls({"MetadataOptions": {"HttpTokens": "required"}, "ClientToken": "abc",
+                       "env": {"HF_TOKEN": "hf_x", "ORCH_API_KEY": "sk", "db_password": "p"}})
+    assert out["MetadataOptions"]["HttpTokens"] == "required" and out["ClientToken"] == "abc"
+    assert set(out["env"].values()) == {"<redacted>"}

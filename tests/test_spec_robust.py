@@ -69,3 +69,19 @@ def test_every_single_field_replacement() -> None:
                 load_spec_text(yaml.safe_dump(_damaged([(i, j, False)]), sort_keys=False), FIXTURE)
             except SpecError as exc:
                 assert all(p.line for p in exc.problems)
+
+
+def test_a_number_too_long_for_python_is_a_located_problem(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Python refuses int() of more than 4,300 digits: once an uncaught ValueError in validate and place."""
+    from orchestrator.errors import SpecError
+    from orchestrator.spec.loader import load_spec
+
+    path = tmp_path / "big.yaml"
+    path.write_text("version: " + "9" * 5000 + "\nproject: p\n")
+    try:
+        load_spec(path)
+    except SpecError as exc:
+        (p,) = exc.problems
+        assert (p.line, p.column) == (1, 10) and "5,000 characters" in p.message
+    else:
+        raise AssertionError("no error")

@@ -146,6 +146,9 @@ class _Builder:
             return self._scalars.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             raise _fail(self.file, f"bad value: {getattr(exc, 'problem', None) or exc}", _pos(node)) from None
+        except ValueError:  # Python refuses to read an integer of more than 4,300 digits (CVE-2020-10735)
+            raise _fail(self.file, f"bad value: a number of {len(node.value):,} characters; expected a number "
+                        "of at most 4,300 digits", _pos(node)) from None
 
     def _key(self, node: Node) -> Any:
         if not isinstance(node, ScalarNode):

@@ -143,7 +143,9 @@ def projects(db: StateDB) -> list[str]:
         return sorted(names)
 
 
-_SECRET_KEYS = re.compile(r"(secret|password|passwd|(?<!client)token|credential|api[_-]?key|private[_-]?key)", re.I)
+# ClientToken (an idempotency token) and HttpTokens (the IMDSv2 setting, "required") are settings, not secrets.
+_SECRET_KEYS = re.compile(r"(secret|password|passwd|(?<!client)(?<!http)token|credential|api[_-]?key|private[_-]?key)",
+                          re.I)
 
 
 def scrub_calls(value: Any) -> Any:
