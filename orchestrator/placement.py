@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from orchestrator.candidates import HOURS_PER_MONTH
+from orchestrator.fmt import signed_usd
 from orchestrator.plan import DeploymentPlan, Plan, Predicted, ReplicaGroup, Totals
 from orchestrator.solver.explain import DeploymentResult, explain, result_for
 from orchestrator.solver.inputs import Inputs, build_inputs
@@ -89,7 +90,7 @@ def place(
         if cost_ref is not None:
             cr = cost_ref[d.name]
             expl["objective_tradeoff"] = (
-                f"minimizing {objective} costs ${res.usd_per_hour - cr.usd_per_hour:+,.2f}/h vs the cost-optimal plan "
+                f"minimizing {objective} costs {signed_usd(res.usd_per_hour - cr.usd_per_hour, '/h')} vs the cost-optimal plan "
                 f"(${cr.usd_per_hour:,.2f}/h; TTFT p95 {cr.ttft_p95_ms:.0f} ms there vs {res.ttft_p95_ms:.0f} ms here)"
             )
         plans.append(_deployment_plan(loaded, d, inp, res, [g for g, _ in fallbacks], expl))
@@ -110,7 +111,8 @@ def place(
                         "not proven optimal")
     if cost_ref is not None:
         ref_total = sum(r.usd_per_month for r in cost_ref.values())
-        messages.append(f"minimizing {objective}: ${total.usd_per_month - ref_total:+,.0f}/month vs the cost-optimal plan")
+        messages.append(f"minimizing {objective}: {signed_usd(total.usd_per_month - ref_total, '/month', 0)} vs the "
+                        "cost-optimal plan")
     return Plan(
         project=project, status="optimal" if sol.ok else "feasible", gap=round(sol.gap, 6), objective=objective,
         objective_value=round(sol.values[objective], 6),

@@ -103,11 +103,13 @@ def print_plan(plan: Any) -> None:
 def _explain(out: Any, e: dict) -> None:
     from rich.markup import escape
 
+    from orchestrator.fmt import signed_usd
+
     lines = []
     ru = e.get("runner_up")
     if ru:
         among = f" (best of {ru['searched']})" if ru.get("searched") else ""
-        lines.append(f"runner-up{among}: {ru['config']} (+${ru['extra_usd_per_hour']:,.2f}/h, "
+        lines.append(f"runner-up{among}: {ru['config']} ({signed_usd(ru['extra_usd_per_hour'], '/h')}, "
                      f"{ru['extra_ttft_ms']:+.0f} ms TTFT)")
     if e.get("objective_tradeoff"):
         lines.append(e["objective_tradeoff"])

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.candidates import HOURS_PER_MONTH, REASON_TEXT, Candidate, DeploymentCandidates, cover_usd
+from orchestrator.fmt import signed_usd
 from orchestrator.plan import ReplicaGroup
 from orchestrator.solver.problem import DeploymentInput
 from orchestrator.solver.solve import Solution
@@ -183,7 +184,7 @@ def _providers(d: DeploymentInput, dc: DeploymentCandidates, res: DeploymentResu
         if not by_provider.get(p) and p in dc.dominated:
             c = dc.dominated[p]
             usd = cover_usd(c, d.required_rps)
-            out[p] = (f"price: +${usd - res.compute_usd_per_hour:,.2f}/h vs chosen (every option is dominated by a cheaper "
+            out[p] = (f"price: {signed_usd(usd - res.compute_usd_per_hour, '/h')} vs chosen (every option is dominated by a cheaper "
                       f"one; best: {c.describe()} at ${usd:,.2f}/h)")
             continue
         if by_provider.get(p):
@@ -195,7 +196,7 @@ def _providers(d: DeploymentInput, dc: DeploymentCandidates, res: DeploymentResu
                 usd, c = best
                 diff = usd - res.compute_usd_per_hour
                 if diff >= 0:
-                    out[p] = f"price: +${diff:,.2f}/h vs chosen (best: {c.describe()} at ${usd:,.2f}/h)"
+                    out[p] = f"price: {signed_usd(diff, '/h')} vs chosen (best: {c.describe()} at ${usd:,.2f}/h)"
                 else:
                     prefs = [q.name for q in d.policies if q.kind == "onprem-first"]
                     why = f"policy {prefs[0]} (onprem-first) puts on-prem capacity first" if prefs else \
