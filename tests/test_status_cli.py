@@ -70,3 +70,16 @@ def test_status_table_on_stdout(applied) -> None:  # type: ignore[no-untyped-def
 def test_status_without_a_project_says_what_to_pass(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["status", "--state", str(tmp_path / "empty.db")])
     assert r.exit_code == 1 and "pass the deployment FILE" in r.stderr
+
+
+def test_status_that_could_ask_no_provider_fails_instead_of_showing_nothing(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    example = Path(__file__).resolve().parent.parent / "examples" / "quickstart.yaml"
+    r = CliRunner().invoke(app, ["status", str(example), "--state", str(tmp_path / "s.db"), "--json"])
+    assert r.exit_code == 3, r.output
+    assert "no provider could be asked" in r.stderr and r.stdout == ""

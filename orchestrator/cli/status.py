@@ -21,6 +21,11 @@ def collect(db, file: Path | None, err) -> dict[str, Any]:  # type: ignore[no-un
     ctx = project_context(db, file)
     targets = Targets(ctx.settings)
     inv = gather(db, ctx.project, targets, ctx.places, warn=lambda m: err.print(m, markup=False))
+    if inv.unreachable and not inv.reachable:  # nothing could be asked: an empty table would say "nothing runs"
+        from orchestrator.errors import ProviderError
+
+        raise ProviderError("status: no provider could be asked what runs:\n  " + "\n  ".join(
+            f"{k}: {v}" for k, v in inv.unreachable.items()))
     desired: dict[str, int] = {}
     if ctx.plan is not None:
         conv = Converger(db, ctx.plan, targets, err=err)
