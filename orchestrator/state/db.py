@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DatabaseError, OperationalError
@@ -164,7 +165,7 @@ def open_state(url: str | None = None) -> StateDB:
     resolved = resolve_url(url)
     _check_sqlite_file(resolved)
     try:
-        engine = create_engine(resolved, future=True)
+        engine = create_engine(resolved, future=True, json_deserializer=_json_value)
     except Exception as exc:  # bad URL or missing driver
         raise UserError(f"cannot open state database {redact_url(resolved)}: {exc}") from None
     if engine.dialect.name == "sqlite":
@@ -179,4 +180,31 @@ def open_state(url: str | None = None) -> StateDB:
         raise UserError(
             f"cannot use state database {redact_url(resolved)}: {exc.orig or exc}; nothing was changed"
         ) from None
+    missing = _missing_tables(engine)
+    if missing:
+        engine.dispose()
+        raise UserError(f"state database {redact_url(resolved)} is damaged: table(s) {', '.join(missing)} missing "
+                        "although its schema revision says they exist; restore it from a backup or use another "
+                        "--state / ORCH_STATE_URL; nothing was changed")
     return StateDB(resolved, engine)
+
+
+def _missing_tables(engine: Engine) -> list[str]:
+    """Tables of orch's schema a migrated database lacks (dropped by hand, or a damaged file)."""
+    from sqlalchemy import inspect
+
+    import orchestrator.state.models  # noqa: F401 - registers the tables on Base.metadata
+
+    have = set(inspect(engine).get_table_names())
+    return sorted(set(Base.metadata.tables) - have)
+
+
+def _json_value(text: str) -> Any:
+    """JSON columns as read back: a value that is not JSON is a damaged database, said in one line."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise UserError(f"the state database holds a damaged value where JSON belongs ({text[:40]!r}); restore it "
+                        "from a backup, or repair that row") from None
