@@ -68,3 +68,9 @@ def test_bare_metal_starts_the_gateway_on_its_own_ports_with_keys_on_stdin(monke
     assert "-p 8080:8080" in command and "-p 8000:" not in command  # the endpoint's port, not the next free one
     assert "cat > /var/tmp/orch/p-chat-gw1-0/Caddyfile <<'ORCH_EOF'" in command
     assert command.index("docker run -d --name p-chat-gw1-0 ") < command.index("--name p-chat-gw1-0-edge")
+
+
+def test_vm_script_installs_docker_from_the_distribution_not_a_piped_script() -> None:
+    script = startup_script(GW)
+    assert "curl" not in script and "| sh" not in script  # issue 20, item 21
+    assert "apt-get install -y -q docker.io" in script and "dnf install -y docker" in script

@@ -1,8 +1,8 @@
 """A ContainerSpec as a VM startup script (cloud-init user-data / GCP startup-script / Azure custom data).
 
 The script assumes a GPU "Deep Learning" image (NVIDIA driver present or installing at first boot);
-it installs Docker and the NVIDIA container toolkit only when missing, then runs the container with
-the same argv as ``containers.render.docker``.
+it installs Docker (the distribution's package, never a piped install script) and the NVIDIA container toolkit
+only when missing, then runs the container with the same argv as ``containers.render.docker``.
 
 Secrets: the script never contains a secret value. Before starting the container it sources an env file
 (``/etc/orch/secrets.env``, mode 0600) written at boot from the platform's secret store, by the lines
@@ -70,8 +70,11 @@ def startup_script(
         "set -euo pipefail",
         'exec > >(tee -a "${ORCH_LOG:-/var/log/orch-startup.log}") 2>&1',
         "",
-        f"if ! command -v {q(engine)} >/dev/null 2>&1; then",
-        "  curl -fsSL https://get.docker.com | sh",
+        f"if ! command -v {q(engine)} >/dev/null 2>&1; then  # GPU images ship it; else the distribution's package",
+        f"  if command -v apt-get >/dev/null 2>&1; then apt-get update -q && apt-get install -y -q "
+        f"{'docker.io' if engine == 'docker' else q(engine)};",
+        f"  elif command -v dnf >/dev/null 2>&1; then dnf install -y {q(engine)}; else yum install -y {q(engine)}; fi",
+        f"  systemctl enable --now {q(engine)} 2>/dev/null || true",
         "fi",
     ]
     if spec.gpus > 0:

@@ -68,7 +68,7 @@ def register(app: typer.Typer) -> None:
     @app.command("apply")
     def apply_cmd(
         file: Path = typer.Argument(..., help="the deployment file (YAML)", exists=False),
-        plan_path: Optional[Path] = typer.Option(None, "--plan", help="a saved plan (orch place -o); default: place now"),
+        plan_path: Optional[Path] = typer.Option(None, "--plan", help="a saved plan (orch place FILE --out plan.json); default: place now"),
         objective: str = typer.Option("cost", "--objective", "--minimize", help="placement objective when no --plan is given"),
         yes: bool = typer.Option(False, "--yes", "-y", help="do not ask for confirmation"),
         dry: bool = typer.Option(False, "--dry-run", help="print each replica group's provider calls; change nothing"),

@@ -29,11 +29,31 @@ class _OrchGroup(TyperGroup):
 app = typer.Typer(
     cls=_OrchGroup,
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     help="Place LLM deployments across clouds and on-prem, run them with vLLM, and report cost per token.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"orch {version('orch')}")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            typer.echo("orch (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="print orch's version and exit"),
+) -> None:
+    """Place LLM deployments across clouds and on-prem, run them with vLLM, and report cost per token."""
 
 
 def _register_all() -> None:
