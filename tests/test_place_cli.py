@@ -136,3 +136,28 @@ def test_fallbacks_stop_at_their_deadline_and_say_so(monkeypatch, tmp_path: Path
     plan = Plan.model_validate_json(out.read_text())
     assert plan.status == "optimal" and not plan.deployments[0].fallbacks
     assert any("fallbacks cut short for support-chat" in m for m in plan.messages)
+
+
+def test_long_user_strings_are_clipped_in_the_printed_plan(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 20, item 3: a 100,000-character residency pattern once took 58-91 s to print (rich highlighting it)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pattern = "aws:" + "x" * 100_000
+    spec = tmp_path / "long.yaml"
+    spec.write_text(f"""version: 1
+project: p
+deployments:
+  - name: chat
+    model: llama-3.1-8b
+    traffic: {{requests_per_second: 2, input_tokens: 500, output_tokens: 200}}
+    slo: {{ttft_p95_ms: 2000, tpot_p95_ms: 60}}
+    policies: [res]
+policies:
+  res: {{kind: residency, regions: ["aws:us-*", "{pattern}"]}}
+""")
+    r = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "place", str(spec)], capture_output=True,
+                       text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout) < 20_000 and "more characters)" in r.stdout

@@ -97,7 +97,7 @@ def print_plan(plan: Any) -> None:
                   f"(egress ${tot.egress_usd_per_month:,.0f}/month) · objective {plan.objective} · solved in "
                   f"{plan.solve_seconds:.2f} s · catalog as of {plan.catalog_as_of}")
     for m in plan.messages:
-        err.print(m)
+        err.print(clip(m), highlight=False, markup=False)
 
 
 def _explain(out: Any, e: dict) -> None:
@@ -121,6 +121,14 @@ def _explain(out: Any, e: dict) -> None:
     for prov, why in (e.get("providers") or {}).items():
         if why != "chosen":
             lines.append(f"{prov}: {why}")
-    for ln in lines:
-        out.print("  " + escape(ln))
+    for ln in lines:  # plain text: user strings are neither highlighted nor unbounded
+        out.print("  " + escape(clip(ln)), highlight=False)
     out.print()
+
+
+MAX_LINE = 400  # characters of one explanation line; a 100,000-character pattern once took minutes to print
+
+
+def clip(text: str, limit: int = MAX_LINE) -> str:
+    """``text`` up to ``limit`` characters, saying how much was left out."""
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit:,} more characters)"
