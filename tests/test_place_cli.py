@@ -116,10 +116,10 @@ def test_a_time_limited_plan_is_feasible_with_its_gap(monkeypatch) -> None:  # n
     assert any("time limit (5 s) reached" in m and "not proven optimal" in m for m in plan["messages"])
 
 
-def test_no_plan_within_the_time_limit_exits_1_and_says_so(monkeypatch) -> None:  # noqa: ANN001
+def test_no_plan_within_the_time_limit_exits_4_and_says_so(monkeypatch) -> None:  # noqa: ANN001
     _proof_cut_short(monkeypatch, "timeout")
     r = _run("place", str(EXAMPLES / "quickstart.yaml"), "--time-limit", "0.5")
-    assert r.exit_code == 1
+    assert r.exit_code == 4  # no plan: not the bad-input code (issue 20, item 19)
     assert "no plan found within the time limit (0.5 s)" in r.output
     assert "infeasible" not in r.output.lower()
 
@@ -161,3 +161,13 @@ policies:
                        text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
     assert r.returncode == 0, r.stderr
     assert len(r.stdout) < 20_000 and "more characters)" in r.stdout
+
+
+def test_an_infeasible_file_exits_4_not_the_bad_input_code(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    text = (EXAMPLES / "quickstart.yaml").read_text()
+    providers = text.index("providers:")
+    spec = tmp_path / "no-quota.yaml"  # valid, but every GPU it may use is over quota
+    spec.write_text(text[:providers] + "providers:\n  aws: {regions: [us-east-1], quotas: [{max_gpus: 0}]}\n")
+    assert _run("validate", str(spec)).exit_code == 0
+    r = _run("place", str(spec))
+    assert r.exit_code == 4 and "no feasible plan" in r.output

@@ -42,11 +42,14 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"no feasible plan ({plan.solve_seconds:.2f} s):", err=True)
             for m in plan.messages:
                 typer.echo(f"  {m}", err=True)
-            raise typer.Exit(1)
+            raise typer.Exit(NO_PLAN)
         if json_out:
             typer.echo(json.dumps(contract(plan), indent=2))
             return
         print_plan(plan)
+
+
+NO_PLAN = 4  # exit code: the file is valid, but no plan meets it (infeasible, or none within --time-limit)
 
 
 def contract(plan: Any) -> dict[str, Any]:
