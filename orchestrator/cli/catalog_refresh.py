@@ -48,6 +48,16 @@ def default_regions(kind: str) -> list[str]:
     return list(seen)
 
 
+_NETWORK_DOWN = ("Name or service not known", "Temporary failure in name resolution", "nodename nor servname",
+                 "Could not connect to the endpoint", "Connection refused", "Network is unreachable",
+                 "No route to host", "getaddrinfo failed")
+
+
+def _no_network(message: str) -> bool:
+    """The error of a request that never reached the provider (DNS, connection): every region would fail alike."""
+    return any(s in message for s in _NETWORK_DOWN)
+
+
 def refresh_regions(provider: Provider, kind: str, regions: list[str]) -> tuple[dict[str, list[Offering]], dict[str, str]]:
     """Fetch each region with a progress bar on stderr: (offerings per region, error message per failed region)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -66,6 +76,9 @@ def refresh_regions(provider: Provider, kind: str, regions: list[str]) -> tuple[
             except AuthError:
                 raise  # no credentials: every region would fail the same way
             except OrchError as exc:
+                if not fetched and not failed and _no_network(str(exc)):  # the first region could not even connect
+                    raise ProviderError(f"{kind}: cannot reach the price API ({exc}); is this machine offline? "
+                                        "The catalog is unchanged") from None
                 failed[region] = str(exc)
             else:
                 if rows:
