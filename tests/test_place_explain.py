@@ -103,3 +103,16 @@ def test_slow_deployments_find_fallbacks_among_their_most_promising_candidates(m
             # within the solver's relative gap (1e-4) of the plan's cost
             assert ru_f is not None and ru_n["extra_usd_per_hour"] >= ru_f["extra_usd_per_hour"] - 1e-4 * f.usd_per_hour
     assert searched
+
+
+def test_no_spot_floor_is_called_binding_in_a_plan_without_spot() -> None:
+    """Issue 20, item 12: hybrid.yaml's faq-bot (no spot chosen) said "spot_floor ... (at its limit)"."""
+    from pathlib import Path
+
+    from orchestrator.placement import place
+    from orchestrator.spec.loader import load_spec
+
+    plan = place(load_spec(Path(__file__).resolve().parent.parent / "examples" / "hybrid.yaml"), with_fallbacks=False)
+    for d in plan.deployments:
+        if not any(g.market == "spot" for g in d.replicas):
+            assert not any("spot_floor" in b for b in d.explanation.get("binding", [])), d.name

@@ -146,9 +146,10 @@ def _binding(d: DeploymentInput, dc: DeploymentCandidates, res: DeploymentResult
     notes: list[str] = []
     used_regions = {c.region for c, _ in res.chosen}
     used_gpu = {(c.region, c.gpu) for c, _ in res.chosen}
+    has_spot = any(c.market == "spot" for c, _ in res.chosen)
     for kind, label, dep in sol.binding:
-        if kind == "spot_spread":
-            continue
+        if kind == "spot_spread" or (kind == "spot_floor" and not has_spot):
+            continue  # a floor with no spot above it holds trivially (0 >= 0): it bound nothing
         if dep not in (None, d.name):
             continue
         if kind == "limit" and not any(r in label and g in label for r, g in used_gpu) and not any(r.split(":")[0] in label for r in used_regions):
