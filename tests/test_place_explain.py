@@ -116,3 +116,23 @@ def test_no_spot_floor_is_called_binding_in_a_plan_without_spot() -> None:
     for d in plan.deployments:
         if not any(g.market == "spot" for g in d.replicas):
             assert not any("spot_floor" in b for b in d.explanation.get("binding", [])), d.name
+
+
+def test_provider_comparisons_show_the_fleet_as_count_times_unit_price() -> None:
+    """Issue 20, item 9: "g2-standard-4 ... at $21.91/h" was a fleet's cost printed as the instance's."""
+    import re
+    from pathlib import Path
+
+    from orchestrator.placement import place
+    from orchestrator.spec.loader import load_spec
+
+    plan = place(load_spec(Path(__file__).resolve().parent.parent / "examples" / "multi-region.yaml"),
+                 with_fallbacks=False)
+    lines = [why for d in plan.deployments for why in (d.explanation.get("providers") or {}).values()
+             if why.startswith("price:")]
+    assert lines
+    for why in lines:
+        m = re.search(r"best: (\d+) × .* at \$([\d,.]+)/h = \$([\d,.]+)/h\)$", why)
+        assert m, why
+        n, unit, total = int(m[1]), float(m[2].replace(",", "")), float(m[3].replace(",", ""))
+        assert abs(n * unit - total) <= 0.01 * n + 0.01, why

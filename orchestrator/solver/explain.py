@@ -163,6 +163,12 @@ def _binding(d: DeploymentInput, dc: DeploymentCandidates, res: DeploymentResult
     return notes
 
 
+def _fleet(c: Candidate, usd: float) -> str:
+    """"N × <unit> at $x/h = $y/h": a fleet's cost, not a unit's (issue 20, item 9)."""
+    n = max(1, round(usd / c.usd_per_unit_hour)) if c.usd_per_unit_hour > 0 else 1
+    return f"{n} × {c.describe()} at ${c.usd_per_unit_hour:,.2f}/h = ${usd:,.2f}/h"
+
+
 def _filtered(dc: DeploymentCandidates) -> list[str]:
     rejected: dict[str, int] = defaultdict(int)
     for counts in dc.rejected.values():
@@ -186,7 +192,7 @@ def _providers(d: DeploymentInput, dc: DeploymentCandidates, res: DeploymentResu
             c = dc.dominated[p]
             usd = cover_usd(c, d.required_rps)
             out[p] = (f"price: {signed_usd(usd - res.compute_usd_per_hour, '/h')} vs chosen (every option is dominated by a cheaper "
-                      f"one; best: {c.describe()} at ${usd:,.2f}/h)")
+                      f"one; best: {_fleet(c, usd)})")
             continue
         if by_provider.get(p):
             best = single_candidate_cost(d, by_provider[p])
@@ -197,7 +203,7 @@ def _providers(d: DeploymentInput, dc: DeploymentCandidates, res: DeploymentResu
                 usd, c = best
                 diff = usd - res.compute_usd_per_hour
                 if diff >= 0:
-                    out[p] = f"price: {signed_usd(diff, '/h')} vs chosen (best: {c.describe()} at ${usd:,.2f}/h)"
+                    out[p] = f"price: {signed_usd(diff, '/h')} vs chosen (best: {_fleet(c, usd)})"
                 else:
                     prefs = [q.name for q in d.policies if q.kind == "onprem-first"]
                     why = f"policy {prefs[0]} (onprem-first) puts on-prem capacity first" if prefs else \
