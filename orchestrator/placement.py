@@ -113,11 +113,13 @@ def place(
         ref_total = sum(r.usd_per_month for r in cost_ref.values())
         messages.append(f"minimizing {objective}: {signed_usd(total.usd_per_month - ref_total, '/month', 0)} vs the "
                         "cost-optimal plan")
+    used = sorted({str(c.offering.as_of) for r in results.values() for c, _ in r.chosen if c.offering.as_of})
+    prices_as_of = (used[0] if len(used) == 1 else f"{used[0]}..{used[-1]}") if used else as_of
     return Plan(
         project=project, status="optimal" if sol.ok else "feasible", gap=round(sol.gap, 6), objective=objective,
         objective_value=round(sol.values[objective], 6),
         solve_seconds=round(time.perf_counter() - t0, 3), deployments=plans, total=total,
-        spec_sha256=loaded.sha256, catalog_as_of=as_of, messages=messages,
+        spec_sha256=loaded.sha256, catalog_as_of=prices_as_of, messages=messages,
     )
 
 

@@ -93,5 +93,5 @@ class Plan(BaseModel):
     deployments: list[DeploymentPlan] = Field(default_factory=list)
     total: Totals | None = None
     spec_sha256: str = ""  # of the deployment file, so apply can refuse a mismatched plan
-    catalog_as_of: str = ""
+    catalog_as_of: str = ""  # the dates of the prices the plan uses (one date, or "first..last")
     messages: list[str] = Field(default_factory=list)  # infeasibility explanations

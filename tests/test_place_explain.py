@@ -136,3 +136,18 @@ def test_provider_comparisons_show_the_fleet_as_count_times_unit_price() -> None
         assert m, why
         n, unit, total = int(m[1]), float(m[2].replace(",", "")), float(m[3].replace(",", ""))
         assert abs(n * unit - total) <= 0.01 * n + 0.01, why
+
+
+def test_the_plan_dates_the_prices_it_uses_not_the_oldest_row() -> None:
+    """Issue 20, item 11: the footer showed the catalog's oldest row (2025-03-06) while the chosen rows were newer."""
+    from pathlib import Path
+
+    from orchestrator.catalog.load import load_catalog
+    from orchestrator.placement import place
+    from orchestrator.spec.loader import load_spec
+
+    loaded = load_spec(Path(__file__).resolve().parent.parent / "examples" / "multi-region.yaml")
+    plan = place(loaded, with_fallbacks=False)
+    by_key = {(o.region, o.instance_type): str(o.as_of) for o in load_catalog(loaded.spec).offerings}
+    used = sorted({by_key[(g.region, g.instance_type)] for d in plan.deployments for g in d.replicas})
+    assert plan.catalog_as_of == (used[0] if len(used) == 1 else f"{used[0]}..{used[-1]}")

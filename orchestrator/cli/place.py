@@ -98,7 +98,7 @@ def print_plan(plan: Any) -> None:
         gateways = f" (+ gateways ${gw:,.2f}/h, ${gw * HOURS_PER_MONTH:,.0f}/month)" if gw else ""
         out.print(f"[bold]total[/bold]: ${tot.usd_per_hour:,.2f}/h · ${tot.usd_per_month:,.0f}/month{gateways} "
                   f"(egress ${tot.egress_usd_per_month:,.0f}/month) · objective {plan.objective} · solved in "
-                  f"{plan.solve_seconds:.2f} s · catalog as of {plan.catalog_as_of}")
+                  f"{plan.solve_seconds:.2f} s · prices as of {plan.catalog_as_of}")
     for m in plan.messages:
         err.print(clip(m), highlight=False, markup=False)
 
