@@ -193,7 +193,7 @@ class AzureProvider:
         try:
             fetch = secret_fetch_lines(container, "azure", vault=self.key_vault)
         except ValueError as exc:
-            raise UserError(f"azure: {exc}; set providers.azure.key_vault") from None
+            raise UserError(f"azure: {exc}; set providers.azure.options.key_vault") from None
         name = self.vm_name(placement)
         port = next(iter(container.ports.values()), 8000)
         script = startup_script(container, fetch_secrets=fetch or None)

@@ -291,9 +291,15 @@ def create(
     kubeconfig: str | None = None,
     api_client: Any = None,
     service_type: ServiceType = "ClusterIP",
+    offline: bool = False,
 ) -> KubernetesProvider:
     """A provider for one cluster: ``api_client`` when given (tests), else the kubeconfig (``context``), else in-cluster.
-    ``service_type``: LoadBalancer exposes gateways outside the cluster (their allow list as source ranges)."""
+    ``service_type``: LoadBalancer exposes gateways outside the cluster (their allow list as source ranges).
+    ``offline``: renders manifests (dry runs) without a kubeconfig; any call to the cluster would fail."""
+    if api_client is None and offline:
+        from kubernetes import client
+
+        api_client = client.ApiClient()
     if api_client is None:
         from kubernetes import client, config
 

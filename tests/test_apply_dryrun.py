@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -63,3 +65,36 @@ def test_dry_run_redacts_values_not_security_settings() -> None:
                        "env": {"HF_TOKEN": "hf_x", "ORCH_API_KEY": "sk", "db_password": "p"}})
     assert out["MetadataOptions"]["HttpTokens"] == "required" and out["ClientToken"] == "abc"
     assert set(out["env"].values()) == {"<redacted>"}
+
+
+ONPREM = """version: 1
+project: site-demo
+deployments:
+  - name: chat
+    model: llama-3.1-8b
+    traffic: {requests_per_second: 5, input_tokens: 500, output_tokens: 200}
+    slo: {ttft_p95_ms: 2000, tpot_p95_ms: 60}
+providers:
+"""
+
+
+@pytest.mark.parametrize("providers, needed", [
+    ("  onprem:\n    kind: kubernetes\n    sites:\n      - {name: lab, location: aws:us-east-1, gpus: {L40S: 8},"
+     " cost: {power_usd_per_kwh: 0.15}, kube_context: lab}\n", "LeaderWorkerSet|Deployment"),
+    ("  onprem:\n    kind: baremetal\n    sites:\n      - {name: lab, location: aws:us-east-1, gpus: {L40S: 8},"
+     " cost: {power_usd_per_kwh: 0.15}}\n", "set-the-sites-hosts"),
+    ("  azure: {regions: [eastus]}\n", "<set providers.azure.options.key_vault>"),
+])
+def test_dry_runs_need_no_credentials_on_any_provider(tmp_path: Path, providers: str, needed: str) -> None:
+    """Issue 20, item 15: Kubernetes exited 3 without a kubeconfig, bare metal printed nothing, Azure wanted a vault."""
+    import re
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(ONPREM + providers)
+    env = {**os.environ, "KUBECONFIG": str(tmp_path / "none"), "ORCH_STATE_DIR": str(tmp_path / "orch"),
+           "AZURE_CLIENT_ID": "", "AWS_ACCESS_KEY_ID": ""}
+    r = subprocess.run([sys.executable, "-m", "orchestrator.cli.main", "apply", str(spec), "--dry-run"], cwd=REPO,
+                       env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert re.search(needed, r.stdout) and "gateway on" in r.stdout
+    assert not (tmp_path / "orch").exists()

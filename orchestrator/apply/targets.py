@@ -109,7 +109,7 @@ def _gcp(name: str, region: str, settings: Providers | None, *, lenient: bool = 
 def _azure(name: str, region: str, settings: Providers | None, *, lenient: bool = False) -> Target:
     region_name = region.split(":", 1)[1]
     opts = _cloud_options(settings, "azure")
-    for required in ("subscription_id", "resource_group"):
+    for required in ("subscription_id", "resource_group", "key_vault"):  # the key vault holds the endpoint's keys
         if required not in opts and lenient:
             opts[required] = _placeholder(f"providers.azure.options.{required}")
         if required not in opts:
@@ -127,11 +127,12 @@ def _onprem(name: str, region: str, settings: Providers | None, *, lenient: bool
     where = f"providers.onprem.sites[{site_name}]"
     if onprem.kind == "kubernetes":
         provider = _create("kubernetes", where, context=site.kube_context, namespace=site.namespace,
-                           service_type=site.gateway_service)
+                           service_type=site.gateway_service, offline=lenient or None)
         return Target(region, "kubernetes", provider)
     if not site.hosts and not lenient:
         raise UserError(f"{where}.hosts: bare-metal sites need ssh targets (user@host) to launch on")
-    return Target(region, "baremetal", _create("baremetal", where, hosts=list(site.hosts)))
+    hosts = list(site.hosts) or ["set-the-sites-hosts@placeholder"]  # a dry run shows the calls all the same
+    return Target(region, "baremetal", _create("baremetal", where, hosts=hosts))
 
 
 def _local(name: str, region: str, settings: Providers | None, *, lenient: bool = False) -> Target:
