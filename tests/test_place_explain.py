@@ -151,3 +151,20 @@ def test_the_plan_dates_the_prices_it_uses_not_the_oldest_row() -> None:
     by_key = {(o.region, o.instance_type): str(o.as_of) for o in load_catalog(loaded.spec).offerings}
     used = sorted({by_key[(g.region, g.instance_type)] for d in plan.deployments for g in d.replicas})
     assert plan.catalog_as_of == (used[0] if len(used) == 1 else f"{used[0]}..{used[-1]}")
+
+
+def test_the_latency_tradeoff_compares_what_the_objective_minimizes() -> None:
+    """Issue 20, item 6: the latency objective minimizes mean TTFT but the text compared p95 ("259 ms vs 259 ms")."""
+    import re
+    from pathlib import Path
+
+    from orchestrator.placement import place
+    from orchestrator.spec.loader import load_spec
+
+    plan = place(load_spec(Path(__file__).resolve().parent.parent / "examples" / "multi-region.yaml"), "latency",
+                 with_fallbacks=False)
+    for d in plan.deployments:
+        text = d.explanation["objective_tradeoff"]
+        m = re.search(r"mean TTFT (\d+) ms there vs (\d+) ms here", text)
+        assert m, text
+        assert int(m[2]) <= int(m[1]), text  # the latency plan's mean is no worse than the cost plan's

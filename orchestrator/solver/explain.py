@@ -24,6 +24,7 @@ class DeploymentResult:
     tpot_p95_ms: float
     capacity_rps: float
     usd_per_million_tokens: float
+    ttft_mean_ms: float = 0.0  # traffic-weighted, round trip included: what the latency objective minimizes
 
     @property
     def usd_per_month(self) -> float:
@@ -57,12 +58,15 @@ def result_for(sol: Solution, d: DeploymentInput) -> DeploymentResult:
     compute = sum(c.usd_per_unit_hour * u for c, u in chosen)
     egress = 0.0
     ttft = 0.0
+    weighted, served = 0.0, 0.0
     flows: dict[int, dict[str, float]] = {}
     for c in d.candidates:
         for s, col in b.traffic_cols.get(c.idx, []):
             if x[col] > 1e-9:
                 egress += b.obj["egress"][col] * x[col]
                 ttft = max(ttft, _rtt(d, s, c) + c.ttft_ms)
+                weighted += (_rtt(d, s, c) + c.ttft_ms) * float(x[col])
+                served += float(x[col])
                 to = flows.setdefault(c.idx, {})
                 to[d.sources[s][0]] = to.get(d.sources[s][0], 0.0) + float(x[col])
     for (dn, _r), col in b.region_col.items():
@@ -80,6 +84,7 @@ def result_for(sol: Solution, d: DeploymentInput) -> DeploymentResult:
         tpot_p95_ms=max((c.tpot_ms for c, _ in chosen), default=0.0),
         capacity_rps=sum(c.rps_per_unit * u for c, u in chosen),
         usd_per_million_tokens=usd_h / tokens_per_hour * 1e6 if tokens_per_hour else 0.0,
+        ttft_mean_ms=weighted / served if served else 0.0,
     )
 
 
