@@ -83,7 +83,7 @@ def place(
     for d in inp.problem.deployments:
         res = results[d.name]
         fallbacks, searched = found.get(d.name, ([], None))
-        runner = fallbacks[0] if fallbacks else None
+        runner = _runner_up(results[d.name], fallbacks)
         expl = explain(d, inp.candidates[d.name], res, sol, objective=objective, runner_up=runner, all_providers=providers)
         if runner is not None and searched is not None:
             expl["runner_up"]["searched"] = f"the {searched} most promising candidates"
@@ -126,6 +126,21 @@ def place(
         solve_seconds=round(time.perf_counter() - t0, 3), deployments=plans, total=total,
         spec_sha256=loaded.sha256, catalog_as_of=prices_as_of, messages=messages,
     )
+
+
+def _kind(groups: list[ReplicaGroup]) -> frozenset[tuple[str, str, str, int]]:
+    return frozenset((g.gpu, g.quantization, g.market, g.gpus_per_replica) for g in groups)
+
+
+def _runner_up(res: DeploymentResult, fallbacks: list[tuple[list[ReplicaGroup], DeploymentResult]]
+               ) -> tuple[list[ReplicaGroup], DeploymentResult] | None:
+    """The best plan B that is a different choice: not the same hardware at the same price in another place (a
+    tie, or a permutation of the chosen groups), which apply keeps as a fallback but says nothing to a reader."""
+    for groups, r in fallbacks:
+        tie = abs(r.usd_per_hour - res.usd_per_hour) <= 0.005 * max(res.usd_per_hour, 1e-9)
+        if not (tie and _kind(groups) == _kind(res.groups)):
+            return groups, r
+    return None
 
 
 def _providers(spec: Any, catalog: Any) -> set[str]:

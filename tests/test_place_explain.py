@@ -168,3 +168,24 @@ def test_the_latency_tradeoff_compares_what_the_objective_minimizes() -> None:
         m = re.search(r"mean TTFT (\d+) ms there vs (\d+) ms here", text)
         assert m, text
         assert int(m[2]) <= int(m[1]), text  # the latency plan's mean is no worse than the cost plan's
+
+
+def test_a_runner_up_is_a_different_choice_not_a_tie_elsewhere() -> None:
+    """Issue 20, item 7: runner-ups that were the same hardware at the same price ("+$0.00/h, +0 ms") were noise."""
+    from pathlib import Path
+
+    from orchestrator.placement import place
+    from orchestrator.spec.loader import load_spec
+
+    for name in ("multi-region", "hybrid", "quickstart"):
+        plan = place(load_spec(Path(__file__).resolve().parent.parent / "examples" / f"{name}.yaml"))
+        for d in plan.deployments:
+            ru = d.explanation.get("runner_up")
+            if ru is None:
+                continue
+            from orchestrator.solver.explain import describe_groups
+
+            (fb,) = [f for f in d.fallbacks if describe_groups(f) == ru["config"]]
+            kind = {(g.gpu, g.quantization, g.market, g.gpus_per_replica) for g in fb}
+            same_kind = kind == {(g.gpu, g.quantization, g.market, g.gpus_per_replica) for g in d.replicas}
+            assert abs(ru["extra_usd_per_hour"]) > 0.005 * d.usd_per_hour or not same_kind, (name, d.name, ru)
