@@ -20,3 +20,8 @@ def test_apply_help_names_a_place_option_that_exists() -> None:
     place_help = CliRunner().invoke(app, ["place", "-h"]).stdout
     assert "orch place FILE --out plan.json" in " ".join(apply_help.split())
     assert "--out" in place_help and "-o," not in apply_help
+
+
+def test_shell_completion_is_offered() -> None:
+    r = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="orch")
+    assert r.exit_code == 0 and "complete" in r.stdout and "orch" in r.stdout
