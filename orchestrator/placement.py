@@ -30,7 +30,10 @@ FALLBACK_TIME_S = 10.0  # per fallback solve
 # candidates first (bounds.promising): plans B in a quarter of the time, 0.03% dearer on average than the best
 # plan B over every candidate and 0.20% at worst (benchmarks/fallback_quality.py, 5,000 x 50, 2026-12-02)
 FALLBACK_FULL_S, PROMISING = 0.2, 40
-MODEL_LEN_MARGIN = 2.0  # max_model_len = (input + output) x margin, rounded up to 1,024
+MODEL_LEN_MARGIN = 2.0
+# A deployment above this many GPUs gets a warning: thousands of GPUs is a reserved cluster's size, not what a
+# region rents on demand (no public capacity figure exists; a line above any plan a realistic demand gives)
+LARGE_GPUS = 2_048  # max_model_len = (input + output) x margin, rounded up to 1,024
 
 
 def place(
@@ -111,6 +114,13 @@ def place(
     if short:
         messages.append(f"time limit: fallbacks cut short for {', '.join(sorted(set(short)))} (raise --time-limit, or "
                         "--no-fallbacks to skip them)")
+    for dp, d in zip(plans, inp.problem.deployments):
+        gpus = sum(g.count * g.gpus_per_replica for g in dp.replicas)
+        if gpus > LARGE_GPUS:
+            messages.append(
+                f"warning: {d.name} needs {gpus:,} GPUs (${dp.usd_per_hour * HOURS_PER_MONTH:,.0f}/month) for "
+                f"{d.spec.traffic.requests_per_second:,.6g} requests/s: more than clouds rent on demand without a "
+                "reservation; check requests_per_second, or bound it with quotas")
     if sol.status == "time_limit":
         messages.append(f"time limit ({time_limit:g} s) reached: the plan is feasible and within {sol.gap:.2%} of the optimum, "
                         "not proven optimal")

@@ -171,3 +171,13 @@ def test_an_infeasible_file_exits_4_not_the_bad_input_code(tmp_path) -> None:  #
     assert _run("validate", str(spec)).exit_code == 0
     r = _run("place", str(spec))
     assert r.exit_code == 4 and "no feasible plan" in r.output
+
+
+def test_absurd_demand_gets_a_warning(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 20, item 4: 1e9 requests/s gave 20 million B200s at $209 B/month, exit 0 and no word about it."""
+    spec = tmp_path / "absurd.yaml"
+    spec.write_text((EXAMPLES / "quickstart.yaml").read_text().replace("requests_per_second: 20 ",
+                                                                       "requests_per_second: 1e9 "))
+    r = _run("place", str(spec))
+    assert r.exit_code == 0 and "warning: support-chat needs" in r.stderr and "check requests_per_second" in r.stderr
+    assert "warning" not in _run("place", str(EXAMPLES / "quickstart.yaml")).stderr

@@ -100,7 +100,7 @@ def print_plan(plan: Any) -> None:
                   f"(egress ${tot.egress_usd_per_month:,.0f}/month) · objective {plan.objective} · solved in "
                   f"{plan.solve_seconds:.2f} s · prices as of {plan.catalog_as_of}")
     for m in plan.messages:
-        err.print(clip(m), highlight=False, markup=False)
+        err.print(clip(m), highlight=False, markup=False, soft_wrap=True)
 
 
 def _explain(out: Any, e: dict) -> None:
