@@ -189,3 +189,20 @@ def test_a_runner_up_is_a_different_choice_not_a_tie_elsewhere() -> None:
             kind = {(g.gpu, g.quantization, g.market, g.gpus_per_replica) for g in fb}
             same_kind = kind == {(g.gpu, g.quantization, g.market, g.gpus_per_replica) for g in d.replicas}
             assert abs(ru["extra_usd_per_hour"]) > 0.005 * d.usd_per_hour or not same_kind, (name, d.name, ru)
+
+
+def test_a_cheaper_provider_not_chosen_says_which_rule_stops_it() -> None:
+    """Issue 20, item 10: "not chosen: SLO routing, spot floor/spread or shared limits rule it out" named none."""
+    from pathlib import Path
+
+    from orchestrator.placement import place
+    from orchestrator.spec.loader import load_spec
+
+    said = []
+    for name in ("multi-region", "hybrid"):
+        plan = place(load_spec(Path(__file__).resolve().parent.parent / "examples" / f"{name}.yaml"),
+                     with_fallbacks=False)
+        said += [why for d in plan.deployments for why in (d.explanation.get("providers") or {}).values()
+                 if "not chosen" in why]
+    assert said and not any("spot floor/spread or shared limits" in why for why in said)
+    assert any("it is spot, and the spot policy" in why and "keeps 50% of capacity on demand" in why for why in said)

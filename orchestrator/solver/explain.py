@@ -168,6 +168,30 @@ def _binding(d: DeploymentInput, dc: DeploymentCandidates, res: DeploymentResult
     return notes
 
 
+def _why_not(d: DeploymentInput, c: Candidate, sol: Solution) -> str:
+    """Why a candidate cheaper on its own is not the plan: the first rule that explains it (issue 20, item 10)."""
+    prefs = [q.name for q in d.policies if q.kind == "onprem-first"]
+    if prefs:
+        return f"policy {prefs[0]} (onprem-first) puts on-prem capacity first"
+    pos = _position(d).get(c.idx)
+    if pos is not None:
+        far = [src for s, (src, share) in enumerate(d.sources)
+               if share > 0 and d.rtt_ms[s][pos] + c.ttft_ms > d.ttft_slo_ms + 1e-9]
+        if far:
+            return (f"it cannot answer users in {', '.join(far)} within the TTFT SLO of {d.ttft_slo_ms:g} ms "
+                    "(round trip included)")
+    if c.market == "spot":
+        for q in d.policies:
+            if q.kind == "spot" and hasattr(q, "floor") and q.floor(d.spec) > 0:
+                k = getattr(q.params, "min_failure_domains", 1)
+                return (f"it is spot, and the spot policy ({q.name}) keeps {q.floor(d.spec):.0%} of capacity on demand"
+                        + (f" and spreads spot over at least {k} regions" if k > 1 else ""))
+    limits = [label for kind, label, _ in sol.binding if kind == "limit" and c.provider in label]
+    if limits:
+        return f"{limits[0]} is at its limit"
+    return "the whole plan's limits (quotas, inventory, budget, other deployments) rule it out"
+
+
 def _fleet(c: Candidate, usd: float) -> str:
     """"N × <unit> at $x/h = $y/h": a fleet's cost, not a unit's (issue 20, item 9)."""
     n = max(1, round(usd / c.usd_per_unit_hour)) if c.usd_per_unit_hour > 0 else 1
@@ -210,9 +234,7 @@ def _providers(d: DeploymentInput, dc: DeploymentCandidates, res: DeploymentResu
                 if diff >= 0:
                     out[p] = f"price: {signed_usd(diff, '/h')} vs chosen (best: {_fleet(c, usd)})"
                 else:
-                    prefs = [q.name for q in d.policies if q.kind == "onprem-first"]
-                    why = f"policy {prefs[0]} (onprem-first) puts on-prem capacity first" if prefs else \
-                        "SLO routing, spot floor/spread or shared limits rule it out"
+                    why = _why_not(d, c, sol)
                     out[p] = f"${-diff:,.2f}/h cheaper alone ({c.describe()}), not chosen: {why}"
             continue
         counts = dc.rejected.get(p)
