@@ -119,8 +119,8 @@ def _explain(out: Any, e: dict) -> None:
     for b in e.get("binding", []):
         lines.append(f"binding: {b}")
     for f in e.get("filtered", []):
-        if "planned and launched as" in f:  # what will run differs from what was asked: say so
-            lines.append(f"note: {f}")
+        if "planned and launched as fp16" in f and " fp16 " in e.get("chosen", ""):  # the plan runs what was not
+            lines.append(f"note: {f}")                                               # asked for: say so
     for prov, why in (e.get("providers") or {}).items():
         if why != "chosen":
             lines.append(f"{prov}: {why}")
