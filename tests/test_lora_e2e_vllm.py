@@ -79,11 +79,9 @@ deployments:
 
 
 def test_three_adapters_served_by_name_and_split_in_the_report(tmp_path: Path) -> None:
-    python = os.environ.get("ORCH_VLLM_PYTHON")
-    if not python or not Path(python).exists():
-        reason = f"ORCH_VLLM_PYTHON={python!r} is not set or missing; run scripts/setup-vllm-cpu.sh"
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)
+    from conftest import vllm_python
+
+    python = vllm_python()
     config = REPO / "examples" / "tiny-llama" / "config.json"
     for seed, (name, rank) in enumerate(ADAPTERS.items()):
         made = subprocess.run([python, "-c", MAKE_ADAPTER, str(tmp_path / "adapters" / name), str(rank), str(seed),

@@ -116,9 +116,9 @@ def _wait_for(state: Path, base: str, healthy: int, timeout: float) -> float:
 
 
 def test_serve_scale_out_survive_a_kill_and_scale_in(tmp_path: Path) -> None:
-    python = os.environ.get("ORCH_VLLM_PYTHON")
-    if not python or not Path(python).exists():
-        pytest.skip("ORCH_VLLM_PYTHON is not set: run scripts/setup-vllm-cpu.sh and export the path it prints")
+    from conftest import vllm_python
+
+    python = vllm_python()
     port = _free_block(4)
     text = (REPO / "examples" / "local-serve.yaml").read_text()
     text = text.replace("model: tiny-llama/config.json", f"model: {REPO / 'examples' / 'tiny-llama' / 'config.json'}")
