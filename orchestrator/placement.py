@@ -128,6 +128,9 @@ def place(
         ref_total = sum(r.usd_per_month for r in cost_ref.values())
         messages.append(f"minimizing {objective}: {signed_usd(total.usd_per_month - ref_total, '/month', 0)} vs the "
                         "cost-optimal plan")
+    from orchestrator.catalog.freshness import plan_price_messages
+
+    messages += plan_price_messages(c.offering for r in results.values() for c, _ in r.chosen)
     used = sorted({str(c.offering.as_of) for r in results.values() for c, _ in r.chosen if c.offering.as_of})
     prices_as_of = (used[0] if len(used) == 1 else f"{used[0]}..{used[-1]}") if used else as_of
     return Plan(

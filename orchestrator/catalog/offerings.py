@@ -85,11 +85,27 @@ def cached_offerings(provider: str) -> list[Offering] | None:
     return [_parse(r, str(path)) for r in csv.DictReader(lines)]
 
 
-def write_cache(provider: str, offerings: list[Offering]) -> Path:
-    """Write one provider's offerings to the user cache atomically (temp file + os.replace)."""
+def cache_origin(provider: str) -> str | None:
+    """What wrote the provider's cache (its ``# origin:`` line), e.g. "SkyPilot catalog import of DIR on DATE"."""
+    path = cache_path(provider)
+    if not path.is_file():
+        return None
+    with path.open(encoding="utf-8") as fh:
+        first = fh.readline()
+    return first[len(ORIGIN):].strip() if first.startswith(ORIGIN) else None
+
+
+ORIGIN = "# origin: "
+
+
+def write_cache(provider: str, offerings: list[Offering], origin: str | None = None) -> Path:
+    """Write one provider's offerings to the user cache atomically (temp file + os.replace); ``origin`` says what
+    wrote them (shown in plans)."""
     path = cache_path(provider)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
+    if origin:
+        buf.write(ORIGIN + " ".join(origin.split()) + "\n")
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(COLUMNS)
     for o in offerings:

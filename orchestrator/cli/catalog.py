@@ -41,6 +41,8 @@ def _filter(offerings: list[Offering], gpu: str | None, provider: str | None, re
 
 
 def _as_json(o: Offering) -> dict[str, object]:
+    from orchestrator.catalog.freshness import is_stale
+
     return {
         "provider": o.provider,
         "region": o.region,
@@ -53,6 +55,7 @@ def _as_json(o: Offering) -> dict[str, object]:
         "spot_usd_per_hour": o.spot_usd_per_hour,
         "source": o.source,
         "as_of": o.as_of,
+        "stale": is_stale(o.as_of),
     }
 
 
@@ -95,6 +98,9 @@ def list_offerings(
         return
     from rich.table import Table
 
+    from orchestrator.catalog.freshness import STALE_AFTER_DAYS, is_stale, stale_cutoff
+
+    stale = sum(1 for o in rows if is_stale(o.as_of))
     table = Table(title="GPU offerings (USD, list prices)" + (" by spot price" if spot else ""))
     for col, justify in [
         ("provider", "left"),
@@ -117,8 +123,12 @@ def list_offerings(
             _money(o.usd_per_hour),
             _money(per_gpu),
             _money(o.spot_usd_per_hour),
-            o.as_of,
+            f"{o.as_of} STALE" if is_stale(o.as_of) else o.as_of,
         )
+    if stale:
+        table.caption = (f"STALE: {stale} of {len(rows)} row(s) priced before {stale_cutoff()} (more than "
+                         f"{STALE_AFTER_DAYS} days ago); `orch catalog refresh` or `orch catalog import` replaces them")
+        table.caption_justify = "left"
     _console().print(table)
 
 
