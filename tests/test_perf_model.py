@@ -58,6 +58,11 @@ def test_more_bandwidth_lowers_tpot():
     a = estimate(model("llama-3.1-8b"), h100, 1, "bf16", 1000, 200)
     b = estimate(model("llama-3.1-8b"), faster, 1, "bf16", 1000, 200)
     assert b.tpot_ms_batch1 < a.tpot_ms_batch1
+    # at the largest batch this prefill-heavy shape (5 prompt tokens per output token) is compute bound: the step
+    # does not shorten; a decode-heavy one stays memory bound and does
+    assert b.tpot_ms <= a.tpot_ms
+    a = estimate(model("llama-3.1-8b"), h100, 1, "bf16", 200, 1000)
+    b = estimate(model("llama-3.1-8b"), faster, 1, "bf16", 200, 1000)
     assert b.tpot_ms < a.tpot_ms
 
 

@@ -1,8 +1,15 @@
 """Efficiency factors that turn datasheet peaks into achievable figures.
 
-Loaded from orchestrator/data/calibration.yaml: per engine (vllm default, trtllm for NVIDIA's
-published TensorRT-LLM tables) and per GPU family. The fitted values come from
-benchmarks/perf_model_accuracy.py --fit against orchestrator/data/measurements.csv.
+Loaded from orchestrator/data/calibration.yaml. Two layers, so a measurement of one engine still informs the
+hardware figures of another while the engine's own behaviour stays its own:
+
+- hardware: per GPU family, the achievable share of peak bandwidth (eff_bw) and FLOPS (eff_flops);
+- engine (vllm = vLLM V1, what orch deploys; vllm-v0 = vLLM 0.5-0.7; trtllm; sglang): an engine factor
+  (kernel_efficiency, multiplying both hardware shares), a fixed per-step overhead (step_overhead_ms) and a
+  per-running-sequence CPU cost per step (per_seq_us: scheduling, sampling, detokenizing in Python).
+
+An ``engines.<engine>.families.<family>`` entry overrides the product for that pair (e.g. the CPU row). The
+fitted values come from benchmarks/perf_model_accuracy.py --fit against orchestrator/data/measurements.csv.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ class Factors:
     eff_flops: float  # achieved / peak dense FLOPS in prefill and compute-bound decode
     step_overhead_ms: float  # fixed per decode step: scheduler, sampling, kernel launches
     source: str = ""
+    per_seq_us: float = 0.0  # per running sequence per step: the engine's CPU work that grows with the batch
+    kernel_efficiency: float = 1.0  # the engine factor already folded into eff_bw and eff_flops (for --explain)
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,21 @@ def _factors(row: dict[str, Any], base: Factors | None = None) -> Factors:
         eff_flops=float(row.get("eff_flops", b.eff_flops)),
         step_overhead_ms=float(row.get("step_overhead_ms", b.step_overhead_ms)),
         source=str(row.get("source", "")),
+        per_seq_us=float(row.get("per_seq_us", b.per_seq_us)),
+        kernel_efficiency=float(row.get("kernel_efficiency", b.kernel_efficiency)),
+    )
+
+
+def _combine(hw: dict[str, Any], eng: dict[str, Any], engine: str, family: str) -> Factors:
+    """Hardware shares x the engine factor, with the engine's overheads."""
+    k = float(eng.get("kernel_efficiency", 1.0))
+    return Factors(
+        eff_bw=min(0.98, float(hw["eff_bw"]) * k),
+        eff_flops=min(0.98, float(hw["eff_flops"]) * k),
+        step_overhead_ms=float(eng.get("step_overhead_ms", 1.0)),
+        per_seq_us=float(eng.get("per_seq_us", 0.0)),
+        kernel_efficiency=k,
+        source=f"hardware {family}: {hw.get('source', '')}; engine {engine}: {eng.get('source', '')}",
     )
 
 
@@ -85,13 +109,28 @@ def _raw() -> dict[str, Any]:
 
 @cache
 def load_calibration(engine: str = "vllm") -> Calibration:
-    raw = _raw()
+    return from_raw(_raw(), engine)
+
+
+def raw_calibration() -> dict[str, Any]:
+    """A deep copy of calibration.yaml as data (the fit changes values in it and rebuilds)."""
+    import copy
+
+    return copy.deepcopy(_raw())
+
+
+def from_raw(raw: dict[str, Any], engine: str) -> Calibration:
+    """The calibration of one engine from calibration.yaml's data."""
     engines = raw["engines"]
     if engine not in engines:
         raise ValueError(f"no calibration for engine {engine!r}; known: {', '.join(engines)}")
     e = engines[engine]
-    default = _factors(e.get("default", {}), _factors(raw["default"]))
-    families = {fam: _factors(row, default) for fam, row in (e.get("families") or {}).items()}
+    hardware = raw.get("hardware") or {}
+    default = _combine(hardware.get("default", raw["default"]), e, engine, "default") if "hardware" in raw \
+        else _factors(e.get("default", {}), _factors(raw["default"]))
+    families = {fam: _combine(row, e, engine, fam) for fam, row in (hardware.get("families") or {}).items()}
+    # an (engine, family) entry overrides the product: a family measured only on this engine, or the CPU row
+    families.update({fam: _factors(row, families.get(fam, default)) for fam, row in (e.get("families") or {}).items()})
     comm = raw["communication"]
     mem = raw["memory"]
     seqs = e["max_num_seqs"]

@@ -9,7 +9,7 @@ from importlib import resources
 
 from orchestrator.catalog.gpus import get_gpu
 from orchestrator.model_registry import lookup_model
-from orchestrator.perf.calibration import Calibration, Factors, load_calibration
+from orchestrator.perf.calibration import Calibration, Factors, from_raw, load_calibration
 from orchestrator.perf.roofline import throughput_at
 
 # Metric groups: the accuracy report and the fit judge throughput, batch-1 TPOT and TTFT separately.
@@ -37,6 +37,11 @@ class Measurement:
     date: str
     holdout: bool
     note: str
+    engine_version: str = ""
+
+    @property
+    def bucket(self) -> str:
+        return seq_bucket(self.input_tokens, self.output_tokens)
 
     @property
     def group(self) -> str:
@@ -49,6 +54,12 @@ class Measurement:
     def label(self) -> str:
         c = f" c={self.concurrency}" if self.concurrency else ""
         return f"{self.model} {self.gpus}x{self.gpu} {self.quantization} {self.input_tokens}/{self.output_tokens}{c} [{self.engine}]"
+
+
+def seq_bucket(input_tokens: int, output_tokens: int) -> str:
+    """The sequence-length neighbourhood of a request shape: short (I + O <= 512), medium (<= 4,096), long."""
+    total = input_tokens + output_tokens
+    return "short" if total <= 512 else "medium" if total <= 4096 else "long"
 
 
 def load_measurements() -> list[Measurement]:
@@ -72,6 +83,7 @@ def load_measurements() -> list[Measurement]:
                 date=r["date"],
                 holdout=r["holdout"].strip().lower() == "true",
                 note=r["note"],
+                engine_version=(r.get("engine_version") or "").strip(),
             )
         )
     return out
@@ -133,3 +145,54 @@ def fit_family(rows: list[Measurement], cal: Calibration, family: str, rounds: i
                 if val < best_loss - 1e-12:
                     best, best_loss = trial, val
     return best, best_loss
+
+
+# Fitted parameters: (section, name, key, grid). Hardware shares per family; the engine factor and overheads per
+# engine (vllm's kernel_efficiency is the reference, 1.0).
+def _grid(lo: float, hi: float, n: int) -> list[float]:
+    return [lo + (hi - lo) * i / (n - 1) for i in range(n)]
+
+
+def fit_joint(rows: list[Measurement], raw: dict, rounds: int = 3) -> tuple[dict, float]:
+    """Coordinate search over the hardware layer (eff_bw, eff_flops of each family in `rows`) and the engine layer
+    (kernel_efficiency, step_overhead_ms, per_seq_us of each engine in `rows`), minimising the weighted rms log
+    error; each metric group weighs the same, so one batch-1 TPOT row is not outvoted by many throughput rows.
+    Returns (the fitted raw calibration data, its loss). `raw` is changed in place."""
+    import math as _m
+
+    per_group: dict[str, int] = {}
+    for m in rows:
+        per_group[m.group] = per_group.get(m.group, 0) + 1
+    weights = [1.0 / per_group[m.group] for m in rows]
+    total = sum(weights)
+    weights = [w / total for w in weights]
+    params: list[tuple[dict, str, list[float]]] = []
+    hw = raw["hardware"]["families"]
+    for fam in sorted({m.family for m in rows}):
+        row = hw.setdefault(fam, dict(raw["hardware"]["default"]))
+        params += [(row, "eff_bw", _grid(0.30, 0.95, 27)), (row, "eff_flops", _grid(0.15, 0.85, 29))]
+    for engine in sorted({m.engine for m in rows}):
+        e = raw["engines"][engine]
+        if engine != "vllm":
+            params.append((e, "kernel_efficiency", _grid(0.6, 1.4, 33)))
+        params += [(e, "step_overhead_ms", _grid(0.1, 6.0, 60)), (e, "per_seq_us", _grid(0.0, 60.0, 61))]
+    used = sorted({m.engine for m in rows})
+
+    def loss() -> float:
+        cals = {engine: from_raw(raw, engine) for engine in used}
+        err = 0.0
+        for m, w in zip(rows, weights):
+            err += w * _m.log(predict(m, cals[m.engine]) / m.value) ** 2
+        return _m.sqrt(err)
+
+    best = loss()
+    for _ in range(rounds):
+        for row, key, grid in params:
+            keep = row[key]
+            for v in grid:
+                row[key] = v
+                val = loss()
+                if val < best - 1e-12:
+                    best, keep = val, v
+            row[key] = keep
+    return raw, best

@@ -9,18 +9,25 @@ request shape (input tokens I, output tokens O) it computes:
   caches one latent per layer that tensor parallelism does not split: every GPU holds all of it.
   Sliding-window layers hold at most `window` tokens (ModelArch.kv_bytes): KV capacity counts tokens
   of sequences of the request's length I + O, and a decode step reads the KV of the mean context.
-- Decode step at batch B: max(bytes / (bw x eff_bw), flops / (peak x eff_flops)) + TP all-reduces
-  (2 per layer of B x hidden x 2 bytes: latency + ring 2(t-1)/t x bytes / link) + a fixed step
-  overhead. Bytes = weights read / tp + B x avg context (I + O/2) x KV bytes per token per GPU.
-  FLOPs = B x (2 x active params + 4 x layers x context x heads x head_dim) / tp.
-  MoE: weights read = dense part + experts x (1 - (1 - k/E)^B) -- only the top-k experts at B=1,
-  all of them at large B.
-- Prefill of one request: max(FLOPs / (tp x peak x eff_flops), weights / tp / (bw x eff_bw)) + TP
+- A step of the engine at batch B with P prefill tokens mixed in (chunked prefill / in-flight batching:
+  prompts are processed in the same forward passes as the running decodes):
+    bytes  = weights read / tp + B x ctx x KV/token/GPU + P x KV/token/GPU  (ctx = I + O/2, the mean
+             decode context: doubling the context doubles the per-token KV reads)
+    FLOPs  = (B + P) x 2 x active params / tp + (B x ctx + P x I/2) x 4 x layers x heads x head_dim / tp
+    time   = max(bytes / (bw x eff_bw), FLOPs / (peak x eff_flops)) + TP all-reduces (2 per layer of
+             (B + P) x hidden x 2 bytes: latency + ring 2(t-1)/t x bytes / link) + the engine's overhead
+             (step_overhead_ms + per_seq_us x B: the scheduler/CPU work that dominates small models).
+  MoE: FLOPs from the active parameters, memory from the total; weights read = dense part + experts x
+  (1 - (1 - k/E)^(B + P)) -- only the top-k experts at one token, all of them at many. Expert parallelism
+  holds the same expert bytes per GPU as tensor parallelism, so the per-GPU figures are the same.
+  MLA: the cached latent (kv_lora_rank + rope dims per layer) is read whole by every GPU.
+- Steady state with continuous batching at B running sequences: each step finishes B/O requests, so it
+  carries P = B x I / O prefill tokens. TPOT (what a user sees) = step(B, B x I/O); output tokens/s = B / TPOT;
+  requests/s = B / (O x TPOT). Batch-1 TPOT = step(1, 0).
+- Prefill of one request alone (TTFT): max(FLOPs / (tp x peak x eff_flops), weights / tp / (bw x eff_bw)) + TP
   all-reduces of I x hidden x 2 bytes. FLOPs = 2 x active x I + 2 x layers x I^2 x heads x head_dim.
-- Capacity (a combined per-request GPU-time model): with continuous batching at B running
-  sequences, a request costs P (its prefill) + O x step(B) / B of GPU time, so
-  requests/s = 1 / (P + O x step(B) / B), and the TPOT a user sees, with other requests' prefills
-  interleaved (chunked prefill), is tpot(B) = step(B) + B x P / O.
+- KV capacity bounds the batch by the mean footprint of a running sequence, I + O/2 tokens (paged KV grows
+  as tokens are generated), and one request must fit whole (I + O).
 - max batch = the largest B <= min(KV capacity / (I + O), engine max-num-seqs) whose tpot(B) meets
   the SLO (binary search, vectorized).
 - TTFT p95 at utilization rho = P + tpot(B) + f x mean queueing wait, an M/D/c queue with c = B
@@ -116,7 +123,7 @@ class _Batch:
         # per-GPU-type and per-quantization attributes, looked up once per distinct value
         gpu_rows: dict[str, tuple[float, ...]] = {}
         q_bytes: dict[str, float] = {}
-        cols = np.empty((n, 12), dtype=float)
+        cols = np.empty((n, 13), dtype=float)
         self.reasons: list[str | None] = [None] * n
         for i, (gpu, tp, q) in enumerate(configs):
             row = gpu_rows.get(gpu.name)
@@ -141,23 +148,24 @@ class _Batch:
                     float(cal.batch_limit(gpu)),
                     link * 1e9,
                     cal.nvlink.allreduce_latency_us / 1e6 if gpu.nvlink else cal.pcie.allreduce_latency_us / 1e6,
+                    f.per_seq_us / 1e6,
                 )
                 gpu_rows[gpu.name] = row
             if q not in q_bytes:
                 q_bytes[q] = quant.bytes_per_param(q)
-            bw, ebw, efl, ovh, mem, rt, blim, link, lat = row
+            bw, ebw, efl, ovh, mem, rt, blim, link, lat, per_seq = row
             if tp > 8:  # across nodes
                 link = (cal.internode.link_gbps or 50.0) * 1e9
                 lat = cal.internode.allreduce_latency_us / 1e6
             rate = quant.compute_tflops(gpu, q) * 1e12
-            cols[i] = (tp, bw, ebw, efl, ovh, mem, rt, blim, link, lat, rate, q_bytes[q])
+            cols[i] = (tp, bw, ebw, efl, ovh, mem, rt, blim, link, lat, rate, q_bytes[q], per_seq)
             reason = quant.unsupported_reason(gpu, q)
             if reason is None and tp > 1 and tp <= 8 and model.heads % tp != 0:
                 reason = f"{model.heads} attention heads do not split over tensor parallelism {tp}"
             self.reasons[i] = reason
         (
             self.tp, self.bw, self.eff_bw, self.eff_flops, self.overhead_s, self.mem, self.runtime,
-            self.blimit, self.link, self.lat, self.rate, self.bpp,
+            self.blimit, self.link, self.lat, self.rate, self.bpp, self.per_seq_s,
         ) = cols.T
 
         dense_b, experts_b, self.share = _moe_split(model)
@@ -186,7 +194,10 @@ class _Batch:
         else:
             self.kv_seq_tok_gpu = self.kv_ctx_tok_gpu = self.kv_tok_gpu
         self.kv_cap = np.floor(self.kv_free / self.kv_seq_tok_gpu)  # tokens, in sequences of I + O
-        self.flops_tok = 2.0 * model.active_params_b * 1e9 + 4.0 * model.layers * self.ctx * model.heads * model.head_dim
+        self.flops_param_tok = 2.0 * model.active_params_b * 1e9  # per token through the matmuls
+        self.attn_flops_ctx = 4.0 * model.layers * model.heads * model.head_dim  # per token per context token
+        self.flops_tok = self.flops_param_tok + self.attn_flops_ctx * self.ctx
+        self.mean_seq = self.I + self.O / 2.0  # KV footprint of a running sequence, on average
         self.ring = np.where(self.tp > 1, 2.0 * (self.tp - 1.0) / self.tp, 0.0)
         self.n_ar = np.where(self.tp > 1, 2.0 * model.layers, 0.0)
         self.prefill = self._prefill()
@@ -199,19 +210,32 @@ class _Batch:
         comm = self.n_ar * (self.lat + self.ring * self.I * m.hidden * 2.0 / self.link)
         return np.maximum(t_cmp, t_mem) + comm + self.lora_s
 
-    def step(self, batch: Any) -> Any:
-        """Decode step time (s) at batch size(s) `batch` (scalar or per-config array)."""
+    def terms(self, batch: Any, prefill_tokens: Any = 0.0) -> dict[str, Any]:
+        """The roofline terms of one step at batch B with P prefill tokens mixed in (arrays over configs)."""
         np, m = self.np, self.model
         b = np.maximum(np.asarray(batch, dtype=float), 1.0)
+        p = np.maximum(np.asarray(prefill_tokens, dtype=float), 0.0)
+        tokens = b + p
         if self.share < 1.0:
-            touched = 1.0 - (1.0 - self.share) ** b
+            touched = 1.0 - (1.0 - self.share) ** tokens
             w_read = self.dense_bytes + self.expert_bytes * touched
         else:
-            w_read = self.weights
-        t_mem = (w_read / self.tp + b * self.ctx * self.kv_ctx_tok_gpu) / (self.bw * self.eff_bw)
-        t_cmp = b * self.flops_tok / self.tp / (self.rate * self.eff_flops)
-        comm = self.n_ar * (self.lat + self.ring * b * m.hidden * 2.0 / self.link)
-        return np.maximum(t_mem, t_cmp) + comm + self.overhead_s + self.lora_s
+            w_read = self.weights + 0.0 * tokens
+        # decode reads each sequence's whole context; a prefill chunk writes its tokens' KV and reads the prompt
+        # so far once per chunk (shared by the chunk's tokens), so its traffic is ~ its own tokens' KV
+        kv_read = b * self.ctx * self.kv_ctx_tok_gpu + p * self.kv_tok_gpu
+        flops = (tokens * self.flops_param_tok + (b * self.ctx + p * self.I / 2.0) * self.attn_flops_ctx) / self.tp
+        t_mem = (w_read / self.tp + kv_read) / (self.bw * self.eff_bw)
+        t_cmp = flops / (self.rate * self.eff_flops)
+        comm = self.n_ar * (self.lat + self.ring * tokens * m.hidden * 2.0 / self.link)
+        overhead = self.overhead_s + self.per_seq_s * b + self.lora_s
+        return {"weights_read_bytes_per_gpu": w_read / self.tp, "kv_read_bytes_per_gpu": kv_read, "flops_per_gpu": flops,
+                "t_memory_s": t_mem, "t_compute_s": t_cmp, "t_comm_s": comm, "t_overhead_s": overhead,
+                "step_s": np.maximum(t_mem, t_cmp) + comm + overhead}
+
+    def step(self, batch: Any, prefill_tokens: Any = 0.0) -> Any:
+        """Step time (s) at batch size(s) `batch` (scalar or per-config array), `prefill_tokens` mixed in."""
+        return self.terms(batch, prefill_tokens)["step_s"]
 
     def kv_capacity(self, tokens: int) -> Any:
         """KV capacity per configuration in tokens, counted in sequences `tokens` long (== kv_cap unless
@@ -221,9 +245,13 @@ class _Batch:
         return self.np.floor(self.kv_free / (self.kv_tok_gpu * self.model.kv_fraction(tokens)))
 
     def tpot(self, batch: Any) -> Any:
-        """TPOT (s) a user sees at batch B: the step plus its share of interleaved prefills."""
+        """TPOT (s) a user sees at batch B in steady state: each step also carries B x I/O prefill tokens."""
         b = self.np.maximum(self.np.asarray(batch, dtype=float), 1.0)
-        return self.step(b) + b * self.prefill / self.O
+        return self.step(b, b * self.I / self.O)
+
+    def batch_cap(self) -> Any:
+        """Running sequences the KV cache holds at their mean footprint, within the engine's cap."""
+        return self.np.minimum(self.np.floor(self.kv_cap / self.mean_seq), self.blimit)
 
 
 def evaluate(
@@ -254,8 +282,7 @@ def evaluate(
     kv_need = bt.kv_capacity(need_tokens)
     fits_kv = kv_need >= need_tokens
     fits = fits_mem & fits_kv
-    cap = np.minimum(np.floor(bt.kv_cap / seq), bt.blimit)
-    cap = np.where(fits, np.maximum(cap, 0.0), 0.0)
+    cap = np.where(fits, np.maximum(bt.batch_cap(), 0.0), 0.0)
 
     if tpot_slo_ms is None:
         batch = cap
@@ -371,7 +398,7 @@ def throughput_at(
 
     cal = cal or load_calibration(engine)
     bt = _Batch(model, [(gpu, gpus, quantization)], input_tokens, output_tokens, kv_cache_dtype, 0.9, cal)
-    cap = float(min(np.floor(bt.kv_cap[0] / (input_tokens + output_tokens)), bt.blimit[0]))
+    cap = float(bt.batch_cap()[0])
     b = max(1.0, min(float(concurrency), cap) if concurrency else cap)
     tpot = float(bt.tpot(b)[0])
     return {
