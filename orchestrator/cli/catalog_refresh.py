@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import date
 from typing import TYPE_CHECKING, Optional
 
 import typer
@@ -76,7 +77,9 @@ def refresh_regions(provider: Provider, kind: str, regions: list[str]) -> tuple[
             except AuthError:
                 raise  # no credentials: every region would fail the same way
             except OrchError as exc:
-                if not fetched and not failed and _no_network(str(exc)):  # the first region could not even connect
+                from orchestrator.catalog.keyless import NetworkDown
+
+                if not fetched and not failed and (isinstance(exc, NetworkDown) or _no_network(str(exc))):  # the first region could not even connect
                     raise ProviderError(f"{kind}: cannot reach the price API ({exc}); is this machine offline? "
                                         "The catalog is unchanged") from None
                 failed[region] = str(exc)
@@ -97,6 +100,10 @@ def merge(previous: list[Offering], fetched: dict[str, list[Offering]], kind: st
 
 
 def register(catalog_app: typer.Typer) -> None:
+    from orchestrator.cli import catalog_import
+
+    catalog_import.register(catalog_app)
+
     @catalog_app.command("refresh")
     def refresh(
         provider: str = typer.Option(..., "--provider", help="aws | gcp | azure"),
@@ -105,14 +112,27 @@ def register(catalog_app: typer.Typer) -> None:
         ),
         project: Optional[str] = typer.Option(None, "--project", help="GCP project (default: GOOGLE_CLOUD_PROJECT or the ADC project)"),
         as_json: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),
+        source: Optional[str] = typer.Option(
+            None, "--source", help="api (the provider's SDK, credentials) | public (no credentials: Azure Retail "
+            "Prices, AWS public price list; GCP has none). Default: public for azure, api for aws and gcp"),
+        base_url: Optional[str] = typer.Option(
+            None, "--base-url", help="price host for --source public (default: ORCH_AZURE_PRICES_URL / "
+            "ORCH_AWS_PRICING_URL, else the cloud's own)"),
+        offline: bool = typer.Option(False, "--offline", help="fail at once: a refresh needs the network"),
     ) -> None:
-        """Fetch live prices and GPU instance types from the provider's APIs into the user-level catalog cache."""
+        """Fetch live prices and GPU instance types into the user-level catalog cache (~/.cache/orch/catalog)."""
         from orchestrator.catalog.offerings import cache_path, write_cache
         from orchestrator.suggest import did_you_mean
 
         kind = provider.strip().lower()
         if kind not in CLOUDS:
             raise UserError(f"unknown provider {provider!r}{did_you_mean(kind, list(CLOUDS))}; catalog refresh knows: {', '.join(CLOUDS)}")
+        if offline:
+            raise ProviderError(f"{kind}: --offline: a refresh fetches prices over the network; the catalog is "
+                                "unchanged (`orch catalog import DIR` reads a SkyPilot catalog from disk)")
+        mode = (source or ("public" if kind == "azure" else "api")).strip().lower()
+        if mode not in ("api", "public"):
+            raise UserError(f"--source must be api or public, found {source!r}")
         regions: list[str] = []
         for r in region or default_regions(kind):
             name = r.split(":", 1)[1] if r.startswith(f"{kind}:") else r
@@ -123,7 +143,12 @@ def register(catalog_app: typer.Typer) -> None:
         if not regions:
             raise UserError(f"no regions to refresh for {kind}; pass --region")
 
-        prov = make_provider(kind, project)
+        if mode == "public":
+            from orchestrator.catalog.keyless import public_source
+
+            prov = public_source(kind, base_url)
+        else:
+            prov = make_provider(kind, project)
         fetched, failed = refresh_regions(prov, kind, regions)
         if not fetched:
             detail = "; ".join(f"{r}: {msg}" for r, msg in failed.items())
@@ -131,7 +156,8 @@ def register(catalog_app: typer.Typer) -> None:
 
         previous = previous_rows(kind)
         rows = merge(previous, fetched, kind)
-        path = write_cache(kind, rows)  # one atomic write of the complete list
+        origin = f"catalog refresh --source {mode} on {date.today().isoformat()}"
+        path = write_cache(kind, rows, origin=origin)  # one atomic write of the complete list
 
         for r, msg in failed.items():
             kept = sum(1 for o in previous if o.region == f"{kind}:{r}")
