@@ -12,7 +12,7 @@ from orchestrator.errors import OrchError
 
 # One module per command (or command group), each with register(app).
 COMMANDS = ["init", "validate", "schema", "catalog", "estimate", "place", "apply", "autoscale", "status", "destroy", "bench", "meter",
-            "report"]
+            "report", "recommend", "check"]
 
 
 class _OrchGroup(TyperGroup):

@@ -1,0 +1,218 @@
+"""`orch recommend`: a deployment that ran at ~10 % of its planned load is re-placed cheaper and still meets its SLOs;
+the saving is the difference of the two plans' costs; --json; --write gives a file validate accepts; no data; errors.
+
+State is built as apply leaves it: the plan in the plans table, one replicas row per planned replica (and gateway)
+at the plan's prices, and vLLM counters recorded by the meter's own store (record_samples)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert
+from typer.testing import CliRunner
+
+from orchestrator.candidates import HOURS_PER_MONTH
+from orchestrator.cli.main import app
+from orchestrator.metering.scrape import COUNTERS, GAUGES, Sample
+from orchestrator.metering.store import open_engine, record_samples
+from orchestrator.placement import place
+from orchestrator.recommend import recommend
+from orchestrator.spec.loader import load_spec
+
+runner = CliRunner()
+DAY = 86400.0
+NOW = datetime(2026, 12, 4, tzinfo=timezone.utc).timestamp()
+PLANNED_RPS = 40.0
+MEASURED_RPS = 4.0  # ~10 % of the plan
+IN_TOKENS, OUT_TOKENS = 900, 200  # measured; the file says 1000 / 250
+
+SPEC = """\
+# acme: two deployments; chat was planned for 40 req/s
+version: 1
+project: acme
+deployments:
+  - name: chat                    # the one that idles
+    model: llama-3.1-8b-instruct
+    quantization: [bf16]
+    traffic:
+      requests_per_second: 40     # planned demand
+      input_tokens: 1000          # mean prompt
+      output_tokens: 250
+      headroom: 0.2
+      sources:
+        - {region: aws:us-east-1, share: 0.7}
+        - {region: aws:us-east-2, share: 0.3}
+    slo: {ttft_p95_ms: 1500, tpot_p95_ms: 60}
+    team: support
+  - name: rag                     # nothing metered
+    model: llama-3.1-8b-instruct
+    traffic: {requests_per_second: 5, input_tokens: 2000, output_tokens: 200}
+    slo: {ttft_p95_ms: 2000, tpot_p95_ms: 80}
+providers:
+  aws: {regions: [us-east-1, us-east-2]}
+"""
+
+
+def _apply_to_state(engine, plan, plan_id: str = "p1") -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    """What apply records: the plan, a row per replica and gateway at the plan's prices. deployment -> replica ids."""
+    from orchestrator.state.models import PlanRecord, Replica
+
+    started = datetime.fromtimestamp(NOW - 10 * DAY, timezone.utc)
+    ids: dict[str, list[str]] = {}
+    with engine.begin() as c:
+        c.execute(insert(PlanRecord.__table__).values(id=plan_id, project=plan.project, created_at=started,
+                                                      spec_sha256=plan.spec_sha256, plan=plan.model_dump(mode="json")))
+        for d in plan.deployments:
+            rows = []
+            for gi, g in enumerate(d.replicas):
+                for i in range(g.count):
+                    rid = f"{d.name}-{gi}-{i}"
+                    ids.setdefault(d.name, []).append(rid)
+                    rows.append(dict(id=rid, instance_type=g.instance_type, gpu=g.gpu, gpu_count=g.gpus_per_replica,
+                                     region=g.region, provider=g.provider, market=g.market,
+                                     usd_per_hour=g.usd_per_hour / g.count, list_usd_per_hour=g.usd_per_hour / g.count,
+                                     details={"quantization": g.quantization, "hf_id": d.hf_id}))
+            for gi, gw in enumerate(d.gateways):
+                rows.append(dict(id=f"{d.name}-gw-{gi}", instance_type=gw.instance_type, gpu="", gpu_count=0,
+                                 region=gw.region, provider=gw.provider, market="on_demand",
+                                 usd_per_hour=gw.usd_per_hour, list_usd_per_hour=gw.usd_per_hour,
+                                 details={"role": "gateway", "users": gw.users, "upstream": gw.upstream}))
+            for r in rows:
+                c.execute(insert(Replica.__table__).values(
+                    project=plan.project, deployment=d.name, team=d.team, model=d.model, plan_id=plan_id,
+                    group_key="g", endpoint=None, status="running", created_at=started, **r))
+    return ids
+
+
+def _meter(engine, replica_ids: list[str], rps: float, days: float = 7, step: float = 1800) -> None:  # type: ignore[no-untyped-def]
+    """Counters of ``rps`` requests/s in all over the replicas, scraped every ``step`` seconds for ``days``."""
+    per = rps / len(replica_ids)
+    samples = []
+    for rid in replica_ids:
+        t = NOW - days * DAY
+        while t <= NOW:
+            n = per * (t - (NOW - days * DAY))
+            counters = dict.fromkeys(COUNTERS, 0.0) | {"requests": n, "prompt_tokens": n * IN_TOKENS,
+                                                        "generation_tokens": n * OUT_TOKENS}
+            samples.append(Sample(rid, t, ok=True, counters=counters, gauges=dict.fromkeys(GAUGES, 0.0)))
+            t += step
+    record_samples(engine, samples, retention_s=1e9)
+
+
+@pytest.fixture()
+def world(tmp_path: Path):  # type: ignore[no-untyped-def]
+    spec_file = tmp_path / "deploy.yaml"
+    spec_file.write_text(SPEC, encoding="utf-8")
+    loaded = load_spec(spec_file)
+    plan = place(loaded, "cost", with_fallbacks=False)
+    assert plan.status == "optimal"
+    db = tmp_path / "state.db"
+    engine = open_engine(db)
+    ids = _apply_to_state(engine, plan)
+    _meter(engine, ids["chat"], MEASURED_RPS)
+    return spec_file, db, engine, plan
+
+
+def test_idle_deployment_gets_a_cheaper_plan_that_meets_its_slos(world) -> None:  # type: ignore[no-untyped-def]
+    spec_file, _, engine, plan = world
+    recs = {r.deployment: r for r in recommend(load_spec(spec_file), engine, NOW - 7 * DAY, NOW, NOW)}
+    chat = recs["chat"]
+    m = chat.measured
+    assert m.mean_rps == pytest.approx(MEASURED_RPS, rel=1e-6) and m.peak_rps == pytest.approx(MEASURED_RPS, rel=1e-6)
+    assert (m.input_tokens, m.output_tokens) == (IN_TOKENS, OUT_TOKENS)
+    # the current configuration is what runs, priced as the plan priced it
+    old = next(d for d in plan.deployments if d.name == "chat")
+    old_per_hour = old.usd_per_hour + sum(g.usd_per_hour for g in old.gateways)
+    assert chat.current.replicas == sum(g.count for g in old.replicas)
+    assert chat.current.usd_per_hour == pytest.approx(old_per_hour, abs=1e-3)
+    # the recommendation is the placement at the measured traffic: the same as placing an edited file
+    edited = SPEC.replace("requests_per_second: 40", "requests_per_second: 4").replace(
+        "input_tokens: 1000", "input_tokens: 900").replace("output_tokens: 250", "output_tokens: 200")
+    (spec_file.parent / "edited.yaml").write_text(edited, encoding="utf-8")
+    new = next(d for d in place(load_spec(spec_file.parent / "edited.yaml"), "cost", with_fallbacks=False).deployments
+               if d.name == "chat")
+    new_per_hour = new.usd_per_hour + sum(g.usd_per_hour for g in new.gateways)
+    assert chat.recommended.usd_per_hour == pytest.approx(new_per_hour, abs=1e-3)
+    assert chat.recommended.gpus < chat.current.gpus
+    # the saving is the difference of the two plans' costs, both per month the same way
+    assert chat.monthly_saving_usd > 0
+    assert chat.monthly_saving_usd == pytest.approx(chat.current_usd_per_month - chat.recommended_usd_per_month, abs=0.006)
+    assert chat.monthly_saving_usd == pytest.approx((old_per_hour - new_per_hour) * HOURS_PER_MONTH, abs=0.2)
+    # still meets its SLOs, with the headroom asked over the measured load
+    s = chat.slo_margin
+    assert s["meets_slo"] and s["ttft_p95_ms"] <= 1500 and s["tpot_p95_ms"] <= 60
+    assert s["capacity_rps"] >= MEASURED_RPS * 1.2 - 1e-6 and s["capacity_over_peak"] >= 0.2 - 1e-3
+    assert "save $" in chat.note
+
+
+def test_no_data_gets_a_note_and_no_recommendation(world) -> None:  # type: ignore[no-untyped-def]
+    spec_file, _, engine, _ = world
+    rag = next(r for r in recommend(load_spec(spec_file), engine, NOW - 7 * DAY, NOW, NOW) if r.deployment == "rag")
+    assert rag.recommended is None and rag.monthly_saving_usd is None and rag.measured is None
+    assert "no metered requests" in rag.note
+    assert rag.current is not None and rag.current_usd_per_month > 0  # it runs: say what it costs
+
+
+def test_json_shape(world) -> None:  # type: ignore[no-untyped-def]
+    spec_file, db, _, _ = world
+    r = runner.invoke(app, ["recommend", str(spec_file), "--json", "--state", str(db), "--since", "2026-11-27",
+                            "--until", "2026-12-03"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["start"] == "2026-11-27T00:00:00Z" and data["end"] == "2026-12-04T00:00:00Z"
+    recs = {x["deployment"]: x for x in data["recommendations"]}
+    assert set(recs) == {"chat", "rag"}
+    chat = recs["chat"]
+    assert set(chat) >= {"current", "recommended", "current_usd_per_month", "recommended_usd_per_month",
+                         "monthly_saving_usd", "slo_margin", "note", "measured"}
+    for side in ("current", "recommended"):
+        assert set(chat[side]) >= {"groups", "replicas", "gpus", "usd_per_hour", "usd_per_month"}
+        assert all({"instance_type", "gpu", "count", "usd_per_hour"} <= set(g) for g in chat[side]["groups"])
+    assert chat["monthly_saving_usd"] == pytest.approx(
+        chat["current_usd_per_month"] - chat["recommended_usd_per_month"], abs=0.006)
+    assert chat["measured"]["requests_per_second"] == pytest.approx(MEASURED_RPS)
+    assert recs["rag"]["recommended"] is None and "no metered" in recs["rag"]["note"]
+
+
+def test_text_output(world) -> None:  # type: ignore[no-untyped-def]
+    spec_file, db, _, _ = world
+    r = runner.invoke(app, ["recommend", str(spec_file), "--state", str(db)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "current:" in r.stdout and "recommended:" in r.stdout and "SLO margin" in r.stdout
+    assert "no metered requests" in r.stdout and "total: save $" in r.stdout
+
+
+def test_write_gives_a_valid_file_with_the_measured_traffic(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    spec_file, db, _, _ = world
+    out = tmp_path / "measured.yaml"
+    r = runner.invoke(app, ["recommend", str(spec_file), "--state", str(db), "--write", str(out)],
+                      catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert runner.invoke(app, ["validate", str(out)]).exit_code == 0
+    new = {d.name: d for d in load_spec(out).spec.deployments}
+    old = {d.name: d for d in load_spec(spec_file).spec.deployments}
+    t = new["chat"].traffic
+    assert (t.requests_per_second, t.input_tokens, t.output_tokens) == (MEASURED_RPS, IN_TOKENS, OUT_TOKENS)
+    # user regions from the gateways: each gateway's users are served by its upstream replicas
+    assert sum(s.share for s in t.sources) == pytest.approx(1.0)
+    assert {s.region for s in t.sources} <= {"aws:us-east-1", "aws:us-east-2"}
+    assert new["rag"].traffic == old["rag"].traffic  # no data: unchanged
+    assert new["chat"].slo == old["chat"].slo and t.headroom == old["chat"].traffic.headroom
+    text = out.read_text()
+    assert "# the one that idles" in text and "# planned demand" in text  # comments kept
+    assert text.replace("requests_per_second: 4.0", "").count("\n") == SPEC.count("\n")  # layout kept
+
+
+def test_unknown_deployment_and_bad_path_are_located_errors(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    spec_file, db, _, _ = world
+    r = runner.invoke(app, ["recommend", str(spec_file), "--state", str(db), "-d", "chta"])
+    assert r.exit_code == 1 and r.exception is None or isinstance(r.exception, SystemExit)
+    assert f"{spec_file}:4:1: deployments: no deployment named 'chta' (did you mean \"chat\"?)" in r.output
+    r = runner.invoke(app, ["recommend", str(tmp_path / "nope.yaml"), "--state", str(db)])
+    assert r.exit_code == 1 and "nope.yaml: file not found" in r.output
+    r = runner.invoke(app, ["recommend", str(spec_file), "--state", str(db), "--rate", "max"])
+    assert r.exit_code == 1 and "--rate must be one of peak, mean" in r.output
+    assert "Traceback" not in r.output
