@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-FORMATS = ("table", "csv", "json", "focus", "html", "parquet")
+FORMATS = ("table", "csv", "json", "focus", "html", "pdf", "parquet")
 
 
 def _parse_when(value: str, *, end_of_day: bool) -> float:
@@ -63,10 +63,12 @@ def register(app: typer.Typer) -> None:
         since: Optional[str] = typer.Option(None, "--since", help="start date (UTC), inclusive"),
         until: Optional[str] = typer.Option(None, "--until", help="end date (UTC), inclusive of that day"),
         by: str = typer.Option("deployment", "--by", help="model | deployment | team | provider | region | replica | adapter (LoRA: an estimate, see the note)"),
-        fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json | focus | html | parquet"),
+        fmt: str = typer.Option("table", "--format", "-f", help="table | csv | json | focus | html | pdf | parquet"),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help="write to this file instead of stdout"),
         state: Optional[str] = typer.Option(None, "--state", help="state database: a SQLite file or a SQLAlchemy URL"),
         sample: bool = typer.Option(True, "--sample/--no-sample", help="scrape running replicas once before reporting"),
+        file: Optional[Path] = typer.Option(None, "--file", help="deployment file: its budget.monthly_usd is set against actual"),
+        budget_usd: Optional[float] = typer.Option(None, "--budget", min=0.01, help="monthly budget in USD (overrides the file's)"),
     ) -> None:
         """$ per 1M tokens (input/output apart), tokens per $, GPU-hours, utilization, idle cost, planned vs actual."""
         from orchestrator.errors import UserError
@@ -74,8 +76,21 @@ def register(app: typer.Typer) -> None:
 
         if fmt not in FORMATS:
             raise UserError(f"unknown --format {fmt!r}{did_you_mean(fmt, FORMATS)}; choose one of {', '.join(FORMATS)}")
-        if fmt == "parquet" and out is None:
-            raise UserError("--format parquet needs --out FILE (Parquet is binary)")
+        if fmt in ("parquet", "pdf") and out is None:
+            raise UserError(f"--format {fmt} needs --out FILE ({ {'parquet': 'Parquet', 'pdf': 'PDF'}[fmt]} is binary)")
+        monthly = budget_usd
+        if file is not None:
+            from orchestrator.spec.loader import load_spec
+
+            spec_budget = load_spec(file).spec.budget  # a bad file: every problem, located
+            if monthly is None and spec_budget is not None:
+                monthly = spec_budget.monthly_usd
+            elif monthly is None:
+                typer.echo(f"note: {file} has no budget.monthly_usd: no budget against actual", err=True)
+        if fmt == "pdf":
+            from orchestrator.reports.pdf import find_chromium
+
+            find_chromium()  # before any work: a clear error where Chromium is missing
         now = time.time()
         start, end = period_bounds(period, since, until, now)
 
@@ -91,11 +106,21 @@ def register(app: typer.Typer) -> None:
             if samples:
                 typer.echo(summarize(samples), err=True)
         report = build_report(engine, start, end, by, now=time.time())  # running replicas are billed up to now
+        from orchestrator.reports.finance import compute_finance
+
+        finance = compute_finance(report, monthly)
 
         if fmt == "table" and out is None:
             from orchestrator.reports.table import render_table
 
-            render_table(report)
+            render_table(report, finance=finance)
+            return
+        if fmt == "pdf":
+            from orchestrator.reports.html import render_html
+            from orchestrator.reports.pdf import html_to_pdf
+
+            html_to_pdf(render_html(report, finance), out)
+            typer.echo(f"wrote PDF report to {out}", err=True)
             return
         if fmt == "parquet":
             from orchestrator.reports.focus import write_parquet
@@ -111,7 +136,7 @@ def register(app: typer.Typer) -> None:
             from orchestrator.reports.table import to_json as text_of
         else:  # csv, or table into a file
             from orchestrator.reports.table import to_csv as text_of
-        text = text_of(report)
+        text = text_of(report, finance) if fmt in ("html", "json") else text_of(report)
         if out is None:
             typer.echo(text, nl=not text.endswith("\n"))
         else:

@@ -99,6 +99,7 @@ class Report:
     unattributed_usd: float = 0.0  # cost items matching no replica-day
     notes: list[str] = field(default_factory=list)
     rules: str = RULES
+    as_of: float | None = None  # data through (build_report: min(now, end)); finance forecasts from here
 
     @property
     def empty(self) -> bool:
@@ -313,5 +314,8 @@ def build_report(
     if by == "adapter":
         from orchestrator.reports.adapters import adapter_report
 
-        return adapter_report(engine, lines, start, end, unattributed)
-    return make_report(lines, start, end, by, unattributed)
+        report = adapter_report(engine, lines, start, end, unattributed)
+    else:
+        report = make_report(lines, start, end, by, unattributed)
+    report.as_of = min(now, end)
+    return report

@@ -7,10 +7,21 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from importlib import resources
+from typing import Any
 
 from orchestrator.reports.aggregate import Report, make_report
+from orchestrator.reports.html_finance import (
+    breakdowns_html,
+    budget_html,
+    finance_data,
+    headline_html,
+    recommendations_html,
+    showback_html,
+    trend_html,
+)
 from orchestrator.reports.table import COLUMNS, _fmt
 
 
@@ -18,7 +29,7 @@ def _day(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d")
 
 
-def chart_data(report: Report) -> dict:
+def chart_data(report: Report, finance: Any = None) -> dict:
     """Everything the page's script draws."""
     if report.empty:
         return {"empty": True}
@@ -44,6 +55,7 @@ def chart_data(report: Report) -> dict:
         ],
         "by_deployment": series(by_dep),
         "by_provider": series(by_prov),
+        "finance": None if finance is None else finance_data(report, finance),
     }
 
 
@@ -56,23 +68,44 @@ def _table(report: Report) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def render_html(report: Report) -> str:
+CHARTS = (  # (title, element id) of the detail charts the template's script draws
+    ("Daily cost by __BY__ (USD)", "chart-cost-time"),
+    ("$ per 1M tokens by deployment", "chart-per-m-deployment"),
+    ("$ per 1M tokens by provider", "chart-per-m-provider"),
+    ("Utilization at the SLO, by deployment (%)", "chart-utilization"),
+    ("Cost and idle cost, by deployment (USD)", "chart-idle"),
+    ("Planned vs actual $ per 1M tokens", "chart-planned"),
+)
+
+
+def render_html(report: Report, finance: Any = None, recommendations: Sequence[Any] | None = None) -> str:
+    """The report as a finance document. ``finance``: reports.finance.compute_finance (computed here, without a
+    budget, when not given). ``recommendations``: rows for a Recommendations section (orch recommend), each a
+    sequence of formatted cells or an object/dict with deployment, current, recommended, monthly_saving_usd and
+    slo_margin; None leaves the section out."""
     start, end = _day(report.start), _day(report.end - 1)
     title = f"orch cost report {start} .. {end} (by {report.by})"
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in report.notes)
     if report.empty:
         body = f'<p class="empty">No data for this period.</p>{notes}'
     else:
+        if finance is None:
+            from orchestrator.reports.finance import compute_finance
+
+            finance = compute_finance(report)
+        notes += "".join(f'<p class="note">{html.escape(n)}</p>' for n in finance.notes)
+        as_of = finance.forecast.as_of if finance.forecast else None
+        period = (f'<p class="period">Period {start} .. {end} (UTC)'
+                  + (f", data through {html.escape(as_of)}" if as_of else "")
+                  + f"; generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.</p>")
         body = (
-            f"{notes}<h2>Summary</h2>{_table(report)}"
-            '<h2>Cost over time</h2><div class="chart" id="chart-cost-time"></div>'
-            '<h2>$ per 1M tokens by deployment</h2><div class="chart" id="chart-per-m-deployment"></div>'
-            '<h2>$ per 1M tokens by provider</h2><div class="chart" id="chart-per-m-provider"></div>'
-            '<h2>Utilization at the SLO, by deployment</h2><div class="chart" id="chart-utilization"></div>'
-            '<h2>Cost and idle cost, by deployment</h2><div class="chart" id="chart-idle"></div>'
-            '<h2>Planned vs actual $ per 1M tokens</h2><div class="chart" id="chart-planned"></div>'
+            f"{period}{headline_html(finance)}{notes}{budget_html(finance)}{trend_html(finance)}"
+            f"{breakdowns_html(finance)}{showback_html(finance)}{recommendations_html(recommendations)}"
+            f"<h2>Detail by {html.escape(report.by)}</h2>{_table(report)}"
+            + "".join(f'<section class="keep"><h2>{html.escape(t)}</h2><div class="chart" id="{i}"></div></section>'
+                      for t, i in CHARTS).replace("__BY__", html.escape(report.by))
         )
     body += f'<p class="rules">Rules: {html.escape(report.rules)}</p>'
-    data = json.dumps(chart_data(report)).replace("</", "<\\/")
+    data = json.dumps(chart_data(report, finance)).replace("</", "<\\/")
     template = resources.files("orchestrator.reports").joinpath("templates/report.html").read_text(encoding="utf-8")
     return template.replace("__TITLE__", html.escape(title)).replace("__BODY__", body).replace("__DATA__", data)

@@ -42,8 +42,27 @@ def _fmt(name: str, v: Any) -> str:
     return str(v)
 
 
-def render_table(report: Report, console: Any = None) -> None:
-    """A rich table on stdout; the rules and notes go to stderr."""
+def headline_lines(finance: Any) -> list[str]:
+    """The finance headline, budget, forecast and anomalies as a few plain lines."""
+    h = finance.headline
+    per_m = (f"${_fmt('usd_per_m', h.usd_per_m_input)} / ${_fmt('usd_per_m', h.usd_per_m_output)} per 1M input / output "
+             "tokens" if h.usd_per_m_input is not None else "no tokens metered")
+    idle = f"idle ${h.idle_usd:,.2f} ({h.idle_share:.1%})" if h.idle_usd is not None and h.idle_share is not None \
+        else "idle: no capacity figure"
+    out = [f"spend ${h.total_usd:,.2f}; {per_m}; {_fmt('tokens_per_usd', h.tokens_per_usd)} tokens per $; {idle}; "
+           f"saved by discounts ${h.discount_saved_usd:,.2f} (list ${h.list_usd:,.2f})"]
+    if finance.budget:
+        out.append(f"budget: {finance.budget.status} ({finance.budget.rule})")
+    if finance.forecast:
+        out.append(f"month-end forecast ${finance.forecast.forecast_usd:,.2f}: {finance.forecast.method}")
+    for a in finance.anomalies:
+        out.append(f"anomaly {a.day}: ${a.spend_usd:,.2f} against a trailing mean of ${a.trailing_mean_usd:,.2f} "
+                   f"(+${a.excess_usd:,.2f}, mostly {a.driver})")
+    return out
+
+
+def render_table(report: Report, console: Any = None, finance: Any = None) -> None:
+    """A rich table on stdout (the finance headline under it); the rules and notes go to stderr."""
     from rich.table import Table
 
     from orchestrator.cli import console as consoles
@@ -60,6 +79,8 @@ def render_table(report: Report, console: Any = None) -> None:
     for row in [*report.rows, report.total]:
         table.add_row(*(_fmt(n, getattr(row, n)) for n, _ in COLUMNS), style="bold" if row is report.total else None)
     console.print(table)
+    for line in headline_lines(finance) if finance is not None else []:
+        console.print(line, highlight=False, soft_wrap=True)
     for note in report.notes:
         err.print(f"note: {note}")
     err.print(f"rules: {report.rules}", highlight=False)
@@ -80,7 +101,12 @@ def to_csv(report: Report) -> str:
     return buf.getvalue()
 
 
-def to_json(report: Report) -> str:
+def to_json(report: Report, finance: Any = None) -> str:
+    """The report; with its finance figures (headline, budget, forecast, anomalies, showback) unless empty."""
+    if finance is None and not report.empty:
+        from orchestrator.reports.finance import compute_finance
+
+        finance = compute_finance(report)
     doc = {
         "period": {"start": iso(report.start), "end": iso(report.end)},
         "by": report.by,
@@ -92,4 +118,6 @@ def to_json(report: Report) -> str:
         "unattributed_usd": report.unattributed_usd,
         "daily_cost_usd": {k: {iso(d): v for d, v in sorted(days.items())} for k, days in report.daily.items()},
     }
+    if finance is not None and not report.empty:
+        doc.update(finance.as_dict())
     return json.dumps(doc, indent=2)
