@@ -100,6 +100,12 @@ class Candidate:
         self.rps_per_unit = self.rps_per_replica * self.replicas_per_unit
         self.carbon_g_per_unit_hour = self.gpus_per_unit * self.gpu_tdp_w / 1000.0 * self.pue * self.grid_g_per_kwh
 
+    @property
+    def list_usd_per_instance_hour(self) -> float:
+        """The price before negotiated discounts (the catalog's list price); spot and on-prem prices have none."""
+        listed = self.offering.list_usd_per_hour
+        return listed if self.market == "on_demand" and listed is not None else self.usd_per_instance_hour
+
     def describe(self) -> str:
         n = f"{self.gpus_per_replica}×{self.gpu}"
         return f"{self.region} {self.instance_type} ({n}, {self.quantization}, {self.market})"

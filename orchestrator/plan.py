@@ -25,13 +25,22 @@ class ReplicaGroup(BaseModel):
     quantization: str
     market: Market
     count: int
-    usd_per_hour: float  # for the whole group
+    usd_per_hour: float  # for the whole group, effective: after negotiated discounts, spot or on-prem price
+    list_usd_per_hour: float | None = None  # for the whole group, before discounts (None in older plans: = usd_per_hour)
     capacity_rps: float = 0.0  # per replica, at the SLO
     ttft_ms: float = 0.0
     tpot_ms: float = 0.0
     instances: int = 0  # instances (VMs/nodes) the whole group occupies; 0 in plans from before this field
     gpus_per_instance: int = 0
     traffic: dict[str, float] = Field(default_factory=dict)  # user region -> requests/s the plan routes here
+
+    def resize(self, count: int) -> None:
+        """Change the number of replicas; the group's prices follow (per replica unchanged)."""
+        n = max(self.count, 1)
+        self.usd_per_hour = round(self.usd_per_hour / n * count, 4)
+        if self.list_usd_per_hour is not None:
+            self.list_usd_per_hour = round(self.list_usd_per_hour / n * count, 4)
+        self.count = count
 
 
 class GatewayPlan(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -131,7 +132,8 @@ def test_focus_csv(db: Path) -> None:
     rep = build_report(open_engine(db), *NOV, now=NOW, capacity=cap)
     rows = list(csv.DictReader(io.StringIO(focus.to_csv(rep))))
     assert set(focus.MANDATORY) <= set(rows[0])
-    assert all(c.startswith("x_") for c in rows[0] if c not in focus.MANDATORY + focus.CONDITIONAL)
+    assert all(c.startswith("x_") for c in rows[0] if c not in focus.MANDATORY + focus.RECOMMENDED + focus.CONDITIONAL)
+    assert {(r["ChargeFrequency"], r["InvoiceId"]) for r in rows} == {("Usage-Based", "")}
     usage = [r for r in rows if r["ServiceCategory"] == "AI and Machine Learning"]
     assert [(r["ResourceId"], r["ChargePeriodStart"]) for r in usage] == [
         ("chat-0", "2026-11-02T00:00:00Z"), ("rag-0", "2026-11-03T00:00:00Z")]
@@ -139,6 +141,11 @@ def test_focus_csv(db: Path) -> None:
     assert chat["PricingCategory"] == "Dynamic" and chat["ChargeCategory"] == "Usage"
     assert float(chat["EffectiveCost"]) == pytest.approx(5.0) and float(chat["ListCost"]) == pytest.approx(8.0)
     assert float(chat["x_OutputTokens"]) == 1e6 and float(chat["x_CostPerMillionTokens"]) == pytest.approx(1.0)
+    assert chat["ServiceSubcategory"] == "Generative AI"
+    # CSV: money to cents, counts as integers
+    assert (chat["EffectiveCost"], chat["ListCost"], chat["x_OutputTokens"], chat["x_InputTokens"]) == (
+        "5.00", "8.00", "1000000", "4000000")
+    assert all(re.fullmatch(r"-?\d+\.\d\d", r[c]) for r in rows for c in ("BilledCost", "ListCost", "EffectiveCost"))
     assert chat["BillingPeriodStart"] == "2026-11-01T00:00:00Z" and chat["BillingPeriodEnd"] == "2026-12-01T00:00:00Z"
     assert json.loads(chat["Tags"])["orch-deployment"] == "chat" and chat["x_Team"] == "support"
     egress = [r for r in rows if r["ServiceCategory"] == "Networking"]
@@ -213,4 +220,7 @@ def test_focus_value_rules(db: Path) -> None:
         for col in ("BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "PricingQuantity"):
             assert "e" not in r[col].lower() and float(r[col]) >= 0, (col, r[col])
     storage = next(r for r in rows if r["ServiceCategory"] == "Storage")
-    assert (storage["PricingQuantity"], storage["PricingUnit"], storage["BilledCost"]) == ("0.5", "GB-Months", "0.00001234")
+    # CSV money is in cents (finance's grain); Parquet keeps the full figure
+    assert (storage["PricingQuantity"], storage["PricingUnit"], storage["BilledCost"]) == ("0.5", "GB-Months", "0.00")
+    assert storage["ContractedUnitPrice"] == "0.000025"  # $ per GB-month, to 6 decimals
+    assert any(r["BilledCost"] == pytest.approx(0.00001234) for r in focus.rows(rep) if r["ServiceCategory"] == "Storage")

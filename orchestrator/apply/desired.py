@@ -89,8 +89,8 @@ class DesiredReplica:
 
     @property
     def list_usd_per_hour(self) -> float | None:
-        total = getattr(self.group, "list_usd_per_hour", None)
-        return total / max(self.group.count, 1) if total else None
+        total = self.group.list_usd_per_hour
+        return total / max(self.group.count, 1) if total is not None else None
 
     @property
     def gpu_count(self) -> int:

@@ -1,8 +1,11 @@
 """FOCUS 1.2 export (CSV and Parquet): one Usage row per replica per UTC day, plus one row per egress/storage charge.
 
 Mapping: BilledCost = EffectiveCost = ContractedCost = billed hours × effective $/h (discounts and
-spot prices are already in it); ListCost = hours × list $/h. PricingQuantity/ConsumedQuantity are
-instance-hours. Token figures travel in x_-prefixed custom columns, as FOCUS requires.
+spot prices are already in it); ListCost = hours × list $/h (before negotiated discounts).
+PricingQuantity/ConsumedQuantity are instance-hours. ChargeFrequency is Usage-Based; InvoiceId is null
+(orch's figures are not an invoice). Token figures travel in x_-prefixed custom columns, as FOCUS requires.
+CSV: money rounded to cents, unit prices to 6 decimals, token and request counts as integers; Parquet
+keeps full precision. Checked with the FinOps Foundation's focus-validator (tests/test_focus_validator.py).
 """
 
 from __future__ import annotations
@@ -21,16 +24,19 @@ MANDATORY = [
     "ChargeDescription", "ChargePeriodStart", "ChargePeriodEnd", "InvoiceIssuerName", "ProviderName",
     "PublisherName", "PricingQuantity", "PricingUnit", "ServiceCategory", "ServiceName",
 ]
+RECOMMENDED = ["ChargeFrequency", "InvoiceId", "ServiceSubcategory"]
 CONDITIONAL = [
-    "ConsumedQuantity", "ConsumedUnit", "ListUnitPrice", "ContractedUnitPrice", "PricingCategory", "RegionId",
-    "RegionName", "ResourceId", "ResourceName", "ResourceType", "SkuId", "SubAccountId", "Tags",
+    "CommitmentDiscountStatus", "ConsumedQuantity", "ConsumedUnit", "ListUnitPrice", "ContractedUnitPrice", "PricingCategory", "RegionId",
+    "RegionName", "ResourceId", "ResourceName", "ResourceType", "SkuId", "SkuMeter", "SkuPriceId", "SkuPriceDetails",
+    "SubAccountId", "SubAccountName", "Tags", "PricingCurrency", "PricingCurrencyContractedUnitPrice",
+    "PricingCurrencyEffectiveCost", "PricingCurrencyListUnitPrice",
 ]
 CUSTOM = [
     "x_Model", "x_Deployment", "x_Team", "x_Project", "x_GpuType", "x_GpuCount", "x_InputTokens",
     "x_OutputTokens", "x_Requests", "x_CostPerMillionTokens", "x_GpuHours", "x_Utilization", "x_IdleCost",
     "x_EstimatedEgressCost",
 ]
-COLUMNS = MANDATORY + CONDITIONAL + CUSTOM
+COLUMNS = MANDATORY + RECOMMENDED + CONDITIONAL + CUSTOM
 
 _PROVIDERS = {  # provider kind -> (ProviderName/Publisher/InvoiceIssuer, ServiceName)
     "aws": ("AWS", "Amazon Elastic Compute Cloud"),
@@ -42,7 +48,11 @@ _PROVIDERS = {  # provider kind -> (ProviderName/Publisher/InvoiceIssuer, Servic
     "local": ("Local", "Local process"),
 }
 _PRICING_CATEGORY = {"on_demand": "Standard", "spot": "Dynamic", "onprem": "Other"}
-_EXTRA_SERVICE = {"egress": ("Networking", "Data Transfer"), "storage": ("Storage", "Storage")}
+# kind -> (ServiceCategory, ServiceSubcategory, ServiceName); the pairs are FOCUS 1.2's allowed values
+_REPLICA_SERVICE = ("AI and Machine Learning", "Generative AI")
+_GATEWAY_SERVICE = ("Networking", "Application Networking")
+_EXTRA_SERVICE = {"egress": ("Networking", "Network Connectivity", "Data Transfer"),
+                  "storage": ("Storage", "Object Storage", "Storage")}
 
 
 def _month_bounds(ts: float) -> tuple[str, str]:
@@ -64,7 +74,9 @@ def _base(ln: Line) -> dict[str, Any]:
         "BillingPeriodStart": bps,
         "BillingPeriodEnd": bpe,
         "ChargeCategory": "Usage",
-        "ChargeClass": "",
+        "ChargeClass": None,
+        "ChargeFrequency": "Usage-Based",
+        "InvoiceId": None,
         "ChargePeriodStart": iso(ln.cost.day),
         "ChargePeriodEnd": iso(ln.cost.day + 86400),
         "InvoiceIssuerName": provider,
@@ -75,7 +87,9 @@ def _base(ln: Line) -> dict[str, Any]:
         "RegionName": region,
         "ResourceId": r.id,
         "ResourceName": r.id,
-        "SubAccountId": r.project or "",
+        "SubAccountId": r.project or "default",
+        "SubAccountName": r.project or "default",
+        "PricingCurrency": "USD",
         "Tags": json.dumps(
             {k: v for k, v in {"orch-project": r.project, "orch-deployment": r.deployment,
                                 "orch-plan": r.plan_id, "team": r.team}.items() if v},
@@ -97,22 +111,34 @@ def rows(report: Report) -> list[dict[str, Any]]:
         r, c = ln.replica, ln.cost
         inp, outp = ln.counter("prompt_tokens"), ln.counter("generation_tokens")
         util = (outp / (ln.capacity_tps * (c.seconds))) if ln.capacity_tps and c.seconds > 0 else None
+        gateway = r.details.get("role") == "gateway"
+        category, subcategory = _GATEWAY_SERVICE if gateway else _REPLICA_SERVICE
+        what = "gateway" if gateway else "vLLM replica"
         row = _base(ln) | {
             "BilledCost": c.effective_usd,
             "EffectiveCost": c.effective_usd,
             "ListCost": c.list_usd,
             "ContractedCost": c.effective_usd,
-            "ChargeDescription": f"vLLM replica {r.id}: {r.instance_type} ({r.gpu_count}x {r.gpu}), {c.hours:.4f} h",
+            "ChargeDescription": f"{what} {r.id}: {r.instance_type}"
+                                 + ("" if gateway else f" ({r.gpu_count}x {r.gpu})") + f", {c.hours:.4f} h",
             "PricingQuantity": c.hours,
             "PricingUnit": "Hours",
-            "ServiceCategory": "AI and Machine Learning",
+            "ServiceCategory": category,
+            "ServiceSubcategory": subcategory,
             "ConsumedQuantity": c.hours,
             "ConsumedUnit": "Hours",
             "ListUnitPrice": c.list_usd_per_hour,
             "ContractedUnitPrice": c.usd_per_hour,
             "PricingCategory": _PRICING_CATEGORY.get(r.market, "Other"),
-            "ResourceType": "vLLM replica",
+            "ResourceType": what,
             "SkuId": r.instance_type,
+            "SkuMeter": "Instance hours",
+            "SkuPriceId": f"{r.provider}:{r.region.split(':', 1)[-1]}:{r.instance_type}:{r.market}",
+            "SkuPriceDetails": json.dumps({"x_GpuType": r.gpu, "x_GpuCount": r.gpu_count, "x_Market": r.market},
+                                          sort_keys=True),
+            "PricingCurrencyContractedUnitPrice": c.usd_per_hour,
+            "PricingCurrencyEffectiveCost": c.effective_usd,
+            "PricingCurrencyListUnitPrice": c.list_usd_per_hour,
             "x_InputTokens": inp,
             "x_OutputTokens": outp,
             "x_Requests": ln.counter("requests"),
@@ -124,27 +150,48 @@ def rows(report: Report) -> list[dict[str, Any]]:
         }
         out.append(row)
         for kind, usd in sorted(ln.cost.extra.items()):
-            category, service = _EXTRA_SERVICE.get(kind, ("Other", kind))
+            category, subcategory, service = _EXTRA_SERVICE.get(kind, ("Other", "Other (Other)", kind))
             qty, unit = ln.cost.extra_quantity.get(kind, (0.0, "Units"))
+            unit_price = usd / qty if qty > 0 else None
+            sku = f"{r.provider}:{r.region.split(':', 1)[-1]}:{kind}"
             out.append(
                 _base(ln) | {
                     "BilledCost": usd, "EffectiveCost": usd, "ListCost": usd, "ContractedCost": usd,
                     "ChargeDescription": f"{kind} for replica {r.id}", "PricingQuantity": qty, "PricingUnit": unit,
                     "ConsumedQuantity": qty, "ConsumedUnit": unit,
-                    "ServiceCategory": category, "ServiceName": service, "ResourceType": "vLLM replica",
-                    "PricingCategory": "Standard",
+                    "ServiceCategory": category, "ServiceSubcategory": subcategory, "ServiceName": service,
+                    "ResourceType": what,
+                    "PricingCategory": "Standard", "ListUnitPrice": unit_price, "ContractedUnitPrice": unit_price,
+                    "SkuId": sku, "SkuPriceId": f"{sku}:standard", "SkuMeter": service, "SkuPriceDetails": "{}",
+                    "PricingCurrencyContractedUnitPrice": unit_price, "PricingCurrencyEffectiveCost": usd,
+                    "PricingCurrencyListUnitPrice": unit_price,
                     "x_InputTokens": 0, "x_OutputTokens": 0, "x_Requests": 0, "x_GpuHours": 0.0,
                 }
             )
     return [{k: row.get(k) for k in COLUMNS} for row in out]
 
 
-def _cell(v: Any) -> Any:
-    """Null as an empty cell; decimals in plain notation (FOCUS numbers carry no exponent)."""
+_MONEY = {"BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "PricingCurrencyEffectiveCost", "x_IdleCost",
+          "x_EstimatedEgressCost"}
+_UNIT_PRICE = {"ListUnitPrice", "ContractedUnitPrice", "PricingCurrencyContractedUnitPrice",
+               "PricingCurrencyListUnitPrice", "x_CostPerMillionTokens"}
+_COUNT = {"x_InputTokens", "x_OutputTokens", "x_Requests"}
+
+
+def _cell(name: str, v: Any) -> Any:
+    """Null as an empty cell; money to cents, unit prices to 6 decimals, counts as integers, other decimals
+    in plain notation (FOCUS numbers carry no exponent; a money column always has a decimal point, so that
+    readers type it as a decimal, not an integer)."""
     if v is None:
         return ""
+    if name in _COUNT:
+        return str(int(round(float(v))))
+    if name in _MONEY:
+        text = f"{float(v):.2f}"
+        return "0.00" if text == "-0.00" else text
     if isinstance(v, float):
-        text = f"{v:.12f}".rstrip("0").rstrip(".")
+        text = f"{v:.6f}" if name in _UNIT_PRICE else f"{v:.12f}"
+        text = text.rstrip("0").rstrip(".")
         return "0" if text in ("", "-0") else text
     return v
 
@@ -154,12 +201,13 @@ def to_csv(report: Report) -> str:
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
     for row in rows(report):
-        w.writerow({k: _cell(v) for k, v in row.items()})
+        w.writerow({k: _cell(k, v) for k, v in row.items()})
     return buf.getvalue()
 
 
 _FLOAT = {"BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "PricingQuantity", "ConsumedQuantity",
-          "ListUnitPrice", "ContractedUnitPrice", "x_InputTokens", "x_OutputTokens", "x_Requests",
+          "ListUnitPrice", "ContractedUnitPrice", "PricingCurrencyContractedUnitPrice", "PricingCurrencyEffectiveCost",
+          "PricingCurrencyListUnitPrice", "x_InputTokens", "x_OutputTokens", "x_Requests",
           "x_CostPerMillionTokens", "x_GpuHours", "x_Utilization", "x_IdleCost", "x_EstimatedEgressCost"}
 _TIME = {"BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd"}
 

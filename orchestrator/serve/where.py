@@ -65,9 +65,7 @@ def with_groups(groups: list[ReplicaGroup], added: list[ReplicaGroup]) -> list[R
         if same is None:
             out.append(a.model_copy(update={"traffic": {}}))
             continue
-        per = same.usd_per_hour / max(same.count, 1)
-        same.count += a.count
-        same.usd_per_hour = round(per * same.count, 4)
+        same.resize(same.count + a.count)
         same.instances = same.instances + a.instances if same.instances else 0
     return out
 
@@ -85,9 +83,7 @@ def without_one(groups: list[ReplicaGroup], floor: float = 0.0) -> tuple[list[Re
     for g in sorted(groups, key=lambda g: (-g.usd_per_hour / max(g.count, 1), g.region)):
         out = [x.model_copy() for x in groups]
         x = next(x for x in out if _same(x, g))
-        per = x.usd_per_hour / max(x.count, 1)
-        x.count -= 1
-        x.usd_per_hour = round(per * x.count, 4)
+        x.resize(x.count - 1)
         if x.instances:
             x.instances -= x.instances_per_replica
         out = [y for y in out if y.count > 0]

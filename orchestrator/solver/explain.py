@@ -42,6 +42,7 @@ def group_of(c: Candidate, units: int, traffic: dict[str, float] | None = None) 
         gpus_per_replica=c.gpus_per_replica, instances_per_replica=c.instances_per_replica,
         tensor_parallel=c.tensor_parallel, pipeline_parallel=c.pipeline_parallel, quantization=c.quantization,
         market=c.market, count=units * c.replicas_per_unit, usd_per_hour=round(units * c.usd_per_unit_hour, 4),
+        list_usd_per_hour=round(units * c.instances_per_unit * c.list_usd_per_instance_hour, 4),
         capacity_rps=round(c.rps_per_replica, 4), ttft_ms=round(c.ttft_ms, 2), tpot_ms=round(c.tpot_ms, 2),
         instances=units * c.instances_per_unit, gpus_per_instance=c.offering.gpu_count,
         traffic={k: round(v, 6) for k, v in (traffic or {}).items()},
