@@ -73,6 +73,7 @@ def register(app: typer.Typer) -> None:
         output_tokens: int = typer.Option(1000, "--output-tokens", help="mean output tokens per request"),
         tpot_slo_ms: float | None = typer.Option(None, "--tpot-slo-ms", help="TPOT p95 target; sets the max batch"),
         json_out: bool = typer.Option(False, "--json", help="print JSON on stdout"),
+        explain: bool = typer.Option(False, "--explain", help="print the roofline terms, factors and error band behind the figures"),
     ) -> None:
         """Predict memory fit, KV capacity, TPOT, TTFT and throughput per replica (performance model)."""
         from orchestrator.catalog.gpus import all_gpus, get_gpu
@@ -94,10 +95,14 @@ def register(app: typer.Typer) -> None:
             est = estimate(arch, g, n, quantization, input_tokens, output_tokens, **kwargs)
             data = {"model": arch.name, "input_tokens": input_tokens, "output_tokens": output_tokens,
                     "tpot_slo_ms": tpot_slo_ms, "kv_cache_dtype": kv_cache_dtype, **est.to_json()}
+            if explain and est.fits:
+                data["explain"] = _explain(arch, g, n, quantization, input_tokens, output_tokens, est, kv_cache_dtype)
             if json_out:
                 typer.echo(json.dumps(data, indent=2))
             else:
                 _print_one(data)
+                if "explain" in data:
+                    _print_explain(data["explain"])
             if est.reason:
                 typer.echo(f"note: {est.reason}" if est.fits else est.reason, err=True)
             return
@@ -125,6 +130,8 @@ def register(app: typer.Typer) -> None:
                 # with no price, tokens/s per GPU ranks the counts the same way $ per token would
                 rank = per_m if per_m is not None else (n / est.max_output_tokens_per_s if est.max_output_tokens_per_s > 0 else math.inf)
                 row = {**est.to_json(), "usd_per_gpu_hour": price, "usd_per_1m_output_tokens": per_m, "_rank": (per_m is None, rank)}
+                if explain and est.fits:
+                    row["explain"] = _explain(arch, g, n, quantization, input_tokens, output_tokens, est, kv_cache_dtype)
                 if best is None or row["_rank"] < best["_rank"]:
                     best = row
             assert best is not None
@@ -136,6 +143,42 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(rows, indent=2))
             return
         _print_table(arch.name, quantization, input_tokens, output_tokens, tpot_slo_ms, rows)
+
+
+def _explain(arch: Any, gpu: Any, n: int, q: str, i: int, o: int, est: Any, kv_cache_dtype: str) -> dict[str, Any]:
+    from orchestrator.perf.explain import explain
+
+    data = explain(arch, gpu, n, q, i, o, est.max_batch, engine=est.engine, kv_cache_dtype=kv_cache_dtype)
+    data["source"] = est.source  # "measured": an orch bench profile replaced the model's figures
+    return data
+
+
+def _print_explain(e: dict[str, Any]) -> None:
+    from orchestrator.cli.console import out
+
+    f, m, b = e["factors"], e["model"], e["band"]
+    lines = [
+        f"source: {e['source']}" + ("  (an orch bench profile replaced the model's figures below)" if e["source"] == "measured" else ""),
+        f"engine {e['engine']}, GPU family {e['gpu_family']}: peak {e['peak']['bandwidth_tbps']} TB/s, {e['peak']['tflops']:,.0f} TFLOPS",
+        f"factors: eff_bw {f['eff_bw']} x peak bandwidth, eff_flops {f['eff_flops']} x peak FLOPS (engine factor "
+        f"{f['engine_kernel_efficiency']}), step overhead {f['step_overhead_ms']} ms + {f['per_seq_us']} us per running sequence",
+        f"  from: {f['source']}",
+        f"model: {m['params_b']}B parameters in memory, {m['active_params_b']}B active per token (FLOPs); {m['attention']}; "
+        f"KV {m['kv_bytes_per_token']:,.0f} B/token, {m['kv_bytes_per_token_per_gpu']:,.0f} B/token per GPU",
+        f"KV capacity {e['kv_capacity_tokens']:,} tokens -> at most {e['batch_cap']} running sequences of mean "
+        f"context {e['mean_decode_context']:,.0f}; prefill alone {e['prefill_ms']:.1f} ms",
+    ]
+    for key, title in (("decode_batch1", "decode step, batch 1"), ("loaded_step", "loaded step")):
+        t = e[key]
+        lines.append(
+            f"{title} (B={t['batch']}, {t['prefill_tokens']:,.0f} prefill tokens mixed in): {t['step_ms']:.2f} ms = "
+            f"max(memory {t['t_memory_ms']:.2f}, compute {t['t_compute_ms']:.2f}) [{t['bound']} bound] + all-reduce "
+            f"{t['t_comm_ms']:.2f} + overhead {t['t_overhead_ms']:.2f}; reads {t['weights_read_bytes_per_gpu'] / 1e9:.2f} GB "
+            f"weights + {t['kv_read_bytes_per_gpu'] / 1e9:.2f} GB KV per GPU, {t['flops_per_gpu'] / 1e12:.2f} TFLOP per GPU")
+    lines.append(f"error band (measured / predicted throughput): x{b['lo']}..x{b['hi']} from {b['n']} calibration "
+                 f"residuals of {b['basis']}")
+    for ln in lines:
+        out().print(ln, highlight=False, markup=False)
 
 
 def _print_one(data: dict[str, Any]) -> None:
@@ -152,7 +195,7 @@ def _print_one(data: dict[str, Any]) -> None:
         ("max_batch", "max batch", None), ("tpot_ms_batch1", "TPOT batch 1 (ms)", 2),
         ("tpot_ms", "TPOT at max batch (ms)", 2), ("max_output_tokens_per_s", "max output tokens/s", 0),
         ("requests_per_s", "requests/s per replica", 2), ("ttft_ms_unloaded", "TTFT unloaded (ms)", 1),
-        ("ttft_ms", "TTFT p95 at 70% load (ms)", 1), ("source", "source", None),
+        ("ttft_ms", "TTFT p95 at 70% load (ms)", 1), ("source", "source", None), ("engine", "engine", None),
     ]
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
@@ -166,6 +209,8 @@ def _print_one(data: dict[str, Any]) -> None:
         else:
             text = _fmt(value)
         table.add_row(label, text)
+    if data.get("fits") and data.get("band_basis"):
+        table.add_row("error band (throughput)", f"x{data['band_lo']:.2f}..x{data['band_hi']:.2f} ({data['band_basis']})")
     out().print(table)
 
 
@@ -176,12 +221,14 @@ def _print_table(model: str, q: str, i: int, o: int, slo: float | None, rows: li
     title = f"{model} ({q}), {i} in / {o} out tokens" + (f", TPOT SLO {slo:g} ms" if slo else "")
     table = Table(title=title, caption="each GPU type at its most cost-effective GPU count (of 1, 2, 4, 8 that fit); "
                   "$ at the cheapest on-demand list price in the catalog")
-    for col in ("GPU", "GPUs", "fits", "max batch", "max out tok/s", "TPOT b1 ms", "TPOT@max ms", "$/GPU-h", "$/1M out"):
+    for col in ("GPU", "GPUs", "fits", "max batch", "max out tok/s", "band", "TPOT b1 ms", "TPOT@max ms", "$/GPU-h", "$/1M out"):
         table.add_column(col, justify="left" if col in ("GPU", "fits") else "right", no_wrap=col == "GPU")
     for r in rows:
         table.add_row(
             r["gpu"], _fmt(r.get("gpus")), "yes" if r["fits"] else "no", _fmt(r.get("max_batch")),
-            _fmt(r.get("max_output_tokens_per_s"), 0), _fmt(r.get("tpot_ms_batch1"), 1), _fmt(r.get("tpot_ms"), 1),
+            _fmt(r.get("max_output_tokens_per_s"), 0),
+            f"{(r['band_lo'] - 1) * 100:+.0f}..{(r['band_hi'] - 1) * 100:+.0f}%" if r["fits"] and r.get("band_basis") else "-",
+            _fmt(r.get("tpot_ms_batch1"), 1), _fmt(r.get("tpot_ms"), 1),
             _fmt(r.get("usd_per_gpu_hour"), 2), _fmt(r.get("usd_per_1m_output_tokens"), 3),
         )
     out().print(table)

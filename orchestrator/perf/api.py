@@ -34,6 +34,8 @@ def _finish(
     gpu_memory_utilization: float,
     utilization: float,
 ) -> Estimate:
+    """Min-GPU figures; and a measured profile (orch bench) of this configuration replaces the model's figures
+    (measured beats modelled: source="measured", the band is the measurement's own, not the model's)."""
     if not est.fits:
         need = max(input_tokens + output_tokens, 1)
         n = min_gpus_to_fit(model, gpu, quantization, kv_cache_dtype, gpu_memory_utilization, need)
@@ -43,8 +45,11 @@ def _finish(
         return est
     est = dataclasses.replace(est, min_gpus_to_fit=min_gpus_to_fit(model, gpu, quantization, kv_cache_dtype, gpu_memory_utilization, input_tokens + output_tokens))
     profile = _profiles.find_profile(model.name, gpu.name, gpus, quantization)
-    if profile is not None and profile.kv_cache_dtype == kv_cache_dtype:
+    if profile is not None and profile.kv_cache_dtype == kv_cache_dtype and profile.engine == est.engine:
         est = _profiles.apply_profile(est, profile, input_tokens, output_tokens, tpot_slo_ms, utilization)
+        if est.source == "measured":
+            est = dataclasses.replace(est, edge="central", band_lo=1.0, band_hi=1.0,
+                                      band_basis=f"measured profile ({profile.measured_at:%Y-%m-%d}, orch bench)")
     return est
 
 
@@ -62,8 +67,10 @@ def estimate(
     gpu_memory_utilization: float = 0.9,
     utilization: float = 0.7,
     max_model_len: int | None = None,
+    edge: str = "central",
 ) -> Estimate:
-    """Figures for one configuration: fits?, KV capacity, max batch at the SLO, TPOT, TTFT, req/s."""
+    """Figures for one configuration: fits?, KV capacity, max batch at the SLO, TPOT, TTFT, req/s; with the error
+    band, and at its pessimistic edge when ``edge="pessimistic"``."""
     _validate(input_tokens, output_tokens)
     (est,) = evaluate(
         model,
@@ -75,6 +82,7 @@ def estimate(
         gpu_memory_utilization=gpu_memory_utilization,
         utilization=utilization,
         max_model_len=max_model_len,
+        edge=edge,
     )
     return _finish(est, model, gpu, gpus, quantization, input_tokens, output_tokens, tpot_slo_ms,
                    kv_cache_dtype, gpu_memory_utilization, utilization)
@@ -89,11 +97,12 @@ def estimate_batch(
     tpot_slo_ms: float | None = None,
     kv_cache_dtype: str = "auto",
     utilization: float = 0.7,
+    edge: str = "central",
 ) -> list[Estimate]:
     """estimate() for many (GPU, GPU count, quantization) configurations, vectorized with numpy."""
     _validate(input_tokens, output_tokens)
     raw = evaluate(model, list(configs), input_tokens, output_tokens, tpot_slo_ms=tpot_slo_ms,
-                   kv_cache_dtype=kv_cache_dtype, utilization=utilization)
+                   kv_cache_dtype=kv_cache_dtype, utilization=utilization, edge=edge)
     return [
         _finish(est, model, gpu, n, q, input_tokens, output_tokens, tpot_slo_ms, kv_cache_dtype, 0.9, utilization)
         for est, (gpu, n, q) in zip(raw, configs)
@@ -187,3 +196,6 @@ def clear_caches(profiles: bool = True) -> None:
     replica_capacity.cache_clear()
     if profiles:
         _profiles._index.cache_clear()
+    from orchestrator.perf import band
+
+    band.clear()

@@ -10,7 +10,7 @@ from importlib import resources
 from orchestrator.catalog.gpus import get_gpu
 from orchestrator.model_registry import lookup_model
 from orchestrator.perf.calibration import Calibration, Factors, from_raw, load_calibration
-from orchestrator.perf.roofline import throughput_at
+from orchestrator.perf.explain import throughput_at
 
 # Metric groups: the accuracy report and the fit judge throughput, batch-1 TPOT and TTFT separately.
 GROUPS: dict[str, tuple[str, ...]] = {

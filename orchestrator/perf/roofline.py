@@ -77,6 +77,11 @@ class Estimate:
     gpus: int = 0
     quantization: str = ""
     prefill_ms: float = 0.0
+    engine: str = "vllm"
+    edge: str = "central"  # which edge of the band the figures are: central | pessimistic (orchestrator/perf/band.py)
+    band_lo: float = 1.0  # measured / predicted throughput at the band's pessimistic edge
+    band_hi: float = 1.0
+    band_basis: str = ""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -266,17 +271,27 @@ def evaluate(
     utilization: float = 0.7,
     max_model_len: int | None = None,
     engine: str = "vllm",
+    edge: str = "central",
 ) -> list[Estimate]:
-    """Model figures for many configurations at once (no profiles, no min-GPU search)."""
+    """Model figures for many configurations at once (no profiles, no min-GPU search). ``edge="pessimistic"``:
+    throughput x the band's lo, latencies / lo, and the TPOT SLO checked on the pessimistic TPOT."""
     if not configs:
         return []
     if input_tokens <= 0 or output_tokens <= 0:
         raise ValueError("input and output tokens must be positive")
     import numpy as np
 
+    from orchestrator.perf.band import band_for
+    from orchestrator.perf.measurements import seq_bucket
+
+    if edge not in ("central", "pessimistic"):
+        raise ValueError(f"edge must be central or pessimistic, got {edge!r}")
     cal = load_calibration(engine)
     bt = _Batch(model, configs, input_tokens, output_tokens, kv_cache_dtype, gpu_memory_utilization, cal)
     seq = input_tokens + output_tokens
+    bucket = seq_bucket(input_tokens, output_tokens)
+    bands = [band_for(engine, gpu.family, bucket) for gpu, _, _ in configs]
+    scale = np.array([b.lo if edge == "pessimistic" else 1.0 for b in bands])  # latency / scale, throughput x scale
     fits_mem = bt.need <= bt.avail
     need_tokens = max(seq, max_model_len or 0)
     kv_need = bt.kv_capacity(need_tokens)
@@ -295,15 +310,16 @@ def evaluate(
             if not open_.any():
                 break
             mid = np.floor((lo + hi + 1.0) / 2.0)
-            ok = bt.tpot(mid) <= slo
+            ok = bt.tpot(mid) / scale <= slo
             lo = np.where(open_ & ok, mid, lo)
             hi = np.where(open_ & ~ok, mid - 1.0, hi)
         batch = lo
 
-    step1 = bt.step(1.0)
-    tpot_b = bt.tpot(np.maximum(batch, 1.0))
+    step1 = bt.step(1.0) / scale
+    tpot_b = bt.tpot(np.maximum(batch, 1.0)) / scale
+    prefill = bt.prefill / scale
     rps = np.where(batch > 0, batch / (bt.O * tpot_b), 0.0)
-    ttft0 = bt.prefill + step1
+    ttft0 = prefill + step1
     rho = min(max(utilization, 0.0), 0.99)
     # M/D/c wait with c = max batch slots (Sakasegawa's M/M/c approximation, halved for
     # deterministic service): Wq = 0.5 * rho^(sqrt(2(c+1)) - 1) / (1 - rho) * (1 / requests_per_s)
@@ -311,7 +327,7 @@ def evaluate(
         slots = np.maximum(batch, 1.0)
         per_request = np.where(rps > 0, 1.0 / rps, np.inf)
         wait = 0.5 * rho ** (np.sqrt(2.0 * (slots + 1.0)) - 1.0) / (1.0 - rho) * per_request
-    ttft = bt.prefill + tpot_b + cal.ttft_p95_factor * wait
+    ttft = prefill + tpot_b + cal.ttft_p95_factor * wait
 
     out: list[Estimate] = []
     for i, (gpu, tp, q) in enumerate(configs):
@@ -351,7 +367,8 @@ def evaluate(
                     gpu=gpu.name,
                     gpus=tp,
                     quantization=q,
-                    prefill_ms=float(bt.prefill[i]) * 1e3,
+                    prefill_ms=float(prefill[i]) * 1e3,
+                    engine=engine, edge=edge, band_lo=bands[i].lo, band_hi=bands[i].hi, band_basis=bands[i].basis,
                 )
             )
         else:
@@ -375,37 +392,8 @@ def evaluate(
                     gpu=gpu.name,
                     gpus=tp,
                     quantization=q,
+                    engine=engine,
+                    edge=edge,
                 )
             )
     return out
-
-
-def throughput_at(
-    model: ModelArch,
-    gpu: GPU,
-    gpus: int,
-    quantization: str,
-    input_tokens: int,
-    output_tokens: int,
-    concurrency: int | None,
-    *,
-    engine: str = "vllm",
-    kv_cache_dtype: str = "auto",
-    cal: Calibration | None = None,
-) -> dict[str, float]:
-    """Predicted figures at a given concurrency (None: the engine/KV limit), for calibration."""
-    import numpy as np
-
-    cal = cal or load_calibration(engine)
-    bt = _Batch(model, [(gpu, gpus, quantization)], input_tokens, output_tokens, kv_cache_dtype, 0.9, cal)
-    cap = float(bt.batch_cap()[0])
-    b = max(1.0, min(float(concurrency), cap) if concurrency else cap)
-    tpot = float(bt.tpot(b)[0])
-    return {
-        "batch": b,
-        "step_ms_batch1": float(bt.step(1.0)[0]) * 1e3,
-        "tpot_ms": tpot * 1e3,
-        "output_tokens_per_s": b / tpot,
-        "ttft_ms_unloaded": float(bt.prefill[0] + bt.step(1.0)[0]) * 1e3,
-        "prefill_ms": float(bt.prefill[0]) * 1e3,
-    }
