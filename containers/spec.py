@@ -66,7 +66,7 @@ class ContainerSpec:
     ports: dict[str, int] = field(default_factory=dict)  # name -> container port
     gpus: int = 0
     gpu_type: str | None = None  # canonical GPU name (orchestrator.catalog.gpus)
-    gpu_vendor: str = "nvidia"  # nvidia | amd: how a renderer hands the GPUs to the container
+    gpu_vendor: str = "nvidia"  # nvidia | amd | google (TPU) | aws (Neuron): how a renderer hands the devices over
     shm_gb: float = 0.0
     cpu: float | None = None  # request, cores
     memory_gb: float | None = None  # request

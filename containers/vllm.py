@@ -75,6 +75,12 @@ def _vendor(gpu: str) -> str:
         return "nvidia"
 
 
+def _entrypoint(gpu: str) -> list[str]:
+    """``vllm serve`` spelled out where the image's entrypoint is not it (vllm/vllm-tpu, the Neuron DLC); the
+    vllm/vllm-openai images (NVIDIA, ROCm) start it themselves."""
+    return ["vllm", "serve"] if _vendor(gpu) in ("google", "aws") else []
+
+
 def _has_weights(model_dir: Path) -> bool:
     return any(model_dir.glob("*.safetensors")) or any(model_dir.glob("*.bin")) or any(model_dir.glob("*.pt"))
 
@@ -174,7 +180,7 @@ def build_vllm_container(
         readiness=Probe("/health", port, period_s=health_period, failure_threshold=3),
         liveness=Probe("/health", port, period_s=15, timeout_s=5, failure_threshold=4),
         volumes=[Volume("model-cache", HF_HOME, kind="cache", size_gb=_cache_gb(deployment)), *own.volumes],
-        command=own.command,
+        command=own.command or _entrypoint(group.gpu),
         files=own.files,
         labels=labels,
         spot=group.market == "spot",

@@ -267,6 +267,10 @@ def build_candidates(
     # performance per (gpu, g, quantization), computed once per distinct configuration.
     verdicts = {gname: [compat.resolve(model, gpus[gname], q) for q in deployment.quantization]
                 for gname in {gname for gname, _ in table.shapes if gname in gpus}}
+    # accelerators that are not GPUs (TPU, Trainium) only where the deployment's hardware policy names them
+    named = {g for p in policies if getattr(p, "kind", "") == "hardware" for g in getattr(p.params, "gpus", ())}
+    opted_out = {gname for gname in verdicts if compat.opt_in(gpus[gname]) and gname not in named}
+    verdicts = {gname: ([] if gname in opted_out else v) for gname, v in verdicts.items()}
     configs = sorted({(gname, g, v.quantization) for gname, count in table.shapes if gname in gpus
                       for g in gpu_options(count, None) for v in verdicts[gname] if v.quantization})
     ests = estimate_batch(
@@ -299,6 +303,12 @@ def build_candidates(
         pos = usable(table.groups[(gname, count, max_gpus)])
         reg = table.region[pos]
         opts = gpu_options(count, max_gpus)
+        if gname in opted_out:
+            _reject_all(out, table, pos, POLICY, lambda k: (f"{offs[k].instance_type} ({offs[k].gpu}): not a GPU; offered only "
+                                                            f"to a deployment whose hardware policy names {offs[k].gpu}"))
+            continue
+        if compat.single_node(gpus[gname]):
+            opts = [g for g in opts if g <= count]
         planned: set[str] = set()
         for v in verdicts[gname]:
             if v.reason is not None:  # not offered, or offered as another dtype: counted either way

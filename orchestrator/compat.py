@@ -72,16 +72,42 @@ def _gpu(name: str | None) -> GPU | None:
 
 # --- dtype -------------------------------------------------------------------------------------------------------
 
+def backend(gpu: GPU | None) -> dict[str, Any] | None:
+    """The vLLM backend of an accelerator that is not a GPU (TPU, Neuron): vllm_compat.yaml ``backends``; None for GPUs."""
+    return table().get("backends", {}).get(gpu.vendor) if gpu is not None else None
+
+
+def opt_in(gpu: GPU) -> bool:
+    """Offered only to deployments whose hardware policy names it (TPUs, Trainium: their own image and kernels)."""
+    return bool((backend(gpu) or {}).get("opt_in"))
+
+
+def single_node(gpu: GPU) -> bool:
+    """A replica stays inside one instance (one TPU VM, one trn2 instance): no pipeline parallelism across nodes."""
+    return bool((backend(gpu) or {}).get("single_node"))
+
+
+def backend_reason(gpu: GPU) -> str | None:
+    """Why vLLM's backend for this vendor serves nothing on this chip (a family it does not run), or None."""
+    b = backend(gpu)
+    if b is None or gpu.family in b.get("families", ()):
+        return None
+    return f"vLLM's {b['name']} backend does not serve {gpu.name} (it runs {', '.join(b.get('families', ())) or 'none'})"
+
+
 def dtype_ok(gpu: GPU, dtype: str) -> bool:
     rule = table()["dtypes"][dtype]
     if gpu.vendor == "nvidia":
         return _cc(gpu) >= rule["nvidia_min_cc"]
+    if backend_reason(gpu) is not None:
+        return False
     return bool(rule.get(gpu.vendor, False))
 
 
 def planned_quantization(gpu: GPU, q: str) -> str:
-    """What a requested quantization is planned and launched as on this GPU: bf16 becomes fp16 where bf16 is not."""
-    if q == "bf16" and not dtype_ok(gpu, "bf16"):
+    """What a requested quantization is planned and launched as on this GPU: bf16 becomes fp16 where bf16 is not
+    (NVIDIA below compute capability 8.0; other vendors serve what they serve or nothing)."""
+    if q == "bf16" and gpu.vendor == "nvidia" and not dtype_ok(gpu, "bf16"):
         return table()["dtypes"]["bf16"]["instead"]
     return q
 
@@ -107,9 +133,14 @@ def fp8_mode(gpu: GPU) -> str | None:
 
 def hardware_reason(gpu: GPU, q: str) -> str | None:
     """Why vLLM cannot run quantization q on this GPU (after planned_quantization), or None."""
+    if (why := backend_reason(gpu)) is not None:
+        return why
     if q in table()["dtypes"]:
         if dtype_ok(gpu, q):
             return None
+        if gpu.vendor != "nvidia":
+            b = backend(gpu)
+            return f"vLLM's {b['name'] if b else gpu.vendor} backend does not serve {q} on {gpu.name}"
         return f"{q} needs compute capability >= {table()['dtypes'][q]['nvidia_min_cc']:g}; {gpu.name} has {_cc(gpu):g}"
     rule = _quant(q)
     if not rule:
@@ -228,7 +259,8 @@ def context_reason(model: Any, max_len: int, kv_capacity_tokens: int, seq: int) 
 # --- launching ---------------------------------------------------------------------------------------------------
 
 def image_for(gpu_name: str | None) -> str:
-    """The vLLM image for this GPU's vendor (vllm/vllm-openai, or vllm/vllm-openai-rocm for AMD)."""
+    """The vLLM image for this accelerator's vendor (vllm/vllm-openai; AMD vllm/vllm-openai-rocm; TPU vllm/vllm-tpu;
+    Trainium the Neuron DLC): vllm_compat.yaml ``images``."""
     gpu = _gpu(gpu_name)
     images = table()["images"]
     return images.get(gpu.vendor if gpu else "nvidia", images["nvidia"])

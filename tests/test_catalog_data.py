@@ -10,7 +10,7 @@ from importlib import resources
 import pytest
 
 from orchestrator.catalog.gpus import all_gpus
-from orchestrator.catalog.offerings import COLUMNS, snapshot_offerings
+from orchestrator.catalog.offerings import GPU_CLOUDS, COLUMNS, snapshot_offerings
 from orchestrator.catalog.regions import all_regions, metros
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -30,7 +30,8 @@ def test_offerings_csv_has_the_documented_columns() -> None:
 def test_at_least_150_offerings_across_three_clouds() -> None:
     offerings = snapshot_offerings()
     assert len(offerings) >= 150
-    assert {o.provider for o in offerings} == {"aws", "gcp", "azure"}
+    assert {o.provider for o in offerings} == {"aws", "gcp", "azure", *GPU_CLOUDS}
+    assert len(GPU_CLOUDS) >= 4  # Lambda, RunPod, Nebius, CoreWeave (issue 21 item 4)
 
 
 @pytest.mark.parametrize(("provider", "minimum"), [("aws", 5), ("gcp", 4), ("azure", 4)])

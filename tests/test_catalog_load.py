@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from orchestrator.catalog.load import LOCAL_REGION_ID, QuotaRule, load_catalog
-from orchestrator.catalog.offerings import cached_offerings, effective_offerings, snapshot_offerings, write_cache
+from orchestrator.catalog.offerings import GPU_CLOUDS, cached_offerings, effective_offerings, snapshot_offerings, write_cache
 from orchestrator.errors import UserError
 from orchestrator.spec.models import DeploymentFile
 
@@ -40,13 +40,22 @@ def _empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_without_spec_everything_at_list_price() -> None:
     cat = load_catalog()
     assert len(cat.offerings) == len(snapshot_offerings())
-    assert {"aws", "gcp", "azure"} == {o.provider for o in cat.offerings}
+    assert {"aws", "gcp", "azure", *GPU_CLOUDS} == {o.provider for o in cat.offerings}
     assert all(o.usd_per_hour == o.list_usd_per_hour for o in cat.offerings)
     assert cat.quotas == [] and "H100" in cat.gpus and cat.as_of
 
 
 def test_omitted_providers_section_keeps_all_clouds() -> None:
-    assert len(load_catalog(spec(None)).offerings) == len(snapshot_offerings())
+    """All of AWS, GCP and Azure; the GPU clouds only when the file names them (they need launch settings)."""
+    offerings = load_catalog(spec(None)).offerings
+    assert len(offerings) == len([o for o in snapshot_offerings() if o.provider not in GPU_CLOUDS])
+    assert {o.provider for o in offerings} == {"aws", "gcp", "azure"}
+
+
+def test_a_gpu_cloud_is_offered_when_the_file_names_it() -> None:
+    cat = load_catalog(spec({"nebius": {"kind": "kubernetes", "kube_context": "nb"}, "aws": {}}))
+    assert {o.provider for o in cat.offerings} == {"aws", "nebius"}
+    assert {o.region for o in cat.offerings_for(provider="nebius")} == {"nebius:eu-north1", "nebius:us-central1"}
 
 
 def test_only_listed_providers_and_regions() -> None:

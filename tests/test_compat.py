@@ -12,7 +12,8 @@ from orchestrator.catalog.gpus import all_gpus, get_gpu
 from orchestrator.model_registry import all_models, lookup_model
 from orchestrator.perf.quant import compute_tflops, is_weight_only
 
-GPUS = [g for g in all_gpus() if g.vendor != "cpu"]
+GPUS = [g for g in all_gpus() if g.vendor in ("nvidia", "amd")]  # accelerators with their own backend: below
+NOT_GPUS = [g for g in all_gpus() if g.vendor not in ("nvidia", "amd", "cpu")]
 
 
 def test_every_gpu_has_a_compute_capability() -> None:
@@ -150,3 +151,20 @@ def test_validate_locates_a_quantization_without_checkpoint(tmp_path: Path) -> N
     assert _validate(tmp_path, DEP.format(name="claims", model="llama-3.1-70b", quant="[int8]")) == []
     (one,) = _validate(tmp_path, DEP.format(name="chat", model="gemma-2-9b", quant="int4"))
     assert one.startswith("6:19: deployments[0].quantization[0]: int4 needs a pre-quantized AWQ / GPTQ")
+
+
+@pytest.mark.parametrize("gpu", [g.name for g in NOT_GPUS])
+def test_tpu_and_neuron_serve_bf16_only_and_only_the_chips_their_backend_runs(gpu: str) -> None:
+    g = get_gpu(gpu)
+    served = g.family in compat.backend(g)["families"]
+    assert compat.opt_in(g) and compat.single_node(g)
+    assert (compat.hardware_reason(g, "bf16") is None) == served
+    for q in ("fp16", "fp8", "int8", "int4"):  # no GPU kernels (Marlin, FP8 W8A8, compressed-tensors) there
+        assert compat.hardware_reason(g, q), (g.name, q)
+    assert compat.planned_quantization(g, "bf16") == "bf16"  # never silently fp16
+    assert compat.image_for(g.name) != compat.image_for("H100")
+
+
+def test_inferentia2_is_listed_but_not_served() -> None:
+    reason = compat.hardware_reason(get_gpu("Inferentia2"), "bf16")
+    assert reason and "neuron" in reason and "trainium2" in reason

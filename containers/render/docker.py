@@ -24,6 +24,11 @@ Engine = Literal["docker", "podman"]
 def _gpu_flags(spec: ContainerSpec, engine: str, gpu_devices: Sequence[int] | None) -> list[str]:
     if spec.gpus <= 0:
         return []
+    if spec.gpu_vendor == "google":  # TPU: vLLM's TPU guide runs its image with --privileged --net host
+        return ["--privileged", "--net=host"]
+    if spec.gpu_vendor == "aws":  # Neuron: one /dev/neuronN per chip (the Neuron DLC quickstart's --device flags)
+        devices = list(gpu_devices) if gpu_devices is not None else list(range(spec.gpus))
+        return [f"--device=/dev/neuron{d}" for d in devices] + ["--cap-add=SYS_ADMIN", "--cap-add=IPC_LOCK"]
     if spec.gpu_vendor == "amd":  # ROCm: the kernel driver's devices, as vLLM's ROCm guide runs its image
         flags = ["--device=/dev/kfd", "--device=/dev/dri", "--group-add=video", "--ipc=host",
                  "--security-opt=seccomp=unconfined"]

@@ -78,6 +78,25 @@ NFD_PRODUCT = {
 }
 
 
+# Extended resources of each vendor's device plugin: NVIDIA and AMD GPU operators; GKE's TPU resource
+# (cloud.google.com/kubernetes-engine/docs/concepts/tpus); the Neuron device plugin on EKS (one per chip).
+DEVICE_RESOURCE = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu", "google": "google.com/tpu",
+                   "aws": "aws.amazon.com/neuron"}
+# GKE node labels of a single-host TPU slice: cloud.google.com/gke-tpu-accelerator and gke-tpu-topology
+# (GKE "Plan TPUs" docs, from memory, not re-read 2026-12-04: v5e tpu-v5-lite-podslice, v6e tpu-v6e-slice).
+GKE_TPU_ACCELERATOR = {"TPU-v5e": "tpu-v5-lite-podslice", "TPU-v6e": "tpu-v6e-slice"}
+GKE_TPU_TOPOLOGY = {1: "1x1", 4: "2x2", 8: "2x4"}
+
+
+def _gke_tpu(gpu: str, chips: int) -> dict[str, str]:
+    out = {}
+    if gpu in GKE_TPU_ACCELERATOR:
+        out["cloud.google.com/gke-tpu-accelerator"] = GKE_TPU_ACCELERATOR[gpu]
+    if chips in GKE_TPU_TOPOLOGY:
+        out["cloud.google.com/gke-tpu-topology"] = GKE_TPU_TOPOLOGY[chips]
+    return out
+
+
 def scheduling(spec: ContainerSpec, convention: Convention) -> tuple[dict[str, str], list[dict[str, str]]]:
     """(nodeSelector, tolerations) for the spec's GPU type and market under ``convention``."""
     if convention not in CONVENTIONS:
@@ -86,8 +105,10 @@ def scheduling(spec: ContainerSpec, convention: Convention) -> tuple[dict[str, s
     tolerations: list[dict[str, str]] = []
     if spec.gpus > 0:
         # GPU nodes are commonly tainted <vendor>.com/gpu:NoSchedule (GKE and the GPU operators do it).
-        taint = "amd.com/gpu" if spec.gpu_vendor == "amd" else "nvidia.com/gpu"
+        taint = DEVICE_RESOURCE.get(spec.gpu_vendor, "nvidia.com/gpu")
         tolerations.append({"key": taint, "operator": "Exists", "effect": "NoSchedule"})
+        if spec.gpu_vendor == "google" and convention == "gke":  # GKE TPU node pools: accelerator and topology
+            selector.update(_gke_tpu(spec.gpu_type or "", spec.gpus))
         gpu = spec.gpu_type or ""
         table = {"gke": GKE_ACCELERATOR, "karpenter": KARPENTER_GPU_NAME, "nfd": NFD_PRODUCT}[convention]
         key = {
@@ -171,7 +192,7 @@ def _container(
     limits: dict[str, str] = {}
     requests: dict[str, str] = {}
     if spec.gpus > 0:
-        resource = "amd.com/gpu" if spec.gpu_vendor == "amd" else "nvidia.com/gpu"  # AMD's device plugin
+        resource = DEVICE_RESOURCE.get(spec.gpu_vendor, "nvidia.com/gpu")  # each vendor's device plugin
         limits[resource] = str(spec.gpus)
         requests[resource] = str(spec.gpus)
     if spec.cpu:

@@ -77,7 +77,7 @@ def startup_script(
         f"  systemctl enable --now {q(engine)} 2>/dev/null || true",
         "fi",
     ]
-    if spec.gpus > 0:
+    if spec.gpus > 0 and spec.gpu_vendor == "nvidia":  # ROCm, TPU and Neuron hosts bring their own drivers
         out += [
             "# Deep Learning images may still be installing the driver at first boot: wait for it.",
             "for i in $(seq 1 60); do nvidia-smi >/dev/null 2>&1 && break; sleep 10; done",

@@ -88,6 +88,10 @@ def _aws(name: str, region: str, settings: Providers | None, *, lenient: bool = 
 def _gcp(name: str, region: str, settings: Providers | None, *, lenient: bool = False) -> Target:
     region_name = region.split(":", 1)[1]
     opts = _cloud_options(settings, "gcp")
+    if "gke_context" in opts:  # GKE instead of Compute Engine VMs: how orch launches TPUs (no TPU VM API)
+        provider = _create("kubernetes", "providers.gcp.options", context=opts["gke_context"],
+                           namespace=opts.get("namespace", "orch"), convention="gke", offline=lenient or None)
+        return Target(region, "kubernetes", provider)
     zones = [z.strip() for z in (opts.pop("zones", "") or opts.get("zone", "")).split(",") if z.strip()]
     opts.pop("zone", None)
     zone = next((z for z in zones if z.startswith(region_name + "-")), None)
@@ -147,7 +151,27 @@ def _local(name: str, region: str, settings: Providers | None, *, lenient: bool 
     return Target(region, "local", provider, container_kwargs=kwargs)
 
 
+def _gpu_cloud(name: str, region: str, settings: Providers | None, *, lenient: bool = False) -> Target:
+    """Lambda, RunPod, Nebius, CoreWeave, Vultr: their managed Kubernetes (kubernetes provider) or their instances
+    over SSH (baremetal provider), as providers.<cloud>.kind says."""
+    cloud = getattr(settings, name, None) if settings else None
+    where = f"providers.{name}"
+    if cloud is None:
+        raise UserError(f"{where}: the plan uses {region}, but the file does not configure {name} (kind, and "
+                        "kube_context or hosts)")
+    if cloud.kind == "kubernetes":
+        provider = _create("kubernetes", where, context=cloud.kube_context, namespace=cloud.namespace,
+                           service_type=cloud.gateway_service, offline=lenient or None)
+        return Target(region, "kubernetes", provider)
+    if not cloud.hosts and not lenient:
+        raise UserError(f"{where}.hosts: kind baremetal needs ssh targets (user@host) of the instances you rented there")
+    hosts = list(cloud.hosts) or [f"set-{name}-hosts@placeholder"]
+    return Target(region, "baremetal", _create("baremetal", where, hosts=hosts))
+
+
 register_target("aws", _aws)
+for _cloud in ("lambdalabs", "runpod", "nebius", "coreweave", "vultr"):
+    register_target(_cloud, _gpu_cloud)
 register_target("gcp", _gcp)
 register_target("azure", _azure)
 register_target("onprem", _onprem)

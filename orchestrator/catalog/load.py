@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator.catalog.egress import EgressTariffs, load_egress
 from orchestrator.catalog.gpus import all_gpus, canonical_gpu_name, get_gpu
-from orchestrator.catalog.offerings import CLOUDS, effective_offerings
+from orchestrator.catalog.offerings import CLOUDS, GPU_CLOUDS, effective_offerings
 from orchestrator.catalog.regions import all_regions, resolve_location
 from orchestrator.catalog.types import GPU, Offering, Region
 from orchestrator.errors import UserError
@@ -90,9 +90,11 @@ def load_catalog(spec: DeploymentFile | None = None) -> Catalog:
     egress = load_egress()
     quotas: list[QuotaRule] = []
     providers = spec.providers if spec is not None else None
+    if spec is not None and providers is None:  # every cloud, but GPU clouds only when the file names them
+        offerings = [o for o in offerings if o.provider not in GPU_CLOUDS]
     if providers is not None:
         kept: list[Offering] = []
-        for name in CLOUDS:
+        for name in (*CLOUDS, *GPU_CLOUDS):
             cloud: CloudProvider | None = getattr(providers, name)
             if cloud is None:
                 continue

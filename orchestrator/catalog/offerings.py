@@ -32,6 +32,9 @@ COLUMNS = [
     "as_of",
 ]
 CLOUDS = ("aws", "gcp", "azure")
+# GPU clouds: offered only to a deployment file whose providers section names them (they launch through the
+# kubernetes or baremetal provider with settings the file gives: README "GPU clouds").
+GPU_CLOUDS = ("lambdalabs", "runpod", "nebius", "coreweave", "vultr")
 
 
 def _parse(row: dict[str, str], where: str) -> Offering:

@@ -22,7 +22,7 @@ from orchestrator.suggest import did_you_mean
 
 SHARE_TOLERANCE = 0.001
 LOCAL_REGION = "local:this-machine"
-CLOUDS = ("aws", "gcp", "azure")
+CLOUDS = ("aws", "gcp", "azure", "lambdalabs", "runpod", "nebius", "coreweave", "vultr")  # catalog.offerings CLOUDS + GPU_CLOUDS
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:

@@ -244,12 +244,31 @@ class LocalProvider(Strict):
                           "(each takes VLLM_CPU_KVCACHE_SPACE, 1 GiB, of KV cache on the CPU backend)")
 
 
+class GpuCloud(CloudProvider):
+    """A GPU cloud (Lambda, RunPod, Nebius, CoreWeave, Vultr): priced from the catalog, launched through orch's
+    kubernetes provider (its managed Kubernetes) or baremetal provider (SSH to its instances)."""
+
+    kind: Literal["baremetal", "kubernetes"] = Field(description="how orch launches there: kubernetes (the cloud's "
+                                                     "managed Kubernetes) or baremetal (ssh to instances you rent)")
+    hosts: list[str] = Field(default_factory=list, description="baremetal: ssh targets, user@host[:port]")
+    kube_context: str | None = Field(None, description="kubernetes: kubeconfig context of the cluster")
+    namespace: str = Field("orch", description="kubernetes: namespace orch deploys into")
+    gateway_service: Literal["ClusterIP", "LoadBalancer"] = Field(
+        "ClusterIP", description="kubernetes: how gateways are exposed")
+
+
 class Providers(Strict):
-    """Which providers orch may use. Omit the whole section to allow every cloud in the catalog."""
+    """Which providers orch may use. Omit the whole section to allow AWS, GCP and Azure (every cloud in the catalog
+    but the GPU clouds, which launch with settings the file gives)."""
 
     aws: CloudProvider | None = None
     gcp: CloudProvider | None = None
     azure: CloudProvider | None = None
+    lambdalabs: GpuCloud | None = None
+    runpod: GpuCloud | None = None
+    nebius: GpuCloud | None = None
+    coreweave: GpuCloud | None = None
+    vultr: GpuCloud | None = None
     onprem: OnPrem | None = None
     local: LocalProvider | None = None
 
