@@ -4,7 +4,7 @@ Residual = measured / predicted output throughput over the fit rows of orchestra
 (holdout rows stay out, so benchmarks/perf_model_accuracy.py can check the band on them). Neighbourhood: the
 first of (engine, GPU family, sequence-length bucket), (engine, family), (family, bucket), (family), (engine),
 (everything) that holds at least MIN_ROWS residuals. The band is their range (p10..p90 from 10 rows up),
-never narrower than MIN_HALF_WIDTH either side: residuals of rows the factors were fitted on understate the
+never narrower than MIN_HALF_WIDTH either side, and twice as wide for a GPU family no measurement covers: residuals of rows the factors were fitted on understate the
 error on new setups. The pessimistic edge of a throughput is central x lo; of a latency, central / lo.
 """
 
@@ -67,10 +67,13 @@ def band_for(engine: str, family: str, bucket: str) -> Band:
         (f"{engine} (all GPU families)", lambda e, f, b: e == engine),
         ("all measurements", lambda e, f, b: True),
     ]
+    unseen = not any(f == family for _, f, _, _ in res)
     for basis, match in levels:
         ratios = [r for e, f, b, r in res if match(e, f, b)]
         if len(ratios) >= MIN_ROWS:
             lo, hi = _spread(ratios)
+            if unseen:  # no measurement of this GPU family at all: twice the spread the measured ones show
+                lo, hi, basis = max(0.05, 1.0 - 2.0 * (1.0 - lo)), 1.0 + 2.0 * (hi - 1.0), f"no {family} measurement; {basis} x2"
             return Band(lo, hi, len(ratios), basis)
     return Band(1.0 - 3 * MIN_HALF_WIDTH, 1.0 + 3 * MIN_HALF_WIDTH, 0, "no measurements: a wide default")
 
