@@ -44,12 +44,21 @@ def place(
     with_fallbacks: bool = True,
     estimate_batch: Any | None = None,
     time_limit: float = 60.0,
+    edge: str = "pessimistic",
 ) -> Plan:
+    """``edge``: the SLOs and capacities are checked at the pessimistic edge of the performance model's error band
+    (default), or at its central estimate ("central"); a measured profile is used as measured either way."""
     from orchestrator.errors import UserError
 
     if objective not in OBJECTIVES:
         raise UserError(f"--minimize must be one of {', '.join(OBJECTIVES)}, found {objective!r}")
     t0 = time.perf_counter()
+    if estimate_batch is None:
+        import functools
+
+        from orchestrator.perf import estimate_batch as model_estimates
+
+        estimate_batch = functools.partial(model_estimates, edge=edge)
     if catalog is None:
         from orchestrator.catalog.load import load_catalog
 
@@ -102,6 +111,10 @@ def place(
                 f"cost-optimal plan (${cr.usd_per_hour:,.2f}/h; {compared})"
             )
         plans.append(_deployment_plan(loaded, d, inp, res, [g for g, _ in fallbacks], expl))
+        if res.groups:
+            from orchestrator.perf.provenance import deployment_performance
+
+            plans[-1].performance = deployment_performance(d.spec, inp.models[d.name], res.groups[0], edge)
     compute = sum(r.compute_usd_per_hour for r in results.values())
     egress = sum(r.egress_usd_per_month for r in results.values())
     total = Totals(

@@ -81,6 +81,9 @@ class DeploymentPlan(BaseModel):
     gateways: list[GatewayPlan] = Field(default_factory=list)  # empty: no gateway (gateway.enabled false)
     checkpoint: CheckpointPlan | None = None  # the user's own weights, served instead of hf_id's
     lora: LoraPlan | None = None  # LoRA adapters served on the model (vLLM --enable-lora)
+    # where the figures come from (model | measured profile), the error band, the edge the SLOs were checked at, and
+    # the roofline terms (orchestrator/perf/provenance.py)
+    performance: dict = Field(default_factory=dict)
 
 
 class Totals(BaseModel):

@@ -19,6 +19,8 @@ def register(app: typer.Typer) -> None:
         json_out: bool = typer.Option(False, "--json", help="print the plan as JSON on stdout"),
         out: Path | None = typer.Option(None, "--out", help="write the full plan (with fallbacks) for `orch apply --plan`"),
         no_fallbacks: bool = typer.Option(False, "--no-fallbacks", help="skip computing ranked fallbacks (faster)"),
+        central_estimate: bool = typer.Option(False, "--central-estimate",
+                                              help="check SLOs against the performance model's central estimate, not the pessimistic edge of its error band"),
         time_limit: float = typer.Option(60.0, "--time-limit", min=0.1,
                                          help="seconds for the solver; past it, the best plan found and its gap (fallbacks get as long again)"),
     ) -> None:
@@ -32,7 +34,8 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"--minimize must be one of {', '.join(OBJECTIVES)}, found {minimize!r}")
         loaded = load_spec(file)
         typer.echo(f"placing {len(loaded.spec.deployments)} deployment(s) from {file} (minimize {minimize})…", err=True)
-        plan = place(loaded, minimize, with_fallbacks=not no_fallbacks, time_limit=time_limit)
+        plan = place(loaded, minimize, with_fallbacks=not no_fallbacks, time_limit=time_limit,
+                     edge="central" if central_estimate else "pessimistic")
         if out is not None:
             out.write_text(plan.model_dump_json(indent=2) + "\n", encoding="utf-8")
             typer.echo(f"plan written to {out}", err=True)
@@ -87,6 +90,10 @@ def print_plan(plan: Any) -> None:
                      f"${d.usd_per_hour:,.2f}/h incl. egress ${d.egress_usd_per_month:,.0f}/month")
         t.caption_justify = "left"
         out.print(t)
+        if d.performance:
+            from orchestrator.perf.provenance import describe
+
+            out.print("  " + clip(describe(d.performance)), highlight=False, markup=False)
         for g in d.gateways:
             users = ", ".join(g.users) if g.users and g.users != ["*"] else "all users"
             out.print(f"  gateway: {g.region} {g.instance_type} (${g.usd_per_hour:,.3f}/h), port {g.port}, "
