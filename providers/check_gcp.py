@@ -120,7 +120,9 @@ def _findings(rid: str, region: Any, gpus: dict[str, Any], notes: list[str]) -> 
 
 
 def _firewalls(client: Any, project: str) -> str:
-    first = list(itertools.islice(client.list(project=project, max_results=1), 1))
+    from google.cloud import compute_v1
+
+    first = list(itertools.islice(client.list(request=compute_v1.ListFirewallsRequest(project=project, max_results=1)), 1))
     return f"compute.firewalls.list allowed ({len(first)}+ rules)"
 
 

@@ -59,13 +59,14 @@ def _current_context() -> Any:
     return r
 
 
-def run_checks(spec: Any | None) -> list[Any]:
-    """Every provider's CheckResult, checked side by side; a check that fails outright is one problem line."""
+def run_checks(spec: Any | None, only: set[str] | None = None) -> list[Any]:
+    """Every provider's CheckResult (or those named in ``only``), checked side by side; a check that fails
+    outright is one problem line."""
     from concurrent.futures import ThreadPoolExecutor
 
     from providers.check_common import CheckResult, one_line
 
-    jobs = _jobs(spec)
+    jobs = [j for j in _jobs(spec) if only is None or j[0] in only]
 
     def safe(job: tuple[str, bool, Any]) -> Any:
         label, used, thunk = job
@@ -106,6 +107,26 @@ def quota_rules(results: list[Any], spot: bool) -> list[Any]:
             key = (r.provider, q.region, q.gpu)
             per[key] = per.get(key, 0) + q.max_gpus
     return [QuotaRule(provider=p, region=reg, gpu=gpu, max_gpus=n) for (p, reg, gpu), n in sorted(per.items())]
+
+
+def checked_catalog(spec: Any, echo: Any) -> Any:
+    """The file's catalog with the quotas found in its clouds' accounts added as QuotaRules (`place --use-quotas`).
+    A cloud whose quotas could not be read is said so, and left unbounded by this check."""
+    from orchestrator.catalog.load import load_catalog
+
+    catalog = load_catalog(spec)
+    clouds = {o.provider for o in catalog.offerings} & set(CLOUDS)
+    results = run_checks(spec, only=clouds)
+    spot = any(d.spot != "forbid" for d in spec.deployments)
+    rules = quota_rules(results, spot)
+    catalog.quotas.extend(rules)
+    for r in results:
+        if not r.credentials_found or not r.quotas:
+            echo(f"--use-quotas: no quotas read for {r.provider} ({r.credentials}"
+                 + (f"; {r.problems[0]}" if r.problems else "") + "): not bounded by its account's quotas")
+    echo(f"--use-quotas: {len(rules)} quota limit(s) from {', '.join(sorted({q.provider for q in rules})) or 'no cloud'} "
+         f"({'on-demand + spot' if spot else 'on-demand'} GPUs per region and GPU type)")
+    return catalog
 
 
 def _quota_cell(r: Any, region: str) -> str:

@@ -23,6 +23,8 @@ def register(app: typer.Typer) -> None:
                                               help="check SLOs against the performance model's central estimate, not the pessimistic edge of its error band"),
         time_limit: float = typer.Option(60.0, "--time-limit", min=0.1,
                                          help="seconds for the solver; past it, the best plan found and its gap (fallbacks get as long again)"),
+        use_quotas: bool = typer.Option(False, "--use-quotas",
+                                        help="bound the plan by the GPU quotas `orch check` finds in the clouds' accounts"),
     ) -> None:
         """Place every deployment of FILE at the lowest cost (or latency, egress, carbon) that meets its SLOs."""
         from orchestrator.errors import UserError
@@ -34,7 +36,12 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"--minimize must be one of {', '.join(OBJECTIVES)}, found {minimize!r}")
         loaded = load_spec(file)
         typer.echo(f"placing {len(loaded.spec.deployments)} deployment(s) from {file} (minimize {minimize})…", err=True)
-        plan = place(loaded, minimize, with_fallbacks=not no_fallbacks, time_limit=time_limit,
+        catalog = None
+        if use_quotas:
+            from orchestrator.cli.check import checked_catalog
+
+            catalog = checked_catalog(loaded.spec, lambda m: typer.echo(m, err=True))
+        plan = place(loaded, minimize, catalog=catalog, with_fallbacks=not no_fallbacks, time_limit=time_limit,
                      edge="central" if central_estimate else "pessimistic")
         if out is not None:
             out.write_text(plan.model_dump_json(indent=2) + "\n", encoding="utf-8")
