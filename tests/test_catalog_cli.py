@@ -29,7 +29,7 @@ def test_list_h100_json_fields_and_order() -> None:
     assert rows and {r["gpu"] for r in rows} == {"H100"}
     assert set(rows[0]) == {
         "provider", "region", "instance_type", "gpu", "gpu_count", "vcpus", "memory_gb",
-        "usd_per_hour", "spot_usd_per_hour", "source", "as_of",
+        "usd_per_hour", "spot_usd_per_hour", "source", "as_of", "stale",
     }
     per_gpu = [r["usd_per_hour"] / r["gpu_count"] for r in rows]
     assert per_gpu == sorted(per_gpu)

@@ -125,7 +125,7 @@ def test_azure_refresh_from_local_retail_prices(httpserver, monkeypatch):
     provider = AzureProvider(prices_url=httpserver.url_for("/").rstrip("/"), sleep=lambda s: None)
     monkeypatch.setattr(catalog_refresh, "make_provider", lambda kind, project=None: provider)
 
-    r = _run("catalog", "refresh", "--provider", "azure", "--region", "eastus", "--json")
+    r = _run("catalog", "refresh", "--provider", "azure", "--source", "api", "--region", "eastus", "--json")
     assert r.exit_code == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["regions"] == [{"region": "azure:eastus", "status": "refreshed", "offerings": 3, "error": None}]
@@ -155,7 +155,7 @@ def test_offline_refresh_stops_at_the_first_region_with_one_message(monkeypatch)
     calls = []
     provider = AzureProvider(prices_url="http://prices.orch-test.invalid", sleep=lambda s: calls.append(s))
     monkeypatch.setattr(catalog_refresh, "make_provider", lambda kind, project=None: provider)
-    r = _run("catalog", "refresh", "--provider", "azure", "--region", "eastus", "--region", "westus2",
+    r = _run("catalog", "refresh", "--provider", "azure", "--source", "api", "--region", "eastus", "--region", "westus2",
              "--region", "westeurope")
     assert r.exit_code == 3
     assert r.stderr.count("error:") == 1 and "cannot reach the price API" in r.stderr

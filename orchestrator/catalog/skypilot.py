@@ -120,7 +120,8 @@ def parse(provider: str, path: Path, known_regions: set[str], snapshot: list[Off
         machines[(itype, region)].add(od, spot)
         if accel and count:
             gpu = _gpu_name(accel, r.get("GpuInfo") or "")
-            if gpu is None:
+            if gpu is None:  # a GPU orch has no specs for (V100, TPUs)
+                skipped += 1
                 continue
             vcpus, mem = _num(r["vCPUs"], where, "vCPUs"), _num(r["MemoryGiB"], where, "MemoryGiB")
             shapes[itype] = (gpu, int(count), int(vcpus or 0), float(mem or 0))
