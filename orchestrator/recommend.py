@@ -4,17 +4,14 @@
     for r in recs:
         r.deployment, r.current_usd_per_month, r.recommended_usd_per_month, r.monthly_saving_usd, r.note
 
-What is measured (state's usage_hourly, orchestrator/metering): per deployment, the request rate of each hour
-(the sum over its replicas of requests / metered seconds; a bucket counts for the peak when at least half an hour
-of it was metered), its mean over the metered time, and the mean prompt and completion lengths (tokens / requests).
-User regions: the meter counts requests per replica, not per user, so where a deployment has gateways recorded in
-state with their user regions, the requests each region's replicas served are given to the users of the gateways
-that route there (split between them as the file's shares are); otherwise the file's sources stay.
+What is measured (orchestrator/measured.py): per deployment, the request rate of the busiest metered hour and its
+mean, the mean prompt and completion lengths, and the users' regions where gateways recorded them.
 
 The recommendation: the whole file placed again by orchestrator.placement.place (cost first, the same SLOs,
 policies, quotas and budget) with the measured traffic in place of each metered deployment's (rate: the busiest
 metered hour by default, or the mean), every other field as written. Deployments with no metered requests keep
-their traffic and get a note instead of a recommendation.
+their traffic and get a note instead of a recommendation; so does measured traffic the file's checks refuse. When the
+measured loads together have no plan, each is placed again alone (the others at their file traffic).
 
 Costs, the same way on both sides: $/h = replicas' effective $/h + gateway hosts' $/h + planned egress $/month /
 730; $/month = $/h x 730 (rounded to cents); saving = current $/month - recommended $/month. Current: what state
@@ -25,41 +22,16 @@ from); recommended: the new plan's.
 from __future__ import annotations
 
 import dataclasses
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.candidates import HOURS_PER_MONTH
+from orchestrator.measured import RATES, Measured, measure
 
-RATES = ("peak", "mean")
+__all__ = ["Config", "Measured", "Recommendation", "recommend", "updated_traffic"]
+
 NO_PLAN_NOTE = "no plan meets the measured load"
-PEAK_MIN_COVERED_S = 1800.0  # an hourly bucket counts for the peak when at least this much of it was metered
-
-
-@dataclass
-class Measured:
-    """A deployment's metered traffic over the window."""
-
-    requests: float
-    metered_hours: float  # wall time the meter covered (the union over replicas, by hour)
-    mean_rps: float
-    peak_rps: float  # the busiest metered hour
-    input_tokens: int
-    output_tokens: int
-    requests_per_second: float  # what it is re-placed at: peak_rps or mean_rps
-    rate: str  # "peak" | "mean"
-    sources: list[dict[str, Any]] | None = None  # [{region, share}] from gateways; None: the file's
-    file_requests_per_second: float = 0.0
-    file_input_tokens: int = 0
-    file_output_tokens: int = 0
-
-    def traffic(self) -> dict[str, Any]:
-        """The traffic fields that change in the deployment file."""
-        out: dict[str, Any] = {"requests_per_second": self.requests_per_second, "input_tokens": self.input_tokens,
-                               "output_tokens": self.output_tokens}
-        if self.sources is not None:
-            out["sources"] = self.sources
-        return out
 
 
 @dataclass
@@ -130,9 +102,10 @@ def recommend(loaded: Any, engine: Any, start: float, end: float, now: float, *,
     at = min(end, now)
     rows = [r for r in store.replicas(engine) if r.project == project]
     measured = measure(engine, rows, spec, start, min(end, now), rate)
-    plan = _place_measured(loaded, measured, catalog, time_limit)
+    _check_measured(loaded, measured)
+    placed, why = _place_measured(loaded, {k: m for k, m in measured.items() if m.problem is None}, catalog,
+                                  time_limit)
     plans = _plan_records(engine, {r.plan_id for r in rows if r.plan_id})
-    by_name = {d.name: d for d in (plan.deployments if plan.status in ("optimal", "feasible") else [])}
     out = []
     for d in spec.deployments:
         m = measured.get(d.name)
@@ -141,10 +114,12 @@ def recommend(loaded: Any, engine: Any, start: float, end: float, now: float, *,
         rec = Recommendation(d.name, current, None, cur_month, None, None, None, "", m)
         if m is None:
             rec.note = "no metered requests in the window: no recommendation (traffic as in the file)"
-        elif d.name not in by_name:
-            rec.note = NO_PLAN_NOTE + ": " + "; ".join(plan.messages or [plan.status])
+        elif m.problem is not None:
+            rec.note = f"the measured traffic fails the file's checks ({m.problem}): no recommendation"
+        elif d.name not in placed:
+            rec.note = f"{NO_PLAN_NOTE}: {why.get(d.name, '')}"
         else:
-            dp = by_name[d.name]
+            dp = placed[d.name]
             rec.recommended = plan_config(dp)
             rec.recommended_usd_per_month = rec.recommended.usd_per_month
             rec.slo_margin = _margin(d, dp, m)
@@ -153,6 +128,8 @@ def recommend(loaded: Any, engine: Any, start: float, end: float, now: float, *,
             else:
                 rec.monthly_saving_usd = round(cur_month - rec.recommended_usd_per_month, 2)
                 rec.note = _verdict(rec.monthly_saving_usd, cur_month)
+            if d.name in why:  # placed alone
+                rec.note += f" ({why[d.name]})"
         out.append(rec)
     for extra in sorted({r.deployment for r in rows} - {d.name for d in spec.deployments}):
         current = current_config([r for r in rows if r.deployment == extra], at, plans)
@@ -170,93 +147,6 @@ def _verdict(saving: float, current: float) -> str:
     if saving > 0:
         return f"re-place at the measured load and save ${saving:,.2f} a month{pct}"
     return f"the measured load needs more than runs: ${-saving:,.2f} a month more"
-
-
-# --------------------------------------------------------------------------- measuring
-def measure(engine: Any, rows: list[Any], spec: Any, start: float, end: float, rate: str = "peak"
-            ) -> dict[str, Measured]:
-    """deployment -> its metered traffic in [start, end); deployments that served no request are left out."""
-    from sqlalchemy import select
-
-    from orchestrator.metering import tables as T
-
-    replicas = {r.id: r for r in rows if r.details.get("role") != "gateway"}
-    if not replicas:
-        return {}
-    h = T.usage_hourly.c
-    q = select(h.replica_id, h.hour, h.covered_seconds, h.requests, h.prompt_tokens, h.generation_tokens).where(
-        h.hour >= int(start // 3600 * 3600), h.hour < end, h.replica_id.in_(list(replicas)))
-    # deployment -> hour -> [requests/s summed over replicas, longest metered seconds]
-    hourly: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0]))
-    totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])  # requests, prompt, generation
-    by_region: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    with engine.connect() as conn:
-        for rid, hour, covered, req, prompt, gen in conn.execute(q):
-            r = replicas[rid]
-            if not covered or covered <= 0:
-                continue
-            b = hourly[r.deployment][int(hour)]
-            b[0] += (req or 0.0) / covered
-            b[1] = max(b[1], float(covered))
-            t = totals[r.deployment]
-            t[0] += req or 0.0
-            t[1] += prompt or 0.0
-            t[2] += gen or 0.0
-            by_region[r.deployment][r.region] += req or 0.0
-    files = {d.name: d for d in spec.deployments}
-    gateways = [r for r in rows if r.details.get("role") == "gateway"]
-    out = {}
-    for name, hours in hourly.items():
-        requests, prompt, gen = totals[name]
-        seconds = sum(c for _, c in hours.values())
-        if requests <= 0 or seconds <= 0:
-            continue
-        mean = sum(rps * c for rps, c in hours.values()) / seconds
-        full = [rps for rps, c in hours.values() if c >= PEAK_MIN_COVERED_S]
-        peak = max(full) if full else mean
-        d = files.get(name)
-        sources = None
-        if d is not None and d.traffic.sources:
-            sources = user_shares(by_region[name], [g for g in gateways if g.deployment == name],
-                                  {s.region: s.share for s in d.traffic.sources})
-        out[name] = Measured(
-            requests=requests, metered_hours=round(seconds / 3600, 3), mean_rps=mean, peak_rps=peak,
-            input_tokens=max(1, round(prompt / requests)), output_tokens=max(1, round(gen / requests)),
-            requests_per_second=_sig(peak if rate == "peak" else mean), rate=rate, sources=sources,
-            file_requests_per_second=d.traffic.requests_per_second if d else 0.0,
-            file_input_tokens=d.traffic.input_tokens if d else 0, file_output_tokens=d.traffic.output_tokens if d else 0,
-        )
-    return out
-
-
-def _sig(x: float, digits: int = 4) -> float:
-    """x to ``digits`` significant digits: what the file gets (never 0: traffic must be > 0)."""
-    return max(float(f"{x:.{digits}g}"), 1e-6)
-
-
-def user_shares(served: dict[str, float], gateways: list[Any], file_shares: dict[str, float]
-                ) -> list[dict[str, Any]] | None:
-    """User regions' shares of the requests, from the gateways recorded in state: each replica region's requests go
-    to the users of the gateways that route there (upstream), split as the file's shares are. None: no gateway
-    names user regions of the file, or none of the served requests went through one."""
-    routes = []
-    for g in gateways:
-        users = {u for u in (g.details.get("users") or []) if u in file_shares}
-        if users:
-            routes.append((users, set(g.details.get("upstream") or [g.region])))
-    per_user: dict[str, float] = defaultdict(float)
-    for region, n in served.items():
-        users = set().union(*(u for u, up in routes if region in up)) if routes else set()
-        weight = sum(file_shares[u] for u in users)
-        for u in users:
-            per_user[u] += n * file_shares[u] / weight
-    total = sum(per_user.values())
-    if total <= 0:
-        return None
-    shares = {u: round(v / total, 3) for u, v in per_user.items() if round(v / total, 3) > 0}
-    top = max(shares, key=lambda u: (shares[u], u))
-    shares[top] = round(shares[top] + 1.0 - sum(shares.values()), 3)  # sum exactly 1 after rounding
-    return [{"region": u, "share": shares[u]} for u in file_shares if u in shares]
 
 
 # --------------------------------------------------------------------------- configurations
@@ -353,10 +243,47 @@ def measured_spec(loaded: Any, measured: dict[str, Measured]) -> Any:
     return dataclasses.replace(loaded, spec=loaded.spec.model_copy(update={"deployments": deps}))
 
 
-def _place_measured(loaded: Any, measured: dict[str, Measured], catalog: Any, time_limit: float) -> Any:
+def _check_measured(loaded: Any, measured: dict[str, Measured]) -> None:
+    """Run the file's semantic checks on the measured traffic; a deployment they refuse gets ``problem`` set."""
+    from orchestrator.spec.checks import check_spec
+
+    names = [d.name for d in loaded.spec.deployments]
+    issues = check_spec(measured_spec(loaded, measured).spec, loaded.base_dir)
+    for i in issues:
+        if len(i.path) > 1 and i.path[0] == "deployments" and isinstance(i.path[1], int) and i.path[1] < len(names):
+            m = measured.get(names[i.path[1]])
+            if m is not None and m.problem is None:
+                m.problem = i.message
+
+
+def _place_measured(loaded: Any, measured: dict[str, Measured], catalog: Any, time_limit: float
+                    ) -> tuple[dict[str, Any], dict[str, str]]:
+    """(deployment -> its DeploymentPlan at the measured traffic, deployment -> a note). All deployments are placed
+    together; when that has no plan, each measured deployment again alone, the others at their file traffic."""
     from orchestrator.placement import place
 
-    return place(measured_spec(loaded, measured), "cost", catalog=catalog, with_fallbacks=False, time_limit=time_limit)
+    def run(which: dict[str, Measured]) -> Any:
+        return place(measured_spec(loaded, which), "cost", catalog=catalog, with_fallbacks=False, time_limit=time_limit)
+
+    if not measured:
+        return {}, {}
+    if catalog is None:  # once for every placement below
+        from orchestrator.catalog.load import load_catalog
+
+        catalog = load_catalog(loaded.spec)
+    plan = run(measured)
+    if plan.status in ("optimal", "feasible"):
+        return {d.name: d for d in plan.deployments}, {}
+    placed: dict[str, Any] = {}
+    why: dict[str, str] = {}
+    for name, m in measured.items():
+        alone = run({name: m}) if len(measured) > 1 else plan
+        if alone.status in ("optimal", "feasible"):
+            placed[name] = next(d for d in alone.deployments if d.name == name)
+            why[name] = "placed with the other deployments at their file traffic: the measured loads together have no plan"
+        else:
+            why[name] = "; ".join(alone.messages or [alone.status])
+    return placed, why
 
 
 def _margin(d: Any, dp: Any, m: Measured) -> dict[str, Any]:
@@ -375,4 +302,4 @@ def _margin(d: Any, dp: Any, m: Measured) -> dict[str, Any]:
 
 def updated_traffic(recs: list[Recommendation]) -> dict[str, dict[str, Any]]:
     """deployment -> the traffic fields to write (those with a measurement)."""
-    return {r.deployment: r.measured.traffic() for r in recs if r.measured is not None}
+    return {r.deployment: r.measured.traffic() for r in recs if r.measured is not None and r.measured.problem is None}
