@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from providers.check_common import CheckResult, QuotaFinding, catalog_gpus, gpus_from_vcpus, parallel, run_probe
+from providers.check_common import (
+    CheckResult,
+    QuotaFinding,
+    catalog_gpus,
+    gpus_from_vcpus,
+    parallel,
+    run_probe,
+)
 
 # instance family prefix -> (on-demand quota code, spot quota code or None, the quota's name)
 FAMILY_QUOTAS: dict[str, tuple[str, str | None, str]] = {
@@ -68,7 +75,9 @@ def check(regions: list[str] | None = None, options: dict[str, str] | None = Non
         result.credentials = f"rejected ({ident.detail})"
         return result
     result.account = ident.detail
-    found = parallel(lambda rid: _region_quotas(make, rid, gpus[rid]), names)
+    # clients made here, one thread: a boto3 session is not safe to make clients from in several at once
+    sq = {rid: make("service-quotas", rid.split(":", 1)[1]) for rid in names}
+    found = parallel(lambda rid: _region_quotas(sq[rid], rid, gpus[rid]), names)
     for rid in names:
         got = found[rid]
         if isinstance(got, Exception):
@@ -82,12 +91,11 @@ def check(regions: list[str] | None = None, options: dict[str, str] | None = Non
     return result
 
 
-def _region_quotas(make: ClientFactory, rid: str, gpus: dict[str, list[tuple[str, int, int]]]
+def _region_quotas(sq: Any, rid: str, gpus: dict[str, list[tuple[str, int, int]]]
                    ) -> tuple[list[QuotaFinding], list[str]]:
     """The GPU quotas of one region: each family's vCPU quotas read once, then turned into GPUs per GPU type."""
     from botocore.exceptions import ClientError
 
-    sq = make("service-quotas", rid.split(":", 1)[1])
     values: dict[str, float | None] = {}
     notes: list[str] = []
 

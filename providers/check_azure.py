@@ -14,8 +14,15 @@ import re
 import shutil
 from typing import Any
 
-from providers.check_common import (CheckResult, QuotaFinding, catalog_gpus, gpus_from_vcpus, one_line, parallel,
-                                    run_probe)
+from providers.check_common import (
+    CheckResult,
+    QuotaFinding,
+    catalog_gpus,
+    gpus_from_vcpus,
+    one_line,
+    parallel,
+    run_probe,
+)
 
 # instance type pattern -> the usage names of its family (normalized before matching)
 FAMILIES: list[tuple[str, tuple[str, ...]]] = [

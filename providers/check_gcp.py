@@ -12,7 +12,14 @@ import itertools
 import os
 from typing import Any
 
-from providers.check_common import CheckResult, QuotaFinding, catalog_gpus, one_line, parallel, run_probe
+from providers.check_common import (
+    CheckResult,
+    QuotaFinding,
+    catalog_gpus,
+    one_line,
+    parallel,
+    run_probe,
+)
 
 # catalog GPU -> Compute Engine quota metric (the A3 High/Edge H100s; A3 Mega counts NVIDIA_H100_MEGA_GPUS)
 METRICS = {

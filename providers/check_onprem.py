@@ -87,7 +87,7 @@ def check_local(local: Any = None, timeout_s: float = 10.0) -> CheckResult:
         return result
     code = "import importlib.util, sys; s = importlib.util.find_spec('vllm'); print(s.origin if s else '')"
     try:
-        out = subprocess.run([exe, "-c", code], capture_output=True, text=True, timeout=timeout_s)
+        out = subprocess.run([exe, "-c", code], check=False, capture_output=True, text=True, timeout=timeout_s)
         where = out.stdout.strip()
     except (OSError, subprocess.TimeoutExpired) as exc:
         where = ""

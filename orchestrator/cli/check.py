@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -174,7 +174,7 @@ def render(doc: dict[str, Any], results: list[Any], console: Any) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("check")
     def check_cmd(
-        file: Optional[Path] = typer.Argument(None, help="deployment file; default: every known provider"),
+        file: Path | None = typer.Argument(None, help="deployment file; default: every known provider"),  # noqa: B008
         as_json: bool = typer.Option(False, "--json", help="plain JSON on stdout"),
     ) -> None:
         """Whether each provider is ready: credentials, GPU quotas per region, secret store and network access."""
