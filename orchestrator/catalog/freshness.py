@@ -7,8 +7,9 @@ A row is stale when its ``as_of`` is more than ``STALE_AFTER_DAYS`` before today
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from orchestrator.catalog.types import Offering

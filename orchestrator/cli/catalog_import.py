@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,16 +15,15 @@ def register(catalog_app: typer.Typer) -> None:
     def import_cmd(
         directory: Path = typer.Argument(..., help="SkyPilot catalog dir: <dir>/<cloud>/vms.csv (e.g. ~/.sky/catalogs/v7)",
                                          show_default=False),
-        provider: Optional[list[str]] = typer.Option(None, "--provider", help="aws | gcp | azure (repeatable); default: every cloud found"),
+        provider: list[str] | None = typer.Option(None, "--provider", help="aws | gcp | azure (repeatable); default: every cloud found"),
         as_json: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),
     ) -> None:
         """Import a SkyPilot catalog (its published vms.csv layout) as the prices `orch place` uses."""
-        from orchestrator.catalog.offerings import write_cache
+        from orchestrator.catalog.offerings import snapshot_offerings, write_cache
         from orchestrator.catalog.regions import all_regions
         from orchestrator.catalog.skypilot import CLOUDS, find_files, parse
         from orchestrator.cli.catalog_refresh import merge, previous_rows
         from orchestrator.errors import UserError
-        from orchestrator.catalog.offerings import snapshot_offerings
 
         wanted = [p.strip().lower() for p in provider] if provider else None
         for p in wanted or []:
