@@ -45,8 +45,6 @@ class Measured:
         return out
 
 
-
-
 def measure(engine: Any, rows: list[Any], spec: Any, start: float, end: float, rate: str = "peak"
             ) -> dict[str, Measured]:
     """deployment -> its metered traffic in [start, end); deployments that served no request are left out."""

@@ -256,3 +256,51 @@ def test_one_load_without_a_plan_does_not_stop_the_others(tmp_path: Path) -> Non
     assert rag.recommended is not None and rag.measured.requests_per_second == pytest.approx(0.5)
     assert "placed with the other deployments at their file traffic" in rag.note
     assert rag.slo_margin["meets_slo"] and rag.slo_margin["capacity_rps"] >= 0.5 * 1.2 - 1e-6
+
+
+def test_peak_and_mean_against_hand_arithmetic(tmp_path: Path) -> None:
+    """Two replicas in parallel: 1 req/s each for 3 hours, then 4 req/s each for one hour (hourly scrapes)."""
+    from orchestrator.measured import measure
+    from orchestrator.metering.store import replicas
+
+    spec_file = tmp_path / "deploy.yaml"
+    spec_file.write_text(SPEC, encoding="utf-8")
+    engine = open_engine(tmp_path / "state.db")
+    plan = place(load_spec(spec_file), "cost", with_fallbacks=False)
+    ids = _apply_to_state(engine, plan)["chat"][:2]
+    t0 = NOW - 4 * 3600 - 60  # each scrape ends an interval in its own UTC hour, the last one before NOW
+    samples = []
+    for rid in ids:
+        for h, n in enumerate([0, 3600, 7200, 10800, 10800 + 4 * 3600]):
+            counters = dict.fromkeys(COUNTERS, 0.0) | {"requests": n, "prompt_tokens": n * 500, "generation_tokens": n * 50}
+            samples.append(Sample(rid, t0 + h * 3600, ok=True, counters=counters, gauges=dict.fromkeys(GAUGES, 0.0)))
+    record_samples(engine, samples, retention_s=1e9)
+    rows = [r for r in replicas(engine) if r.project == "acme"]
+    spec = load_spec(spec_file).spec
+    m = measure(engine, rows, spec, NOW - DAY, NOW, "peak")["chat"]
+    # 2 replicas x (3 h x 1 + 1 h x 4) req/s x 3600 s over 4 metered hours
+    assert m.requests == 2 * (3 + 4) * 3600 and m.metered_hours == 4
+    assert m.mean_rps == pytest.approx(2 * 7 / 4) and m.peak_rps == pytest.approx(8)
+    assert (m.input_tokens, m.output_tokens, m.requests_per_second) == (500, 50, 8)
+    assert measure(engine, rows, spec, NOW - DAY, NOW, "mean")["chat"].requests_per_second == pytest.approx(3.5)
+    assert measure(engine, rows, spec, NOW - 3600, NOW, "peak")["chat"].mean_rps == pytest.approx(8)  # last hour only
+    assert measure(engine, rows, spec, NOW - 3 * DAY, NOW - 2 * DAY, "peak") == {}  # nothing metered then
+
+
+def test_user_regions_follow_the_gateways_routes() -> None:
+    from types import SimpleNamespace
+
+    from orchestrator.measured import user_shares
+
+    def gw(users, upstream):  # type: ignore[no-untyped-def]
+        return SimpleNamespace(region=upstream[0], details={"role": "gateway", "users": users, "upstream": upstream})
+
+    file = {"aws:us-east-1": 0.5, "aws:eu-west-1": 0.5}
+    served = {"aws:us-east-1": 300.0, "aws:eu-west-1": 100.0}
+    assert user_shares(served, [gw(["aws:us-east-1"], ["aws:us-east-1"]), gw(["aws:eu-west-1"], ["aws:eu-west-1"])],
+                       file) == [{"region": "aws:us-east-1", "share": 0.75}, {"region": "aws:eu-west-1", "share": 0.25}]
+    # one region upstream of both gateways: its requests split as the file's shares are (here 50/50)
+    both = [gw(["aws:us-east-1"], ["aws:us-east-1"]), gw(["aws:eu-west-1"], ["aws:eu-west-1", "aws:us-east-1"])]
+    assert user_shares(served, both, file) == [{"region": "aws:us-east-1", "share": 0.375},
+                                              {"region": "aws:eu-west-1", "share": 0.625}]
+    assert user_shares(served, [gw([], ["aws:us-east-1"])], file) is None  # a gateway for "all users": no split
