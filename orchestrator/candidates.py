@@ -33,12 +33,14 @@ MARKETS = ("on_demand", "spot", "onprem")
 # Rejection categories (keys of DeploymentCandidates.rejected[...]); what vLLM can launch (dtype, hardware, checkpoint,
 # parallelism, context) is orchestrator/compat.py's, from orchestrator/data/vllm_compat.yaml.
 MEMORY, SLO_TPOT, SLO_TTFT, POLICY, NO_PRICE = "memory", "slo_tpot", "slo_ttft", "policy", "no_price"
+OPT_IN = "opt_in"  # an accelerator offered only where a hardware policy names it (TPU, Trainium): not the user's policy
 PARALLEL, CONTEXT = compat.PARALLEL, compat.CONTEXT
 REASON_TEXT = {
     MEMORY: "model does not fit in GPU memory",
     SLO_TPOT: "TPOT SLO not met",
     SLO_TTFT: "TTFT SLO not met from any user region (incl. network RTT)",
     POLICY: "excluded by policy",
+    OPT_IN: "not a GPU: offered only where a hardware policy names it",
     NO_PRICE: "no price",
     **compat.REASON_TEXT,
 }
@@ -304,7 +306,7 @@ def build_candidates(
         reg = table.region[pos]
         opts = gpu_options(count, max_gpus)
         if gname in opted_out:
-            _reject_all(out, table, pos, POLICY, lambda k: (f"{offs[k].instance_type} ({offs[k].gpu}): not a GPU; offered only "
+            _reject_all(out, table, pos, OPT_IN, lambda k: (f"{offs[k].instance_type} ({offs[k].gpu}): not a GPU; offered only "
                                                             f"to a deployment whose hardware policy names {offs[k].gpu}"))
             continue
         if compat.single_node(gpus[gname]):
