@@ -152,3 +152,26 @@ def test_cli_reads_the_budget_from_the_file(fin: Path, tmp_path: Path) -> None:
     res = run(app, [*args, "--file", str(bad)])
     assert res.exit_code != 0 and "bad.yaml:5" in res.output and "monthly_usd" in res.output
     assert "Traceback" not in res.output
+
+
+def test_recommendations_section(fin: Path) -> None:
+    """The hook for `orch recommend`: its Recommendation objects, plain dicts, or pre-formatted rows; none: no section."""
+    from orchestrator.recommend import Config, Recommendation
+    from orchestrator.reports.html import render_html
+
+    rep = report(fin)
+    f = compute_finance(rep)
+    assert "Recommendations" not in render_html(rep, f)
+    group = dict(provider="aws", region="aws:us-east-1", instance_type="g6.xlarge", gpu="L4", gpus_per_replica=1,
+                 count=2, market="on_demand", quantization="bf16", usd_per_hour=2.0)
+    cur = Config([group], 2, 2, 2.0, 0.0, 0.0, 2.0)
+    new = Config([group | {"count": 1, "usd_per_hour": 1.0}], 1, 1, 1.0, 0.0, 0.0, 1.0)
+    margin = {"ttft_p95_ms": 410.0, "ttft_slo_ms": 800.0, "tpot_p95_ms": 31.0, "tpot_slo_ms": 50.0,
+              "capacity_over_peak": 0.35}
+    rec = Recommendation("chat", cur, new, 1460.0, 730.0, 730.0, margin, "re-place: saves 50%")
+    page = render_html(rep, f, [rec, {"deployment": "rag", "monthly_saving_usd": None, "note": "no metered data"}])
+    section = page[page.index('id="recommendations"'):page.index("Detail by")]
+    assert "2 x g6.xlarge (1xL4 bf16) aws:us-east-1 on_demand" in section and "1 x g6.xlarge" in section
+    assert "$730.00" in section and "TTFT p95 410/800 ms" in section and "capacity +35% over peak" in section
+    assert "no metered data" in section
+    assert "<td>a</td>" in render_html(rep, f, [["a", "b", "c"]])

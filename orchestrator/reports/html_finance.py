@@ -130,22 +130,38 @@ def showback_html(f: Finance) -> str:
     )
 
 
-REC_HEAD = ["deployment", "current", "recommended", "monthly saving", "SLO margin"]
-REC_KEYS = ["deployment", "current", "recommended", "monthly_saving_usd", "slo_margin"]
+REC_HEAD = ["deployment", "current", "recommended", "monthly saving", "SLO margin", "note"]
+REC_KEYS = ["deployment", "current", "recommended", "monthly_saving_usd", "slo_margin", "note"]
+
+
+def _margin_text(m: dict[str, Any]) -> str:
+    """orch recommend's slo_margin dict, in a few words."""
+    parts = []
+    for what in ("ttft", "tpot"):
+        got, slo = m.get(f"{what}_p95_ms"), m.get(f"{what}_slo_ms")
+        if got is not None and slo is not None:
+            parts.append(f"{what.upper()} p95 {got:,.0f}/{slo:,.0f} ms")
+    if m.get("capacity_over_peak") is not None:
+        parts.append(f"capacity {m['capacity_over_peak']:+.0%} over peak")
+    return ", ".join(parts) or "-"
 
 
 def _rec_cell(key: str, v: Any) -> str:
     if v is None:
         return "-"
+    if hasattr(v, "describe"):  # a configuration (orch recommend's Config)
+        return str(v.describe())
     if key == "monthly_saving_usd" and isinstance(v, (int, float)):
         return money(float(v))
+    if key == "slo_margin" and isinstance(v, dict):
+        return _margin_text(v)
     if key == "slo_margin" and isinstance(v, float):
         return pct(v)
     return str(v)
 
 
 def recommendations_html(recs: Sequence[Any] | None) -> str:
-    """Rows: pre-formatted sequences of cells, or dicts/objects with REC_KEYS (orch recommend)."""
+    """Rows: pre-formatted sequences of cells, or dicts/objects with REC_KEYS (orch recommend's Recommendation)."""
     if recs is None:
         return ""
     rows = []
@@ -156,7 +172,8 @@ def recommendations_html(recs: Sequence[Any] | None) -> str:
             rows.append([_rec_cell(k, r.get(k)) for k in REC_KEYS])
         else:
             rows.append([_rec_cell(k, getattr(r, k, None)) for k in REC_KEYS])
-    body = table(REC_HEAD, rows, cls="recs") if rows else "<p>Nothing to change: every deployment is placed at its measured load.</p>"
+    body = (table(REC_HEAD[:max(len(r) for r in rows)], rows, cls="recs") if rows
+            else "<p>Nothing to change: every deployment is placed at its measured load.</p>")
     return f'<section id="recommendations" class="keep"><h2>Recommendations</h2>{body}</section>'
 
 
