@@ -124,7 +124,9 @@ def _print(r: Any) -> None:
     for label, c in (("current", r.current), ("recommended", r.recommended)):
         if c is not None:
             extra = f", gateways ${c.gateways_usd_per_hour:,.3f}/h" if c.gateways_usd_per_hour else ""
-            extra += f", egress ${c.egress_usd_per_month:,.0f}/month" if c.egress_usd_per_month else ""
+            extra += f", egress ${c.egress_usd_per_month:,.2f}/month" if c.egress_usd_per_month else ""
+            if label == "current" and c.capacity_rps and m is not None:
+                extra += f"; planned capacity {c.capacity_rps:,.4g} req/s, measured mean {m.mean_rps / c.capacity_rps:.0%} of it"
             typer.echo(f"  {label + ':':<13}{c.describe()}: {c.replicas} replica(s), {c.gpus} GPU(s), "
                        f"${c.usd_per_hour:,.2f}/h = ${c.usd_per_month:,.2f}/month{extra}")
     if r.monthly_saving_usd is not None:
