@@ -100,8 +100,8 @@ def trend_html(f: Finance) -> str:
 
 
 def breakdowns_html(f: Finance) -> str:
-    out = ['<section id="breakdowns"><h2>Spend and $ per 1M tokens by team, model, provider, region</h2>'
-           '<div class="grid">']
+    out = [('<section id="breakdowns"><h2>Spend and $ per 1M tokens by team, model, provider, region</h2>'
+            '<div class="grid">')]
     total = f.headline.total_usd
     for by, rows in f.breakdowns.items():
         body = [[r.key, money(r.cost_usd), pct(r.cost_usd / total if total > 0 else None), per_m(r.usd_per_m_tokens),

@@ -49,8 +49,8 @@ def headline_lines(finance: Any) -> list[str]:
              "tokens" if h.usd_per_m_input is not None else "no tokens metered")
     idle = f"idle ${h.idle_usd:,.2f} ({h.idle_share:.1%})" if h.idle_usd is not None and h.idle_share is not None \
         else "idle: no capacity figure"
-    out = [f"spend ${h.total_usd:,.2f}; {per_m}; {_fmt('tokens_per_usd', h.tokens_per_usd)} tokens per $; {idle}; "
-           f"saved by discounts ${h.discount_saved_usd:,.2f} (list ${h.list_usd:,.2f})"]
+    out = [(f"spend ${h.total_usd:,.2f}; {per_m}; {_fmt('tokens_per_usd', h.tokens_per_usd)} tokens per $; {idle}; "
+            f"saved by discounts ${h.discount_saved_usd:,.2f} (list ${h.list_usd:,.2f})")]
     if finance.budget:
         out.append(f"budget: {finance.budget.status} ({finance.budget.rule})")
     if finance.forecast:
