@@ -114,6 +114,8 @@ def recommend(loaded: Any, engine: Any, start: float, end: float, now: float, *,
         rec = Recommendation(d.name, current, None, cur_month, None, None, None, "", m)
         if m is None:
             rec.note = "no metered requests in the window: no recommendation (traffic as in the file)"
+            if not rows:
+                rec.note += f"; state has no replica of project {project!r}"
         elif m.problem is not None:
             rec.note = f"the measured traffic fails the file's checks ({m.problem}): no recommendation"
         elif d.name not in placed:

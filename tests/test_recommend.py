@@ -160,6 +160,21 @@ def test_no_data_gets_a_note_and_no_recommendation(world) -> None:  # type: igno
     assert rag.recommended is None and rag.monthly_saving_usd is None and rag.measured is None
     assert "no metered requests" in rag.note
     assert rag.current is not None and rag.current_usd_per_month > 0  # it runs: say what it costs
+    # a deployment state runs but the file lacks is said, not re-placed; a file of another project finds nothing
+    from orchestrator.state.models import Replica
+
+    with engine.begin() as c:
+        c.execute(insert(Replica.__table__).values(
+            id="old-0", project="acme", deployment="old", model="m", provider="aws", region="aws:us-east-1",
+            instance_type="g6.xlarge", gpu="L4", gpu_count=1, market="on_demand", usd_per_hour=0.8, plan_id="p0",
+            group_key="g", status="running", created_at=datetime.fromtimestamp(NOW - DAY, timezone.utc), details={}))
+    old = recommend(load_spec(spec_file), engine, NOW - 7 * DAY, NOW, NOW)[-1]
+    assert old.deployment == "old" and old.recommended is None and old.current_usd_per_month == pytest.approx(584)
+    assert "has no such deployment: not re-placed" in old.note
+    other = spec_file.parent / "other.yaml"
+    other.write_text(SPEC.replace("project: acme", "project: beta"), encoding="utf-8")
+    assert all("state has no replica of project 'beta'" in r.note
+               for r in recommend(load_spec(other), engine, NOW - 7 * DAY, NOW, NOW))
 
 
 def test_json_shape(world) -> None:  # type: ignore[no-untyped-def]
@@ -221,6 +236,8 @@ def test_unknown_deployment_and_bad_path_are_located_errors(world, tmp_path: Pat
     assert r.exit_code == 1 and "nope.yaml: file not found" in r.output
     r = runner.invoke(app, ["recommend", str(spec_file), "--state", str(db), "--rate", "max"])
     assert r.exit_code == 1 and "--rate must be one of peak, mean" in r.output
+    r = runner.invoke(app, ["recommend", str(spec_file), "--state", str(db), "--write", str(tmp_path / "no" / "x.yaml")])
+    assert r.exit_code == 1 and "x.yaml: cannot write: No such file or directory" in r.output
     assert "Traceback" not in r.output
 
 
