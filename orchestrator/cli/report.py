@@ -108,7 +108,7 @@ def register(app: typer.Typer) -> None:
         report = build_report(engine, start, end, by, now=time.time())  # running replicas are billed up to now
         from orchestrator.reports.finance import compute_finance
 
-        finance = compute_finance(report, monthly)
+        finance = compute_finance(report, monthly) if fmt in ("table", "pdf", "html", "json") else None
 
         if fmt == "table" and out is None:
             from orchestrator.reports.table import render_table
@@ -121,6 +121,8 @@ def register(app: typer.Typer) -> None:
 
             html_to_pdf(render_html(report, finance), out)
             typer.echo(f"wrote PDF report to {out}", err=True)
+            for note in report.notes:
+                typer.echo(f"note: {note}", err=True)
             return
         if fmt == "parquet":
             from orchestrator.reports.focus import write_parquet
