@@ -125,6 +125,7 @@ class DeploymentCandidates:
     providers_seen: set[str] = field(default_factory=set)
     pruned: int = 0  # dominated candidates removed
     dominated: dict[str, Candidate] = field(default_factory=dict)  # provider -> its cheapest pruned candidate
+    dominated_gpu: dict[str, Candidate] = field(default_factory=dict)  # accelerator -> its cheapest pruned candidate
     _scores: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def reject(self, counts: dict[str, int], reason: str, examples: dict[str, tuple[str, float | None]]) -> None:
@@ -498,6 +499,11 @@ def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Any, gpus: dict[
         first = np.r_[True, prov[order][1:] != prov[order][:-1]] if len(order) else np.zeros(0, bool)
         for j in dropped[order[first]].tolist():
             out.dominated[rows.offering(idx[j]).provider] = make(int(idx[j]))
+        acc = gpu[idx[dropped]]
+        order = np.lexsort((cover[dropped], acc))  # per accelerator, the cheapest cover first
+        first = np.r_[True, acc[order][1:] != acc[order][:-1]] if len(order) else np.zeros(0, bool)
+        for j in dropped[order[first]].tolist():
+            out.dominated_gpu[rows.offering(idx[j]).gpu] = make(int(idx[j]))
     return out
 
 

@@ -66,6 +66,21 @@ def test_the_example_compares_tpu_trainium_and_mi300x_per_1m_tokens(tmp_path: Pa
     costs = {g: _plan(tmp_path, [g])[1].predicted.usd_per_million_tokens for g in ("TPU-v6e", "Trainium2", "MI300X", "H100")}
     plan = place(load_spec(EXAMPLE))
     assert plan.deployments[0].predicted.usd_per_million_tokens <= min(costs.values()) * 1.001
+    # the plan's comparison shows each accelerator's own best, in $ per 1M tokens, cheapest first; an accelerator
+    # planned alone never beats its own line (routing and egress are on top of it)
+    accs = plan.deployments[0].explanation["accelerators"]
+    assert {"TPU-v6e", "Trainium2", "MI300X", "H100"} <= set(accs)
+    per_m = [a["usd_per_million_tokens"] for a in accs.values()]
+    assert per_m == sorted(per_m)
+    for g, alone in costs.items():
+        assert accs[g]["usd_per_million_tokens"] <= alone * 1.001
+    from typer.testing import CliRunner
+
+    from orchestrator.cli.main import app
+
+    out = CliRunner().invoke(app, ["place", str(EXAMPLE)], env={"COLUMNS": "400"}).stdout
+    line = next(ln for ln in out.splitlines() if "by accelerator" in ln)
+    assert all(f"{g} $" in line for g in ("TPU-v6e", "Trainium2", "MI300X"))
 
 
 def test_files_written_for_gpus_see_no_tpu_and_no_gpu_cloud() -> None:

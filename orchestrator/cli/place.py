@@ -138,6 +138,11 @@ def _explain(out: Any, e: dict) -> None:
     for prov, why in (e.get("providers") or {}).items():
         if why != "chosen":
             lines.append(f"{prov}: {why}")
+    accs = e.get("accelerators") or {}
+    if len(accs) > 1:  # each alone at the SLO: what one accelerator costs against another, per token
+        lines.append("by accelerator ($ per 1M tokens, each alone at the SLO): " + " · ".join(
+            f"{gpu} ${a['usd_per_million_tokens']:.4f} (${a['usd_per_hour']:,.2f}/h)" for gpu, a in accs.items()
+            if a.get("usd_per_million_tokens") is not None))
     for ln in lines:  # plain text: user strings are neither highlighted nor unbounded
         out.print("  " + escape(clip(ln)), highlight=False)
     out.print()

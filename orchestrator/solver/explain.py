@@ -145,6 +145,24 @@ def explain(
     out["binding"] = _binding(d, dc, res, sol)
     out["filtered"] = _filtered(dc)
     out["providers"] = _providers(d, dc, res, sol, all_providers)
+    out["accelerators"] = _accelerators(d, dc)
+    return out
+
+
+def _accelerators(d: DeploymentInput, dc: DeploymentCandidates) -> dict[str, dict[str, Any]]:
+    """Each accelerator on equal terms, cheapest first: its best option serving the whole demand alone at the SLO
+    (routing and egress aside), as $/h and $ per 1M tokens of that demand."""
+    best: dict[str, tuple[float, Candidate]] = {}
+    for c in [*d.candidates, *dc.dominated_gpu.values()]:
+        usd = cover_usd(c, d.required_rps)
+        if c.gpu not in best or usd < best[c.gpu][0]:
+            best[c.gpu] = (usd, c)
+    tokens_per_hour = d.rps * 3600.0 * d.tokens_per_request
+    out = {}
+    for gpu, (usd, c) in sorted(best.items(), key=lambda kv: (kv[1][0], kv[0])):
+        out[gpu] = {"usd_per_hour": round(usd, 4),
+                    "usd_per_million_tokens": round(usd / tokens_per_hour * 1e6, 4) if tokens_per_hour else None,
+                    "best": _fleet(c, usd)}
     return out
 
 
