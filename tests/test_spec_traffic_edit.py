@@ -60,3 +60,19 @@ def test_invalid_values_are_refused_with_the_located_problem() -> None:
 @pytest.mark.parametrize(("value", "text"), [(4.0, "4.0"), (1e-06, "0.000001"), (123456.0, "123456.0"), (12, "12")])
 def test_numbers_never_use_an_exponent(value: float, text: str) -> None:
     assert scalar(value) == text
+
+
+def test_checked_as_the_file_it_becomes_relative_paths_included(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    raw = (examples / "local.yaml").read_bytes()  # model: tiny-llama/config.json, relative to the file
+    out, kept = with_traffic(raw, str(examples / "local.measured.yaml"), {"tiny": {"requests_per_second": 0.5}})
+    assert kept and _traffic_at(out, examples / "x.yaml", "tiny").requests_per_second == 0.5
+    with pytest.raises(SpecError) as e:  # elsewhere, the model's config.json is not there
+        with_traffic(raw, str(tmp_path / "out.yaml"), {"tiny": {"requests_per_second": 0.5}})
+    assert f"{tmp_path / 'out.yaml'}:" in str(e.value) and "model config file not found" in str(e.value)
+
+
+def _traffic_at(text: str, path, name: str):  # type: ignore[no-untyped-def]
+    return next(d for d in load_spec_text(text, path).spec.deployments if d.name == name).traffic

@@ -97,7 +97,8 @@ def _write(loaded: Any, recs: list[Any], out: Path) -> None:
     from orchestrator.spec.traffic_edit import with_traffic
 
     changes = updated_traffic(recs)
-    text, kept = with_traffic(loaded.path.read_bytes(), str(loaded.path), changes)
+    # checked as the file it becomes: relative paths in it (a model's config.json) resolve against OUT's folder
+    text, kept = with_traffic(loaded.path.read_bytes(), str(out), changes)
     try:  # whole or nothing: a temporary file beside OUT, then renamed over it
         fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.resolve().parent)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
