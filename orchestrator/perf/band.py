@@ -4,8 +4,10 @@ Residual = measured / predicted output throughput over the fit rows of orchestra
 (holdout rows stay out, so benchmarks/perf_model_accuracy.py can check the band on them). Neighbourhood: the
 first of (engine, GPU family, sequence-length bucket), (engine, family), (family, bucket), (family), (engine),
 (everything) that holds at least MIN_ROWS residuals. The band is their range (p10..p90 from 10 rows up),
-never narrower than MIN_HALF_WIDTH either side, and twice as wide for a GPU family no measurement covers: residuals of rows the factors were fitted on understate the
-error on new setups. The pessimistic edge of a throughput is central x lo; of a latency, central / lo.
+never narrower than MIN_HALF_WIDTH either side. A thin neighbourhood is widened: the range of n < 7 normal draws
+is on average d2(n) standard deviations (Tippett's table), less than the 2.563 of p10..p90, so the band's
+distances from 1 are scaled by 2.563 / d2(n) (x1.51 at 3 rows, x1.10 at 5). A GPU family no measurement covers
+gets twice the spread: residuals of rows the factors were fitted on understate the error on new setups. The pessimistic edge of a throughput is central x lo; of a latency, central / lo.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 
 MIN_ROWS = 3
 MIN_HALF_WIDTH = 0.10
+P10_P90_SIGMAS = 2.563  # width of a normal distribution's p10..p90, in standard deviations
+D2 = {2: 1.128, 3: 1.693, 4: 2.059, 5: 2.326, 6: 2.534}  # mean range of n standard normal draws (Tippett, 1925)
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,9 @@ def _spread(ratios: list[float]) -> tuple[float, float]:
 
     r = np.asarray(ratios, dtype=float)
     lo, hi = (float(r.min()), float(r.max())) if len(r) < 10 else (float(np.quantile(r, 0.1)), float(np.quantile(r, 0.9)))
-    return min(lo, 1.0 - MIN_HALF_WIDTH), max(hi, 1.0 + MIN_HALF_WIDTH)
+    lo, hi = min(lo, 1.0 - MIN_HALF_WIDTH), max(hi, 1.0 + MIN_HALF_WIDTH)
+    k = max(1.0, P10_P90_SIGMAS / D2[len(r)]) if len(r) in D2 else 1.0  # a thin neighbourhood's range understates p10..p90
+    return max(0.05, 1.0 - k * (1.0 - lo)), 1.0 + k * (hi - 1.0)
 
 
 @cache
