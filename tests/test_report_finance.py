@@ -175,3 +175,12 @@ def test_recommendations_section(fin: Path) -> None:
     assert "$730.00" in section and "TTFT p95 410/800 ms" in section and "capacity +35% over peak" in section
     assert "no metered data" in section
     assert "<td>a</td>" in render_html(rep, f, [["a", "b", "c"]])
+
+
+def test_json_keeps_the_report_notes(fin: Path) -> None:
+    from orchestrator.reports.table import to_json
+
+    rep = report(fin)
+    rep.notes.append("a note of the report")
+    doc = json.loads(to_json(rep))
+    assert "a note of the report" in doc["notes"] and doc["headline"]["total_usd"] == pytest.approx(612)

@@ -119,7 +119,6 @@ class Finance:
             "showback": {"rule": self.showback_rule, "shared_usd": self.shared_usd,
                          "teams": [asdict(s) for s in self.showback]},
             "daily_spend_usd": dict(self.daily),
-            "notes": self.notes,
         }
 
 

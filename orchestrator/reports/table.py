@@ -120,4 +120,5 @@ def to_json(report: Report, finance: Any = None) -> str:
     }
     if finance is not None and not report.empty:
         doc.update(finance.as_dict())
+        doc["notes"] = [*report.notes, *finance.notes]
     return json.dumps(doc, indent=2)
