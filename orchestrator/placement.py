@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from orchestrator.candidates import HOURS_PER_MONTH
@@ -31,6 +32,10 @@ FALLBACK_TIME_S = 10.0  # per fallback solve
 # plan B over every candidate and 0.20% at worst (benchmarks/fallback_quality.py, 5,000 x 50, 2026-12-02)
 FALLBACK_FULL_S, PROMISING = 0.2, 40
 MODEL_LEN_MARGIN = 2.0
+# --time-limit covers the whole placement: FINISH_S (at most 5 % of the limit) is kept for the explanations and the
+# plan (50 deployments of 5,000 offerings: 0.1-0.2 s); a solve is never given less than MIN_SOLVE_S
+FINISH_S, MIN_SOLVE_S = 0.3, 0.1
+SOLVE_SHARE = 0.85  # of the time left after candidates: the rest lets a late deployment still find a plan
 # A deployment above this many GPUs gets a warning: thousands of GPUs is a reserved cluster's size, not what a
 # region rents on demand (no public capacity figure exists; a line above any plan a realistic demand gives)
 LARGE_GPUS = 2_048  # max_model_len = (input + output) x margin, rounded up to 1,024
@@ -45,14 +50,25 @@ def place(
     estimate_batch: Any | None = None,
     time_limit: float = 60.0,
     edge: str = "pessimistic",
+    progress: Callable[[str], None] | None = None,
 ) -> Plan:
     """``edge``: the SLOs and capacities are checked at the pessimistic edge of the performance model's error band
-    (default), or at its central estimate ("central"); a measured profile is used as measured either way."""
+    (default), or at its central estimate ("central"); a measured profile is used as measured either way.
+    ``time_limit`` bounds the whole placement: candidates, the solve, the cost reference of another objective,
+    the fallbacks and the explanations; the solve gets what candidate generation left, the fallbacks what the
+    solve left. ``progress`` is told each stage as it starts."""
     from orchestrator.errors import UserError
 
     if objective not in OBJECTIVES:
         raise UserError(f"--minimize must be one of {', '.join(OBJECTIVES)}, found {objective!r}")
     t0 = time.perf_counter()
+    deadline = t0 + time_limit - min(FINISH_S, 0.05 * time_limit)  # what is left then writes the plan
+
+    def left() -> float:
+        return max(MIN_SOLVE_S, deadline - time.perf_counter())
+
+    tell = progress or (lambda _stage: None)
+    tell(f"building candidates for {len(loaded.spec.deployments)} deployment(s)")
     if estimate_batch is None:
         import functools
 
@@ -68,13 +84,18 @@ def place(
     with early or contextlib.nullcontext():
         inp = build_inputs(loaded, catalog, estimate_batch=estimate_batch, objective=objective,
                            on_deployment=early.submit if early is not None else None)
-        sol = solve(inp.problem, objective, time_limit=time_limit, early=early)
+        built_s = time.perf_counter() - t0
+        tell(f"solving ({len(inp.problem.candidates):,} candidates)")
+        # the solve may start a deployment still without a plan after its own limit, up to the command's deadline
+        sol = solve(inp.problem, objective, time_limit=max(MIN_SOLVE_S, SOLVE_SHARE * left()), early=early,
+                    hard_deadline=deadline)
     as_of = str(getattr(catalog, "as_of", "") or "")
     project = loaded.spec.project
     if sol.status == "timeout":
         return Plan(project=project, status="timeout", objective=objective, solve_seconds=round(time.perf_counter() - t0, 3),
                     spec_sha256=loaded.sha256, catalog_as_of=as_of,
-                    messages=[f"no plan found within the time limit ({time_limit:g} s): raise --time-limit"])
+                    messages=[f"no plan found within the time limit ({time_limit:g} s; building the candidates took "
+                              f"{built_s:.1f} s of it): raise --time-limit"])
     if not sol.ok and sol.status != "time_limit":
         from orchestrator.solver.infeasible import diagnose
 
@@ -84,14 +105,17 @@ def place(
     results = {d.name: result_for(sol, d) for d in inp.problem.deployments}
     cost_ref: dict[str, DeploymentResult] | None = None
     if objective != "cost":
-        ref = solve(inp.problem, "cost", time_limit=time_limit)
+        tell("solving the cost-optimal plan to compare with")
+        ref = solve(inp.problem, "cost", time_limit=left())
         if ref.ok:
             cost_ref = {d.name: result_for(ref, d) for d in inp.problem.deployments}
     providers = _providers(loaded.spec, catalog)
     plans: list[DeploymentPlan] = []
-    fallback_deadline = time.perf_counter() + time_limit  # the fallbacks get as long again, in all
     short: list[str] = []  # deployments whose fallbacks the time limit cut
-    found = _all_fallbacks(inp, sol, results, objective, fallback_deadline, short) if with_fallbacks else {}
+    if with_fallbacks:
+        tell("ranking fallbacks (plans B)")
+    found = _all_fallbacks(inp, sol, results, objective, deadline, short) if with_fallbacks else {}
+    tell("explaining")
     for d in inp.problem.deployments:
         res = results[d.name]
         fallbacks, searched = found.get(d.name, ([], None))

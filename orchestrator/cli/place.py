@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         central_estimate: bool = typer.Option(False, "--central-estimate",
                                               help="check SLOs against the performance model's central estimate, not the pessimistic edge of its error band"),
         time_limit: float = typer.Option(60.0, "--time-limit", min=0.1,
-                                         help="seconds for the solver; past it, the best plan found and its gap (fallbacks get as long again)"),
+                                         help="seconds for the whole placement (candidates, solve, fallbacks): at the limit, the best plan found and its gap"),
         use_quotas: bool = typer.Option(False, "--use-quotas",
                                         help="bound the plan by the GPU quotas `orch check` finds in the clouds' accounts"),
     ) -> None:
@@ -41,8 +41,11 @@ def register(app: typer.Typer) -> None:
             from orchestrator.cli.check import checked_catalog
 
             catalog = checked_catalog(loaded.spec, lambda m: typer.echo(m, err=True))
-        plan = place(loaded, minimize, catalog=catalog, with_fallbacks=not no_fallbacks, time_limit=time_limit,
-                     edge="central" if central_estimate else "pessimistic")
+        from orchestrator.cli.progress import Progress
+
+        with Progress(lambda line: typer.echo(line, err=True)) as progress:
+            plan = place(loaded, minimize, catalog=catalog, with_fallbacks=not no_fallbacks, time_limit=time_limit,
+                         edge="central" if central_estimate else "pessimistic", progress=progress.tell)
         if out is not None:
             out.write_text(plan.model_dump_json(indent=2) + "\n", encoding="utf-8")
             typer.echo(f"plan written to {out}", err=True)

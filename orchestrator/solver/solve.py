@@ -151,9 +151,11 @@ def solve(
     tie_break: bool = True,
     decompose: bool = True,
     early: EarlyNarrowing | None = None,
+    hard_deadline: float | None = None,
 ) -> Solution:
     """Solve the placement MILP within ``time_limit`` seconds in all (``early``: the deployments' narrowing, started
-    while their inputs were built).
+    while their inputs were built). Past ``time_limit`` a deployment with no plan yet may still be started, but
+    never past ``hard_deadline`` (a time.perf_counter() instant; the caller's own limit).
 
     Deployments interact only through coupling rows (quotas, inventory, the project budget). With
     ``decompose``, each deployment is first solved alone; when the union of those optima satisfies every
@@ -168,7 +170,7 @@ def solve(
     start: np.ndarray | None = None
     if decompose and inp.deployments:
         sol, alone = _solve_decomposed(inp, objective, deadline, used_gpus, fixed_usd_per_month, tie_break,
-                                       early if objective == "cost" else None)
+                                       early if objective == "cost" else None, hard_deadline)
         if sol is not None:
             return sol
         if alone is not None and len(inp.deployments) > 1:
@@ -187,7 +189,7 @@ def _left(deadline: float) -> float:
 
 def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gpus: dict[str, float] | None,
                       fixed: float, tie_break: bool, early: EarlyNarrowing | None = None,
-                      ) -> tuple[Solution | None, dict[str, Solution] | None]:
+                      hard_deadline: float | None = None) -> tuple[Solution | None, dict[str, Solution] | None]:
     """(solution, None) when the per-deployment optima together respect the coupling rows; (None, the
     per-deployment solutions) when they violate one; (None, None) when decomposition does not apply."""
     t0 = time.perf_counter()
@@ -196,6 +198,8 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadline: float, used_gp
     # past the deadline each deployment still gets its least time, so that every one has a plan; but not when
     # that would keep the caller waiting much longer than asked (many deployments, a very short limit)
     give_up = deadline + max(LATE_S, LATE_SHARE * (deadline - t0))
+    if hard_deadline is not None:
+        give_up = min(give_up, hard_deadline)
     # the parts stop early enough to leave time for the Python around them and for assembling the whole plan
     n = len(inp.deployments)
     deadline -= min(0.15 * max(0.0, deadline - t0), ASSEMBLY_S_PER_DEPLOYMENT * n + 0.1)
