@@ -480,6 +480,8 @@ def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Any, gpus: dict[
     sel = np.sort(order[first_of])
     if prune:
         lim = table.counted(limited)[off[idx]]
+        if any(getattr(p, "per_gpu_type", False) for p in policies):  # rows tie the choice to GPU types
+            lim = np.ones(len(idx), bool)
         group = _codes(region[idx], market, np.where(lim, gpu[idx], -1))
         kept = _pareto(sel, group, lim, unit, np.minimum(rps, req), co2, gpus_unit, ttft, reach,
                        exact_ttft=exact_ttft, carbon=carbon)

@@ -40,6 +40,9 @@ class Policy:
     adds_rows: ClassVar[bool] = False
     #: The candidate fields ``reject`` looks at (the provider is part of the region id).
     reads: ClassVar[frozenset[str]] = frozenset({"region", "gpu", "market", "quantization"})
+    #: True when the rows tie a deployment's choice to GPU types: a candidate is then judged dominated only by one
+    #: of its own GPU type (a cheaper one of another type may be ruled out by the rows).
+    per_gpu_type: ClassVar[bool] = False
 
     def __init__(self, name: str, params: BaseModel) -> None:
         self.name = name
