@@ -151,3 +151,20 @@ def test_tensor_parallel_all_reduce_is_two_per_layer_of_the_steps_tokens() -> No
     assert _terms(bt, b, p)["t_comm_s"] == pytest.approx(2 * m.layers * per, rel=1e-9)
     one = _batch("llama-3.1-8b", "H100", 1, "bf16", 230, 203)
     assert _terms(one, b, p)["t_comm_s"] == 0.0  # one GPU: no all-reduce
+
+
+def test_static_batch_is_one_prefill_of_all_prompts_then_decode_steps() -> None:
+    """vLLM's benchmark_latency.py (measurements.csv static_batch_output_tokens_per_s): no prefill overlaps a decode."""
+    from orchestrator.perf.explain import throughput_at
+
+    m, gpu = lookup_model("llama-3.1-405b"), get_gpu("MI300X")
+    bt = _batch("llama-3.1-405b", "MI300X", 8, "fp8", 128, 128, "vllm-v0")
+    for b in (1, 64):
+        latency = float(bt.terms(0.0, b * 128)["step_s"][0]) + 127 * float(bt.step(float(b))[0])
+        r = throughput_at(m, gpu, 8, "fp8", 128, 128, b, engine="vllm-v0")
+        assert r["static_batch_output_tokens_per_s"] == pytest.approx(b * 128 / latency, rel=1e-9)
+    # at batch 64 decode alone is memory bound, so serial prefill + decode is slower than mixing them each step
+    r = throughput_at(m, gpu, 8, "fp8", 128, 128, 64, engine="vllm-v0")
+    assert r["static_batch_output_tokens_per_s"] < r["output_tokens_per_s"]
+    pre = _terms(bt, 0.0, 64 * 128)
+    assert pre["kv_read_bytes_per_gpu"] == pytest.approx(64 * 128 * float(bt.kv_tok_gpu[0]), rel=1e-12)

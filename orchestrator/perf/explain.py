@@ -30,8 +30,13 @@ def throughput_at(
     cap = float(bt.batch_cap()[0])
     b = max(1.0, min(float(concurrency), cap) if concurrency else cap)
     tpot = float(bt.tpot(b)[0])
+    # a static batch (vLLM's benchmark_latency.py): B prompts prefilled together, then O - 1 decode steps at batch B
+    # (the first token comes out of the prefill) over the mean context I + O/2 -- no prefill overlaps a decode step
+    bs = float(concurrency or b)
+    static_s = float(bt.terms(0.0, bs * input_tokens)["step_s"][0]) + (output_tokens - 1) * float(bt.step(bs)[0])
     return {
         "batch": b,
+        "static_batch_output_tokens_per_s": bs * output_tokens / static_s,
         "step_ms_batch1": float(bt.step(1.0)[0]) * 1e3,
         "tpot_ms": tpot * 1e3,
         "output_tokens_per_s": b / tpot,

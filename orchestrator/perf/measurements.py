@@ -14,7 +14,7 @@ from orchestrator.perf.explain import throughput_at
 
 # Metric groups: the accuracy report and the fit judge throughput, batch-1 TPOT and TTFT separately.
 GROUPS: dict[str, tuple[str, ...]] = {
-    "throughput": ("max_output_tokens_per_s", "output_tokens_per_s"),
+    "throughput": ("max_output_tokens_per_s", "output_tokens_per_s", "static_batch_output_tokens_per_s"),
     "tpot_batch1": ("tpot_ms_batch1",),
     "ttft": ("ttft_ms",),
 }
@@ -100,6 +100,8 @@ def predict(m: Measurement, cal: Calibration | None = None) -> float:
     r = throughput_at(model, gpu, m.gpus, m.quantization, m.input_tokens, m.output_tokens, concurrency, cal=cal)
     if m.metric in ("max_output_tokens_per_s", "output_tokens_per_s"):
         return r["output_tokens_per_s"]
+    if m.metric == "static_batch_output_tokens_per_s":
+        return r["static_batch_output_tokens_per_s"]
     if m.metric == "tpot_ms_batch1":
         return r["step_ms_batch1"]
     if m.metric == "ttft_ms":

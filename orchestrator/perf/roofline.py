@@ -218,7 +218,7 @@ class _Batch:
     def terms(self, batch: Any, prefill_tokens: Any = 0.0) -> dict[str, Any]:
         """The roofline terms of one step at batch B with P prefill tokens mixed in (arrays over configs)."""
         np, m = self.np, self.model
-        b = np.maximum(np.asarray(batch, dtype=float), 1.0)
+        b = np.maximum(np.asarray(batch, dtype=float), 0.0)  # 0: a prefill-only step (step() and tpot() clamp at 1)
         p = np.maximum(np.asarray(prefill_tokens, dtype=float), 0.0)
         tokens = b + p
         if self.share < 1.0:
@@ -239,8 +239,8 @@ class _Batch:
                 "step_s": np.maximum(t_mem, t_cmp) + comm + overhead}
 
     def step(self, batch: Any, prefill_tokens: Any = 0.0) -> Any:
-        """Step time (s) at batch size(s) `batch` (scalar or per-config array), `prefill_tokens` mixed in."""
-        return self.terms(batch, prefill_tokens)["step_s"]
+        """Step time (s) at batch size(s) `batch` (scalar or per-config array, at least 1), `prefill_tokens` mixed in."""
+        return self.terms(self.np.maximum(batch, 1.0), prefill_tokens)["step_s"]
 
     def kv_capacity(self, tokens: int) -> Any:
         """KV capacity per configuration in tokens, counted in sequences `tokens` long (== kv_cap unless
