@@ -231,10 +231,14 @@ def settle(plan: Plan, loaded: Any, previous: Plan | None, say: Callable[[str], 
                 break
             groups, _ = picked
             n = sum(g.count for g in groups)
-        if n < a.min_replicas:
-            per = max(g.capacity_rps for g in groups) or 1.0
+        others = [g for x in plan.deployments if x.name != d.name for g in x.replicas]
+        for _ in range(a.min_replicas):  # each round adds at least one replica; a larger one may cover more capacity
+            if n >= a.min_replicas:     # than asked in fewer replicas, so the count is checked again
+                break
+            per = min(g.capacity_rps for g in groups) or 1.0
             groups = with_groups(groups, cheapest_addition(loaded, d.name, (a.min_replicas - n - 0.5) * per,
-                                                           [g for x in plan.deployments for g in x.replicas]))
+                                                           others + groups))
+            n = sum(g.count for g in groups)
         m = sum(g.count for g in groups)
         if m != sum(g.count for g in dep.replicas):
             say(f"{d.name}: {sum(g.count for g in dep.replicas)} planned replica(s) -> {m}, within autoscale's "
