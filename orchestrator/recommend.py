@@ -126,7 +126,8 @@ def recommend(loaded: Any, engine: Any, start: float, end: float, now: float, *,
             rec.recommended_usd_per_month = rec.recommended.usd_per_month
             rec.slo_margin = _margin(d, dp, m)
             if cur_month is None:
-                rec.note = "nothing of it runs now (per state): the recommendation is what to run at the measured load"
+                rec.note = ("nothing of it runs at the end of the window (per state): the recommendation is what to run "
+                            "at the measured load")
             else:
                 rec.monthly_saving_usd = round(cur_month - rec.recommended_usd_per_month, 2)
                 rec.note = _verdict(rec.monthly_saving_usd, cur_month)
