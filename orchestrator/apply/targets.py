@@ -113,7 +113,9 @@ def _gcp(name: str, region: str, settings: Providers | None, *, lenient: bool = 
 def _azure(name: str, region: str, settings: Providers | None, *, lenient: bool = False) -> Target:
     region_name = region.split(":", 1)[1]
     opts = _cloud_options(settings, "azure")
-    for required in ("subscription_id", "resource_group", "key_vault"):  # the key vault holds the endpoint's keys
+    from orchestrator.apply.launch_settings import REQUIRED
+
+    for required in REQUIRED["azure"]:  # the key vault holds the endpoint's keys
         if required not in opts and lenient:
             opts[required] = _placeholder(f"providers.azure.options.{required}")
         if required not in opts:

@@ -56,6 +56,10 @@ def register(app: typer.Typer) -> None:
             for m in plan.messages:
                 typer.echo(f"  {m}", err=True)
             raise typer.Exit(NO_PLAN)
+        used = {g.provider for d in plan.deployments for g in [*d.replicas, *d.gateways]}
+        for w in loaded.warnings:  # what apply will need from the file, for the providers this plan uses
+            if w.path.split(".")[:2][-1] in used:
+                typer.echo(f"warning: {w}", err=True)
         if json_out:
             typer.echo(json.dumps(contract(plan), indent=2))
             return

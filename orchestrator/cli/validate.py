@@ -47,9 +47,13 @@ def register(app: typer.Typer) -> None:
             results.append(
                 {"file": str(file), "ok": True, "deployments": n_dep, "policies": n_pol, "sha256": loaded.sha256}
             )
+            if loaded.warnings:
+                results[-1]["warnings"] = [vars(p) for p in loaded.warnings]
             if not json_out:
                 summary = f"{_plural(n_dep, 'deployment', 'deployments')}, {_plural(n_pol, 'policy', 'policies')}"
                 typer.echo(f"ok: {summary} ({file})")
+                for w in loaded.warnings:
+                    typer.echo(f"warning: {w}", err=True)
         if json_out:
             typer.echo(json.dumps(results, indent=2))
         if failed:

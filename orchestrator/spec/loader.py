@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ class LoadedSpec:
     base_dir: Path  # relative paths in the file (model config.json) resolve against this
     sha256: str  # hex digest of the file's bytes: plans and state record which file they came from
     source_map: SourceMap
+    warnings: list[Problem] = field(default_factory=list)  # what apply will need that the file does not give yet
 
     def locate(self, path: FieldPath, prefer_key: bool = False) -> tuple[int, int] | None:
         """1-based (line, column) of ``path``, or of its nearest parent that has a position."""
@@ -65,6 +66,10 @@ def validate_data(
     if check and spec is not None:
         inp = CheckInput(spec=spec, base_dir=base_dir, bad=frozenset(i.path for i in issues))
         issues.extend(run_checks(inp))
+        if not any(i.path[:1] == ("providers",) for i in issues):
+            from orchestrator.apply.launch_settings import launch_issues
+
+            issues.extend(launch_issues(spec.providers)[0])
     if issues:
         raise SpecError(problems=_sorted([_problem(file, source_map, i) for i in _dedupe(issues)]))
     return spec
@@ -101,6 +106,12 @@ def load_spec_text(text: str | bytes, path: str | Path = "<string>", *, check: b
 def _finish(path: Path, raw: bytes, data: dict[str, Any], source_map: SourceMap, check: bool) -> LoadedSpec:
     base_dir = path.resolve().parent
     spec = validate_data(data, file=str(path), source_map=source_map, base_dir=base_dir, check=check)
+    warnings: list[Problem] = []
+    if check:
+        from orchestrator.apply.launch_settings import launch_issues
+
+        warnings = _sorted([_problem(str(path), source_map, i) for i in launch_issues(spec.providers)[1]])
     return LoadedSpec(
-        spec=spec, path=path, base_dir=base_dir, sha256=hashlib.sha256(raw).hexdigest(), source_map=source_map
+        spec=spec, path=path, base_dir=base_dir, sha256=hashlib.sha256(raw).hexdigest(), source_map=source_map,
+        warnings=warnings,
     )
