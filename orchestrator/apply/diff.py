@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from orchestrator.fmt import wrap_cells
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -131,7 +133,7 @@ def render(changes: list[Change], console: Console, title: str = "Changes") -> N
             c.instance_type, f"{c.gpu_count}x{c.gpu}", c.market,
             f"{c.old_usd_per_hour:.2f} -> {c.usd_per_hour:.2f}" if c.repriced else f"{c.usd_per_hour:.2f}", style=None,
         )
-    console.print(table)
+    console.print(wrap_cells(table))
     n = counts(changes)
     before = sum(c.old_usd_per_hour for c in changes if c.action in ("keep", "adopt", "delete"))
     after = sum(c.usd_per_hour for c in changes if c.action != "delete")

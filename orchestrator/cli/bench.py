@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from orchestrator.fmt import wrap_cells
+
 import json
 from pathlib import Path
 from typing import Optional
@@ -57,7 +59,7 @@ def _table(results, model: str) -> None:  # type: ignore[no-untyped-def]
         t.add_row(str(r.concurrency), str(r.requests), str(r.errors), f"{r.input_tokens_mean:.0f}",
                   f"{r.output_tokens_per_s:,.1f}", f"{r.requests_per_s:,.2f}", ms(r.ttft_p50_ms), ms(r.ttft_p95_ms),
                   ms(r.ttft_p99_ms), ms(r.tpot_p50_ms), ms(r.tpot_p95_ms), ms(r.tpot_p99_ms))
-    out().print(t)
+    out().print(wrap_cells(t))
 
 
 def register(app: typer.Typer) -> None:

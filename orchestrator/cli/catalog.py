@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from orchestrator.fmt import wrap_cells
+
 import json
 from typing import TYPE_CHECKING, Optional
 
@@ -129,7 +131,7 @@ def list_offerings(
         table.caption = (f"STALE: {stale} of {len(rows)} row(s) priced before {stale_cutoff()} (more than "
                          f"{STALE_AFTER_DAYS} days ago); `orch catalog refresh` or `orch catalog import` replaces them")
         table.caption_justify = "left"
-    _console().print(table)
+    _console().print(wrap_cells(table))
 
 
 @catalog_app.command("models")
@@ -191,7 +193,7 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="print a JSON
             f"{m.max_context:,}",
             m.weight_format,
         )
-    _console().print(table)
+    _console().print(wrap_cells(table))
 
 
 @catalog_app.command("gpus")
@@ -222,7 +224,7 @@ def list_gpus(as_json: bool = typer.Option(False, "--json", help="print a JSON l
             f"{g.tdp_w:g}",
             f"{g.link_gbps:g}",
         )
-    _console().print(table)
+    _console().print(wrap_cells(table))
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,8 @@ requested region failed; missing credentials stop the refresh at once.
 
 from __future__ import annotations
 
+from orchestrator.fmt import wrap_cells
+
 import json
 import os
 from datetime import date
@@ -189,4 +191,4 @@ def _print_summary(kind: str, summary: list[dict[str, object]]) -> None:
         table.add_column(col, justify="right" if col == "offerings" else "left")
     for row in summary:
         table.add_row(str(row["region"]), str(row["status"]), str(row["offerings"]))
-    console.print(table)
+    console.print(wrap_cells(table))

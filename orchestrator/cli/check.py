@@ -4,6 +4,8 @@ account's GPU quotas per region, and the secret store and network calls apply ne
 
 from __future__ import annotations
 
+from orchestrator.fmt import wrap_cells
+
 import json
 from pathlib import Path
 from typing import Any
@@ -166,7 +168,7 @@ def render(doc: dict[str, Any], results: list[Any], console: Any) -> None:
                           usable if first else "", escape(r.credentials) if first else "",
                           escape(str(r.account or "")) if first else "", region or "-",
                           _quota_cell(r, region) if region else "-", checks if first else "")
-    console.print(table)
+    console.print(wrap_cells(table))
     for line in doc["failures"]:
         console.print(f"[red]not ready:[/] {escape(line)}")
 

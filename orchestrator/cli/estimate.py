@@ -3,6 +3,8 @@ every GPU type side by side with $ per 1M output tokens."""
 
 from __future__ import annotations
 
+from orchestrator.fmt import wrap_cells
+
 import json
 import math
 from typing import Any
@@ -211,7 +213,7 @@ def _print_one(data: dict[str, Any]) -> None:
         table.add_row(label, text)
     if data.get("fits") and data.get("band_basis"):
         table.add_row("error band (throughput)", f"x{data['band_lo']:.2f}..x{data['band_hi']:.2f} ({data['band_basis']})")
-    out().print(table)
+    out().print(wrap_cells(table))
 
 
 def _print_table(model: str, q: str, i: int, o: int, slo: float | None, rows: list[dict[str, Any]]) -> None:
@@ -231,4 +233,4 @@ def _print_table(model: str, q: str, i: int, o: int, slo: float | None, rows: li
             _fmt(r.get("tpot_ms_batch1"), 1), _fmt(r.get("tpot_ms"), 1),
             _fmt(r.get("usd_per_gpu_hour"), 2), _fmt(r.get("usd_per_1m_output_tokens"), 3),
         )
-    out().print(table)
+    out().print(wrap_cells(table))

@@ -80,6 +80,7 @@ def contract(plan: Any) -> dict[str, Any]:
 def print_plan(plan: Any) -> None:
     from rich.console import Console
 
+    from orchestrator import fmt
     from orchestrator.candidates import HOURS_PER_MONTH
     from rich.table import Table
 
@@ -89,7 +90,7 @@ def print_plan(plan: Any) -> None:
     err = Console(stderr=True)
     for d in plan.deployments:
         t = Table(title=f"{d.name}  ({d.model}, max_model_len {d.max_model_len})", title_justify="left")
-        for col, just in [("provider:region", "left"), ("instance × count", "left"), ("GPUs", "right"), ("TP×PP", "right"),
+        for col, just in [("region", "left"), ("instance ×n", "left"), ("GPUs", "right"), ("TP×PP", "right"),
                           ("quant", "left"), ("market", "left"), ("$/h", "right"), ("TTFT ms", "right"),
                           ("TPOT ms", "right"), ("req/s", "right")]:
             t.add_column(col, justify=just)  # type: ignore[arg-type]
@@ -103,7 +104,7 @@ def print_plan(plan: Any) -> None:
                      f"capacity {p.capacity_rps:,.1f} req/s · ${p.usd_per_million_tokens:,.4f} per 1M tokens · "
                      f"${d.usd_per_hour:,.2f}/h incl. egress ${d.egress_usd_per_month:,.0f}/month")
         t.caption_justify = "left"
-        out.print(t)
+        out.print(fmt.wrap_cells(t))
         if d.performance:
             from orchestrator.perf.provenance import describe
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from orchestrator.fmt import wrap_cells
+
 import json
 from pathlib import Path
 from typing import Any, Optional
@@ -119,7 +121,7 @@ def render(doc: dict[str, Any], console) -> None:  # type: ignore[no-untyped-def
                 str(r["instance_type"] or "?"), r["status"], f"[{style}]{r['health']}[/]", r["endpoint"] or "-",
                 _uptime(r["uptime_s"]), f"{r['usd_per_hour']:.2f}", f"${r['cost_usd']:.4f}",
             )
-    console.print(table)
+    console.print(wrap_cells(table))
     console.print(f"total ${doc['usd_per_hour']:,.2f}/h")
     if any(d.get("endpoints") for d in doc["deployments"]):
         console.print("call an endpoint with the header 'Authorization: Bearer <key>' (the key: $ORCH_API_KEY, or "

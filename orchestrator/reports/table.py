@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from orchestrator.fmt import wrap_cells
+
 import csv
 import io
 import json
@@ -78,7 +80,7 @@ def render_table(report: Report, console: Any = None, finance: Any = None) -> No
         table.add_column(header or report.by, justify="left" if name == "key" else "right")
     for row in [*report.rows, report.total]:
         table.add_row(*(_fmt(n, getattr(row, n)) for n, _ in COLUMNS), style="bold" if row is report.total else None)
-    console.print(table)
+    console.print(wrap_cells(table))
     for line in headline_lines(finance) if finance is not None else []:
         console.print(line, highlight=False, soft_wrap=True)
     for note in report.notes:
