@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from orchestrator.fmt import wrap_cells
-
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from orchestrator.apply.desired import DesiredReplica
+from orchestrator.fmt import wrap_cells
 from providers.base import Handle
 
 if TYPE_CHECKING:

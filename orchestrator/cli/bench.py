@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from orchestrator.fmt import wrap_cells
-
 import json
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from orchestrator.fmt import wrap_cells
 
 
 def _levels(text: str) -> list[int]:
@@ -45,8 +45,9 @@ def _target(target: str, state: str | None):  # type: ignore[no-untyped-def]
 
 
 def _table(results, model: str) -> None:  # type: ignore[no-untyped-def]
-    from orchestrator.cli.console import out
     from rich.table import Table
+
+    from orchestrator.cli.console import out
 
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v:,.1f}"
@@ -84,15 +85,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Drive load at an OpenAI-compatible endpoint (streaming /v1/completions) and measure it."""
         import asyncio
+        import os
 
         import httpx
-        from orchestrator.cli.console import err
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         from orchestrator.bench.loadgen import run_bench
+        from orchestrator.cli.console import err
         from orchestrator.errors import UserError
-
-        import os
 
         levels = _levels(concurrency)
         headers: dict[str, str] = {}

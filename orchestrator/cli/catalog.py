@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from orchestrator.fmt import wrap_cells
-
 import json
 from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from orchestrator.errors import UserError
+from orchestrator.fmt import wrap_cells
 from orchestrator.suggest import did_you_mean
 
 if TYPE_CHECKING:

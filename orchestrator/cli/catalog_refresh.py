@@ -8,8 +8,6 @@ requested region failed; missing credentials stop the refresh at once.
 
 from __future__ import annotations
 
-from orchestrator.fmt import wrap_cells
-
 import json
 import os
 from datetime import date
@@ -18,6 +16,7 @@ from typing import TYPE_CHECKING, Optional
 import typer
 
 from orchestrator.errors import AuthError, OrchError, ProviderError, UserError
+from orchestrator.fmt import wrap_cells
 
 if TYPE_CHECKING:
     from orchestrator.catalog.types import Offering
@@ -63,7 +62,13 @@ def _no_network(message: str) -> bool:
 
 def refresh_regions(provider: Provider, kind: str, regions: list[str]) -> tuple[dict[str, list[Offering]], dict[str, str]]:
     """Fetch each region with a progress bar on stderr: (offerings per region, error message per failed region)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from orchestrator.cli.console import err
 

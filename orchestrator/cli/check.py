@@ -4,13 +4,13 @@ account's GPU quotas per region, and the secret store and network calls apply ne
 
 from __future__ import annotations
 
-from orchestrator.fmt import wrap_cells
-
 import json
 from pathlib import Path
 from typing import Any
 
 import typer
+
+from orchestrator.fmt import wrap_cells
 
 CLOUDS = ("aws", "gcp", "azure")
 NOT_USABLE = 3  # exit code: a provider the file uses is not usable (as a provider failure)

@@ -3,13 +3,13 @@ every GPU type side by side with $ per 1M output tokens."""
 
 from __future__ import annotations
 
-from orchestrator.fmt import wrap_cells
-
 import json
 import math
 from typing import Any
 
 import typer
+
+from orchestrator.fmt import wrap_cells
 
 QUANT_HELP = "bf16 | fp16 | fp8 | int8 | int4"
 
@@ -184,8 +184,9 @@ def _print_explain(e: dict[str, Any]) -> None:
 
 
 def _print_one(data: dict[str, Any]) -> None:
-    from orchestrator.cli.console import out
     from rich.table import Table
+
+    from orchestrator.cli.console import out
 
     labels = [
         ("model", "model", None), ("gpu", "GPU", None), ("gpus", "GPUs (tensor parallel)", None),
@@ -217,8 +218,9 @@ def _print_one(data: dict[str, Any]) -> None:
 
 
 def _print_table(model: str, q: str, i: int, o: int, slo: float | None, rows: list[dict[str, Any]]) -> None:
-    from orchestrator.cli.console import out
     from rich.table import Table
+
+    from orchestrator.cli.console import out
 
     title = f"{model} ({q}), {i} in / {o} out tokens" + (f", TPOT SLO {slo:g} ms" if slo else "")
     table = Table(title=title, caption="each GPU type at its most cost-effective GPU count (of 1, 2, 4, 8 that fit); "

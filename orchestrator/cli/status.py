@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from orchestrator.fmt import wrap_cells
-
 import json
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
+
+from orchestrator.fmt import wrap_cells
 
 
 def collect(db, file: Path | None, err) -> dict[str, Any]:  # type: ignore[no-untyped-def]

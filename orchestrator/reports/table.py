@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from orchestrator.fmt import wrap_cells
-
 import csv
 import io
 import json
 from typing import Any
 
+from orchestrator.fmt import wrap_cells
 from orchestrator.reports.aggregate import Report, Row, iso
 
 COLUMNS: list[tuple[str, str]] = [  # (Row field, header)
