@@ -59,6 +59,9 @@ def _root(
 def _register_all() -> None:
     for name in COMMANDS:
         importlib.import_module(f"orchestrator.cli.{name}").register(app)
+    from orchestrator.cli.examples import add_examples
+
+    add_examples(app)
 
 
 _register_all()
