@@ -29,6 +29,7 @@ CLOUD_PUE = 1.1
 ONPREM_PROVIDERS = ("onprem", "local")
 POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
 MARKETS = ("on_demand", "spot", "onprem")
+ON_DEMAND, SPOT = MARKETS[0], MARKETS[1]  # the markets by name (the solver compares with these, not with literals)
 
 # Rejection categories (keys of DeploymentCandidates.rejected[...]); what vLLM can launch (dtype, hardware, checkpoint,
 # parallelism, context) is orchestrator/compat.py's, from orchestrator/data/vllm_compat.yaml.
@@ -271,7 +272,7 @@ def build_candidates(
     verdicts = {gname: [compat.resolve(model, gpus[gname], q) for q in deployment.quantization]
                 for gname in {gname for gname, _ in table.shapes if gname in gpus}}
     # accelerators that are not GPUs (TPU, Trainium) only where the deployment's hardware policy names them
-    named = {g for p in policies if getattr(p, "kind", "") == "hardware" for g in getattr(p.params, "gpus", ())}
+    named = set().union(*(p.named_gpus() for p in policies))
     opted_out = {gname for gname in verdicts if compat.opt_in(gpus[gname]) and gname not in named}
     verdicts = {gname: ([] if gname in opted_out else v) for gname, v in verdicts.items()}
     configs = sorted({(gname, g, v.quantization) for gname, count in table.shapes if gname in gpus

@@ -11,6 +11,11 @@ The solver only ever calls these hooks, so a new kind is one module here and not
 
 ``deployment`` is None for a project-wide policy (the global budget); ``candidates`` are then all
 of the project's candidates.
+
+Optional knowledge the solver, the candidates and the messages ask of a kind (safe defaults, so the solver names
+no kind): ``bound_safe`` and ``spot_rule`` (what the cost bound may assume), ``difficulty_factor`` (scheduling),
+``named_gpus`` (opt-in accelerators), ``over_limit``/``relax_hint``/``declared_at`` (infeasibility),
+``prefers`` and ``explain_note`` (why a cheaper candidate is not the plan).
 """
 
 from __future__ import annotations
@@ -43,10 +48,20 @@ class Policy:
     #: True when the rows tie a deployment's choice to GPU types: a candidate is then judged dominated only by one
     #: of its own GPU type (a cheaper one of another type may be ruled out by the rows).
     per_gpu_type: ClassVar[bool] = False
+    #: True when an all-on-demand plan always satisfies the rows and the policy adds no objective terms: the cost
+    #: bound of solver/bounds.py may then ignore it (beyond ``spot_rule``). False is always safe (no bound pruning).
+    bound_safe: ClassVar[bool] = False
+    #: How much harder a deployment with this policy is to solve (the decomposed solve takes the hardest first).
+    difficulty_factor: ClassVar[float] = 1.0
+    #: True when the policy is a lexicographic preference (objective "preference", solved before the user's
+    #: objective): its ``explain_note`` then explains a choice before the SLOs do.
+    prefers: ClassVar[bool] = False
 
-    def __init__(self, name: str, params: BaseModel) -> None:
+    def __init__(self, name: str, params: BaseModel, *, implicit: bool = False) -> None:
         self.name = name
         self.params = params
+        #: True for a policy the deployment gets from a field of its own (``spot: allow``), not from ``policies:``
+        self.implicit = implicit
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}, {self.params!r})"
@@ -58,6 +73,32 @@ class Policy:
         return None
 
     def objective_terms(self, builder: ModelBuilder, deployment: Deployment | None, candidates: list[Candidate]) -> None:
+        return None
+
+    def spot_rule(self, deployment: Deployment | None) -> tuple[float, int] | None:
+        """(on-demand floor, spot failure domains) the rows impose, for the cost bound; None: no spot rows."""
+        return None
+
+    def named_gpus(self) -> frozenset[str]:
+        """Accelerators this policy names: those offered only where a policy names them (TPU, Trainium) are then
+        candidates."""
+        return frozenset()
+
+    def over_limit(self, need_usd_month: float) -> tuple[tuple, str] | None:
+        """A project-wide policy: (spec path, message) when the cheapest plan meeting every SLO, at
+        ``need_usd_month``, breaks it; None when it does not or the policy cannot say."""
+        return None
+
+    def relax_hint(self, need_usd_month: float) -> str:
+        """Appended to "policy X cannot be met" when the deployment's cheapest plan without it costs ``need``."""
+        return ""
+
+    def declared_at(self, deployment_index: int) -> tuple:
+        """The spec path where the policy is declared (for located messages)."""
+        return ("policies", self.name)
+
+    def explain_note(self, deployment: Deployment | None, candidate: Candidate) -> str | None:
+        """Why ``candidate``, cheaper on its own, may not be in the plan because of this policy; None: not this one."""
         return None
 
 

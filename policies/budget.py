@@ -25,6 +25,18 @@ class Budget(Policy):
     adds_rows: ClassVar[bool] = True
     reads: ClassVar[frozenset[str]] = frozenset()
 
+    def over_limit(self, need_usd_month: float) -> tuple[tuple, str] | None:
+        cap = self.params.monthly_usd
+        if need_usd_month <= cap:
+            return None
+        return (("budget", "monthly_usd"),
+                f"budget: the cheapest plan meeting every SLO needs ${need_usd_month:,.0f}/month, the budget is "
+                f"${cap:,.0f}/month; raise budget.monthly_usd by ${need_usd_month - cap:,.0f} or relax SLOs/traffic")
+
+    def relax_hint(self, need_usd_month: float) -> str:
+        cap = self.params.monthly_usd
+        return f": needs ${need_usd_month:,.0f}/month, the policy allows ${cap:,.0f}" if cap else ""
+
     def add_constraints(self, builder, deployment, candidates):  # noqa: ANN001, ANN201
         from orchestrator.solver.model import RowTag
 

@@ -26,6 +26,7 @@ class Exclude(Policy):
     kind: ClassVar[str] = "exclude"
     reads: ClassVar[frozenset[str]] = frozenset({"region"})
     Params: ClassVar[type[PolicyParams]] = ExcludeParams
+    bound_safe: ClassVar[bool] = True  # a filter: no rows, no objective terms
 
     def reject(self, deployment, candidate):  # noqa: ANN001, ANN201
         if candidate.provider in self.params.providers:

@@ -26,6 +26,10 @@ class Hardware(Policy):
     kind: ClassVar[str] = "hardware"
     reads: ClassVar[frozenset[str]] = frozenset({"gpu"})
     Params: ClassVar[type[PolicyParams]] = HardwareParams
+    bound_safe: ClassVar[bool] = True  # a filter: no rows, no objective terms
+
+    def named_gpus(self) -> frozenset[str]:
+        return frozenset(self.params.gpus)
 
     def reject(self, deployment, candidate):  # noqa: ANN001, ANN201
         if candidate.gpu in self.params.gpus:

@@ -20,6 +20,10 @@ class OnPremFirst(Policy):
     kind: ClassVar[str] = "onprem-first"
     Params: ClassVar[type[PolicyParams]] = PolicyParams
     reads: ClassVar[frozenset[str]] = frozenset()
+    prefers: ClassVar[bool] = True
+
+    def explain_note(self, deployment, candidate):  # noqa: ANN001, ANN201
+        return f"policy {self.name} (onprem-first) puts on-prem capacity first"
 
     def objective_terms(self, builder, deployment, candidates):  # noqa: ANN001, ANN201
         for c in candidates:

@@ -19,6 +19,7 @@ class Pin(Policy):
     kind: ClassVar[str] = "pin"
     reads: ClassVar[frozenset[str]] = frozenset({"region"})
     Params: ClassVar[type[PolicyParams]] = PinParams
+    bound_safe: ClassVar[bool] = True  # a filter: no rows, no objective terms
 
     def reject(self, deployment, candidate):  # noqa: ANN001, ANN201
         if candidate.provider in self.params.providers:

@@ -19,6 +19,7 @@ class Residency(Policy):
     kind: ClassVar[str] = "residency"
     reads: ClassVar[frozenset[str]] = frozenset({"region"})
     Params: ClassVar[type[PolicyParams]] = ResidencyParams
+    bound_safe: ClassVar[bool] = True  # a filter: no rows, no objective terms
 
     def reject(self, deployment, candidate):  # noqa: ANN001, ANN201
         if matches_region(candidate.region, self.params.regions):

@@ -33,11 +33,31 @@ class Spot(Policy):
     reads: ClassVar[frozenset[str]] = frozenset({"market"})
     Params: ClassVar[type[PolicyParams]] = SpotParams
     adds_rows: ClassVar[bool] = True
+    bound_safe: ClassVar[bool] = True  # an all-on-demand plan meets the floor; the spread binds only spot units
+    difficulty_factor: ClassVar[float] = 4.0  # the spread's binaries (scaling benchmark: spot outweighs 3x the candidates)
 
     def floor(self, deployment) -> float:  # noqa: ANN001
         if self.params.on_demand_floor is not None:
             return self.params.on_demand_floor
         return DEFAULT_FLOOR.get(getattr(deployment, "spot", "allow"), 0.5)
+
+    def spot_rule(self, deployment):  # noqa: ANN001, ANN201
+        return float(self.floor(deployment)), int(self.params.min_failure_domains)
+
+    def declared_at(self, deployment_index: int) -> tuple:
+        return ("deployments", deployment_index, "spot") if self.implicit else super().declared_at(deployment_index)
+
+    def explain_note(self, deployment, candidate):  # noqa: ANN001, ANN201
+        if candidate.market != "spot" or self.floor(deployment) <= 0:
+            return None
+        k = self.params.min_failure_domains
+        return (f"it is spot, and the spot policy ({self.name}) keeps {self.floor(deployment):.0%} of capacity on demand"
+                + (f" and spreads spot over at least {k} regions" if k > 1 else ""))
+
+    @classmethod
+    def implied_by(cls, deployment):  # noqa: ANN001, ANN206
+        """The spot policy a deployment with ``spot: allow|prefer`` and none of its own gets."""
+        return cls(f"spot: {deployment.spot}", SpotParams(), implicit=True)
 
     def reject(self, deployment, candidate):  # noqa: ANN001, ANN201
         if candidate.market == "spot" and self.floor(deployment) >= 1.0:

@@ -109,7 +109,7 @@ def replan(plan: Plan, deployment: str, groups: list[ReplicaGroup]) -> Plan:
 
 def spot_floor(loaded: Any, deployment: str) -> float:
     """The on-demand share of capacity the deployment's spot policy keeps (0 when it has none)."""
-    from orchestrator.solver.inputs import policies_for
+    from policies.assign import policies_for
 
     per_dep, _ = policies_for(loaded.spec)
     dep = next(d for d in loaded.spec.deployments if d.name == deployment)

@@ -22,20 +22,20 @@ import math
 
 import numpy as np
 
-from orchestrator.candidates import HOURS_PER_MONTH
+from orchestrator.candidates import HOURS_PER_MONTH, SPOT
 from orchestrator.solver.problem import DeploymentInput
 
-# policy kinds whose rows an all-on-demand plan always satisfies, and that add no objective terms
-SAFE_KINDS = frozenset({"residency", "pin", "exclude", "hardware", "spot"})
 GRID = 128  # demand steps of the knapsack bound: finer is tighter and slower
 MAX_COVER_USERS = 10  # user regions up to which the bound finds the cheapest set of regions that answers them all
 
 
 def _spot_rule(d: DeploymentInput) -> tuple[float, int]:
-    """(on-demand floor, failure domains) of the deployment's spot policy; (0, 0) without one (no rows)."""
+    """(on-demand floor, failure domains) of the deployment's spot rows (the first policy that has them); (0, 0)
+    without any."""
     for p in d.policies:
-        if getattr(p, "kind", None) == "spot":
-            return float(p.floor(d.spec)), int(p.params.min_failure_domains)
+        rule = p.spot_rule(d.spec)
+        if rule is not None:
+            return rule
     return 0.0, 0
 
 
@@ -89,7 +89,7 @@ def _rest(k_od: np.ndarray, k_spot: np.ndarray, group: np.ndarray, a: np.ndarray
 def lower_bounds(d: DeploymentInput, grid: int = GRID) -> np.ndarray:
     """$ per month: a lower bound on the cost of any plan of ``d`` alone that buys a unit of each candidate
     (module docstring). Valid for plans the model accepts: it relaxes routing, unit limits and the policies of
-    SAFE_KINDS, and keeps only what every such plan pays."""
+    policies that say ``bound_safe``, and keeps only what every such plan pays."""
     cands = d.candidates
     n = len(cands)
     demand = d.rps
@@ -98,7 +98,7 @@ def lower_bounds(d: DeploymentInput, grid: int = GRID) -> np.ndarray:
     floor, domains = _spot_rule(d)
     cap = np.minimum(np.array([c.rps_per_unit for c in cands]) / (1.0 + d.headroom), demand)
     price = np.array([c.usd_per_unit_hour for c in cands]) * HOURS_PER_MONTH
-    spot = np.array([c.market == "spot" for c in cands])
+    spot = np.array([c.market == SPOT for c in cands])
     names = sorted({c.region for c in cands})
     region = np.searchsorted(np.array(names), np.array([c.region for c in cands]))
     charge_r = np.array([d.data_egress_usd_month.get(r, 0.0) for r in names])
@@ -111,19 +111,19 @@ def lower_bounds(d: DeploymentInput, grid: int = GRID) -> np.ndarray:
     # knapsacks over every candidate, and per region r over r and the free regions (where the rest pays no data egress)
     home = free_r[region]
     k_all, k_near = {}, {}
-    for m, mask in (("od", ~spot), ("spot", spot)):
+    for m, mask in (("od", ~spot), (SPOT, spot)):
         k_all[m] = _knapsacks(steps, price, [np.nonzero(mask)[0]], grid)
         k_near[m] = _knapsacks(steps, price, [np.nonzero(mask & ((region == r) | home))[0] for r in range(len(names))], grid)
     a = np.maximum(0, need_od - np.where(spot, 0, steps))
     b = np.maximum(0, grid - steps)
-    near_n, near_s = _rest(k_near["od"], k_near["spot"], region, a, b)
+    near_n, near_s = _rest(k_near["od"], k_near[SPOT], region, a, b)
     # the rest can stay near only if c's region and the free ones answer every user region
     ok = _routable(d)
     answered = np.zeros((len(d.sources), len(names)), bool)
     for s, row in enumerate(ok):
         answered[s, region[row]] = True
     near_ok = (answered | answered[:, free_r].any(axis=1)[:, None]).all(axis=0)[region]
-    far_n, far_s = _rest(k_all["od"], k_all["spot"], np.zeros(n, np.int64), a, b)
+    far_n, far_s = _rest(k_all["od"], k_all[SPOT], np.zeros(n, np.int64), a, b)
     units = _per_user_units(d, ok, steps, price, grid)
 
     # data egress of further regions: the cheapest paid region other than c's, and the cheapest paid spot regions
@@ -230,7 +230,7 @@ def prune_by_bound(d: DeploymentInput) -> tuple[DeploymentInput, dict[int, int],
     floor f < 1, f x R on-demand plus (1 - f) x R of spot split over the k cheapest spot regions (a plan the
     floor and spread rows accept)."""
     cands = d.candidates
-    if len(cands) < 3 or any(getattr(p, "kind", None) not in SAFE_KINDS for p in d.policies):
+    if len(cands) < 3 or not all(p.bound_safe for p in d.policies):
         return d, {}, None
     lb = lower_bounds(d)
     n_s = len(d.sources)
@@ -238,7 +238,7 @@ def prune_by_bound(d: DeploymentInput) -> tuple[DeploymentInput, dict[int, int],
     floor, domains = _spot_rule(d)
     unit = np.array([c.usd_per_unit_hour for c in cands])
     rps = np.array([c.rps_per_unit for c in cands])
-    spot = np.array([c.market == "spot" for c in cands])
+    spot = np.array([c.market == SPOT for c in cands])
     fixed = np.array([d.data_egress_usd_month.get(c.region, 0.0) / HOURS_PER_MONTH for c in cands])
     resp = np.asarray(d.response_usd_per_rps_month, float).reshape(n_s, len(cands))
     share = np.array([sh for _, sh in d.sources])

@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.candidates import HOURS_PER_MONTH, REASON_TEXT, Candidate, DeploymentCandidates, cover_usd
+from orchestrator.candidates import HOURS_PER_MONTH, REASON_TEXT, SPOT, Candidate, DeploymentCandidates, cover_usd
 from orchestrator.fmt import signed_usd
 from orchestrator.plan import ReplicaGroup
 from orchestrator.solver.problem import DeploymentInput
@@ -170,7 +170,7 @@ def _binding(d: DeploymentInput, dc: DeploymentCandidates, res: DeploymentResult
     notes: list[str] = []
     used_regions = {c.region for c, _ in res.chosen}
     used_gpu = {(c.region, c.gpu) for c, _ in res.chosen}
-    has_spot = any(c.market == "spot" for c, _ in res.chosen)
+    has_spot = any(c.market == SPOT for c, _ in res.chosen)
     for kind, label, dep in sol.binding:
         if kind == "spot_spread" or (kind == "spot_floor" and not has_spot):
             continue  # a floor with no spot above it holds trivially (0 >= 0): it bound nothing
@@ -189,9 +189,10 @@ def _binding(d: DeploymentInput, dc: DeploymentCandidates, res: DeploymentResult
 
 def _why_not(d: DeploymentInput, c: Candidate, sol: Solution) -> str:
     """Why a candidate cheaper on its own is not the plan: the first rule that explains it (issue 20, item 10)."""
-    prefs = [q.name for q in d.policies if q.kind == "onprem-first"]
-    if prefs:
-        return f"policy {prefs[0]} (onprem-first) puts on-prem capacity first"
+    # a preference is solved first (lexicographically): it explains the choice before the SLOs do
+    note = next((n for q in d.policies if q.prefers and (n := q.explain_note(d.spec, c))), None)
+    if note:
+        return note
     pos = _position(d).get(c.idx)
     if pos is not None:
         far = [src for s, (src, share) in enumerate(d.sources)
@@ -199,12 +200,9 @@ def _why_not(d: DeploymentInput, c: Candidate, sol: Solution) -> str:
         if far:
             return (f"it cannot answer users in {', '.join(far)} within the TTFT SLO of {d.ttft_slo_ms:g} ms "
                     "(round trip included)")
-    if c.market == "spot":
-        for q in d.policies:
-            if q.kind == "spot" and hasattr(q, "floor") and q.floor(d.spec) > 0:
-                k = getattr(q.params, "min_failure_domains", 1)
-                return (f"it is spot, and the spot policy ({q.name}) keeps {q.floor(d.spec):.0%} of capacity on demand"
-                        + (f" and spreads spot over at least {k} regions" if k > 1 else ""))
+    note = next((n for q in d.policies if not q.prefers and (n := q.explain_note(d.spec, c))), None)
+    if note:
+        return note
     limits = [label for kind, label, _ in sol.binding if kind == "limit" and c.provider in label]
     if limits:
         return f"{limits[0]} is at its limit"

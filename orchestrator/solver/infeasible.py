@@ -49,11 +49,9 @@ def diagnose(inp: Any, loaded: Any, objective: str = "cost") -> list[str]:
     if problem.global_policies and free.ok:
         need = free.values["cost"]
         for p in problem.global_policies:
-            cap = getattr(p.params, "monthly_usd", None)
-            if cap is not None and need > cap:
-                msgs.append(at(("budget", "monthly_usd"),
-                               f"budget: the cheapest plan meeting every SLO needs ${need:,.0f}/month, the budget is "
-                               f"${cap:,.0f}/month; raise budget.monthly_usd by ${need - cap:,.0f} or relax SLOs/traffic"))
+            over = p.over_limit(need)
+            if over is not None:
+                msgs.append(at(*over))
     if problem.limits:
         no_limits = solve(SolverInput(problem.deployments, [], problem.global_policies), "cost", tie_break=False, time_limit=20)
         ref = no_limits if no_limits.ok else free
@@ -138,8 +136,5 @@ def _alone(d: DeploymentInput, i: int, at: Any, objective: str) -> list[str]:
         sol = solve(SolverInput([trial], [], []), "cost", tie_break=False, time_limit=10)
         if sol.ok:
             need = sol.values["cost"]
-            cap = getattr(p.params, "monthly_usd", None)
-            extra = f": needs ${need:,.0f}/month, the policy allows ${cap:,.0f}" if cap else ""
-            out.append(at(("policies", p.name) if not p.name.startswith("spot") else ("deployments", i, "spot"),
-                          f"deployment {d.name}: policy {p.name} ({p.kind}) cannot be met{extra}"))
+            out.append(at(p.declared_at(i), f"deployment {d.name}: policy {p.name} ({p.kind}) cannot be met{p.relax_hint(need)}"))
     return out or [at(("deployments", i), f"deployment {d.name}: no feasible placement on its own")]

@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.candidates import ONPREM_PROVIDERS, CandidateRows, DeploymentCandidates, OfferingTable, build_candidates
+from orchestrator.candidates import ON_DEMAND, ONPREM_PROVIDERS, SPOT, CandidateRows, DeploymentCandidates, OfferingTable, build_candidates
 from orchestrator.catalog.types import Region
 from orchestrator.errors import UserError
 from orchestrator.solver.problem import SECONDS_PER_MONTH, DeploymentInput, ResourceLimit, SolverInput
+from policies.assign import policies_for
 
 BYTES_PER_OUTPUT_TOKEN = 4.0  # ~4 characters of UTF-8 text per token (OpenAI tokenizer rule of thumb)
 ANYWHERE = "*"  # pseudo user region when a deployment names no users and no data
@@ -46,27 +47,6 @@ def default_estimator() -> Callable[..., list[Any]]:
     from orchestrator.perf import estimate_batch
 
     return estimate_batch
-
-
-def policies_for(spec: Any) -> tuple[dict[str, list[Any]], list[Any]]:
-    """Per deployment: its named policies plus the implicit spot policy; and the project-wide budget."""
-    from policies.base import from_ref, make_policy
-
-    named = {name: from_ref(name, ref) for name, ref in spec.policies.items()}
-    out: dict[str, list[Any]] = {}
-    for d in spec.deployments:
-        ps = []
-        for pname in d.policies:
-            if pname not in named:
-                from orchestrator.suggest import did_you_mean
-
-                raise UserError(f"deployment {d.name!r}: unknown policy {pname!r}{did_you_mean(pname, named)}")
-            ps.append(named[pname])
-        if d.spot != "forbid" and not any(p.kind == "spot" for p in ps):
-            ps.append(make_policy(f"spot: {d.spot}", "spot", {}))
-        out[d.name] = ps
-    glob = [make_policy("project budget", "budget", {"monthly_usd": spec.budget.monthly_usd})] if spec.budget else []
-    return out, glob
 
 
 def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., list[Any]] | None = None,
@@ -218,11 +198,11 @@ def beaten_across_regions(rows: CandidateRows, data_usd_month: np.ndarray, resp:
     # a B unit, k2 B units an A unit: k1 k2 C units plus C's region's data egress cost no more than k2 B units,
     # so no more than one A unit). A spot candidate needs undominated dominators in two other regions, so a
     # spread over failure domains survives the swap.
-    for m in ("on_demand", "spot"):
+    for m in (ON_DEMAND, SPOT):
         a = np.nonzero(market == m)[0]  # ascending, as ``beats`` breaks ties by position
         b = a[~rows.counted[a]]
         hit = dominated(b, a, two_regions=False)
-        if m == "spot" and hit.any():
+        if m == SPOT and hit.any():
             free = b[~hit[np.searchsorted(a, b)]]  # undominated dominators
             hit[hit] = dominated(free, a[hit], two_regions=True)
         drop[a] = hit

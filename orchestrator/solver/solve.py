@@ -411,8 +411,8 @@ def _difficulty(d: DeploymentInput) -> float:
     """Expected solve work, roughly: it grows slowly with the candidates and much more with spot spread and
     data-egress region charges (scaling benchmark: a 300-candidate spot deployment with region charges can take
     longer than a 1,000-candidate one)."""
-    spot = any(getattr(p, "kind", None) == "spot" for p in d.policies)
-    return math.sqrt(len(d.candidates)) * (4.0 if spot else 1.0) * (2.0 if d.data_egress_usd_month else 1.0)
+    harder = max([1.0, *(p.difficulty_factor for p in d.policies)])  # spot's spread: x4
+    return math.sqrt(len(d.candidates)) * harder * (2.0 if d.data_egress_usd_month else 1.0)
 
 
 def _merge(b: ModelBuilder, parts: dict[str, Solution]) -> np.ndarray | None:
