@@ -98,14 +98,14 @@ def diff(desired: list[DesiredReplica], resources: list[Resource]) -> list[Chang
 
 def table_console() -> Console:
     """stdout for tables: the terminal's width, or wide enough not to truncate ids when piped."""
-    from orchestrator.cli.console import out
+    from orchestrator.console import out
 
     return out()
 
 
 def err_console() -> Console:
     """stderr for messages and progress; lines are not hard-wrapped (they get grepped and logged)."""
-    from orchestrator.cli.console import err
+    from orchestrator.console import err
 
     return err()
 

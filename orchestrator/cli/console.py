@@ -1,16 +1,5 @@
-"""The consoles every command prints through: tables on stdout, messages and progress on stderr."""
+"""The commands' consoles: their home is orchestrator/console.py (apply and reports print through them too)."""
 
-from __future__ import annotations
+from orchestrator.console import PIPED_WIDTH, err, out
 
-from rich.console import Console
-
-PIPED_WIDTH = 200  # piped or captured output: do not squeeze tables into rich's default 80 columns
-
-
-def out() -> Console:
-    console = Console()
-    return console if console.is_terminal else Console(width=PIPED_WIDTH)
-
-
-def err() -> Console:
-    return Console(stderr=True, soft_wrap=True)  # messages are grepped and logged: no hard wraps
+__all__ = ["PIPED_WIDTH", "err", "out"]

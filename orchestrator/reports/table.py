@@ -66,7 +66,7 @@ def render_table(report: Report, console: Any = None, finance: Any = None) -> No
     """A rich table on stdout (the finance headline under it); the rules and notes go to stderr."""
     from rich.table import Table
 
-    from orchestrator.cli import console as consoles
+    from orchestrator import console as consoles
 
     console = console or consoles.out()
     err = consoles.err()
