@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import UserError
-from orchestrator.model_registry import ModelArch
+from orchestrator.model_arch import ModelArch
 
 # transformers' config defaults for fields published config.json files leave out (Gemma3TextConfig: the
 # google/gemma-3-{4b,12b,27b}-it text_config omits vocab_size and max_position_embeddings, the 4b one the heads too)

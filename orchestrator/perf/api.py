@@ -199,3 +199,6 @@ def clear_caches(profiles: bool = True) -> None:
     from orchestrator.perf import band
 
     band.clear()
+
+
+_profiles.on_clear(lambda: clear_caches(profiles=False))

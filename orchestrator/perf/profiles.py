@@ -12,6 +12,7 @@ import dataclasses
 import math
 import os
 import re
+from collections.abc import Callable
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -123,12 +124,20 @@ def _index() -> dict[tuple[str, str, int, str], Profile]:
     return index
 
 
+_LISTENERS: list[Callable[[], None]] = []  # caches built from the profiles (perf/api.py registers its own)
+
+
+def on_clear(listener: Callable[[], None]) -> None:
+    """Call ``listener`` whenever the profiles are forgotten: the estimates cached from them go too, without this
+    module importing the modules that cache them."""
+    _LISTENERS.append(listener)
+
+
 def clear_cache() -> None:
     """Forget loaded profiles (and the cached estimates that used them)."""
     _index.cache_clear()
-    from orchestrator.perf import api
-
-    api.clear_caches(profiles=False)
+    for listener in _LISTENERS:
+        listener()
 
 
 def find_profile(model: str, gpu: str, gpus: int, quantization: str) -> Profile | None:
