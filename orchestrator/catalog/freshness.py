@@ -44,9 +44,9 @@ def price_origin(provider: str) -> str:
     """Where ``provider``'s rows come from now: the user cache (with what wrote it) or the embedded snapshot."""
     from orchestrator.catalog.offerings import cache_origin, cache_path
 
-    if provider not in ("aws", "gcp", "azure"):
-        return "your deployment file" if provider in ("onprem", "local") else SNAPSHOT
-    path = cache_path(provider)
+    if provider in ("onprem", "local"):
+        return "your deployment file"
+    path = cache_path(provider)  # GPU clouds too: `catalog refresh --source gpuhunt` writes their caches
     if not path.is_file():
         return SNAPSHOT
     origin = cache_origin(provider)

@@ -113,7 +113,8 @@ def register(catalog_app: typer.Typer) -> None:
 
     @catalog_app.command("refresh")
     def refresh(
-        provider: str = typer.Option(..., "--provider", help="aws | gcp | azure"),
+        provider: str = typer.Option(..., "--provider", help="aws | gcp | azure (--source gpuhunt also: lambdalabs | "
+                                     "runpod | nebius)"),
         region: Optional[list[str]] = typer.Option(
             None, "--region", help="region to refresh (repeatable), e.g. us-east-1; default: the regions the catalog covers"
         ),
@@ -121,10 +122,12 @@ def register(catalog_app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print a JSON summary on stdout"),
         source: Optional[str] = typer.Option(
             None, "--source", help="api (the provider's SDK, credentials) | public (no credentials: Azure Retail "
-            "Prices, AWS public price list; GCP has none). Default: public for azure, api for aws and gcp"),
+            "Prices, AWS public price list; GCP has none) | gpuhunt (dstack's catalog, extra orch[gpuhunt]). "
+            "Default: public for azure, api for aws and gcp"),
         base_url: Optional[str] = typer.Option(
             None, "--base-url", help="price host for --source public (default: ORCH_AZURE_PRICES_URL / "
-            "ORCH_AWS_PRICING_URL, else the cloud's own)"),
+            "ORCH_AWS_PRICING_URL, else the cloud's own); for --source gpuhunt its catalog: a URL or a local "
+            "directory (default: GPUHUNT_CATALOG_DIR / GPUHUNT_CATALOG_URL, else dstack's bucket)"),
         offline: bool = typer.Option(False, "--offline", help="fail at once: a refresh needs the network"),
     ) -> None:
         """Fetch live prices and GPU instance types into the user-level catalog cache (~/.cache/orch/catalog)."""
@@ -132,6 +135,8 @@ def register(catalog_app: typer.Typer) -> None:
         from orchestrator.suggest import did_you_mean
 
         kind = provider.strip().lower()
+        if (source or "").strip().lower() == "gpuhunt":
+            return refresh_from_gpuhunt(kind, region or [], base_url, offline, as_json)
         if kind not in CLOUDS:
             raise UserError(f"unknown provider {provider!r}{did_you_mean(kind, list(CLOUDS))}; catalog refresh knows: {', '.join(CLOUDS)}")
         if offline:
@@ -139,7 +144,7 @@ def register(catalog_app: typer.Typer) -> None:
                                 "unchanged (`orch catalog import DIR` reads a SkyPilot catalog from disk)")
         mode = (source or ("public" if kind == "azure" else "api")).strip().lower()
         if mode not in ("api", "public"):
-            raise UserError(f"--source must be api or public, found {source!r}")
+            raise UserError(f"--source must be api, public or gpuhunt, found {source!r}")
         regions: list[str] = []
         for r in region or default_regions(kind):
             name = r.split(":", 1)[1] if r.startswith(f"{kind}:") else r
@@ -183,6 +188,43 @@ def register(catalog_app: typer.Typer) -> None:
         else:
             _print_summary(kind, summary)
         typer.echo(f"{kind}: {len(rows)} offerings written to {cache_path(kind)}", err=True)
+
+
+def refresh_from_gpuhunt(kind: str, asked: list[str], where: str | None, offline: bool, as_json: bool) -> None:
+    """`--source gpuhunt`: the regions gpuhunt prices (or those asked for) replace their rows, written once."""
+    from orchestrator.catalog.gpuhunt_source import gpuhunt_offerings
+    from orchestrator.catalog.offerings import write_cache
+
+    mapped = gpuhunt_offerings(kind, where, offline=offline)
+    wanted = [r.split(":", 1)[1] if r.startswith(f"{kind}:") else r for r in asked]
+    fetched = {r: rows for r, rows in mapped.by_region.items() if not wanted or r in wanted}
+    skipped = mapped.skipped_text()
+    if not fetched:
+        raise ProviderError(f"{kind}: gpuhunt's catalog has no row orch can use"
+                            f"{' in ' + ', '.join(wanted) if wanted else ''}"
+                            f"{' (skipped: ' + skipped + ')' if skipped else ''}; the catalog is unchanged")
+    previous = previous_rows(kind)
+    rows = merge(previous, fetched, kind)
+    path = write_cache(kind, rows, origin=f"catalog refresh --source gpuhunt on {date.today().isoformat()}")
+    regions = list(dict.fromkeys([*(wanted or default_regions(kind)), *fetched]))
+    summary = []
+    for r in regions:
+        kept = sum(1 for o in previous if o.region == f"{kind}:{r}")
+        if r not in fetched:
+            typer.echo(f"warning: {kind}:{r} not refreshed (gpuhunt has no row orch can use there); kept its "
+                       f"{kept} previous row(s)", err=True)
+        summary.append({"region": f"{kind}:{r}", "status": "refreshed" if r in fetched else "kept",
+                        "offerings": len(fetched[r]) if r in fetched else kept,
+                        "error": None if r in fetched else "no usable gpuhunt row"})
+    if skipped:
+        typer.echo(f"{kind}: skipped gpuhunt rows: {skipped}", err=True)
+    if as_json:
+        typer.echo(json.dumps({"provider": kind, "source": "gpuhunt", "cache": str(path), "rows": len(rows),
+                               "regions": summary, "skipped": dict(mapped.skipped),
+                               "unknown_gpus": dict(mapped.unknown_gpus)}, indent=2))
+    else:
+        _print_summary(kind, summary)
+    typer.echo(f"{kind}: {len(rows)} offerings written to {path}", err=True)
 
 
 def _print_summary(kind: str, summary: list[dict[str, object]]) -> None:
