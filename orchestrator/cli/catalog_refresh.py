@@ -55,6 +55,18 @@ _NETWORK_DOWN = ("Name or service not known", "Temporary failure in name resolut
                  "No route to host", "getaddrinfo failed")
 
 
+def asked_regions(kind: str, asked: list[str]) -> list[str]:
+    """Bare region names, in order, once each ("aws:us-east-1" and "us-east-1" alike); another cloud's is an error."""
+    regions: list[str] = []
+    for r in asked:
+        name = r.split(":", 1)[1] if r.startswith(f"{kind}:") else r
+        if ":" in name:
+            raise UserError(f"region {r!r} is not a {kind} region")
+        if name not in regions:
+            regions.append(name)
+    return regions
+
+
 def _no_network(message: str) -> bool:
     """The error of a request that never reached the provider (DNS, connection): every region would fail alike."""
     return any(s in message for s in _NETWORK_DOWN)
@@ -145,13 +157,7 @@ def register(catalog_app: typer.Typer) -> None:
         mode = (source or ("public" if kind == "azure" else "api")).strip().lower()
         if mode not in ("api", "public"):
             raise UserError(f"--source must be api, public or gpuhunt, found {source!r}")
-        regions: list[str] = []
-        for r in region or default_regions(kind):
-            name = r.split(":", 1)[1] if r.startswith(f"{kind}:") else r
-            if ":" in name:
-                raise UserError(f"region {r!r} is not a {kind} region")
-            if name not in regions:
-                regions.append(name)
+        regions = asked_regions(kind, region or default_regions(kind))
         if not regions:
             raise UserError(f"no regions to refresh for {kind}; pass --region")
 
@@ -195,8 +201,8 @@ def refresh_from_gpuhunt(kind: str, asked: list[str], where: str | None, offline
     from orchestrator.catalog.gpuhunt_source import gpuhunt_offerings
     from orchestrator.catalog.offerings import write_cache
 
+    wanted = asked_regions(kind, asked)
     mapped = gpuhunt_offerings(kind, where, offline=offline)
-    wanted = [r.split(":", 1)[1] if r.startswith(f"{kind}:") else r for r in asked]
     fetched = {r: rows for r, rows in mapped.by_region.items() if not wanted or r in wanted}
     skipped = mapped.skipped_text()
     if not fetched:
