@@ -34,7 +34,8 @@ EXAMPLES: dict[str, list[str]] = {
     "models": ["orch catalog models"],
     "gpus": ["orch catalog gpus"],
     "import": ["orch catalog import ~/.sky/catalogs/v7"],
-    "refresh": ["orch catalog refresh --provider azure", "orch catalog refresh --provider aws --source public"],
+    "refresh": ["orch catalog refresh --provider azure", "orch catalog refresh --provider aws --source public",
+                "orch catalog refresh --provider runpod --source gpuhunt"],
 }
 
 
