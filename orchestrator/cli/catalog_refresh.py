@@ -140,7 +140,8 @@ def register(catalog_app: typer.Typer) -> None:
             None, "--base-url", help="price host for --source public (default: ORCH_AZURE_PRICES_URL / "
             "ORCH_AWS_PRICING_URL, else the cloud's own); for --source gpuhunt its catalog: a URL or a local "
             "directory (default: GPUHUNT_CATALOG_DIR / GPUHUNT_CATALOG_URL, else dstack's bucket)"),
-        offline: bool = typer.Option(False, "--offline", help="fail at once: a refresh needs the network (--source gpuhunt: a local --base-url only)"),
+        offline: bool = typer.Option(
+            False, "--offline", help="fail at once: a refresh needs the network (--source gpuhunt: a local --base-url only)"),
     ) -> None:
         """Fetch live prices and GPU instance types into the user-level catalog cache (~/.cache/orch/catalog)."""
         from orchestrator.catalog.offerings import cache_path, write_cache
