@@ -113,6 +113,19 @@ def test_an_unknown_gpu_is_skipped_and_counted() -> None:
     assert fresh == {"g6e.xlarge": "L40S", "p4d.24xlarge": "A100-40GB", "p4de.24xlarge": "A100-80GB"}
 
 
+def test_a_malformed_row_is_counted_and_the_rest_imported(tmp_path: Path) -> None:
+    d = tmp_path / "catalog"
+    d.mkdir()
+    text = (FIXTURE / "aws.csv").read_text()
+    (d / "aws.csv").write_text(text.replace("p4d.24xlarge,us-east-1,21.957642,", "p4d.24xlarge,us-east-1,n/a,", 1))
+    r = refresh("--provider", "aws", "--base-url", str(d), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["skipped"]["malformed rows (gpuhunt could not read them)"] == 1
+    fresh = {o.instance_type for o in cached_offerings("aws") if o.source.startswith("gpuhunt")}
+    assert fresh == {"g6e.xlarge", "p4de.24xlarge"}
+    assert "Traceback" not in r.output
+
+
 def test_gpu_clouds_get_orchs_names_and_plans_name_their_cache() -> None:
     from orchestrator.catalog.freshness import price_origin
 

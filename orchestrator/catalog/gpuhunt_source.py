@@ -104,21 +104,28 @@ def _environment(loc: Location) -> Iterator[None]:
                 os.environ[k] = v
 
 
-class _LoadFailures(logging.Handler):
-    """gpuhunt logs (with a traceback) each provider it could not load: keep the reasons, print nothing."""
+class _LoadLog(logging.Handler):
+    """gpuhunt logs each provider it could not load (with a traceback) and each malformed row it skipped: keep the
+    reasons and the count per provider, print nothing."""
 
     def __init__(self) -> None:
         super().__init__()
         self.reasons: dict[str, str] = {}
+        self.malformed: Counter[str] = Counter()
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.args and isinstance(record.args, tuple) and record.exc_info and record.exc_info[1] is not None:
+        if not (record.args and isinstance(record.args, tuple)):
+            return
+        if str(record.msg).startswith("Skipping malformed row"):
+            self.malformed[str(record.args[0])] += 1
+        elif record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
             self.reasons[str(record.args[0])] = f"{type(exc).__name__}: {exc}"
 
 
-def fetch_items(kind: str, loc: Location) -> tuple[list[Any], str, str]:
-    """(gpuhunt CatalogItems with GPUs for ``kind``, what was read, its date) through gpuhunt's own loader."""
+def fetch_items(kind: str, loc: Location) -> tuple[list[Any], str, str, int]:
+    """(gpuhunt CatalogItems with GPUs for ``kind``, what was read, its date, rows gpuhunt found malformed) through
+    gpuhunt's own loader."""
     gpuhunt = import_gpuhunt()
     if not loc.local:
         from orchestrator.catalog.keyless import NetworkDown, check_reachable
@@ -129,9 +136,9 @@ def fetch_items(kind: str, loc: Location) -> tuple[list[Any], str, str]:
             raise NetworkDown(f"{kind}: gpuhunt's catalog: {exc}; is this machine offline? The catalog is unchanged "
                               "(--base-url DIR reads a local gpuhunt catalog)") from None
     log = logging.getLogger("gpuhunt")
-    failures, level, propagate = _LoadFailures(), log.level, log.propagate
+    failures, level, propagate = _LoadLog(), log.level, log.propagate
     log.addHandler(failures)
-    log.setLevel(logging.ERROR)
+    log.setLevel(logging.WARNING)
     log.propagate = False
     try:
         with _environment(loc):
@@ -161,7 +168,7 @@ def fetch_items(kind: str, loc: Location) -> tuple[list[Any], str, str]:
         log.removeHandler(failures)
         log.setLevel(level)
         log.propagate = propagate
-    return list(items), label, as_of
+    return list(items), label, as_of, failures.malformed[kind]
 
 
 def version_date(version: str) -> str:
@@ -291,8 +298,11 @@ def gpuhunt_offerings(kind: str, where: str | None, offline: bool = False) -> Ma
     if offline and not loc.local:
         raise ProviderError(f"{kind}: --offline: gpuhunt's catalog at {loc.describe()} is on the network; the catalog "
                             "is unchanged (pass --base-url DIR with a local gpuhunt catalog)")
-    items, label, as_of = fetch_items(kind, loc)
-    return to_offerings(kind, items, label, as_of, set(all_regions()), snapshot_offerings())
+    items, label, as_of, malformed = fetch_items(kind, loc)
+    mapped = to_offerings(kind, items, label, as_of, set(all_regions()), snapshot_offerings())
+    if malformed:
+        mapped.skipped["malformed rows (gpuhunt could not read them)"] += malformed
+    return mapped
 
 
 def _installed_version() -> str:
