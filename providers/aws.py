@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
+
+from pydantic import Field
 
 from containers.spec import ContainerSpec
 from orchestrator.catalog.types import Offering
-from orchestrator.errors import (
-    AuthError,
-    CapacityError,
-    NotFoundError,
-    ProviderError,
-    QuotaError,
-    TransientError,
-)
+from orchestrator.errors import AuthError, CapacityError, NotFoundError, ProviderError, QuotaError, TransientError
+from providers.abilities import WithFirewall, WithOfferingsRefresh, WithSpot
 from providers.base import LABEL_PROJECT, Handle, Placement, State
 from providers.pricing import bare_region, qualified_region, stable_token
+from providers.registry import CommaList, ProviderSettings, create as build, placed, register
 from providers.retry import with_retries
 
 DEFAULT_REGION = "us-east-1"
@@ -83,9 +81,11 @@ def map_error(exc: Exception, what: str) -> ProviderError:
     """A botocore exception as orch's typed error (one line, never a secret)."""
     from botocore.exceptions import (
         ClientError,
-        ConnectionError as BotoConnectionError,
         NoCredentialsError,
         PartialCredentialsError,
+    )
+    from botocore.exceptions import (
+        ConnectionError as BotoConnectionError,
     )
 
     if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
@@ -111,32 +111,36 @@ def map_error(exc: Exception, what: str) -> ProviderError:
     return ProviderError(f"aws: {what}: {exc}")
 
 
-class AwsProvider:
-    name = "aws"
+class AwsSettings(ProviderSettings):
+    """providers.aws.options (and the region, from the plan)."""
 
-    def __init__(
-        self,
-        region: str | None = None,
-        ami_id: str | None = None,
-        subnet_id: str | None = None,
-        key_name: str | None = None,
-        security_group_ids: list[str] | None = None,
-        session: Any = None,
-        endpoint_url: str | None = None,
-        ami_type: str = DEFAULT_AMI_TYPE,
-        disk_gb: int = 200,
-        instance_profile: str | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.region = bare_region("aws", region) if region else None
-        self.ami_id = ami_id
-        self.subnet_id = subnet_id
-        self.key_name = key_name
-        self.security_group_ids = list(security_group_ids or [])
+    region: str | None = placed("the region to launch in (aws:us-east-1 or us-east-1)")
+    ami_id: str | None = Field(None, description="the image; default: the latest Deep Learning Base AMI (ami_type)")
+    subnet_id: str | None = None
+    key_name: str | None = Field(None, description="an EC2 key pair, for ssh")
+    security_group_ids: CommaList = Field(default_factory=list, description="comma-separated, on every instance")
+    ami_type: str = DEFAULT_AMI_TYPE
+    disk_gb: int = 200
+    instance_profile: str | None = None
+
+
+@register
+class AwsProvider(WithOfferingsRefresh, WithSpot, WithFirewall):
+    name = kind = "aws"
+    Settings = AwsSettings
+
+    def __init__(self, settings: AwsSettings | None = None, *, session: Any = None, endpoint_url: str | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        s = settings or AwsSettings()
+        self.region = bare_region("aws", s.region) if s.region else None
+        self.ami_id = s.ami_id
+        self.subnet_id = s.subnet_id
+        self.key_name = s.key_name
+        self.security_group_ids = list(s.security_group_ids)
         self.endpoint_url = endpoint_url
-        self.ami_type = ami_type
-        self.disk_gb = disk_gb
-        self.instance_profile = instance_profile
+        self.ami_type = s.ami_type
+        self.disk_gb = s.disk_gb
+        self.instance_profile = s.instance_profile
         self._session = session
         self._sleep = sleep
         self._clients: dict[tuple[str, str], Any] = {}
@@ -170,7 +174,7 @@ class AwsProvider:
         def once() -> Any:
             try:
                 return fn()
-            except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a typed error
+            except Exception as exc:
                 if isinstance(exc, ProviderError):
                     raise
                 raise map_error(exc, what) from None
@@ -354,32 +358,5 @@ class AwsProvider:
         return out
 
 
-def create(
-    region: str | None = None,
-    ami_id: str | None = None,
-    subnet_id: str | None = None,
-    key_name: str | None = None,
-    security_group_ids: list[str] | str | None = None,
-    session: Any = None,
-    endpoint_url: str | None = None,
-    ami_type: str = DEFAULT_AMI_TYPE,
-    disk_gb: int | str = 200,
-    instance_profile: str | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> AwsProvider:
-    """The AWS provider. Settings may come as strings (deployment-file options): lists comma-separated."""
-    if isinstance(security_group_ids, str):
-        security_group_ids = [s.strip() for s in security_group_ids.split(",") if s.strip()]
-    return AwsProvider(
-        region=region,
-        ami_id=ami_id,
-        subnet_id=subnet_id,
-        key_name=key_name,
-        security_group_ids=security_group_ids,
-        session=session,
-        endpoint_url=endpoint_url,
-        ami_type=ami_type,
-        disk_gb=int(disk_gb),
-        instance_profile=instance_profile,
-        sleep=sleep,
-    )
+
+create = partial(build, "aws")  # settings (AwsSettings) and wiring (session, endpoint_url, sleep)

@@ -14,38 +14,24 @@ import base64
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from functools import partial
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field
 
 from containers.spec import ContainerSpec
 from orchestrator.catalog.types import Offering
-from orchestrator.errors import (
-    AuthError,
-    CapacityError,
-    NotFoundError,
-    ProviderError,
-    QuotaError,
-    TransientError,
-    UserError,
-)
+from orchestrator.errors import NotFoundError, ProviderError, UserError
+from providers.abilities import WithFirewall, WithOfferingsRefresh, WithSpot
+from providers.azure_errors import map_error
 from providers.base import LABEL_PROJECT, Handle, Placement, State
 from providers.pricing import bare_region, qualified_region
+from providers.registry import ProviderSettings, create as build, needed, placed, register
 from providers.retry import with_retries
 
 DEFAULT_IMAGE = {"publisher": "microsoft-dsvm", "offer": "ubuntu-hpc", "sku": "2204", "version": "latest"}
 NETWORK_API_VERSION = "2023-09-01"  # Microsoft.Network, for reading the NIC and public IP back
 PORT_TAG = "orch-port"
-NO_CREDENTIALS = (
-    "azure: no credentials found; run `az login` or set AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET"
-)
-_CAPACITY = {
-    "AllocationFailed",
-    "ZonalAllocationFailed",
-    "SkuNotAvailable",
-    "OverconstrainedAllocationRequest",
-    "OverconstrainedZonalAllocationRequest",
-    "SpotAllocationFailed",
-}
-_AUTH = {"AuthorizationFailed", "AuthenticationFailed", "InvalidAuthenticationToken", "InvalidAuthenticationTokenTenant", "LinkedAuthorizationFailed"}
 _POWER: dict[str, State] = {
     "starting": "pending",
     "running": "running",
@@ -54,39 +40,6 @@ _POWER: dict[str, State] = {
     "deallocating": "stopped",
     "deallocated": "stopped",
 }
-
-
-def map_error(exc: Exception, what: str) -> ProviderError:
-    """An azure-core exception as orch's typed error."""
-    from azure.core.exceptions import (
-        ClientAuthenticationError,
-        HttpResponseError,
-        ResourceNotFoundError,
-        ServiceRequestError,
-        ServiceResponseError,
-    )
-
-    if isinstance(exc, ClientAuthenticationError) and getattr(exc, "response", None) is None:
-        return AuthError(NO_CREDENTIALS)  # raised by the credential chain itself, before any ARM call
-    if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
-        return TransientError(f"azure: {what}: {type(exc).__name__}")
-    if not isinstance(exc, HttpResponseError):
-        return ProviderError(f"azure: {what}: {exc}")
-    code = (exc.error.code if exc.error else None) or ""
-    message = (exc.error.message if exc.error else None) or str(exc.message or exc.reason or "")
-    status = exc.status_code or 0
-    msg = f"azure: {what}: {code or status}: {' '.join(message.split())}"
-    if code in _CAPACITY:
-        return CapacityError(msg)
-    if code == "QuotaExceeded" or "quota" in message.lower() and code in ("OperationNotAllowed", "QuotaExceeded", ""):
-        return QuotaError(msg)
-    if isinstance(exc, ClientAuthenticationError) or code in _AUTH or status == 401:
-        return AuthError(msg + " (check `az login` / AZURE_* credentials and the role assignment)")
-    if isinstance(exc, ResourceNotFoundError) or status == 404:
-        return NotFoundError(msg)
-    if status == 429 or status >= 500:
-        return TransientError(msg)
-    return ProviderError(msg)
 
 
 def _one_off_ssh_key() -> str:
@@ -99,39 +52,53 @@ def _one_off_ssh_key() -> str:
     return pub.decode() + " orch-no-login"
 
 
-class AzureProvider:
-    name = "azure"
+def _image(value: object) -> object:
+    """The image as the az CLI takes it, a ``publisher:offer:sku:version`` URN, or its parts."""
+    if not isinstance(value, str):
+        return value
+    parts = value.split(":")
+    if len(parts) != 4:
+        raise ValueError(f"image {value!r} is not publisher:offer:sku:version")
+    return dict(zip(("publisher", "offer", "sku", "version"), parts))
 
-    def __init__(
-        self,
-        subscription_id: str | None = None,
-        resource_group: str | None = None,
-        location: str | None = None,
-        credential: Any = None,
-        base_url: str | None = None,
-        subnet_id: str | None = None,
-        image: dict[str, str] | None = None,
-        admin_username: str = "orch",
-        ssh_public_key: str | None = None,
-        key_vault: str | None = None,
-        disk_gb: int = 200,
-        prices_url: str | None = None,
-        polling_interval_s: float = 10,
-        client_kwargs: dict[str, Any] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.subscription_id = subscription_id or os.environ.get("AZURE_SUBSCRIPTION_ID")
-        self.resource_group = resource_group
-        self.location = bare_region("azure", location) if location else None
-        self.base_url = base_url
-        self.subnet_id = subnet_id
-        self.image = dict(image or DEFAULT_IMAGE)
-        self.admin_username = admin_username
-        self.ssh_public_key = ssh_public_key
-        self.key_vault = key_vault
-        self.disk_gb = disk_gb
-        self.prices_url = prices_url
-        self.polling_interval_s = polling_interval_s
+
+class AzureSettings(ProviderSettings):
+    """providers.azure.options (and the location, from the plan)."""
+
+    subscription_id: str | None = needed("the subscription to launch in")
+    resource_group: str | None = needed("the resource group of the VMs")
+    key_vault: str | None = needed("the Key Vault that holds the endpoint's keys")
+    location: str | None = placed("the region to launch in (azure:eastus or eastus)")
+    base_url: str | None = None
+    subnet_id: str | None = None
+    image: Annotated[dict[str, str], BeforeValidator(_image)] = Field(default_factory=lambda: dict(DEFAULT_IMAGE))
+    admin_username: str = "orch"
+    ssh_public_key: str | None = None
+    disk_gb: int = 200
+    prices_url: str | None = None
+    polling_interval_s: float = 10
+
+
+@register
+class AzureProvider(WithOfferingsRefresh, WithSpot, WithFirewall):
+    name = kind = "azure"
+    Settings = AzureSettings
+
+    def __init__(self, settings: AzureSettings | None = None, *, credential: Any = None,
+                 client_kwargs: dict[str, Any] | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+        s = settings or AzureSettings()
+        self.subscription_id = s.subscription_id or os.environ.get("AZURE_SUBSCRIPTION_ID")
+        self.resource_group = s.resource_group
+        self.location = bare_region("azure", s.location) if s.location else None
+        self.base_url = s.base_url
+        self.subnet_id = s.subnet_id
+        self.image = dict(s.image)
+        self.admin_username = s.admin_username
+        self.ssh_public_key = s.ssh_public_key
+        self.key_vault = s.key_vault
+        self.disk_gb = s.disk_gb
+        self.prices_url = s.prices_url
+        self.polling_interval_s = s.polling_interval_s
         self._client_kwargs = dict(client_kwargs or {})
         self._credential = credential
         self._sleep = sleep
@@ -166,7 +133,7 @@ class AzureProvider:
                 return fn()
             except ProviderError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a typed error
+            except Exception as exc:
                 from azure.core.exceptions import AzureError
 
                 if isinstance(exc, AzureError):
@@ -413,68 +380,10 @@ class AzureProvider:
 
     def offerings(self, regions: list[str] | None = None) -> list[Offering]:
         """Retail list prices (no credentials needed) for the GPU sizes orch knows, per region."""
-        import httpx
-
-        from providers.pricing import azure as ap
+        from providers.pricing.azure import live_offerings
 
         names = [bare_region("azure", r) for r in regions] if regions else [self.location or "eastus"]
-        out: list[Offering] = []
-        with httpx.Client(timeout=60, follow_redirects=True) as http:
-            for region in names:
-
-                def fetch(region: str = region) -> list[Offering]:
-                    try:
-                        prices = ap.parse_items(ap.fetch_items(http, region, self.prices_url or ap.PRICES_URL))
-                    except httpx.HTTPStatusError as exc:
-                        code = exc.response.status_code
-                        err = f"azure: retail prices for {region}: HTTP {code}"
-                        raise (TransientError(err) if code == 429 or code >= 500 else ProviderError(err)) from None
-                    except httpx.TransportError as exc:
-                        raise TransientError(f"azure: retail prices for {region}: {exc}") from None
-                    return ap.region_offerings(region, prices)
-
-                out += with_retries(fetch, sleep=self._sleep)
-        return out
+        return live_offerings(names, self.prices_url, self._sleep)
 
 
-def create(
-    subscription_id: str | None = None,
-    resource_group: str | None = None,
-    location: str | None = None,
-    credential: Any = None,
-    base_url: str | None = None,
-    subnet_id: str | None = None,
-    image: dict[str, str] | str | None = None,
-    admin_username: str = "orch",
-    ssh_public_key: str | None = None,
-    key_vault: str | None = None,
-    disk_gb: int | str = 200,
-    prices_url: str | None = None,
-    polling_interval_s: float | str = 10,
-    client_kwargs: dict[str, Any] | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> AzureProvider:
-    """The Azure provider. Settings may come as strings (deployment-file options); ``image`` as an
-    ``publisher:offer:sku:version`` URN, as the az CLI takes it."""
-    if isinstance(image, str):
-        parts = image.split(":")
-        if len(parts) != 4:
-            raise UserError(f"azure: image {image!r} is not publisher:offer:sku:version")
-        image = dict(zip(("publisher", "offer", "sku", "version"), parts))
-    return AzureProvider(
-        subscription_id=subscription_id,
-        resource_group=resource_group,
-        location=location,
-        credential=credential,
-        base_url=base_url,
-        subnet_id=subnet_id,
-        image=image,
-        admin_username=admin_username,
-        ssh_public_key=ssh_public_key,
-        key_vault=key_vault,
-        disk_gb=int(disk_gb),
-        prices_url=prices_url,
-        polling_interval_s=float(polling_interval_s),
-        client_kwargs=client_kwargs,
-        sleep=sleep,
-    )
+create = partial(build, "azure")  # settings (AzureSettings) and wiring (credential, client_kwargs, sleep)

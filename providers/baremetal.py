@@ -21,13 +21,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, Literal
+
+from pydantic import Field
 
 from containers.render.docker import POD_LABEL, files_host_path, pod_argvs
 from containers.spec import ContainerSpec
-from orchestrator.catalog.types import Offering
 from orchestrator.errors import AuthError, CapacityError, NotFoundError, ProviderError, TransientError, UserError
 from providers.base import Handle, Placement
+from providers.registry import ProviderSettings, create as build, register
 from providers.retry import with_retries
 
 log = logging.getLogger(__name__)
@@ -85,31 +88,33 @@ def parse_nvidia_smi(text: str) -> list[GpuSlot]:
     return slots
 
 
-class BaremetalProvider:
-    name = "baremetal"
+class BaremetalSettings(ProviderSettings):
+    """A site's GPU hosts over SSH."""
 
-    def __init__(
-        self,
-        hosts: list[HostSpec],
-        *,
-        engine: str = "docker",
-        key_filename: str | None = None,
-        gpus_per_host: dict[str, Any] | None = None,
-        known_hosts: str | None = None,
-        region: str = "onprem:baremetal",
-        base_port: int = 8000,
-        connect_timeout_s: float = 10.0,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if engine not in ("docker", "podman"):
-            raise UserError(f"baremetal engine must be docker or podman, found {engine!r}")
-        self.hosts = hosts
-        self.engine = engine
-        self.key_filename = key_filename
-        self.gpus_per_host = gpus_per_host or {}
-        self.known_hosts = known_hosts
-        self.region = region
-        self.base_port = base_port
+    hosts: list[str] = Field(min_length=1, description="ssh targets, user@host[:port] (onprem.sites[].hosts)")
+    engine: Literal["docker", "podman"] = "docker"
+    key_filename: str | None = None
+    gpus_per_host: dict[str, Any] = Field(default_factory=dict, description='{"user@host:port" or "host": count or '
+                                          '{GPU type: count}}, used when nvidia-smi is not available on a host')
+    known_hosts: str | None = None
+    region: str = "onprem:baremetal"
+    base_port: int = 8000
+
+
+@register
+class BaremetalProvider:
+    name = kind = "baremetal"
+    Settings = BaremetalSettings
+
+    def __init__(self, settings: BaremetalSettings, *, connect_timeout_s: float = 10.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.hosts = [HostSpec.parse(h) for h in settings.hosts]
+        self.engine = settings.engine
+        self.key_filename = settings.key_filename
+        self.gpus_per_host = dict(settings.gpus_per_host)
+        self.known_hosts = settings.known_hosts
+        self.region = settings.region
+        self.base_port = settings.base_port
         self.connect_timeout_s = connect_timeout_s
         self._sleep = sleep
         self._clients: dict[HostSpec, Any] = {}
@@ -213,10 +218,6 @@ class BaremetalProvider:
         return json.loads(out or "[]")
 
     # -- protocol --------------------------------------------------------------------------------------
-    def offerings(self, regions: list[str] | None = None) -> list[Offering]:
-        """On-prem inventory and cost come from the deployment file (onprem.sites), not from the hosts."""
-        return []
-
     def _run_command(self, container: ContainerSpec, placement: Placement, devices: list[int], port: int) -> tuple[str, str]:
         """The shell command that (re)starts the pod on its host, and what goes on its stdin: the secret values,
         read into the environment there (``docker run -e NAME`` passes them on), never in the command."""
@@ -361,25 +362,5 @@ def _write_file(path: str, content: str) -> str:
     return f"mkdir -p {q(path.rsplit('/', 1)[0])} && cat > {q(path)} <<'{delim}'\n{content.rstrip(chr(10))}\n{delim}\n"
 
 
-def create(
-    hosts: list[str],
-    engine: str = "docker",
-    key_filename: str | None = None,
-    gpus_per_host: dict[str, Any] | None = None,
-    known_hosts: str | None = None,
-    region: str = "onprem:baremetal",
-    base_port: int = 8000,
-) -> BaremetalProvider:
-    """hosts: ["user@host:port", ...]; gpus_per_host: {"user@host:port" or "host": count or {GPU type: count}},
-    used when nvidia-smi is not available on a host."""
-    if not hosts:
-        raise UserError("baremetal: no hosts given (onprem.sites[].hosts)")
-    return BaremetalProvider(
-        [HostSpec.parse(h) for h in hosts],
-        engine=engine,
-        key_filename=key_filename,
-        gpus_per_host=gpus_per_host,
-        known_hosts=known_hosts,
-        region=region,
-        base_port=base_port,
-    )
+
+create = partial(build, "baremetal")  # settings (BaremetalSettings) and wiring (connect_timeout_s, sleep)

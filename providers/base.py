@@ -10,7 +10,6 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from containers.labels import LABEL_DEPLOYMENT, LABEL_PLAN, LABEL_PROJECT, LABEL_REPLICA  # noqa: F401
 from containers.names import vm_name
 from containers.spec import ContainerSpec
-from orchestrator.catalog.types import Offering
 
 State = Literal["pending", "running", "stopped", "terminated", "unknown"]
 
@@ -63,11 +62,9 @@ class Handle:
 
 @runtime_checkable
 class Provider(Protocol):
-    name: str
+    """What every provider does; what only some can do is in providers.abilities (live offerings among them)."""
 
-    def offerings(self, regions: list[str] | None = None) -> list[Offering]:
-        """Live instance types and prices (for `orch catalog refresh`)."""
-        ...
+    name: str
 
     def planned_calls(self, container: ContainerSpec, placement: Placement) -> list[dict[str, Any]]:
         """The exact calls/manifests launch would make: for `orch apply --dry-run`, no credentials needed."""

@@ -12,21 +12,19 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
+
+from pydantic import Field
 
 from containers.spec import ContainerSpec
 from orchestrator.catalog.types import Offering
-from orchestrator.errors import (
-    AuthError,
-    CapacityError,
-    NotFoundError,
-    ProviderError,
-    QuotaError,
-    TransientError,
-    UserError,
-)
+from orchestrator.errors import AuthError, NotFoundError, ProviderError, TransientError, UserError
+from providers.abilities import WithFirewall, WithOfferingsRefresh, WithSpot
 from providers.base import LABEL_PROJECT, Handle, Placement, State
+from providers.gcp_errors import NO_CREDENTIALS, map_error
 from providers.pricing import bare_region, qualified_region, stable_token
+from providers.registry import CommaList, ProviderSettings, create as build, needed, placeholder, register
 from providers.retry import with_retries
 
 # Deep Learning VM image family (NVIDIA driver installed at first boot with install-nvidia-driver=True).
@@ -35,20 +33,9 @@ DEFAULT_IMAGE = "projects/deeplearning-platform-release/global/images/family/com
 _DEFAULT_ZONE_SUFFIX = {"europe-west1": "b", "us-east1": "b"}
 NETWORK_TAG = "orch-vllm"
 PORT_LABEL = "orch-port"
-NO_CREDENTIALS = (
-    "gcp: no credentials found; run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
-)
-_STATES: dict[str, State] = {
-    "PROVISIONING": "pending",
-    "STAGING": "pending",
-    "RUNNING": "running",
-    "STOPPING": "stopped",
-    "STOPPED": "stopped",
-    "SUSPENDING": "stopped",
-    "SUSPENDED": "stopped",
-    "TERMINATED": "stopped",  # GCP's TERMINATED is a stopped VM that still exists
-    "REPAIRING": "pending",
-}
+_STATES: dict[str, State] = {"PROVISIONING": "pending", "STAGING": "pending", "RUNNING": "running", "REPAIRING": "pending",
+                             "STOPPING": "stopped", "STOPPED": "stopped", "SUSPENDING": "stopped", "SUSPENDED": "stopped",
+                             "TERMINATED": "stopped"}  # GCP's TERMINATED is a stopped VM that still exists
 
 
 def label_value(value: str) -> str:
@@ -56,64 +43,69 @@ def label_value(value: str) -> str:
     return re.sub(r"[^a-z0-9_-]+", "-", value.lower())[:63]
 
 
-def map_error(exc: Exception, what: str) -> ProviderError:
-    """A google.api_core / google.auth exception as orch's typed error."""
-    from google.api_core import exceptions as gexc
-    from google.auth import exceptions as auth_exc
+class GcpSettings(ProviderSettings):
+    """providers.gcp.options (the zone for each region of the plan comes from zone / zones)."""
 
-    if isinstance(exc, auth_exc.DefaultCredentialsError):
-        return AuthError(NO_CREDENTIALS)
-    if isinstance(exc, auth_exc.GoogleAuthError):
-        return AuthError(f"gcp: {what}: credentials rejected ({type(exc).__name__}); {NO_CREDENTIALS.split('; ', 1)[1]}")
-    text = str(exc)
-    reasons = " ".join(str(getattr(e, "code", "") or (e.get("reason", "") if isinstance(e, dict) else e)) for e in (getattr(exc, "errors", None) or []))
-    blob = f"{text} {reasons}".upper()
-    msg = f"gcp: {what}: {' '.join(text.split())}"
-    if "RESOURCE_POOL_EXHAUSTED" in blob or "STOCKOUT" in blob or "DOES NOT HAVE ENOUGH RESOURCES" in blob:
-        return CapacityError(msg)
-    if "QUOTA" in blob:
-        return QuotaError(msg)
-    if isinstance(exc, (gexc.Unauthenticated, gexc.PermissionDenied, gexc.Unauthorized, gexc.Forbidden)):
-        return AuthError(msg)
-    if isinstance(exc, gexc.NotFound):
-        return NotFoundError(msg)
-    if isinstance(exc, gexc.ResourceExhausted):  # gRPC RESOURCE_EXHAUSTED (a TooManyRequests subclass): no capacity
-        return CapacityError(msg)
-    if isinstance(exc, (gexc.TooManyRequests, gexc.ServiceUnavailable, gexc.InternalServerError, gexc.GatewayTimeout, gexc.DeadlineExceeded, gexc.BadGateway)):
-        return TransientError(msg)
-    return ProviderError(msg)
+    project: str | None = needed("the GCP project id to launch in")
+    zone: str | None = Field(None, description="a zone of the plan's region; zones for several regions")
+    zones: CommaList = Field(default_factory=list, description="comma-separated, one per region the plan may use")
+    gke_context: str | None = Field(None, description="launch on GKE (the kubernetes provider) instead of Compute "
+                                    "Engine VMs: how orch runs TPUs; the kubeconfig context of the cluster")
+    namespace: str = Field("orch", description="with gke_context: the namespace orch deploys into")
+    image: str = DEFAULT_IMAGE
+    disk_gb: int = 200
+    disk_type: str = "pd-balanced"
+    network: str = "global/networks/default"
+    subnetwork: str | None = None
+    service_account: str | None = None
+    billing_url: str | None = None
+    operation_timeout_s: float = 900
+
+    @staticmethod
+    def zone_of(options: dict[str, Any], region_name: str) -> str | None:
+        """The zone of ``region_name`` among options zone / zones ('a-zone,b-zone')."""
+        zones = [z.strip() for z in (options.get("zones") or options.get("zone") or "").split(",") if z.strip()]
+        return next((z for z in zones if z.startswith(region_name + "-")), None)
+
+    @classmethod
+    def for_region(cls, region_name: str, options: dict[str, Any], where: str, lenient: bool) -> dict[str, Any]:
+        zone = cls.zone_of(options, region_name)
+        if zone is None and lenient:
+            zone = placeholder(f"{where}.zone (a zone of {region_name})")
+        if zone is None:
+            raise UserError(f"{where}: no zone in region {region_name}; set zone (or zones: 'a-zone,b-zone') "
+                            f"to a zone of {region_name}, e.g. {region_name}-a")
+        return {**options, "zone": zone}
+
+    @classmethod
+    def missing(cls, options: dict[str, Any], regions: list[str]) -> list[str]:
+        if options.get("gke_context"):  # GKE needs none of the VM settings
+            return []
+        zoneless = [r for r in regions if cls.zone_of(options, r) is None]
+        return super().missing(options, regions) + ([
+            f"zones with a zone of {', '.join(zoneless)} (e.g. zones: '{','.join(r + '-a' for r in zoneless)}')"
+        ] if zoneless else [])
 
 
-class GcpProvider:
-    name = "gcp"
+@register
+class GcpProvider(WithOfferingsRefresh, WithSpot, WithFirewall):
+    name = kind = "gcp"
+    Settings = GcpSettings
 
-    def __init__(
-        self,
-        project: str | None = None,
-        zone: str | None = None,
-        credentials: Any = None,
-        client_options: Any = None,
-        image: str = DEFAULT_IMAGE,
-        disk_gb: int = 200,
-        disk_type: str = "pd-balanced",
-        network: str = "global/networks/default",
-        subnetwork: str | None = None,
-        service_account: str | None = None,
-        billing_url: str | None = None,
-        operation_timeout_s: float = 900,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.project = project
-        self.zone = zone
-        self.image = image
-        self.disk_gb = disk_gb
-        self.disk_type = disk_type
-        self.network = network
-        self.subnetwork = subnetwork
-        self.service_account = service_account
+    def __init__(self, settings: GcpSettings | None = None, *, credentials: Any = None, client_options: Any = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        s = settings or GcpSettings()
+        self.project = s.project
+        self.zone = s.zone
+        self.image = s.image
+        self.disk_gb = s.disk_gb
+        self.disk_type = s.disk_type
+        self.network = s.network
+        self.subnetwork = s.subnetwork
+        self.service_account = s.service_account
         self.client_options = client_options
-        self.billing_url = billing_url
-        self.operation_timeout_s = operation_timeout_s
+        self.billing_url = s.billing_url
+        self.operation_timeout_s = s.operation_timeout_s
         self._credentials = credentials
         self._sleep = sleep
         self._clients: dict[str, Any] = {}
@@ -152,7 +144,7 @@ class GcpProvider:
                 return fn()
             except ProviderError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a typed error
+            except Exception as exc:
                 from google.api_core.exceptions import GoogleAPIError
                 from google.auth.exceptions import GoogleAuthError
 
@@ -196,7 +188,6 @@ class GcpProvider:
         from google.cloud import compute_v1
 
         from containers.render.vm import secret_fetch_lines, startup_script
-
         from orchestrator.catalog.offerings import split_gcp_instance_type
 
         machine, attached, attached_count = split_gcp_instance_type(placement.instance_type)
@@ -386,45 +377,9 @@ class GcpProvider:
     # -- catalog --------------------------------------------------------------------------------------
 
     def offerings(self, regions: list[str] | None = None) -> list[Offering]:
-        import httpx
-        from google.cloud import compute_v1
+        from providers.pricing.gcp import live_offerings
 
-        from providers.pricing import gcp as gp
-
-        names = [bare_region("gcp", r) for r in regions] if regions else None
-        mt_client = self._client("MachineTypesClient")
-        acc_client = self._client("AcceleratorTypesClient")
-
-        mt_request = compute_v1.AggregatedListMachineTypesRequest(project=self.project, filter=gp.MACHINE_TYPE_FILTER)
-
-        def shapes() -> dict[str, dict[str, gp.Shape]]:
-            mts = [m for _, sl in mt_client.aggregated_list(request=mt_request) for m in sl.machine_types]
-            accs = [a for _, sl in acc_client.aggregated_list(project=self.project) for a in sl.accelerator_types]
-            return gp.shapes_by_region(mts, accs)
-
-        by_region = self._call("machine/accelerator types", shapes)
-        headers = self._auth_headers()
-
-        def skus() -> gp.SkuPrices:
-            try:
-                with httpx.Client(timeout=60) as http:
-                    return gp.parse_skus(gp.fetch_skus(http, headers, self.billing_url or gp.BILLING_URL))
-            except httpx.HTTPStatusError as exc:
-                code = exc.response.status_code
-                err = f"gcp: Cloud Billing catalog: HTTP {code}"
-                if code in (401, 403):
-                    raise AuthError(err + " (the credentials need the Cloud Billing API enabled)") from None
-                raise (TransientError(err) if code == 429 or code >= 500 else ProviderError(err)) from None
-            except httpx.TransportError as exc:
-                raise TransientError(f"gcp: Cloud Billing catalog: {exc}") from None
-
-        prices = self._call("billing catalog", skus)
-        out: list[Offering] = []
-        for region in names or sorted(by_region):
-            if not by_region.get(region):
-                raise ProviderError(f"gcp: no GPU machine types visible in region {region} (project {self.project})")
-            out += gp.region_offerings(region, by_region[region], prices)
-        return out
+        return live_offerings(self, [bare_region("gcp", r) for r in regions] if regions else None)
 
     def _auth_headers(self) -> dict[str, str]:
         from google.auth.transport.requests import Request
@@ -437,34 +392,5 @@ class GcpProvider:
         return headers
 
 
-def create(
-    project: str | None = None,
-    zone: str | None = None,
-    credentials: Any = None,
-    client_options: Any = None,
-    image: str = DEFAULT_IMAGE,
-    disk_gb: int | str = 200,
-    disk_type: str = "pd-balanced",
-    network: str = "global/networks/default",
-    subnetwork: str | None = None,
-    service_account: str | None = None,
-    billing_url: str | None = None,
-    operation_timeout_s: float | str = 900,
-    sleep: Callable[[float], None] = time.sleep,
-) -> GcpProvider:
-    """The GCP provider. Settings may come as strings (deployment-file options)."""
-    return GcpProvider(
-        project=project,
-        zone=zone,
-        credentials=credentials,
-        client_options=client_options,
-        image=image,
-        disk_gb=int(disk_gb),
-        disk_type=disk_type,
-        network=network,
-        subnetwork=subnetwork,
-        service_account=service_account,
-        billing_url=billing_url,
-        operation_timeout_s=float(operation_timeout_s),
-        sleep=sleep,
-    )
+
+create = partial(build, "gcp")  # settings (GcpSettings) and wiring (credentials, client_options, sleep)

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any, TypeVar
+
+from pydantic import Field
 
 from containers.render.kubernetes import (
     CONVENTIONS,
     INSTANCE_LABEL,
     LWS_API_VERSION,
-    SERVICE_TYPES,
     Convention,
     ServiceType,
     render_kubernetes,
@@ -25,9 +27,10 @@ from containers.render.kubernetes import (
 from containers.render.kubernetes_extra import config_map_name
 from containers.spec import ContainerSpec
 from containers.vllm import LABEL_NODES
-from orchestrator.catalog.types import Offering
-from orchestrator.errors import AuthError, NotFoundError, ProviderError, TransientError, UserError
+from orchestrator.errors import AuthError, NotFoundError, ProviderError, TransientError
+from providers.abilities import WithFirewall, WithMultiNode
 from providers.base import Handle, Placement
+from providers.registry import ProviderSettings, create as build, register
 from providers.retry import with_retries
 
 T = TypeVar("T")
@@ -52,25 +55,30 @@ def _api_error(exc: Exception, what: str) -> ProviderError:
     return ProviderError(msg)
 
 
-class KubernetesProvider:
-    name = "kubernetes"
+class KubernetesSettings(ProviderSettings):
+    """One cluster: a kubeconfig context (else the default one, else in-cluster) and where orch deploys in it."""
 
-    def __init__(
-        self,
-        api_client: Any,
-        namespace: str = "orch",
-        convention: Convention = "nfd",
-        sleep: Callable[[float], None] | None = None,
-        service_type: ServiceType = "ClusterIP",
-    ) -> None:
-        if convention not in CONVENTIONS:
-            raise UserError(f"unknown kubernetes convention {convention!r}; known: {', '.join(CONVENTIONS)}")
-        if service_type not in SERVICE_TYPES:
-            raise UserError(f"unknown kubernetes service type {service_type!r}; known: {', '.join(SERVICE_TYPES)}")
-        self.service_type: ServiceType = service_type
-        self.api_client = api_client
-        self.namespace = namespace
-        self.convention: Convention = convention
+    context: str | None = None
+    namespace: str = "orch"
+    convention: Convention = Field("nfd", description="how GPU nodes are labelled: " + ", ".join(CONVENTIONS))
+    kubeconfig: str | None = None
+    service_type: ServiceType = Field("ClusterIP", description="LoadBalancer exposes gateways outside the cluster "
+                                      "(their allow list as source ranges)")
+    offline: bool = Field(False, description="render manifests (dry runs) without a kubeconfig; any call fails")
+
+
+@register
+class KubernetesProvider(WithMultiNode, WithFirewall):
+    name = kind = "kubernetes"
+    Settings = KubernetesSettings
+
+    def __init__(self, settings: KubernetesSettings | None = None, *, api_client: Any = None,
+                 sleep: Callable[[float], None] | None = None) -> None:
+        s = settings or KubernetesSettings()
+        self.service_type: ServiceType = s.service_type
+        self.api_client = api_client if api_client is not None else _api_client(s)
+        self.namespace = s.namespace
+        self.convention: Convention = s.convention
         self._sleep = sleep
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -146,10 +154,6 @@ class KubernetesProvider:
             self._call(f"patch {kind} {ns}/{name}", patch)
 
     # -- protocol ----------------------------------------------------------------------------------------
-    def offerings(self, regions: list[str] | None = None) -> list[Offering]:
-        """A cluster has no price list: its GPUs are on-prem inventory declared in the deployment file."""
-        return []
-
     def planned_calls(self, container: ContainerSpec, placement: Placement) -> list[dict[str, Any]]:
         return [
             {"call": "create_or_patch", "kind": m["kind"], "namespace": self.namespace, "name": m["metadata"]["name"], "body": m}
@@ -284,34 +288,23 @@ class KubernetesProvider:
         )
 
 
-def create(
-    context: str | None = None,
-    namespace: str = "orch",
-    convention: Convention = "nfd",
-    kubeconfig: str | None = None,
-    api_client: Any = None,
-    service_type: ServiceType = "ClusterIP",
-    offline: bool = False,
-) -> KubernetesProvider:
-    """A provider for one cluster: ``api_client`` when given (tests), else the kubeconfig (``context``), else in-cluster.
-    ``service_type``: LoadBalancer exposes gateways outside the cluster (their allow list as source ranges).
-    ``offline``: renders manifests (dry runs) without a kubeconfig; any call to the cluster would fail."""
-    if api_client is None and offline:
-        from kubernetes import client
 
-        api_client = client.ApiClient()
-    if api_client is None:
-        from kubernetes import client, config
+def _api_client(s: KubernetesSettings) -> Any:
+    """The kubeconfig's client (``context``), else the default context's, else in-cluster; a bare client offline."""
+    from kubernetes import client, config
 
+    if s.offline:
+        return client.ApiClient()
+    try:
+        if s.kubeconfig or s.context:
+            return config.new_client_from_config(config_file=s.kubeconfig, context=s.context)
         try:
-            if kubeconfig or context:
-                api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
-            else:
-                try:
-                    api_client = config.new_client_from_config()
-                except config.ConfigException:
-                    config.load_incluster_config()
-                    api_client = client.ApiClient()
-        except config.ConfigException as exc:
-            raise AuthError(f"kubernetes: no usable kubeconfig ({exc}); set KUBECONFIG or the site's kube_context") from None
-    return KubernetesProvider(api_client, namespace=namespace, convention=convention, service_type=service_type)
+            return config.new_client_from_config()
+        except config.ConfigException:
+            config.load_incluster_config()
+            return client.ApiClient()
+    except config.ConfigException as exc:
+        raise AuthError(f"kubernetes: no usable kubeconfig ({exc}); set KUBECONFIG or the site's kube_context") from None
+
+
+create = partial(build, "kubernetes")  # settings (KubernetesSettings) and wiring (api_client, sleep)

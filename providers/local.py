@@ -18,14 +18,19 @@ import socket
 import subprocess
 import time
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+from pydantic import Field
 
 from containers.render.local import MissingProgram, command_process, local_process
 from containers.spec import ContainerSpec
 from orchestrator.catalog.types import Offering
 from orchestrator.errors import NotFoundError, ProviderError, UserError
+from providers.abilities import WithGatewayPreflight, WithOfferingsRefresh, WithSecretStore
 from providers.base import Handle, Placement
+from providers.registry import ProviderSettings, create as build, register
 from providers.secrets import LocalSecrets
 
 REGION = "local:this-machine"
@@ -142,16 +147,25 @@ def _free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-class LocalProvider:
-    name = "local"
+class LocalSettings(ProviderSettings):
+    """This machine (providers.local in the deployment file)."""
 
-    def __init__(self, python: str, state_dir: Path, host: str = "127.0.0.1", grace_s: float = TERMINATE_GRACE_S,
+    python: str = Field(default_factory=lambda: os.environ.get("ORCH_VLLM_PYTHON") or "python3")  # with vLLM
+    state_dir: Path = Field(default_factory=_default_state_dir)  # $ORCH_STATE_DIR/local, else ~/.local/state/orch/local
+    host: str = "127.0.0.1"
+
+
+@register
+class LocalProvider(WithOfferingsRefresh, WithGatewayPreflight, WithSecretStore):
+    name = kind = "local"
+    Settings = LocalSettings
+
+    def __init__(self, settings: LocalSettings | None = None, *, grace_s: float = TERMINATE_GRACE_S,
                  secrets: LocalSecrets | None = None) -> None:
-        self.python = python
-        self.state_dir = state_dir
-        self.host = host
+        s = settings or LocalSettings()
+        self.python, self.state_dir, self.host = s.python, s.state_dir, s.host
         self.grace_s = grace_s
-        self.secrets = secrets or LocalSecrets(state_dir.parent / "secrets")
+        self.secrets = secrets or LocalSecrets(s.state_dir.parent / "secrets")
 
     # -- records ----------------------------------------------------------------------------------------
     def _record_path(self, name: str) -> Path:
@@ -381,12 +395,5 @@ class LocalProvider:
             raise ProviderError(f"local: cannot signal process group {pid}: {exc}") from None
 
 
-def create(
-    python: str | None = None,
-    state_dir: Path | str | None = None,
-    host: str = "127.0.0.1",
-) -> LocalProvider:
-    """python: a python with vLLM (default $ORCH_VLLM_PYTHON, else python3); state_dir default
-    $ORCH_STATE_DIR/local, else ~/.local/state/orch/local."""
-    py = python or os.environ.get("ORCH_VLLM_PYTHON") or "python3"
-    return LocalProvider(py, Path(state_dir) if state_dir else _default_state_dir(), host=host)
+
+create = partial(build, "local")  # settings (LocalSettings) and wiring (grace_s, secrets)

@@ -17,7 +17,7 @@ from orchestrator.catalog.offerings import cache_path, cached_offerings, snapsho
 from orchestrator.cli import catalog_refresh
 from orchestrator.cli.main import _OrchGroup
 from providers.aws import AwsProvider
-from providers.azure import AzureProvider
+from providers.azure import AzureProvider, create as azure_create
 from providers.pricing.aws import price_filters
 
 RECORDINGS = Path(__file__).parent / "fixtures" / "recordings"
@@ -122,7 +122,7 @@ def test_azure_refresh_from_local_retail_prices(httpserver, monkeypatch):
     pages[0]["NextPageLink"] = httpserver.url_for("/api/retail/prices") + "?api-version=2023-01-01-preview&$skip=1000"
     httpserver.expect_request("/api/retail/prices", query_string={"api-version": "2023-01-01-preview", "$skip": "1000"}).respond_with_json(pages[1])
     httpserver.expect_request("/api/retail/prices").respond_with_json(pages[0])
-    provider = AzureProvider(prices_url=httpserver.url_for("/").rstrip("/"), sleep=lambda s: None)
+    provider = azure_create(prices_url=httpserver.url_for("/").rstrip("/"), sleep=lambda s: None)
     monkeypatch.setattr(catalog_refresh, "make_provider", lambda kind, project=None: provider)
 
     r = _run("catalog", "refresh", "--provider", "azure", "--source", "api", "--region", "eastus", "--json")
@@ -153,7 +153,7 @@ def test_wired_into_orch_catalog():
 def test_offline_refresh_stops_at_the_first_region_with_one_message(monkeypatch):
     """Issue 20, item 20: offline, a refresh took 66 s and printed 11 identical DNS errors."""
     calls = []
-    provider = AzureProvider(prices_url="http://prices.orch-test.invalid", sleep=lambda s: calls.append(s))
+    provider = azure_create(prices_url="http://prices.orch-test.invalid", sleep=lambda s: calls.append(s))
     monkeypatch.setattr(catalog_refresh, "make_provider", lambda kind, project=None: provider)
     r = _run("catalog", "refresh", "--provider", "azure", "--source", "api", "--region", "eastus", "--region", "westus2",
              "--region", "westeurope")

@@ -321,5 +321,5 @@ def test_gateway_load_balancer_planned() -> None:
     svc = calls[-1]["body"]["spec"]
     assert svc["type"] == "LoadBalancer" and svc["loadBalancerSourceRanges"] == ["10.0.0.0/8", "192.0.2.0/24"]
     assert p.planned_calls(build(), PLACEMENT)[-1]["body"]["spec"]["type"] == "ClusterIP"  # replicas stay inside
-    with pytest.raises(UserError, match="service type"):
+    with pytest.raises(UserError, match="service_type"):
         create(namespace="orch", api_client=client.ApiClient(), service_type="NodePort")  # type: ignore[arg-type]

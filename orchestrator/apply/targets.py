@@ -7,7 +7,6 @@ providers.local. Credentials never pass through here: each SDK finds its own.
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Any
 
 from orchestrator.errors import UserError
 from orchestrator.spec.models import Providers
+from providers import registry
 from providers.base import Provider
 
 
@@ -31,12 +31,8 @@ class Target:
 # factory(provider name, region id, settings, *, lenient) → Target. lenient (dry runs): a missing required
 # setting becomes a visible placeholder instead of an error, so the calls can still be shown.
 Factory = Callable[..., Target]
-_FACTORIES: dict[str, Factory] = {}
-
-
-def register_target(provider_name: str, factory: Factory) -> None:
-    """Plug in a provider name (tests, plugins): factory(provider name, region id, settings, lenient=) → Target."""
-    _FACTORIES[provider_name] = factory
+register_target = registry.register_target  # plug in a plan provider name (tests, plugins); one registry with the kinds
+GPU_CLOUDS = ("lambdalabs", "runpod", "nebius", "coreweave", "vultr")
 
 
 def local_state_dir() -> Path:
@@ -44,84 +40,40 @@ def local_state_dir() -> Path:
     return (Path(base) if base else Path.home() / ".local" / "state" / "orch") / "local"
 
 
-def _create(kind: str, where: str, **config: Any) -> Provider:
-    """providers.get_provider, passing only the settings create() accepts (unknown ones are a user error)."""
-    import importlib
-
-    from orchestrator.suggest import did_you_mean
-    from providers import get_provider
-
-    try:
-        module = importlib.import_module(f"providers.{kind}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"providers.{kind}":
-            raise
-        raise UserError(f"{where}: the {kind} provider is not available in this build of orch") from None
-    params = inspect.signature(module.create).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        unknown = [k for k in config if k not in params]
-        if unknown:
-            hint = did_you_mean(unknown[0], list(params))
-            raise UserError(f"{where}: unknown setting {unknown[0]!r} for the {kind} provider{hint}")
-    try:
-        return get_provider(kind, **{k: v for k, v in config.items() if v is not None})
-    except TypeError as exc:
-        raise UserError(f"{where}: bad settings for the {kind} provider: {exc}") from None
-
-
-def _placeholder(setting: str) -> str:
-    return f"<set {setting}>"
-
-
 def _cloud_options(settings: Providers | None, name: str) -> dict[str, str]:
     cloud = getattr(settings, name, None) if settings else None
     return dict(cloud.options) if cloud else {}
 
 
-def _aws(name: str, region: str, settings: Providers | None, *, lenient: bool = False) -> Target:
+def _cloud(name: str, region: str, settings: Providers | None, *, lenient: bool = False) -> Target:
+    """A cloud region of kind ``name`` from providers.<name>.options (its settings model: providers.<name>)."""
     region_name = region.split(":", 1)[1]
-    opts = _cloud_options(settings, "aws")
-    return Target(region, "aws", _create("aws", "providers.aws.options", region=region_name, **opts),
-                  list_regions=[region_name])
-
-
-def _gcp(name: str, region: str, settings: Providers | None, *, lenient: bool = False) -> Target:
-    region_name = region.split(":", 1)[1]
-    opts = _cloud_options(settings, "gcp")
-    if "gke_context" in opts:  # GKE instead of Compute Engine VMs: how orch launches TPUs (no TPU VM API)
-        provider = _create("kubernetes", "providers.gcp.options", context=opts["gke_context"],
-                           namespace=opts.get("namespace", "orch"), convention="gke", offline=lenient or None)
+    opts = _cloud_options(settings, name)
+    where = f"providers.{name}.options"
+    if opts.get("gke_context"):  # GKE instead of Compute Engine VMs: how orch launches TPUs (no TPU VM API)
+        provider = registry.create("kubernetes", where, context=opts["gke_context"],
+                                   namespace=opts.get("namespace", "orch"), convention="gke", offline=lenient or None)
         return Target(region, "kubernetes", provider)
-    zones = [z.strip() for z in (opts.pop("zones", "") or opts.get("zone", "")).split(",") if z.strip()]
-    opts.pop("zone", None)
-    zone = next((z for z in zones if z.startswith(region_name + "-")), None)
-    if zone is None and lenient:
-        zone = _placeholder(f"providers.gcp.options.zone (a zone of {region_name})")
-    if "project" not in opts and lenient:
-        opts["project"] = _placeholder("providers.gcp.options.project")
-    if zone is None:
-        raise UserError(
-            f"providers.gcp.options: no zone in region {region_name}; set zone (or zones: 'a-zone,b-zone') "
-            f"to a zone of {region_name}, e.g. {region_name}-a"
-        )
-    if "project" not in opts:
-        raise UserError("providers.gcp.options.project: the GCP project id to launch in is required")
-    return Target(region, "gcp", _create("gcp", "providers.gcp.options", zone=zone, **opts),
-                  list_regions=[region_name])
+    provider = registry.for_region(name, region_name, opts, where=where, lenient=lenient)
+    return Target(region, name, provider, list_regions=[region_name])
 
 
-def _azure(name: str, region: str, settings: Providers | None, *, lenient: bool = False) -> Target:
-    region_name = region.split(":", 1)[1]
-    opts = _cloud_options(settings, "azure")
-    from orchestrator.apply.launch_settings import REQUIRED
+def _site(kind: str, section: Any, where: str, region: str, hosts_hint: str, lenient: bool) -> Target:
+    """A site or a GPU cloud, launched as the file's ``kind`` says: kubernetes (a cluster) or baremetal (ssh)."""
+    if kind == "kubernetes":
+        provider = registry.create("kubernetes", where, context=section.kube_context, namespace=section.namespace,
+                                   service_type=section.gateway_service, offline=lenient or None)
+        return Target(region, "kubernetes", provider)
+    if not section.hosts and not lenient:
+        raise UserError(f"{where}.hosts: {hosts_hint}")
+    hosts = list(section.hosts) or [_placeholder_host(where)]  # a dry run shows the calls all the same
+    return Target(region, "baremetal", registry.create("baremetal", where, hosts=hosts))
 
-    for required in REQUIRED["azure"]:  # the key vault holds the endpoint's keys
-        if required not in opts and lenient:
-            opts[required] = _placeholder(f"providers.azure.options.{required}")
-        if required not in opts:
-            raise UserError(f"providers.azure.options.{required} is required to launch on Azure")
-    return Target(region, "azure", _create("azure", "providers.azure.options", location=region_name, **opts),
-                  list_regions=[region_name])
+
+def _placeholder_host(where: str) -> str:
+    """A dry run's stand-in for a site's missing hosts (the calls can still be shown)."""
+    name = where.split(".")[1]
+    return "set-the-sites-hosts@placeholder" if name.startswith("onprem") else f"set-{name}-hosts@placeholder"
 
 
 def _onprem(name: str, region: str, settings: Providers | None, *, lenient: bool = False) -> Target:
@@ -130,56 +82,47 @@ def _onprem(name: str, region: str, settings: Providers | None, *, lenient: bool
     site = next((s for s in onprem.sites if s.name == site_name), None) if onprem else None
     if onprem is None or site is None:
         raise UserError(f"providers.onprem: no site named {site_name!r} (needed by region {region})")
-    where = f"providers.onprem.sites[{site_name}]"
-    if onprem.kind == "kubernetes":
-        provider = _create("kubernetes", where, context=site.kube_context, namespace=site.namespace,
-                           service_type=site.gateway_service, offline=lenient or None)
-        return Target(region, "kubernetes", provider)
-    if not site.hosts and not lenient:
-        raise UserError(f"{where}.hosts: bare-metal sites need ssh targets (user@host) to launch on")
-    hosts = list(site.hosts) or ["set-the-sites-hosts@placeholder"]  # a dry run shows the calls all the same
-    return Target(region, "baremetal", _create("baremetal", where, hosts=hosts))
-
-
-def _local(name: str, region: str, settings: Providers | None, *, lenient: bool = False) -> Target:
-    from orchestrator.spec.models import LocalProvider
-
-    local = (settings.local if settings else None) or LocalProvider()
-    python = local.python or os.environ.get("ORCH_VLLM_PYTHON") or "python3"
-    provider = _create("local", "providers.local", python=python, state_dir=local_state_dir(), host=local.host)
-    # The local provider serves a config-only model: random weights (vLLM --load-format dummy).
-    kwargs: dict[str, Any] = {"port": local.port, "extra_args": tuple(local.extra_args), "load_format": "dummy",
-                              "bind": local.host, "control_bind": "127.0.0.1"}
-    return Target(region, "local", provider, container_kwargs=kwargs)
+    return _site(onprem.kind, site, f"providers.onprem.sites[{site_name}]", region,
+                 "bare-metal sites need ssh targets (user@host) to launch on", lenient)
 
 
 def _gpu_cloud(name: str, region: str, settings: Providers | None, *, lenient: bool = False) -> Target:
     """Lambda, RunPod, Nebius, CoreWeave, Vultr: their managed Kubernetes (kubernetes provider) or their instances
     over SSH (baremetal provider), as providers.<cloud>.kind says."""
     cloud = getattr(settings, name, None) if settings else None
-    where = f"providers.{name}"
     if cloud is None:
-        raise UserError(f"{where}: the plan uses {region}, but the file does not configure {name} (kind, and "
+        raise UserError(f"providers.{name}: the plan uses {region}, but the file does not configure {name} (kind, and "
                         "kube_context or hosts)")
-    if cloud.kind == "kubernetes":
-        provider = _create("kubernetes", where, context=cloud.kube_context, namespace=cloud.namespace,
-                           service_type=cloud.gateway_service, offline=lenient or None)
-        return Target(region, "kubernetes", provider)
-    if not cloud.hosts and not lenient:
-        raise UserError(f"{where}.hosts: kind baremetal needs ssh targets (user@host) of the instances you rented there")
-    hosts = list(cloud.hosts) or [f"set-{name}-hosts@placeholder"]
-    return Target(region, "baremetal", _create("baremetal", where, hosts=hosts))
+    return _site(cloud.kind, cloud, f"providers.{name}", region, "kind baremetal needs ssh targets (user@host) of the "
+                 "instances you rented there", lenient)
 
 
-register_target("aws", _aws)
-for _cloud in ("lambdalabs", "runpod", "nebius", "coreweave", "vultr"):
-    register_target(_cloud, _gpu_cloud)
-register_target("gcp", _gcp)
-register_target("azure", _azure)
-register_target("onprem", _onprem)
-register_target("baremetal", _onprem)
-register_target("kubernetes", _onprem)
-register_target("local", _local)
+def _local(name: str, region: str, settings: Providers | None, *, lenient: bool = False) -> Target:
+    from orchestrator.spec.models import LocalProvider
+
+    local = (settings.local if settings else None) or LocalProvider()
+    provider = registry.create("local", "providers.local", python=local.python, state_dir=local_state_dir(),
+                               host=local.host)  # python None: $ORCH_VLLM_PYTHON, else python3
+    # The local provider serves a config-only model: random weights (vLLM --load-format dummy).
+    kwargs: dict[str, Any] = {"port": local.port, "extra_args": tuple(local.extra_args), "load_format": "dummy",
+                              "bind": local.host, "control_bind": "127.0.0.1"}
+    return Target(region, "local", provider, container_kwargs=kwargs)
+
+
+def _factory(name: str) -> Factory | None:
+    """How a plan's provider name becomes a Target: a plugged-in factory, else the file's section for it."""
+    plugged = registry.target_factory(name)
+    if plugged is not None:
+        return plugged
+    if name in ("onprem", "baremetal", "kubernetes"):
+        return _onprem
+    if name in GPU_CLOUDS:
+        return _gpu_cloud
+    if name == "local":
+        return _local
+    if name in Providers.model_fields and name in registry.kinds():  # aws, gcp, azure: providers.<name>.options
+        return _cloud
+    return None
 
 
 class Targets:
@@ -193,9 +136,10 @@ class Targets:
     def get(self, provider_name: str, region: str) -> Target:
         key = (provider_name, region)
         if key not in self._cache:
-            factory = _FACTORIES.get(provider_name)
+            factory = _factory(provider_name)
             if factory is None:
-                raise UserError(f"no provider for {provider_name!r} (region {region}); known: {', '.join(_FACTORIES)}")
+                known = sorted({*registry.kinds(), *GPU_CLOUDS, "onprem"} - {"baremetal", "kubernetes"})
+                raise UserError(f"no provider for {provider_name!r} (region {region}); known: {', '.join(known)}")
             self._cache[key] = factory(provider_name, region, self.settings, lenient=self.lenient)
         return self._cache[key]
 

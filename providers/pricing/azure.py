@@ -4,7 +4,7 @@ and counts with the table of GPU VM sizes below (the Retail Prices API does not 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from orchestrator.catalog.types import Offering
@@ -106,4 +106,30 @@ def region_offerings(region: str, prices: dict[str, dict[str, float]]) -> list[O
                 list_usd_per_hour=p["on_demand"],
             )
         )
+    return out
+
+
+def live_offerings(regions: list[str], prices_url: str | None, sleep: Callable[[float], None]) -> list[Offering]:
+    """Offerings of these regions from the Retail Prices API, each region retried on throttling and 5xx."""
+    import httpx
+
+    from orchestrator.errors import ProviderError, TransientError
+    from providers.retry import with_retries
+
+    out: list[Offering] = []
+    with httpx.Client(timeout=60, follow_redirects=True) as http:
+        for region in regions:
+
+            def fetch(region: str = region) -> list[Offering]:
+                try:
+                    prices = parse_items(fetch_items(http, region, prices_url or PRICES_URL))
+                except httpx.HTTPStatusError as exc:
+                    code = exc.response.status_code
+                    err = f"azure: retail prices for {region}: HTTP {code}"
+                    raise (TransientError(err) if code == 429 or code >= 500 else ProviderError(err)) from None
+                except httpx.TransportError as exc:
+                    raise TransientError(f"azure: retail prices for {region}: {exc}") from None
+                return region_offerings(region, prices)
+
+            out += with_retries(fetch, sleep=sleep)
     return out

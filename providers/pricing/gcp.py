@@ -50,8 +50,8 @@ GPU_FAMILIES = ("a2", "a3", "a4", "g2")
 N1_T4 = {"n1-standard-4": 1, "n1-standard-8": 1, "n1-standard-16": 2, "n1-standard-32": 4}
 MACHINE_TYPE_FILTER = 'name eq "(a2|a3|a4|g2)-.*|n1-standard-(4|8|16|32)"'
 
-_GPU_SKU = re.compile(r"^(?:spot preemptible )?nvidia (?:tesla )?(?P<model>.+?) gpu\b", re.I)
-_CORE_RAM_SKU = re.compile(r"^(?:spot preemptible )?(?P<series>[a-z]\d[a-z]?)(?: predefined| custom)? instance (?P<kind>core|ram)\b", re.I)
+_GPU_SKU = re.compile(r"^(?:spot preemptible )?nvidia (?:tesla )?(?P<model>.+?) gpu\b", re.IGNORECASE)
+_CORE_RAM_SKU = re.compile(r"^(?:spot preemptible )?(?P<series>[a-z]\d[a-z]?)(?: predefined| custom)? instance (?P<kind>core|ram)\b", re.IGNORECASE)
 
 
 @dataclass
@@ -191,4 +191,46 @@ def region_offerings(region: str, shapes: dict[str, Shape], prices: SkuPrices) -
                 list_usd_per_hour=od,
             )
         )
+    return out
+
+
+def live_offerings(provider: Any, names: list[str] | None) -> list[Offering]:
+    """Offerings of these regions (bare names; None: every region with GPUs) for a providers.gcp.GcpProvider:
+    shapes from its Compute clients, prices from the Billing Catalog with its credentials."""
+    import httpx
+    from google.cloud import compute_v1
+
+    from orchestrator.errors import AuthError, ProviderError, TransientError
+
+    mt_client = provider._client("MachineTypesClient")
+    acc_client = provider._client("AcceleratorTypesClient")
+    mt_request = compute_v1.AggregatedListMachineTypesRequest(project=provider.project, filter=MACHINE_TYPE_FILTER)
+
+    def shapes() -> dict[str, dict[str, Shape]]:
+        mts = [m for _, sl in mt_client.aggregated_list(request=mt_request) for m in sl.machine_types]
+        accs = [a for _, sl in acc_client.aggregated_list(project=provider.project) for a in sl.accelerator_types]
+        return shapes_by_region(mts, accs)
+
+    by_region = provider._call("machine/accelerator types", shapes)
+    headers = provider._auth_headers()
+
+    def skus() -> SkuPrices:
+        try:
+            with httpx.Client(timeout=60) as http:
+                return parse_skus(fetch_skus(http, headers, provider.billing_url or BILLING_URL))
+        except httpx.HTTPStatusError as exc:
+            code = exc.response.status_code
+            err = f"gcp: Cloud Billing catalog: HTTP {code}"
+            if code in (401, 403):
+                raise AuthError(err + " (the credentials need the Cloud Billing API enabled)") from None
+            raise (TransientError(err) if code == 429 or code >= 500 else ProviderError(err)) from None
+        except httpx.TransportError as exc:
+            raise TransientError(f"gcp: Cloud Billing catalog: {exc}") from None
+
+    prices = provider._call("billing catalog", skus)
+    out: list[Offering] = []
+    for region in names or sorted(by_region):
+        if not by_region.get(region):
+            raise ProviderError(f"gcp: no GPU machine types visible in region {region} (project {provider.project})")
+        out += region_offerings(region, by_region[region], prices)
     return out
