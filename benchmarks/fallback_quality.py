@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # support.synthetic
 
 
 def main(n_off: int = 5_000, n_dep: int = 50, seed: int = 7) -> None:
@@ -31,7 +32,7 @@ def main(n_off: int = 5_000, n_dep: int = 50, seed: int = 7) -> None:
     from orchestrator.solver.inputs import build_inputs
     from orchestrator.solver.problem import SolverInput
     from orchestrator.solver.solve import solve
-    from orchestrator.solver.synthetic import LoadedStub, random_catalog, random_spec
+    from support.synthetic import LoadedStub, random_catalog, random_spec
 
     cat = random_catalog(n_off, seed)
     spec = random_spec(n_dep, list(cat.regions), seed)

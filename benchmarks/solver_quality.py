@@ -10,7 +10,7 @@
 (b) "one GPU type for everything" -- the best single GPU type across all deployments (orch's own MILP
     restricted to that GPU type, every GPU type tried, the cheapest feasible kept).
 Scenarios: the three examples/ files and N seeded random deployment files on the shipped catalog
-(orchestrator/solver/synthetic.py random_spec over the catalog's AWS/GCP/Azure regions).
+(tests/support/synthetic.py random_spec over the catalog's AWS/GCP/Azure regions).
 Savings % = (baseline - orch) / baseline. All plans meet the same SLOs, quotas, policies and budget.
 
 Measured 2026-11-23 (shipped catalog as of that day, --scenarios 10; after the exact pruning and spot floor
@@ -31,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # support.synthetic: the tests' synthetic inputs
 
 
 def _restrict(inp, keep):  # noqa: ANN001, ANN202
@@ -107,7 +108,7 @@ def main() -> None:
     from rich.table import Table
 
     from orchestrator.catalog.load import load_catalog
-    from orchestrator.solver.synthetic import LoadedStub, random_spec
+    from support.synthetic import LoadedStub, random_spec
     from orchestrator.spec.loader import load_spec
 
     n = int(sys.argv[sys.argv.index("--scenarios") + 1]) if "--scenarios" in sys.argv else 10

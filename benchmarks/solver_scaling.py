@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/solver_scaling.py --quick    # 1,000 and 5,000 offerings only
 
 Each cell runs in its own process so peak RSS (resource.getrusage) is that cell's alone. Seeded: the real
-GPU table and model registry, random regions and prices (orchestrator/solver/synthetic.py). Reported:
+GPU table and model registry, random regions and prices (tests/support/synthetic.py). Reported:
 candidate generation time (performance model + filters + dominance pruning), MILP size, time to a proven
 optimum (mip_rel_gap 1e-4, primary objective, no tie-break stage), status, gap, and peak memory; then the same
 solve given what is left of 5 s after candidate generation (``orch place --time-limit``): its total time,
@@ -201,6 +201,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # support.synthetic
 
 OFFERINGS = (1_000, 5_000, 20_000)
 TARGET_S = 5.0
@@ -212,7 +213,7 @@ def one(n_off: int, n_dep: int, seed: int = 7) -> dict:
     from orchestrator.solver.inputs import build_inputs
     from orchestrator.solver.model import build
     from orchestrator.solver.solve import EarlyNarrowing, solve
-    from orchestrator.solver.synthetic import LoadedStub, random_catalog, random_spec
+    from support.synthetic import LoadedStub, random_catalog, random_spec
 
     cat = random_catalog(n_off, seed)
     spec = random_spec(n_dep, list(cat.regions), seed)

@@ -61,7 +61,7 @@ def test_each_provider_example_is_its_own() -> None:
     """The "e.g." shown for a provider comes from that provider's own rejected options."""
     from orchestrator.candidates import SLO_TTFT
     from orchestrator.solver.inputs import build_inputs
-    from orchestrator.solver.synthetic import LoadedStub, random_catalog, random_spec
+    from support.synthetic import LoadedStub, random_catalog, random_spec
 
     cat = random_catalog(400, 3)
     inp = build_inputs(LoadedStub(random_spec(6, list(cat.regions), 3)), cat)
@@ -80,7 +80,7 @@ def test_slow_deployments_find_fallbacks_among_their_most_promising_candidates(m
     without the excluded offering, never cheaper than the best over every candidate, and the explanation says
     where the runner-up was looked for."""
     import orchestrator.placement as placement
-    from orchestrator.solver.synthetic import LoadedStub, random_catalog, random_spec
+    from support.synthetic import LoadedStub, random_catalog, random_spec
 
     cat = random_catalog(400, 3)
     spec = random_spec(4, list(cat.regions), 3)

@@ -10,7 +10,7 @@ from orchestrator.errors import UserError
 from orchestrator.solver.model import RowTag
 from orchestrator.solver.problem import SolverInput
 from orchestrator.solver.solve import solve
-from orchestrator.solver.synthetic import SpecStub, candidate, deployment, offering
+from support.synthetic import SpecStub, candidate, deployment, offering
 from policies.base import Policy, PolicyParams, make_policy, matches_region
 from policies import registry
 from policies.registry import kinds, params_model, register

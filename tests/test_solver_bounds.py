@@ -14,7 +14,7 @@ from orchestrator.solver import solve as solve_mod
 from orchestrator.solver.bounds import lower_bounds
 from orchestrator.solver.inputs import build_inputs
 from orchestrator.solver.problem import SolverInput
-from orchestrator.solver.synthetic import LoadedStub, SpecStub, candidate, deployment, offering, random_catalog, random_spec
+from support.synthetic import LoadedStub, SpecStub, candidate, deployment, offering, random_catalog, random_spec
 from policies.base import make_policy
 
 

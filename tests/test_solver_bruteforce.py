@@ -11,7 +11,7 @@ import pytest
 from orchestrator.candidates import HOURS_PER_MONTH
 from orchestrator.solver.problem import ResourceLimit, SolverInput
 from orchestrator.solver.solve import solve
-from orchestrator.solver.synthetic import candidate, deployment, offering
+from support.synthetic import candidate, deployment, offering
 
 REGIONS = ["aws:r1", "aws:r2", "gcp:r3"]
 
@@ -73,7 +73,7 @@ def test_milp_matches_brute_force(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(12))
 def test_decomposition_matches_the_joint_milp(seed: int) -> None:
     """Deployments solved one by one (then checked against quotas/budget) give the joint optimum."""
-    from orchestrator.solver.synthetic import SpecStub
+    from support.synthetic import SpecStub
     from policies.base import make_policy
 
     rng = random.Random(1000 + seed)

@@ -10,7 +10,7 @@ import pytest
 from orchestrator.solver import model
 from orchestrator.solver.problem import SolverInput
 from orchestrator.solver.solve import solve
-from orchestrator.solver.synthetic import SpecStub, candidate, deployment, offering
+from support.synthetic import SpecStub, candidate, deployment, offering
 
 REGIONS = ["aws:r1", "aws:r2", "gcp:r3", "azure:r4"]
 

@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator.solver.problem import ResourceLimit, SolverInput
 from orchestrator.solver.solve import solve
-from orchestrator.solver.synthetic import SpecStub, candidate, deployment, offering
+from support.synthetic import SpecStub, candidate, deployment, offering
 from policies.base import make_policy
 
 

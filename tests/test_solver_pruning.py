@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator.solver.inputs import build_inputs
 from orchestrator.solver.solve import solve
-from orchestrator.solver.synthetic import LoadedStub, random_catalog, random_spec
+from support.synthetic import LoadedStub, random_catalog, random_spec
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -30,7 +30,7 @@ def test_a_bigger_unit_that_rounds_better_is_not_pruned() -> None:
     from orchestrator.candidates import _pareto
     from orchestrator.solver.inputs import prune_across_regions
     from orchestrator.solver.problem import SolverInput
-    from orchestrator.solver.synthetic import candidate, deployment, offering
+    from support.synthetic import candidate, deployment, offering
 
     kept = _pareto(np.array([0, 1]), np.zeros(2, int), np.zeros(2, bool), np.array([10.0, 5.9]), np.array([10.0, 6.0]),
                    np.zeros(2), np.ones(2), np.full(2, 100.0), np.ones(2, np.int64), exact_ttft=False, carbon=False)

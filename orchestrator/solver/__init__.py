@@ -6,5 +6,4 @@
 - solve.py: lexicographic objectives, decomposition by deployment with a coupling check, joint fallback
 - bounds.py: bound-based pruning for the per-deployment subproblems
 - explain.py / infeasible.py: what the plan says about itself, and why no plan exists
-- synthetic.py: generated candidates, catalogs and specs for tests and benchmarks
 """

@@ -1,4 +1,6 @@
-"""Synthetic solver inputs for tests and benchmarks: candidates without a catalog or performance model."""
+"""Synthetic solver inputs for tests and benchmarks: candidates without a catalog or performance model.
+
+Tests import it as ``support.synthetic`` (pytest puts tests/ on the path); benchmarks put tests/ on sys.path first."""
 
 from __future__ import annotations
 

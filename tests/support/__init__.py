@@ -1,0 +1,1 @@
+"""Helpers the tests and the benchmarks share (not shipped in the package)."""
