@@ -18,15 +18,13 @@ from typing import Any
 import numpy as np
 
 from orchestrator import compat
-from orchestrator.catalog.types import GPU, Offering, Region
+from orchestrator.catalog.types import GPU, HOURS_PER_MONTH, ONPREM_PROVIDERS, Offering, Region  # noqa: F401 - re-exported
 
-HOURS_PER_MONTH = 730.0
 # Power usage effectiveness of hyperscaler data centres, for cloud carbon: Google published a fleet PUE of 1.1
 # for Q2 2021 (CNBC, 2022-04-13, https://www.cnbc.com/2022/04/13/google-data-center-goal-100percent-green-energy-by-2030.html,
 # citing Google's efficiency page https://www.google.com/about/datacenters/efficiency/); the Uptime Institute 2021
 # survey average for large data centres was 1.57 (same source). One figure, 1.1, for AWS, GCP and Azure (as of 2021-2022).
 CLOUD_PUE = 1.1
-ONPREM_PROVIDERS = ("onprem", "local")
 POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
 MARKETS = ("on_demand", "spot", "onprem")
 ON_DEMAND, SPOT = MARKETS[0], MARKETS[1]  # the markets by name (the solver compares with these, not with literals)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from orchestrator.catalog.types import ONPREM_PROVIDERS
 from policies.base import Policy, PolicyParams
 from policies.registry import register
 
-ONPREM = ("onprem", "local")
+ONPREM = ONPREM_PROVIDERS
 
 
 @register

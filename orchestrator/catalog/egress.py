@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
-from orchestrator.catalog.types import Region
+from orchestrator.catalog.types import ONPREM_PROVIDERS, Region
 from orchestrator.errors import UserError
 
 
@@ -59,7 +59,7 @@ class EgressTariffs:
         different providers at the source's internet price; on-prem/local sources at the declared price or 0."""
         if src.id == dst.id:
             return 0.0
-        if src.provider in ("onprem", "local"):
+        if src.provider in ONPREM_PROVIDERS:
             return self.site_egress_usd_per_gb.get(src.id, 0.0)
         if src.provider != dst.provider:
             return self.internet_usd_per_gb(src.provider)

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
+from orchestrator.catalog.types import ONPREM_PROVIDERS
+
 if TYPE_CHECKING:
     from orchestrator.catalog.types import Offering
 
@@ -44,7 +46,7 @@ def price_origin(provider: str) -> str:
     """Where ``provider``'s rows come from now: the user cache (with what wrote it) or the embedded snapshot."""
     from orchestrator.catalog.offerings import cache_origin, cache_path
 
-    if provider in ("onprem", "local"):
+    if provider in ONPREM_PROVIDERS:
         return "your deployment file"
     path = cache_path(provider)  # GPU clouds too: `catalog refresh --source gpuhunt` writes their caches
     if not path.is_file():
@@ -60,7 +62,7 @@ def plan_price_messages(chosen: Iterable[Offering]) -> list[str]:
         by_provider.setdefault(o.provider, []).append(o)
     lines: list[str] = []
     for provider in sorted(by_provider):
-        if provider in ("onprem", "local"):
+        if provider in ONPREM_PROVIDERS:
             continue
         rows = by_provider[provider]
         dates = sorted({o.as_of for o in rows})

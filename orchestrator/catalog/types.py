@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+HOURS_PER_MONTH = 730.0  # $/h -> $/month everywhere (8,760 h / 12)
+ONPREM_PROVIDERS = ("onprem", "local")  # capacity the user owns: priced and sized by the deployment file, not a catalog
+
 
 @dataclass(frozen=True)
 class GPU:

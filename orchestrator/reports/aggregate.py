@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from orchestrator.catalog.types import HOURS_PER_MONTH
 from orchestrator.cost import KEYS, ReplicaDayCost, attach_items, replica_day_costs
 from orchestrator.metering.store import Replica, UsageDay
 
@@ -199,7 +200,6 @@ def default_capacity(r: Replica) -> float | None:
     return cap
 
 
-HOURS_PER_MONTH = 730.0
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from orchestrator.candidates import ON_DEMAND, ONPREM_PROVIDERS, SPOT, CandidateRows, DeploymentCandidates, OfferingTable, build_candidates
-from orchestrator.catalog.types import Region
+from orchestrator.catalog.types import HOURS_PER_MONTH, Region
 from orchestrator.errors import UserError
 from orchestrator.solver.problem import SECONDS_PER_MONTH, DeploymentInput, ResourceLimit, SolverInput
 from policies.assign import policies_for
@@ -154,7 +154,7 @@ def beaten_across_regions(rows: CandidateRows, data_usd_month: np.ndarray, resp:
     if n < 2:
         return drop
     unit, cap, reach, market = rows.unit_usd_per_hour, rows.capacity, rows.reach, rows.market
-    fixed = np.asarray(data_usd_month, float) / 730.0  # $/h
+    fixed = np.asarray(data_usd_month, float) / HOURS_PER_MONTH  # $/h
     eps = 1 + 1e-9
     _, reg_code = np.unique(rows.region, return_inverse=True)
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.candidates import Candidate
+from orchestrator.catalog.types import HOURS_PER_MONTH
 
-SECONDS_PER_MONTH = 730.0 * 3600.0
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600.0
 
 
 @dataclass
