@@ -51,12 +51,15 @@ def place(
     time_limit: float = 60.0,
     edge: str = "pessimistic",
     progress: Callable[[str], None] | None = None,
+    exhaustive_fallbacks: bool = False,
 ) -> Plan:
     """``edge``: the SLOs and capacities are checked at the pessimistic edge of the performance model's error band
     (default), or at its central estimate ("central"); a measured profile is used as measured either way.
     ``time_limit`` bounds the whole placement: candidates, the solve, the cost reference of another objective,
     the fallbacks and the explanations; the solve gets what candidate generation left, the fallbacks what the
-    solve left. ``progress`` is told each stage as it starts."""
+    solve left. ``progress`` is told each stage as it starts. ``exhaustive_fallbacks``: every deployment's plans B
+    searched among all its candidates, never the short list a slow proof otherwise leads to (which depends on the
+    machine's speed): the same plan on any machine, given the time."""
     from orchestrator.errors import UserError
 
     if objective not in OBJECTIVES:
@@ -114,7 +117,7 @@ def place(
     short: list[str] = []  # deployments whose fallbacks the time limit cut
     if with_fallbacks:
         tell("ranking fallbacks (plans B)")
-    found = _all_fallbacks(inp, sol, results, objective, deadline, short) if with_fallbacks else {}
+    found = _all_fallbacks(inp, sol, results, objective, deadline, short, exhaustive_fallbacks) if with_fallbacks else {}
     tell("explaining")
     for d in inp.problem.deployments:
         res = results[d.name]
@@ -225,7 +228,8 @@ def _deployment_plan(loaded: Any, d: DeploymentInput, inp: Inputs, res: Deployme
 
 
 def _all_fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult], objective: str, deadline: float,
-                   short: list[str]) -> dict[str, tuple[list[tuple[list[ReplicaGroup], DeploymentResult]], int | None]]:
+                   short: list[str], exhaustive: bool = False,
+                   ) -> dict[str, tuple[list[tuple[list[ReplicaGroup], DeploymentResult]], int | None]]:
     """Every deployment's fallbacks, two deployments at a time (HiGHS releases the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
@@ -233,12 +237,14 @@ def _all_fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResu
 
     deps = inp.problem.deployments
     with ThreadPoolExecutor(max(1, min(WORKERS, len(deps)))) as pool:
-        futures = {d.name: pool.submit(_fallbacks, inp, sol, results, d, objective, deadline, short) for d in deps}
+        futures = {d.name: pool.submit(_fallbacks, inp, sol, results, d, objective, deadline, short, exhaustive)
+                   for d in deps}
     return {name: f.result() for name, f in futures.items()}
 
 
 def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult], d: DeploymentInput, objective: str,
-               deadline: float, short: list[str]) -> tuple[list[tuple[list[ReplicaGroup], DeploymentResult]], int | None]:
+               deadline: float, short: list[str], exhaustive: bool = False,
+               ) -> tuple[list[tuple[list[ReplicaGroup], DeploymentResult]], int | None]:
     """Best re-placements of d with each chosen offering excluded, others held fixed; ranked by objective. A
     deployment whose own optimum was slow to prove searches its most promising candidates first (how many the
     runner-up was found among is returned; None: all of them). Each solve gets at most FALLBACK_TIME_S, all of them
@@ -253,7 +259,7 @@ def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult],
     }
     fixed = sum(r.usd_per_month for n, r in results.items() if n != d.name)
     chosen_keys = {(c.region, c.instance_type, c.market) for c, _ in results[d.name].chosen}
-    narrow = sol.part(d.name).solve_seconds >= FALLBACK_FULL_S and len(d.candidates) > PROMISING
+    narrow = not exhaustive and sol.part(d.name).solve_seconds >= FALLBACK_FULL_S and len(d.candidates) > PROMISING
     regions = {c.region for c, _ in results[d.name].chosen}
     seen: set[tuple] = set()
     found: list[tuple[float, list[ReplicaGroup], DeploymentResult, int | None]] = []  # (value, plan, result, searched)
