@@ -39,7 +39,7 @@ def write_all(out: Path) -> list[Path]:
         loaded = load_spec(example)
         for objective in OBJECTIVES:
             # no time limit in the way, and plans B over every candidate: the optimum, the same on any machine
-            plan = place(loaded, objective, time_limit=600, exhaustive_fallbacks=True)
+            plan = place(loaded, objective, time_limit=600, with_fallbacks="exhaustive")
             path = out / f"{example.stem}.{objective}.json"
             path.write_text(json.dumps(_strip(plan.model_dump(mode="json")), indent=1, sort_keys=True) + "\n")
             written.append(path)

@@ -14,7 +14,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from orchestrator.candidates import HOURS_PER_MONTH
 from orchestrator.fmt import signed_usd
@@ -46,20 +46,19 @@ def place(
     objective: str = "cost",
     *,
     catalog: Any | None = None,
-    with_fallbacks: bool = True,
+    with_fallbacks: bool | Literal["exhaustive"] = True,
     estimate_batch: Any | None = None,
     time_limit: float = 60.0,
     edge: str = "pessimistic",
     progress: Callable[[str], None] | None = None,
-    exhaustive_fallbacks: bool = False,
 ) -> Plan:
     """``edge``: the SLOs and capacities are checked at the pessimistic edge of the performance model's error band
     (default), or at its central estimate ("central"); a measured profile is used as measured either way.
     ``time_limit`` bounds the whole placement: candidates, the solve, the cost reference of another objective,
     the fallbacks and the explanations; the solve gets what candidate generation left, the fallbacks what the
-    solve left. ``progress`` is told each stage as it starts. ``exhaustive_fallbacks``: every deployment's plans B
-    searched among all its candidates, never the short list a slow proof otherwise leads to (which depends on the
-    machine's speed): the same plan on any machine, given the time."""
+    solve left. ``progress`` is told each stage as it starts. ``with_fallbacks``: ranked plans B per deployment;
+    "exhaustive" searches them among all its candidates, never the short list a slow proof otherwise leads to
+    (which depends on the machine's speed): the same plan on any machine, given the time."""
     from orchestrator.errors import UserError
 
     if objective not in OBJECTIVES:
@@ -117,7 +116,8 @@ def place(
     short: list[str] = []  # deployments whose fallbacks the time limit cut
     if with_fallbacks:
         tell("ranking fallbacks (plans B)")
-    found = _all_fallbacks(inp, sol, results, objective, deadline, short, exhaustive_fallbacks) if with_fallbacks else {}
+    found = (_all_fallbacks(inp, sol, results, objective, deadline, short, with_fallbacks == "exhaustive")
+             if with_fallbacks else {})
     tell("explaining")
     for d in inp.problem.deployments:
         res = results[d.name]

@@ -128,8 +128,8 @@ def test_fallbacks_stop_at_their_deadline_and_say_so(monkeypatch, tmp_path: Path
     from orchestrator import placement
 
     real = placement._fallbacks
-    monkeypatch.setattr(placement, "_fallbacks", lambda inp, sol, results, d, objective, deadline, short:
-                        real(inp, sol, results, d, objective, 0.0, short))  # a deadline long past
+    monkeypatch.setattr(placement, "_fallbacks", lambda inp, sol, results, d, objective, deadline, short, *rest:
+                        real(inp, sol, results, d, objective, 0.0, short, *rest))  # a deadline long past
     out = tmp_path / "plan.json"
     r = _run("place", str(EXAMPLES / "quickstart.yaml"), "--out", str(out))
     assert r.exit_code == 0, r.output
