@@ -251,25 +251,33 @@ def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult],
     together what is left to ``deadline``; a deployment the deadline cuts short is added to ``short``."""
     from orchestrator.solver.bounds import promising
 
+    if deadline - time.perf_counter() < 0.1:
+        short.append(d.name)
+        return [], None
     problem = inp.problem
-    others = [c for o in problem.deployments if o.name != d.name for c in o.candidates]
-    used = {
-        lim.name: float(sum(c.gpus_per_unit * sol.units.get(c.idx, 0) for c in others if lim.match(c)))
-        for lim in problem.limits
-    }
+    others = [(c, u) for n, r in results.items() if n != d.name for c, u in r.chosen]  # what the others run
+    used = {lim.name: float(sum(c.gpus_per_unit * u for c, u in others if lim.match(c))) for lim in problem.limits}
     fixed = sum(r.usd_per_month for n, r in results.items() if n != d.name)
     chosen_keys = {(c.region, c.instance_type, c.market) for c, _ in results[d.name].chosen}
     narrow = not exhaustive and sol.part(d.name).solve_seconds >= FALLBACK_FULL_S and len(d.candidates) > PROMISING
     regions = {c.region for c, _ in results[d.name].chosen}
     seen: set[tuple] = set()
     found: list[tuple[float, list[ReplicaGroup], DeploymentResult, int | None]] = []  # (value, plan, result, searched)
+    listing_s = 0.0  # how long the last short list took: one is not started without that much time left
     for key in sorted(chosen_keys):
         left = deadline - time.perf_counter()
-        if left < 0.1:
+        if left < 0.1 + listing_s:
             short.append(d.name)
             break
         without = d.subset([i for i, c in enumerate(d.candidates) if (c.region, c.instance_type, c.market) != key])
-        tries = [without.subset(promising(without, PROMISING, regions)), without] if narrow else [without]
+        tries = [without]
+        if narrow:
+            t = time.perf_counter()
+            tries = [without.subset(promising(without, PROMISING, regions)), without]
+            listing_s = time.perf_counter() - t
+            if deadline - time.perf_counter() < 0.1:
+                short.append(d.name)
+                break
         for sub_d in tries:  # the short list first; every candidate if it has no plan
             # the candidates keep their numbers (no renumbering): deployments are looked after side by side
             sub = SolverInput([sub_d], problem.limits, problem.global_policies, renumber=False)
