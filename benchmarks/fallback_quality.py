@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/fallback_quality.py 1000 20
 
 `orch place` keeps, per deployment, the best plan with each chosen offering excluded (the fallbacks `orch apply`
-turns to when a cloud has no capacity). For a deployment whose own optimum took FALLBACK_FULL_S or more to prove,
-those plans B are searched among its PROMISING most promising candidates first (bounds.promising). This prints,
+turns to when a cloud has no capacity). For a deployment whose own optimum took SolveStrategy.fallback_full_s or
+more to prove, those plans B are searched among its SolveStrategy.promising most promising candidates first
+(bounds.promising), by the DEFAULT strategy (orchestrator/solver/strategy.py). This prints,
 for each such plan B, how much dearer it is than the best plan B over every candidate, and the solve time of both.
 
 Measured 2026-12-02 on the shared 2-core box, 5,000 x 50, two runs (which deployments take 0.2 s to prove varies
@@ -27,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # suppor
 
 
 def main(n_off: int = 5_000, n_dep: int = 50, seed: int = 7) -> None:
-    from orchestrator import placement
     from orchestrator.solver.bounds import promising
     from orchestrator.solver.inputs import build_inputs
     from orchestrator.solver.problem import SolverInput
     from orchestrator.solver.solve import solve
+    from orchestrator.solver.strategy import DEFAULT
     from support.synthetic import LoadedStub, random_catalog, random_spec
 
     cat = random_catalog(n_off, seed)
@@ -41,14 +42,14 @@ def main(n_off: int = 5_000, n_dep: int = 50, seed: int = 7) -> None:
     dearer: list[float] = []
     t_short = t_all = 0.0
     for d in inp.problem.deployments:
-        if sol.part(d.name).solve_seconds < placement.FALLBACK_FULL_S or len(d.candidates) <= placement.PROMISING:
+        if sol.part(d.name).solve_seconds < DEFAULT.fallback_full_s or len(d.candidates) <= DEFAULT.promising:
             continue
         chosen = [c for c in d.candidates if c.idx in sol.units]
         regions = {c.region for c in chosen}
         for key in sorted({(c.region, c.instance_type, c.market) for c in chosen}):
             without = d.subset([i for i, c in enumerate(d.candidates) if (c.region, c.instance_type, c.market) != key])
             t0 = time.perf_counter()
-            short = solve(SolverInput([without.subset(promising(without, placement.PROMISING, regions))], renumber=False),
+            short = solve(SolverInput([without.subset(promising(without, DEFAULT.promising, regions))], renumber=False),
                           "cost", tie_break=False)
             t1 = time.perf_counter()
             best = solve(SolverInput([without], renumber=False), "cost", tie_break=False)

@@ -11,6 +11,7 @@ slow to prove, the best among its most promising candidates).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -24,18 +25,10 @@ from orchestrator.solver.inputs import Inputs, build_inputs
 from orchestrator.solver.model import OBJECTIVES
 from orchestrator.solver.problem import DeploymentInput, SolverInput
 from orchestrator.solver.solve import EarlyNarrowing, Solution, solve
+from orchestrator.solver.strategy import DEFAULT, SolveStrategy
 
-MAX_FALLBACKS = 3
-FALLBACK_TIME_S = 10.0  # per fallback solve
-# a deployment whose own optimum took longer than this looks for its fallbacks among its PROMISING most promising
-# candidates first (bounds.promising): plans B in a quarter of the time, 0.03% dearer on average than the best
-# plan B over every candidate and 0.20% at worst (benchmarks/fallback_quality.py, 5,000 x 50, 2026-12-02)
-FALLBACK_FULL_S, PROMISING = 0.2, 40
+# the plans-B search and the time budget of the whole placement are the strategy's (orchestrator/solver/strategy.py)
 MODEL_LEN_MARGIN = 2.0
-# --time-limit covers the whole placement: FINISH_S (at most 5 % of the limit) is kept for the explanations and the
-# plan (50 deployments of 5,000 offerings: 0.1-0.2 s); a solve is never given less than MIN_SOLVE_S
-FINISH_S, MIN_SOLVE_S = 0.3, 0.1
-SOLVE_SHARE = 0.85  # of the time left after candidates: the rest lets a late deployment still find a plan
 # A deployment above this many GPUs gets a warning: thousands of GPUs is a reserved cluster's size, not what a
 # region rents on demand (no public capacity figure exists; a line above any plan a realistic demand gives)
 LARGE_GPUS = 2_048  # max_model_len = (input + output) x margin, rounded up to 1,024
@@ -47,10 +40,10 @@ def place(
     *,
     catalog: Any | None = None,
     with_fallbacks: bool | Literal["exhaustive"] = True,
-    estimate_batch: Any | None = None,
     time_limit: float = 60.0,
     edge: str = "pessimistic",
     progress: Callable[[str], None] | None = None,
+    strategy: SolveStrategy = DEFAULT,
 ) -> Plan:
     """``edge``: the SLOs and capacities are checked at the pessimistic edge of the performance model's error band
     (default), or at its central estimate ("central"); a measured profile is used as measured either way.
@@ -58,39 +51,39 @@ def place(
     the fallbacks and the explanations; the solve gets what candidate generation left, the fallbacks what the
     solve left. ``progress`` is told each stage as it starts. ``with_fallbacks``: ranked plans B per deployment;
     "exhaustive" searches them among all its candidates, never the short list a slow proof otherwise leads to
-    (which depends on the machine's speed): the same plan on any machine, given the time."""
+    (which depends on the machine's speed): the same plan on any machine, given the time. ``strategy``: how the
+    solves and the plans B are sped up and share the time (never what a plan is)."""
     from orchestrator.errors import UserError
 
     if objective not in OBJECTIVES:
         raise UserError(f"--minimize must be one of {', '.join(OBJECTIVES)}, found {objective!r}")
     t0 = time.perf_counter()
-    deadline = t0 + time_limit - min(FINISH_S, 0.05 * time_limit)  # what is left then writes the plan
+    deadline = t0 + time_limit - min(strategy.finish_s, 0.05 * time_limit)  # what is left then writes the plan
 
     def left() -> float:
-        return max(MIN_SOLVE_S, deadline - time.perf_counter())
+        return max(strategy.min_solve_s, deadline - time.perf_counter())
 
     tell = progress or (lambda _stage: None)
     tell(f"building candidates for {len(loaded.spec.deployments)} deployment(s)")
-    if estimate_batch is None:
-        import functools
+    import functools
 
-        from orchestrator.perf import estimate_batch as model_estimates
+    from orchestrator.perf import estimate_batch as model_estimates
 
-        estimate_batch = functools.partial(model_estimates, edge=edge)
+    estimate_batch = functools.partial(model_estimates, edge=edge)
     if catalog is None:
         from orchestrator.catalog.load import load_catalog
 
         catalog = load_catalog(loaded.spec)
     # the deployments' bounds and short lists (cost) start while the later deployments' candidates are built
-    early = EarlyNarrowing(time_limit) if objective == "cost" else None
+    early = EarlyNarrowing(time_limit, strategy) if objective == "cost" else None
     with early or contextlib.nullcontext():
         inp = build_inputs(loaded, catalog, estimate_batch=estimate_batch, objective=objective,
                            on_deployment=early.submit if early is not None else None)
         built_s = time.perf_counter() - t0
         tell(f"solving ({len(inp.problem.candidates):,} candidates)")
         # the solve may start a deployment still without a plan after its own limit, up to the command's deadline
-        sol = solve(inp.problem, objective, time_limit=max(MIN_SOLVE_S, SOLVE_SHARE * left()), early=early,
-                    hard_deadline=deadline)
+        sol = solve(inp.problem, objective, time_limit=max(strategy.min_solve_s, strategy.solve_share * left()),
+                    early=early, hard_deadline=deadline, strategy=strategy)
     as_of = str(getattr(catalog, "as_of", "") or "")
     project = loaded.spec.project
     if sol.status == "timeout":
@@ -108,7 +101,7 @@ def place(
     cost_ref: dict[str, DeploymentResult] | None = None
     if objective != "cost":
         tell("solving the cost-optimal plan to compare with")
-        ref = solve(inp.problem, "cost", time_limit=left())
+        ref = solve(inp.problem, "cost", time_limit=left(), strategy=strategy)
         if ref.ok:
             cost_ref = {d.name: result_for(ref, d) for d in inp.problem.deployments}
     providers = _providers(loaded.spec, catalog)
@@ -116,8 +109,8 @@ def place(
     short: list[str] = []  # deployments whose fallbacks the time limit cut
     if with_fallbacks:
         tell("ranking fallbacks (plans B)")
-    found = (_all_fallbacks(inp, sol, results, objective, deadline, short, with_fallbacks == "exhaustive")
-             if with_fallbacks else {})
+    search = strategy if with_fallbacks != "exhaustive" else dataclasses.replace(strategy, fallback_full_s=math.inf)
+    found = _all_fallbacks(inp, sol, results, objective, deadline, short, search) if with_fallbacks else {}
     tell("explaining")
     for d in inp.problem.deployments:
         res = results[d.name]
@@ -228,26 +221,24 @@ def _deployment_plan(loaded: Any, d: DeploymentInput, inp: Inputs, res: Deployme
 
 
 def _all_fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult], objective: str, deadline: float,
-                   short: list[str], exhaustive: bool = False,
+                   short: list[str], strategy: SolveStrategy = DEFAULT,
                    ) -> dict[str, tuple[list[tuple[list[ReplicaGroup], DeploymentResult]], int | None]]:
-    """Every deployment's fallbacks, two deployments at a time (HiGHS releases the GIL)."""
+    """Every deployment's fallbacks, ``strategy.workers`` deployments at a time (HiGHS releases the GIL)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from orchestrator.solver.solve import WORKERS
-
     deps = inp.problem.deployments
-    with ThreadPoolExecutor(max(1, min(WORKERS, len(deps)))) as pool:
-        futures = {d.name: pool.submit(_fallbacks, inp, sol, results, d, objective, deadline, short, exhaustive)
+    with ThreadPoolExecutor(max(1, min(strategy.workers, len(deps)))) as pool:
+        futures = {d.name: pool.submit(_fallbacks, inp, sol, results, d, objective, deadline, short, strategy)
                    for d in deps}
     return {name: f.result() for name, f in futures.items()}
 
 
 def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult], d: DeploymentInput, objective: str,
-               deadline: float, short: list[str], exhaustive: bool = False,
+               deadline: float, short: list[str], strategy: SolveStrategy = DEFAULT,
                ) -> tuple[list[tuple[list[ReplicaGroup], DeploymentResult]], int | None]:
     """Best re-placements of d with each chosen offering excluded, others held fixed; ranked by objective. A
     deployment whose own optimum was slow to prove searches its most promising candidates first (how many the
-    runner-up was found among is returned; None: all of them). Each solve gets at most FALLBACK_TIME_S, all of them
+    runner-up was found among is returned; None: all of them). Each solve gets at most ``strategy.fallback_time_s``, all of them
     together what is left to ``deadline``; a deployment the deadline cuts short is added to ``short``."""
     from orchestrator.solver.bounds import promising
 
@@ -259,7 +250,7 @@ def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult],
     used = {lim.name: float(sum(c.gpus_per_unit * u for c, u in others if lim.match(c))) for lim in problem.limits}
     fixed = sum(r.usd_per_month for n, r in results.items() if n != d.name)
     chosen_keys = {(c.region, c.instance_type, c.market) for c, _ in results[d.name].chosen}
-    narrow = not exhaustive and sol.part(d.name).solve_seconds >= FALLBACK_FULL_S and len(d.candidates) > PROMISING
+    narrow = sol.part(d.name).solve_seconds >= strategy.fallback_full_s and len(d.candidates) > strategy.promising
     regions = {c.region for c, _ in results[d.name].chosen}
     seen: set[tuple] = set()
     found: list[tuple[float, list[ReplicaGroup], DeploymentResult, int | None]] = []  # (value, plan, result, searched)
@@ -273,7 +264,7 @@ def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult],
         tries = [without]
         if narrow:
             t = time.perf_counter()
-            tries = [without.subset(promising(without, PROMISING, regions)), without]
+            tries = [without.subset(promising(without, strategy.promising, regions)), without]
             listing_s = time.perf_counter() - t
             if deadline - time.perf_counter() < 0.1:
                 short.append(d.name)
@@ -281,8 +272,8 @@ def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult],
         for sub_d in tries:  # the short list first; every candidate if it has no plan
             # the candidates keep their numbers (no renumbering): deployments are looked after side by side
             sub = SolverInput([sub_d], problem.limits, problem.global_policies, renumber=False)
-            s = solve(sub, objective, used_gpus=used, fixed_usd_per_month=fixed,
-                      time_limit=min(FALLBACK_TIME_S, max(0.1, deadline - time.perf_counter())), tie_break=False)
+            s = solve(sub, objective, used_gpus=used, fixed_usd_per_month=fixed, tie_break=False, strategy=strategy,
+                      time_limit=min(strategy.fallback_time_s, max(0.1, deadline - time.perf_counter())))
             if s.status != "infeasible":
                 break
         if s.status not in ("optimal", "time_limit"):  # a fallback need not be proven best: it is a plan B
@@ -294,4 +285,4 @@ def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult],
         seen.add(sig)
         found.append((s.values[objective], r.groups, r, None if sub_d is without else len(sub_d.candidates)))
     found.sort(key=lambda t: t[0])
-    return [(g, r) for _, g, r, _ in found[:MAX_FALLBACKS]], (found[0][3] if found else None)
+    return [(g, r) for _, g, r, _ in found[:strategy.max_fallbacks]], (found[0][3] if found else None)

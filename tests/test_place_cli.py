@@ -96,15 +96,15 @@ def test_hybrid_keeps_patient_data_on_prem() -> None:
 
 def _proof_cut_short(monkeypatch, status: str) -> None:  # noqa: ANN001
     """Make every HiGHS run end as if its time limit stopped it: with its plan ("time_limit") or none ("timeout")."""
-    from orchestrator.solver import solve as solve_mod
+    from orchestrator.solver import stages
 
-    real = solve_mod._run
+    real = stages._run
 
     def run(h, hs):  # noqa: ANN001, ANN202
         st = real(h, hs)
         return status if st == "optimal" else st
 
-    monkeypatch.setattr(solve_mod, "_run", run)
+    monkeypatch.setattr(stages, "_run", run)
 
 
 def test_a_time_limited_plan_is_feasible_with_its_gap(monkeypatch) -> None:  # noqa: ANN001

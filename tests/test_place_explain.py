@@ -75,19 +75,19 @@ def test_each_provider_example_is_its_own() -> None:
     assert seen
 
 
-def test_slow_deployments_find_fallbacks_among_their_most_promising_candidates(monkeypatch) -> None:  # noqa: ANN001
+def test_slow_deployments_find_fallbacks_among_their_most_promising_candidates() -> None:
     """A deployment whose optimum took long gets its plans B from a short list: each is still a whole plan
     without the excluded offering, never cheaper than the best over every candidate, and the explanation says
     where the runner-up was looked for."""
     import orchestrator.placement as placement
+    from orchestrator.solver.strategy import SolveStrategy
     from support.synthetic import LoadedStub, random_catalog, random_spec
 
     cat = random_catalog(400, 3)
     spec = random_spec(4, list(cat.regions), 3)
     full = placement.place(LoadedStub(spec), "cost", catalog=cat)
-    monkeypatch.setattr(placement, "FALLBACK_FULL_S", 0.0)
-    monkeypatch.setattr(placement, "PROMISING", 6)
-    narrow = placement.place(LoadedStub(spec), "cost", catalog=cat)
+    every_one_slow = SolveStrategy(fallback_full_s=0.0, promising=6)  # every deployment: plans B from a short list
+    narrow = placement.place(LoadedStub(spec), "cost", catalog=cat, strategy=every_one_slow)
     assert [d.replicas for d in narrow.deployments] == [d.replicas for d in full.deployments]
     searched = 0
     for f, n, want in zip(full.deployments, narrow.deployments, spec.deployments):

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 
 from orchestrator.candidates import HOURS_PER_MONTH
+from orchestrator.solver import narrowing, stages
 from orchestrator.solver import solve as solve_mod
 from orchestrator.solver.bounds import lower_bounds
 from orchestrator.solver.inputs import build_inputs
 from orchestrator.solver.problem import SolverInput
+from orchestrator.solver.strategy import DEFAULT, SolveStrategy
 from support.synthetic import LoadedStub, SpecStub, candidate, deployment, offering, random_catalog, random_spec
 from policies.base import make_policy
 
@@ -26,7 +28,7 @@ def _deployments(seed: int) -> list:
 
 
 def _alone(d):  # noqa: ANN001, ANN202
-    return solve_mod._solve_full(SolverInput([d], [], [], renumber=False), "cost", tie_break=False)
+    return stages._solve_full(SolverInput([d], [], [], renumber=False), "cost", tie_break=False)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -44,12 +46,16 @@ def test_no_candidate_of_an_optimal_plan_has_a_bound_above_the_optimum(seed: int
     assert checked >= 3
 
 
+# short lists even for these small deployments
+SMALL_SHORT_LISTS = SolveStrategy(short_from=8, short_list=4)
+
+
 def _narrow_checked(seed: int) -> int:
     """Narrow each random deployment, check that its optimum survives, and count those the short list proves."""
     dropped = proven = 0
     for d in _deployments(seed):
         full = _alone(d)
-        n = solve_mod._narrow(d, 10.0)
+        n = narrowing._narrow(d, 10.0, SMALL_SHORT_LISTS)
         kept = {c.idx for c in n.sub.candidates}
         assert set(n.short.units if n.short is not None else n.start) <= kept  # the start plan survives its own bound
         narrowed = _alone(n.sub)
@@ -65,16 +71,12 @@ def _narrow_checked(seed: int) -> int:
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_narrowing_keeps_each_deployments_optimum(seed: int, monkeypatch) -> None:  # noqa: ANN001
-    monkeypatch.setattr(solve_mod, "SHORT_FROM", 8)  # narrow even these small deployments
-    monkeypatch.setattr(solve_mod, "SHORT_LIST", 4)
+def test_narrowing_keeps_each_deployments_optimum(seed: int) -> None:
     _narrow_checked(seed)
 
 
-def test_some_deployments_are_proven_by_their_short_list(monkeypatch) -> None:  # noqa: ANN001
+def test_some_deployments_are_proven_by_their_short_list() -> None:
     """Where every candidate the bounds keep was on the short list, its plan is the deployment's optimum."""
-    monkeypatch.setattr(solve_mod, "SHORT_FROM", 8)
-    monkeypatch.setattr(solve_mod, "SHORT_LIST", 4)
     assert sum(_narrow_checked(seed) for seed in range(3)) >= 1
 
 
@@ -82,10 +84,10 @@ def test_a_proven_plan_gets_only_the_tie_break_stage() -> None:
     """Given a plan proven optimal on the same input, the solve keeps its cost and runs no primary stage."""
     d = next(d for d in _deployments(0) if len(d.candidates) > 4)
     inp = SolverInput([d], [], [], renumber=False)
-    first = solve_mod._solve_full(inp, "cost", tie_break=False)
+    first = stages._solve_full(inp, "cost", tie_break=False)
     assert first.ok
-    again = solve_mod._solve_full(inp, "cost", known=first)
-    assert again.ok and again.values["cost"] == pytest.approx(first.values["cost"], rel=solve_mod.LEX_TOL)
+    again = stages._solve_full(inp, "cost", known=first)
+    assert again.ok and again.values["cost"] == pytest.approx(first.values["cost"], rel=stages.LEX_TOL)
     assert again.values["latency"] <= first.values["latency"] * (1 + 1e-9) + 1e-9  # the tie-break can only help
 
 
@@ -147,22 +149,20 @@ def test_the_cheapest_set_of_paid_regions_that_answers_the_users_left() -> None:
     assert charges.tolist() == [150.0, 60.0, 0.0, 100.0]
 
 
-def test_a_whole_plan_as_start_comes_back_even_when_time_is_short(monkeypatch) -> None:  # noqa: ANN001
+def test_a_whole_plan_as_start_comes_back_even_when_time_is_short() -> None:
     """A plan from another model of the same deployment (the short list, an earlier pass) is handed to HiGHS with its
     traffic and regions, so even the least time a deployment gets returns a plan no dearer than it (HiGHS's own
     first plan can be several times dearer, and completing a start from its units alone can take longer)."""
-    monkeypatch.setattr(solve_mod, "SHORT_FROM", 8)
-    monkeypatch.setattr(solve_mod, "SHORT_LIST", 4)
     checked = 0
     for d in _deployments(1):
-        n = solve_mod._narrow(d, 10.0)
+        n = narrowing._narrow(d, 10.0, SMALL_SHORT_LISTS)
         sub, short = n.sub, n.short
         if short is None or not short.ok:
             continue
-        again = solve_mod._solve_full(SolverInput([sub], [], [], renumber=False), "cost", tie_break=False,
-                                      time_limit=solve_mod.PART_RESERVE_S, start_from=short)
+        again = stages._solve_full(SolverInput([sub], [], [], renumber=False), "cost", tie_break=False,
+                                      time_limit=DEFAULT.part_reserve_s, start_from=short)
         assert again.status in ("optimal", "time_limit")
-        assert again.values["cost"] <= short.values["cost"] * (1 + solve_mod.MIP_REL_GAP)
+        assert again.values["cost"] <= short.values["cost"] * (1 + stages.MIP_REL_GAP)
         checked += 1
     assert checked >= 1
 
@@ -205,19 +205,19 @@ def test_early_narrowing_takes_the_hardest_waiting_first_and_take_does_what_is_n
     submitted; a deployment no worker has started is narrowed by whoever takes it, without waiting in the queue."""
     cat = random_catalog(400, 3, regions_per_100=5)
     deps = build_inputs(LoadedStub(random_spec(4, list(cat.regions), 3)), cat).problem.deployments
-    by_weight = sorted(deps, key=solve_mod._difficulty)
-    assert solve_mod._difficulty(by_weight[0]) < solve_mod._difficulty(by_weight[2]) < solve_mod._difficulty(by_weight[3])
+    by_weight = sorted(deps, key=narrowing._difficulty)
+    assert narrowing._difficulty(by_weight[0]) < narrowing._difficulty(by_weight[2]) < narrowing._difficulty(by_weight[3])
     gate, order, threads = threading.Event(), [], {}
-    real = solve_mod._narrow
+    real = narrowing._narrow
 
-    def narrow(d, limit):  # noqa: ANN001, ANN202
+    def narrow(d, limit, strategy):  # noqa: ANN001, ANN202
         order.append(d.name)
         if len(order) == 1:
             gate.wait(5)  # hold the worker on the first one until the others are queued
         threads[d.name] = threading.current_thread().name
-        return real(d, limit)
+        return real(d, limit, strategy)
 
-    monkeypatch.setattr(solve_mod, "_narrow", narrow)
+    monkeypatch.setattr(narrowing, "_narrow", narrow)
     with solve_mod.EarlyNarrowing() as early:
         early.submit(by_weight[0])  # the easiest first: the worker holds it until the others are queued
         while not order:

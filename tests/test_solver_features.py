@@ -153,6 +153,7 @@ def test_time_limit_is_shared_by_the_deployments_solved_alone(monkeypatch) -> No
     """The decomposed solve runs to one deadline: each part gets a share of the time left in proportion to its
     expected work, and what a part leaves unused flows to the next."""
     from orchestrator.solver import solve as solve_mod
+    from orchestrator.solver.strategy import SolveStrategy
 
     limits: list[float] = []
     real = solve_mod._solve_full
@@ -162,9 +163,8 @@ def test_time_limit_is_shared_by_the_deployments_solved_alone(monkeypatch) -> No
         return real(inp, objective, **kw)
 
     monkeypatch.setattr(solve_mod, "_solve_full", spy)
-    monkeypatch.setattr(solve_mod, "WORKERS", 1)
     deps = [deployment(f"d{i}", 4, [candidate(f"d{i}", offering("aws:r", 1.0 + i), 1)]) for i in range(3)]
-    sol = solve_mod.solve(SolverInput(deps), "cost", time_limit=5.0)
+    sol = solve_mod.solve(SolverInput(deps), "cost", time_limit=5.0, strategy=SolveStrategy(workers=1))
     assert sol.ok and len(limits) == 3
     assert all(lim <= 5.0 for lim in limits)
     assert 1.2 < limits[0] < 5.0 / 3  # equal work: a third of what is left, less the least time kept for the others
