@@ -27,7 +27,6 @@ BASELINE_MODULES: set[str] = {
 # functions over MAX_FUNCTION_LINES ("module:qualname")
 BASELINE_FUNCTIONS: set[str] = {
     "orchestrator.candidates:build_candidates", "orchestrator.placement:place",  # the pipeline (item 1)
-    "orchestrator.solver.solve:_solve_decomposed",  # the speed work (item 2)
     "orchestrator.solver.bounds:lower_bounds", "orchestrator.solver.model:_add_deployment",
     "orchestrator.perf.roofline:_Batch.__init__", "orchestrator.perf.roofline:evaluate",
     "containers.render.kubernetes:render_kubernetes", "containers.vllm:build_vllm_container",

@@ -149,6 +149,13 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadlines: tuple[float, 
         if part.status not in ("optimal", "time_limit"):
             return None, None
         parts[d.name] = part
+    return _assembled(inp, objective, parts, used_gpus, fixed, t0)
+
+
+def _assembled(inp: SolverInput, objective: str, parts: dict[str, Solution], used_gpus: dict[str, float] | None,
+               fixed: float, t0: float) -> tuple[Solution | None, dict[str, Solution] | None]:
+    """The whole plan from each deployment's plan alone, as ``_solve_decomposed`` returns it: (solution, None) when
+    together they respect the coupling rows, (None, ``parts``) when not, (None, None) when they cannot be merged."""
     # the coupling rows over the candidates the parts' models had (the narrowed ones): the rest are 0 in any case
     narrowed = SolverInput([_in_model(d, parts[d.name]) for d in inp.deployments], inp.limits, inp.global_policies, renumber=False)
     b = build(narrowed, used_gpus=used_gpus, fixed_usd_per_month=fixed, coupling_only=True)
