@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # suppor
 
 def main(n_off: int = 5_000, n_dep: int = 50, seed: int = 7) -> None:
     from orchestrator.solver.bounds import promising
-    from orchestrator.solver.inputs import build_inputs
+    from orchestrator.placement.inputs import build_inputs
     from orchestrator.solver.problem import SolverInput
     from orchestrator.solver.solve import solve
     from orchestrator.solver.strategy import DEFAULT

@@ -55,7 +55,7 @@ def _cost(problem) -> float | None:  # noqa: ANN001
 
 
 def evaluate(loaded, catalog) -> dict:  # noqa: ANN001
-    from orchestrator.solver.inputs import build_inputs
+    from orchestrator.placement.inputs import build_inputs
 
     inp = build_inputs(loaded, catalog, objective="cost", prune=False)  # baselines see every candidate
     orch = _cost(inp.problem)

@@ -210,7 +210,7 @@ DEPLOYMENTS = (5, 20, 50)
 
 def one(n_off: int, n_dep: int, seed: int = 7) -> dict:
     from orchestrator.placement import place
-    from orchestrator.solver.inputs import build_inputs
+    from orchestrator.placement.inputs import build_inputs
     from orchestrator.solver.model import build
     from orchestrator.solver.solve import EarlyNarrowing, solve
     from support.synthetic import LoadedStub, random_catalog, random_spec

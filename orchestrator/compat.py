@@ -1,6 +1,6 @@
 """What vLLM can launch: the rules of orchestrator/data/vllm_compat.yaml (sources there), read here only.
 
-The candidate builder (orchestrator/candidates.py) offers only what passes them, and the vLLM container builder
+The candidate builder (orchestrator/placement/candidates.py) offers only what passes them, and the vLLM container builder
 (containers/vllm.py) renders its flags from them, so a plan never names what its container cannot start, and a
 candidate is priced as it runs. Each rule is a rejection category the plan's explanation counts per provider:
 

@@ -74,7 +74,7 @@ def lora_load(d: Any, base_dir: Path | None = None) -> Any:
 
 def moved_data(d: Any, model: Any) -> list[tuple[str, float]]:
     """(region, GB per month) of the weights a deployment copies to each serving region: its checkpoint and its
-    adapters that name a region, COPIES_PER_MONTH times a month. Priced like ``data:`` sources (solver/inputs.py)."""
+    adapters that name a region, COPIES_PER_MONTH times a month. Priced like ``data:`` sources (placement/inputs.py)."""
     out: list[tuple[str, float]] = []
     ck, lora = getattr(d, "checkpoint", None), getattr(d, "lora", None)
     if ck is not None and ck.region:

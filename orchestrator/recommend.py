@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.candidates import HOURS_PER_MONTH
+from orchestrator.catalog.types import HOURS_PER_MONTH
 from orchestrator.measured import RATES, Measured, measure
 
 __all__ = ["Config", "Measured", "Recommendation", "recommend", "updated_traffic"]

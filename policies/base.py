@@ -29,8 +29,8 @@ from orchestrator.errors import UserError
 from policies.registry import get_kind, kinds
 
 if TYPE_CHECKING:  # imported for types only: keeps policy modules light
-    from orchestrator.candidates import Candidate
     from orchestrator.solver.model import ModelBuilder
+    from orchestrator.solver.problem import Candidate
     from orchestrator.spec.models import Deployment, PolicyRef
 
 

@@ -42,11 +42,12 @@ def _render(project: str, dep: Any, group: Any) -> Any:
 @cache
 def combos() -> list[tuple[Any, Any, str, Any]]:
     """(model, group, requested quantization, container) for each (model, GPU type, quantization) with a candidate."""
-    from orchestrator.candidates import OfferingTable, build_candidates, cover_usd
     from orchestrator.catalog.offerings import snapshot_offerings
     from orchestrator.perf import estimate_batch
+    from orchestrator.placement.candidates import build_candidates, cover_usd
+    from orchestrator.placement.explain import group_of
+    from orchestrator.placement.offerings import OfferingTable
     from orchestrator.plan import DeploymentPlan, Predicted
-    from orchestrator.solver.explain import group_of
     from orchestrator.spec.models import Deployment
 
     gpus = {g.name: g for g in all_gpus()}

@@ -219,7 +219,7 @@ def test_a_lora_deployment_is_placed_with_the_lora_cost(tmp_path: Path) -> None:
     local = _adapter(tmp_path / "a", 16)
     spec = load_spec_text((LORA % {"local": local}), str(tmp_path / "l.yaml"))
     from orchestrator.catalog.load import load_catalog
-    from orchestrator.solver.inputs import build_inputs
+    from orchestrator.placement.inputs import build_inputs
 
     inp = build_inputs(spec, load_catalog(spec.spec))
     assert getattr(inp.models["support"], "lora", None) is not None

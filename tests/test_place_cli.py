@@ -125,10 +125,10 @@ def test_no_plan_within_the_time_limit_exits_4_and_says_so(monkeypatch) -> None:
 
 
 def test_fallbacks_stop_at_their_deadline_and_say_so(monkeypatch, tmp_path: Path) -> None:  # noqa: ANN001
-    from orchestrator import placement
+    from orchestrator.placement import fallbacks
 
-    real = placement._fallbacks
-    monkeypatch.setattr(placement, "_fallbacks", lambda inp, sol, results, d, objective, deadline, short, *rest:
+    real = fallbacks._fallbacks
+    monkeypatch.setattr(fallbacks, "_fallbacks", lambda inp, sol, results, d, objective, deadline, short, *rest:
                         real(inp, sol, results, d, objective, 0.0, short, *rest))  # a deadline long past
     out = tmp_path / "plan.json"
     r = _run("place", str(EXAMPLES / "quickstart.yaml"), "--out", str(out))

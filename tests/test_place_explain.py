@@ -59,9 +59,10 @@ def test_fallbacks_are_ranked_and_exclude_a_chosen_offering() -> None:
 
 def test_each_provider_example_is_its_own() -> None:
     """The "e.g." shown for a provider comes from that provider's own rejected options."""
-    from orchestrator.candidates import SLO_TTFT
-    from orchestrator.solver.inputs import build_inputs
     from support.synthetic import LoadedStub, random_catalog, random_spec
+
+    from orchestrator.placement.candidates import SLO_TTFT
+    from orchestrator.placement.inputs import build_inputs
 
     cat = random_catalog(400, 3)
     inp = build_inputs(LoadedStub(random_spec(6, list(cat.regions), 3)), cat)
@@ -79,9 +80,10 @@ def test_slow_deployments_find_fallbacks_among_their_most_promising_candidates()
     """A deployment whose optimum took long gets its plans B from a short list: each is still a whole plan
     without the excluded offering, never cheaper than the best over every candidate, and the explanation says
     where the runner-up was looked for."""
+    from support.synthetic import LoadedStub, random_catalog, random_spec
+
     import orchestrator.placement as placement
     from orchestrator.solver.strategy import SolveStrategy
-    from support.synthetic import LoadedStub, random_catalog, random_spec
 
     cat = random_catalog(400, 3)
     spec = random_spec(4, list(cat.regions), 3)
@@ -183,7 +185,7 @@ def test_a_runner_up_is_a_different_choice_not_a_tie_elsewhere() -> None:
             ru = d.explanation.get("runner_up")
             if ru is None:
                 continue
-            from orchestrator.solver.explain import describe_groups
+            from orchestrator.placement.explain import describe_groups
 
             (fb,) = [f for f in d.fallbacks if describe_groups(f) == ru["config"]]
             kind = {(g.gpu, g.quantization, g.market, g.gpus_per_replica) for g in fb}

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import orchestrator.placement as placement
+import orchestrator.placement.pipeline as placement
 from orchestrator.cli.progress import Progress
+from orchestrator.placement import fallbacks
 from orchestrator.spec.loader import load_spec
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -24,6 +25,7 @@ def _spy_solves(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, float, flo
         return real(*args, **kwargs)
 
     monkeypatch.setattr(placement, "solve", spy)
+    monkeypatch.setattr(fallbacks, "solve", spy)  # the plans B solve too
     return calls
 
 

@@ -121,7 +121,7 @@ def test_policy_verdicts_shared_by_what_each_kind_reads_match_one_verdict_per_ca
     from pathlib import Path
 
     from orchestrator.catalog.load import load_catalog
-    from orchestrator.solver.inputs import build_inputs
+    from orchestrator.placement.inputs import build_inputs
     from orchestrator.spec.loader import load_spec
 
     loaded = load_spec(Path(__file__).parents[1] / "examples" / "multi-region.yaml")

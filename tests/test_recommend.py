@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import insert
 from typer.testing import CliRunner
 
-from orchestrator.candidates import HOURS_PER_MONTH
+from orchestrator.placement.candidates import HOURS_PER_MONTH
 from orchestrator.cli.main import app
 from orchestrator.metering.scrape import COUNTERS, GAUGES, Sample
 from orchestrator.metering.store import open_engine, record_samples

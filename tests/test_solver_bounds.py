@@ -9,11 +9,11 @@ import time
 import numpy as np
 import pytest
 
-from orchestrator.candidates import HOURS_PER_MONTH
+from orchestrator.placement.candidates import HOURS_PER_MONTH
 from orchestrator.solver import narrowing, stages
 from orchestrator.solver import solve as solve_mod
 from orchestrator.solver.bounds import lower_bounds
-from orchestrator.solver.inputs import build_inputs
+from orchestrator.placement.inputs import build_inputs
 from orchestrator.solver.problem import SolverInput
 from orchestrator.solver.strategy import DEFAULT, SolveStrategy
 from support.synthetic import LoadedStub, SpecStub, candidate, deployment, offering, random_catalog, random_spec

@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from orchestrator.candidates import HOURS_PER_MONTH
+from orchestrator.placement.candidates import HOURS_PER_MONTH
 from orchestrator.solver.problem import ResourceLimit, SolverInput
 from orchestrator.solver.solve import solve
 from support.synthetic import candidate, deployment, offering

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from orchestrator.solver.inputs import build_inputs
-from orchestrator.solver.solve import solve
 from support.synthetic import LoadedStub, random_catalog, random_spec
+
+from orchestrator.placement.inputs import build_inputs
+from orchestrator.solver.solve import solve
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -26,11 +26,11 @@ def test_pruned_candidates_keep_the_optimum(seed: int) -> None:
 def test_a_bigger_unit_that_rounds_better_is_not_pruned() -> None:
     """B is cheaper per req/s, but 10 req/s take one A unit ($10/h) or two B units ($11.80/h): A must stay."""
     import numpy as np
-
-    from orchestrator.candidates import _pareto
-    from orchestrator.solver.inputs import prune_across_regions
-    from orchestrator.solver.problem import SolverInput
     from support.synthetic import candidate, deployment, offering
+
+    from orchestrator.placement.pruning import pareto as _pareto
+    from orchestrator.placement.pruning import prune_across_regions
+    from orchestrator.solver.problem import SolverInput
 
     kept = _pareto(np.array([0, 1]), np.zeros(2, int), np.zeros(2, bool), np.array([10.0, 5.9]), np.array([10.0, 6.0]),
                    np.zeros(2), np.ones(2), np.full(2, 100.0), np.ones(2, np.int64), exact_ttft=False, carbon=False)
@@ -49,8 +49,8 @@ def test_a_bigger_unit_that_rounds_better_is_not_pruned() -> None:
 def test_cross_region_dominance_is_the_same_in_any_block_size(monkeypatch) -> None:  # noqa: ANN001
     import numpy as np
 
-    from orchestrator.candidates import CandidateRows
-    from orchestrator.solver import inputs
+    from orchestrator.placement import pruning as inputs
+    from orchestrator.placement.pruning import CandidateRows
 
     rng = np.random.default_rng(1)
     n, s = 200, 2

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 HOURS_PER_MONTH = 730.0  # $/h -> $/month everywhere (8,760 h / 12)
 ONPREM_PROVIDERS = ("onprem", "local")  # capacity the user owns: priced and sized by the deployment file, not a catalog
+MARKETS = ("on_demand", "spot", "onprem")  # how an offering is bought
+ON_DEMAND, SPOT = MARKETS[0], MARKETS[1]  # the markets by name (the solver compares with these, not with literals)
 
 
 @dataclass(frozen=True)

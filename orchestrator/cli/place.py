@@ -79,10 +79,10 @@ def contract(plan: Any) -> dict[str, Any]:
 
 def print_plan(plan: Any) -> None:
     from rich.console import Console
+    from rich.table import Table
 
     from orchestrator import fmt
-    from orchestrator.candidates import HOURS_PER_MONTH
-    from rich.table import Table
+    from orchestrator.catalog.types import HOURS_PER_MONTH
 
     out = Console()  # stdout: tables
     if not out.is_terminal:

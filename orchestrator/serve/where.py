@@ -13,7 +13,7 @@ import dataclasses
 from types import SimpleNamespace
 from typing import Any
 
-from orchestrator.candidates import HOURS_PER_MONTH
+from orchestrator.catalog.types import HOURS_PER_MONTH
 from orchestrator.errors import UserError
 from orchestrator.plan import DeploymentPlan, Plan, ReplicaGroup
 
@@ -27,8 +27,8 @@ def cheapest_addition(loaded: Any, deployment: str, add_rps: float, running: lis
     The deployment keeps its headroom: the solver sizes TTFT queueing at the planned utilization
     1 / (1 + headroom), so the demand it is given is the capacity to add divided by that."""
     from orchestrator.catalog.load import load_catalog
-    from orchestrator.solver.explain import result_for
-    from orchestrator.solver.inputs import build_inputs
+    from orchestrator.placement.explain import result_for
+    from orchestrator.placement.inputs import build_inputs
     from orchestrator.solver.solve import solve
 
     spec = loaded.spec

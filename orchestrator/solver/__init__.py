@@ -1,9 +1,7 @@
-"""The placement MILP (HiGHS via highspy, imported lazily).
+"""The placement MILP (HiGHS via highspy, imported lazily): the engine. What feeds it is orchestrator/placement/.
 
-- problem.py: plain numbers the MILP is built from (DeploymentInput, ResourceLimit, SolverInput)
-- inputs.py: spec + catalog + performance model -> SolverInput (egress accounting, quotas, inventory)
+- problem.py: the records the MILP is built from (Candidate, DeploymentInput, ResourceLimit, SolverInput)
 - model.py: ModelBuilder, the columns/rows as numpy arrays; the API policies use
-- solve.py: lexicographic objectives, decomposition by deployment with a coupling check, joint fallback
-- bounds.py: bound-based pruning for the per-deployment subproblems
-- explain.py / infeasible.py: what the plan says about itself, and why no plan exists
+- stages.py: the lexicographic objectives on HiGHS; solve.py: decomposition by deployment with a coupling check
+- strategy.py: SolveStrategy, how solves are sped up; narrowing.py + bounds.py: bound pruning and short lists
 """

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from orchestrator.candidates import HOURS_PER_MONTH, SPOT
+from orchestrator.catalog.types import HOURS_PER_MONTH, SPOT
 from orchestrator.solver.problem import DeploymentInput
 
 GRID = 128  # demand steps of the knapsack bound: finer is tighter and slower

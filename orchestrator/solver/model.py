@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from orchestrator.candidates import HOURS_PER_MONTH, Candidate
-from orchestrator.solver.problem import DeploymentInput, SolverInput
+from orchestrator.catalog.types import HOURS_PER_MONTH
+from orchestrator.solver.problem import Candidate, DeploymentInput, SolverInput
 
 OBJECTIVES = ("cost", "latency", "egress", "carbon")
 _ALL_OBJ = OBJECTIVES + ("preference",)

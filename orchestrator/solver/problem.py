@@ -1,4 +1,7 @@
-"""What the MILP is built from: plain numbers per deployment and candidate, no catalog or spec lookups."""
+"""What the MILP is built from: plain numbers per deployment and candidate, no catalog or spec lookups.
+
+Candidate is the record the placement pipeline (orchestrator/placement/) hands the engine: one option to buy.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,84 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.candidates import Candidate
-from orchestrator.catalog.types import HOURS_PER_MONTH
+from orchestrator.catalog.types import HOURS_PER_MONTH, Offering
 
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600.0
+
+# Power usage effectiveness of hyperscaler data centres, for cloud carbon: Google published a fleet PUE of 1.1
+# for Q2 2021 (CNBC, 2022-04-13, https://www.cnbc.com/2022/04/13/google-data-center-goal-100percent-green-energy-by-2030.html,
+# citing Google's efficiency page https://www.google.com/about/datacenters/efficiency/); the Uptime Institute 2021
+# survey average for large data centres was 1.57 (same source). One figure, 1.1, for AWS, GCP and Azure (as of 2021-2022).
+CLOUD_PUE = 1.1
+
+
+@dataclass
+class Candidate:
+    deployment: str
+    offering: Offering
+    gpus_per_replica: int
+    quantization: str
+    market: str  # on_demand | spot | onprem
+    rps_per_replica: float  # at the TPOT SLO
+    ttft_ms: float  # p95 at the planned utilization, without network
+    tpot_ms: float
+    usd_per_instance_hour: float  # for this market
+    grid_g_per_kwh: float = 0.0
+    pue: float = CLOUD_PUE
+    gpu_tdp_w: float = 0.0
+    idx: int = -1  # position in the problem's candidate list, set by the solver input
+    reach: int = -1  # bitmask of the user regions it can answer within the TTFT SLO (-1: all)
+    # derived from the fields above when created (read many times by the bounds and the model: a cached_property
+    # takes a lock on first use in Python 3.11, and that cost 0.1 s over the candidates of 5,000 x 50)
+    instances_per_replica: int = field(init=False, repr=False, compare=False)
+    replicas_per_unit: int = field(init=False, repr=False, compare=False)
+    instances_per_unit: int = field(init=False, repr=False, compare=False)  # one instance, or the instances one replica spans
+    gpus_per_unit: int = field(init=False, repr=False, compare=False)
+    tensor_parallel: int = field(init=False, repr=False, compare=False)
+    pipeline_parallel: int = field(init=False, repr=False, compare=False)
+    usd_per_unit_hour: float = field(init=False, repr=False, compare=False)
+    rps_per_unit: float = field(init=False, repr=False, compare=False)
+    carbon_g_per_unit_hour: float = field(init=False, repr=False, compare=False)
+
+    @property
+    def provider(self) -> str:
+        return self.offering.provider
+
+    @property
+    def region(self) -> str:
+        return self.offering.region
+
+    @property
+    def gpu(self) -> str:
+        return self.offering.gpu
+
+    @property
+    def instance_type(self) -> str:
+        return self.offering.instance_type
+
+    def __post_init__(self) -> None:
+        n = self.offering.gpu_count
+        self.instances_per_replica = max(1, self.gpus_per_replica // n)
+        self.replicas_per_unit = max(1, n // self.gpus_per_replica)
+        self.instances_per_unit = self.instances_per_replica
+        self.gpus_per_unit = n * self.instances_per_unit
+        self.tensor_parallel = min(self.gpus_per_replica, n)
+        self.pipeline_parallel = self.instances_per_replica
+        self.usd_per_unit_hour = self.usd_per_instance_hour * self.instances_per_unit
+        self.rps_per_unit = self.rps_per_replica * self.replicas_per_unit
+        self.carbon_g_per_unit_hour = self.gpus_per_unit * self.gpu_tdp_w / 1000.0 * self.pue * self.grid_g_per_kwh
+
+    @property
+    def list_usd_per_instance_hour(self) -> float:
+        """The price before negotiated discounts (the catalog's list price); spot and on-prem prices have none."""
+        listed = self.offering.list_usd_per_hour
+        return listed if self.market == "on_demand" and listed is not None else self.usd_per_instance_hour
+
+    def describe(self) -> str:
+        n = f"{self.gpus_per_replica}×{self.gpu}"
+        return f"{self.region} {self.instance_type} ({n}, {self.quantization}, {self.market})"
+
+
 
 
 @dataclass

@@ -54,7 +54,7 @@ class SolveStrategy:
     # weights of the tie-break stage, each objective normalised by its value at the primary optimum
     tie_weights: dict[str, float] = field(default_factory=_tie_weights)
 
-    # ---- plans B (placement.py) ----------------------------------------------------------------------------------
+    # ---- plans B (placement/fallbacks.py) ------------------------------------------------------------------------
     max_fallbacks: int = 3
     fallback_time_s: float = 10.0  # per fallback solve
     # a deployment whose own optimum took longer than fallback_full_s looks for its fallbacks among its `promising`
@@ -64,7 +64,7 @@ class SolveStrategy:
     fallback_full_s: float = 0.2
     promising: int = 40
 
-    # ---- the whole placement's time budget (placement.py) --------------------------------------------------------
+    # ---- the whole placement's time budget (placement/pipeline.py) -----------------------------------------------
     # --time-limit covers the whole placement: finish_s (at most 5 % of the limit) is kept for the explanations and
     # the plan (50 deployments of 5,000 offerings: 0.1-0.2 s); a solve is never given less than min_solve_s
     finish_s: float = 0.3

@@ -50,7 +50,7 @@ class DataSource(Strict):
 
 class Checkpoint(Strict):
     """The deployment's own weights (a fine-tune of ``model:``, which says the architecture). Moving them to each
-    serving region is priced like data egress (orchestrator/solver/inputs.py)."""
+    serving region is priced like data egress (orchestrator/placement/inputs.py)."""
 
     uri: str = Field(min_length=1, description="s3://bucket/path, gs://bucket/path, "
                      "https://ACCOUNT.blob.core.windows.net/CONTAINER/path, or a directory (absolute, or relative to "

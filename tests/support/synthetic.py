@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.candidates import Candidate
+from orchestrator.placement.candidates import Candidate
 from orchestrator.catalog.types import Offering
 from orchestrator.solver.problem import DeploymentInput
 

@@ -18,19 +18,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from orchestrator.candidates import ON_DEMAND, ONPREM_PROVIDERS, SPOT, CandidateRows, DeploymentCandidates, OfferingTable, build_candidates
-from orchestrator.catalog.types import HOURS_PER_MONTH, Region
+from orchestrator.catalog.types import ONPREM_PROVIDERS, Region
 from orchestrator.errors import UserError
-from orchestrator.solver.problem import SECONDS_PER_MONTH, DeploymentInput, ResourceLimit, SolverInput
+from orchestrator.placement.candidates import DeploymentCandidates, build_candidates
+from orchestrator.placement.offerings import OfferingTable
+from orchestrator.placement.pruning import CandidateRows, beaten_across_regions
+from orchestrator.solver.problem import (
+    SECONDS_PER_MONTH,
+    DeploymentInput,
+    ResourceLimit,
+    SolverInput,
+)
 from policies.assign import policies_for
+
+if TYPE_CHECKING:
+    from orchestrator.catalog.load import Catalog, QuotaRule
+    from orchestrator.spec.loader import LoadedSpec
+    from orchestrator.spec.models import Deployment, DeploymentFile
 
 BYTES_PER_OUTPUT_TOKEN = 4.0  # ~4 characters of UTF-8 text per token (OpenAI tokenizer rule of thumb)
 ANYWHERE = "*"  # pseudo user region when a deployment names no users and no data
-BLOCK = 512  # candidates per block of the cross-region dominance check (bounds its memory)
 
 
 @dataclass
@@ -49,7 +60,7 @@ def default_estimator() -> Callable[..., list[Any]]:
     return estimate_batch
 
 
-def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., list[Any]] | None = None,
+def build_inputs(loaded: LoadedSpec, catalog: Catalog, *, estimate_batch: Callable[..., list[Any]] | None = None,
                  objective: str = "cost", prune: bool = True,
                  on_deployment: Callable[[DeploymentInput], None] | None = None) -> Inputs:
     """The solver's input from a loaded spec and a catalog. ``on_deployment`` is called with each deployment's
@@ -123,93 +134,7 @@ def build_inputs(loaded: Any, catalog: Any, *, estimate_batch: Callable[..., lis
     return Inputs(SolverInput(deps, limits, glob, renumber=False), cands, models, per_dep, glob, region_of)
 
 
-def prune_across_regions(d: DeploymentInput, limited: Callable[[Any], bool], *, carbon: bool = False) -> DeploymentInput:
-    """``d`` without the candidates ``beaten_across_regions`` finds (build_inputs prunes this way before it
-    builds the DeploymentInput)."""
-    cands = d.candidates
-    if len(cands) < 2:
-        return d
-    rows = CandidateRows(
-        np.array([c.region for c in cands]), np.array([c.market for c in cands]), np.array([c.usd_per_unit_hour for c in cands]),
-        np.minimum(np.array([c.rps_per_unit for c in cands]), d.required_rps), np.array([c.reach for c in cands], np.int64),
-        np.array([c.carbon_g_per_unit_hour for c in cands]), np.array([c.market == "onprem" or limited(c) for c in cands]))
-    data = np.array([d.data_egress_usd_month.get(c.region, 0.0) for c in cands])
-    resp = np.asarray(d.response_usd_per_rps_month, float).reshape(len(d.sources), len(cands))
-    drop = beaten_across_regions(rows, data, resp, carbon=carbon)
-    return d if not drop.any() else d.subset(np.nonzero(~drop)[0].tolist())
-
-
-def beaten_across_regions(rows: CandidateRows, data_usd_month: np.ndarray, resp: np.ndarray, *, carbon: bool = False) -> np.ndarray:
-    """Which candidates one in another region beats, counting that region's one-off data egress.
-
-    B (region r') beats A (region r) when k = ceil(cap A / cap B) B units plus r' data egress (once) cost
-    no more than one A unit, B answers every user region A answers at no higher response egress (``resp``:
-    [user region, candidate] $/month per req/s), and no quota counts B's GPUs (A's may: dropping A only
-    loosens them). Swapping every A unit for k B units then keeps the plan feasible at no higher cost. A spot
-    candidate needs such dominators in two other regions (its spread counts regions). Not for the latency
-    objective (RTT differs by region).
-    """
-    n = len(rows.region)
-    drop = np.zeros(n, bool)
-    if n < 2:
-        return drop
-    unit, cap, reach, market = rows.unit_usd_per_hour, rows.capacity, rows.reach, rows.market
-    fixed = np.asarray(data_usd_month, float) / HOURS_PER_MONTH  # $/h
-    eps = 1 + 1e-9
-    _, reg_code = np.unique(rows.region, return_inverse=True)
-
-    def beats(b: np.ndarray, a: np.ndarray) -> np.ndarray:
-        """[b, a]: b (another region) beats a on every count. Where two would beat each other (equal prices
-        within eps), only the one listed first does, so that what is dropped always has a kept dominator."""
-        k = np.ceil(cap[a][None, :] / cap[b][:, None] - 1e-9)  # B units per A unit
-        blk = ((reg_code[b][:, None] != reg_code[a][None, :]) & (k * unit[b][:, None] + fixed[b][:, None] <= unit[a][None, :] * eps)
-               & ((reach[b][:, None] & reach[a][None, :]) == reach[a][None, :]))
-        blk &= (unit[b][:, None] * eps < unit[a][None, :]) | (b[:, None] < a[None, :])
-        for s in range(resp.shape[0]):
-            blk &= resp[s][b][:, None] <= resp[s][a][None, :] + 1e-12
-        if carbon:
-            blk &= k * rows.co2[b][:, None] <= rows.co2[a][None, :] * eps
-        return blk
-
-    def dominated(b: np.ndarray, a: np.ndarray, two_regions: bool) -> np.ndarray:
-        """For each of ``a``: beaten by one of ``b`` (by two in different regions with ``two_regions``).
-        Blocks of the cheapest first: only a B whose unit plus data egress costs no more than A's unit can
-        beat A, so each block of A meets a prefix of the B sorted by that sum."""
-        out = np.zeros(len(a), bool)
-        if len(b) == 0 or len(a) == 0:
-            return out
-        b = b[np.argsort(unit[b] + fixed[b], kind="stable")]
-        key = (unit + fixed)[b]
-        order = np.argsort(unit[a], kind="stable")
-        for lo in range(0, len(a), BLOCK):
-            cols = order[lo:lo + BLOCK]
-            nb = int(np.searchsorted(key, unit[a[cols]].max() * eps, side="right"))
-            if nb == 0:
-                continue
-            blk = beats(b[:nb], a[cols])
-            if two_regions:
-                first = np.argmax(blk, axis=0)
-                blk &= reg_code[b[:nb]][:, None] != reg_code[b[:nb]][first][None, :]
-            out[cols] = blk.any(axis=0)
-        return out
-
-    # Per market (on-prem is never dominated). An on-demand candidate needs one dominator: if that one is
-    # dominated too, the chain ends at a kept candidate at least as good on every count (k1 C units replace
-    # a B unit, k2 B units an A unit: k1 k2 C units plus C's region's data egress cost no more than k2 B units,
-    # so no more than one A unit). A spot candidate needs undominated dominators in two other regions, so a
-    # spread over failure domains survives the swap.
-    for m in (ON_DEMAND, SPOT):
-        a = np.nonzero(market == m)[0]  # ascending, as ``beats`` breaks ties by position
-        b = a[~rows.counted[a]]
-        hit = dominated(b, a, two_regions=False)
-        if m == SPOT and hit.any():
-            free = b[~hit[np.searchsorted(a, b)]]  # undominated dominators
-            hit[hit] = dominated(free, a[hit], two_regions=True)
-        drop[a] = hit
-    return drop
-
-
-def _sources(d: Any) -> list[tuple[str, float]]:
+def _sources(d: Deployment) -> list[tuple[str, float]]:
     if d.traffic.sources:
         return [(s.region, s.share) for s in d.traffic.sources]
     if d.data:
@@ -218,7 +143,7 @@ def _sources(d: Any) -> list[tuple[str, float]]:
     return [(ANYWHERE, 1.0)]
 
 
-def _site_factors(spec: Any) -> tuple[dict[str, float], dict[str, float]]:
+def _site_factors(spec: DeploymentFile) -> tuple[dict[str, float], dict[str, float]]:
     pue: dict[str, float] = {}
     carbon: dict[str, float] = {}
     onprem = spec.providers.onprem if spec.providers else None
@@ -234,7 +159,7 @@ class RegionCosts:
     """One deployment's figures per serving region, each computed once: RTT and response egress ($/month per
     req/s) from each user region, and the one-off data egress ($/month)."""
 
-    def __init__(self, d: Any, sources: list[tuple[str, float]], rtt: Callable[[str, str], float],
+    def __init__(self, d: Deployment, sources: list[tuple[str, float]], rtt: Callable[[str, str], float],
                  region_of: Callable[[str], Region | None], egress: Any, model: Any = None) -> None:
         from orchestrator.own_models import moved_data
 
@@ -273,7 +198,7 @@ class RegionCosts:
         return rtt, resp, data
 
 
-def _deployment_input(d: Any, dc: DeploymentCandidates, sources: list[tuple[str, float]], costs: RegionCosts,
+def _deployment_input(d: Deployment, dc: DeploymentCandidates, sources: list[tuple[str, float]], costs: RegionCosts,
                       policies: list[Any]) -> DeploymentInput:
     t = d.traffic
     regions = [c.region for c in dc.candidates]
@@ -301,7 +226,7 @@ def _response_price(egress: Any, serving: Region | None, user: Region | None, pr
     return _safe(lambda: egress.internet_usd_per_gb(provider, monthly_gb))
 
 
-def _limits(spec: Any, catalog: Any) -> list[ResourceLimit]:
+def _limits(spec: DeploymentFile, catalog: Catalog) -> list[ResourceLimit]:
     from orchestrator.catalog.gpus import canonical_gpu_name
 
     out: list[ResourceLimit] = []
@@ -331,7 +256,7 @@ def _limits(spec: Any, catalog: Any) -> list[ResourceLimit]:
     return out
 
 
-def _quota_path(spec: Any, q: Any) -> tuple:
+def _quota_path(spec: DeploymentFile, q: QuotaRule) -> tuple:
     prov = getattr(spec.providers, q.provider, None) if spec.providers else None
     for i, sq in enumerate(getattr(prov, "quotas", []) or []):
         if sq.max_gpus == q.max_gpus:
@@ -339,7 +264,7 @@ def _quota_path(spec: Any, q: Any) -> tuple:
     return ("providers", q.provider)
 
 
-def _site_path(spec: Any, region: str, gpu: str) -> tuple:
+def _site_path(spec: DeploymentFile, region: str, gpu: str) -> tuple:
     onprem = spec.providers.onprem if spec.providers else None
     from orchestrator.catalog.gpus import canonical_gpu_name
 

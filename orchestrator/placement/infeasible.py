@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from orchestrator.candidates import MEMORY, POLICY, SLO_TPOT, SLO_TTFT
+from orchestrator.placement.candidates import (
+    MEMORY,
+    POLICY,
+    SLO_TPOT,
+    SLO_TTFT,
+    DeploymentCandidates,
+)
 from orchestrator.solver.problem import DeploymentInput, SolverInput
 from orchestrator.solver.solve import solve
 
+if TYPE_CHECKING:
+    from orchestrator.placement.inputs import Inputs
+    from orchestrator.spec.loader import LoadedSpec
+    from orchestrator.spec.models import Deployment
 
-def diagnose(inp: Any, loaded: Any, objective: str = "cost") -> list[str]:
+
+def diagnose(inp: Inputs, loaded: LoadedSpec, objective: str = "cost") -> list[str]:
     """Messages (with file:line where a field is at fault) for an infeasible SolverInput."""
     problem: SolverInput = inp.problem
     msgs: list[str] = []
@@ -69,7 +80,7 @@ def diagnose(inp: Any, loaded: Any, objective: str = "cost") -> list[str]:
     return msgs
 
 
-def _no_candidates(d: DeploymentInput, dc: Any, model: Any, i: int, at: Any) -> list[str]:
+def _no_candidates(d: DeploymentInput, dc: DeploymentCandidates, model: Any, i: int, at: Any) -> list[str]:
     counts: Counter = Counter()
     for c in dc.rejected.values():
         counts.update(c)
@@ -106,7 +117,7 @@ def _no_candidates(d: DeploymentInput, dc: Any, model: Any, i: int, at: Any) -> 
     return out
 
 
-def _best_achievable(model: Any, spec: Any) -> str | None:
+def _best_achievable(model: Any, spec: Deployment) -> str | None:
     from orchestrator.perf import best_achievable
 
     try:

@@ -2,8 +2,8 @@
 
     plan = place(load_spec("deploy.yaml"), "cost")
 
-Candidates (orchestrator/candidates.py) -> MILP (orchestrator/solver) -> replica groups, predictions,
-explanations, and per deployment ranked fallbacks: the best placement of that deployment with each
+Inputs (placement/inputs.py: candidates, pruning, egress) -> MILP (orchestrator/solver) -> replica groups, predictions,
+explanations (placement/explain.py), and per deployment ranked fallbacks (placement/fallbacks.py): the best placement of that deployment with each
 chosen offering excluded, the other deployments' GPUs and cost held fixed (for a deployment whose optimum was
 slow to prove, the best among its most promising candidates).
 """
@@ -15,17 +15,24 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from orchestrator.candidates import HOURS_PER_MONTH
+from orchestrator.catalog.types import HOURS_PER_MONTH
 from orchestrator.fmt import signed_usd
-from orchestrator.plan import DeploymentPlan, Plan, Predicted, ReplicaGroup, Totals
-from orchestrator.solver.explain import DeploymentResult, explain, result_for
-from orchestrator.solver.inputs import Inputs, build_inputs
+from orchestrator.placement.explain import DeploymentResult, explain, result_for
+from orchestrator.placement.fallbacks import all_fallbacks, runner_up
+from orchestrator.placement.inputs import Inputs, build_inputs
+from orchestrator.plan import DeploymentPlan, Plan, Predicted, Totals
 from orchestrator.solver.model import OBJECTIVES
-from orchestrator.solver.problem import DeploymentInput, SolverInput
-from orchestrator.solver.solve import EarlyNarrowing, Solution, solve
+from orchestrator.solver.problem import DeploymentInput
+from orchestrator.solver.solve import EarlyNarrowing, solve
 from orchestrator.solver.strategy import DEFAULT, SolveStrategy
+
+if TYPE_CHECKING:
+    from orchestrator.catalog.load import Catalog
+    from orchestrator.plan import ReplicaGroup
+    from orchestrator.spec.loader import LoadedSpec
+    from orchestrator.spec.models import Deployment, DeploymentFile
 
 # the plans-B search and the time budget of the whole placement are the strategy's (orchestrator/solver/strategy.py)
 MODEL_LEN_MARGIN = 2.0
@@ -35,10 +42,10 @@ LARGE_GPUS = 2_048  # max_model_len = (input + output) x margin, rounded up to 1
 
 
 def place(
-    loaded: Any,
+    loaded: LoadedSpec,
     objective: str = "cost",
     *,
-    catalog: Any | None = None,
+    catalog: Catalog | None = None,
     with_fallbacks: bool | Literal["exhaustive"] = True,
     time_limit: float = 60.0,
     edge: str = "pessimistic",
@@ -92,7 +99,7 @@ def place(
                     messages=[f"no plan found within the time limit ({time_limit:g} s; building the candidates took "
                               f"{built_s:.1f} s of it): raise --time-limit"])
     if not sol.ok and sol.status != "time_limit":
-        from orchestrator.solver.infeasible import diagnose
+        from orchestrator.placement.infeasible import diagnose
 
         msgs = diagnose(inp, loaded, objective)
         return Plan(project=project, status="infeasible", objective=objective, solve_seconds=round(time.perf_counter() - t0, 3),
@@ -110,12 +117,12 @@ def place(
     if with_fallbacks:
         tell("ranking fallbacks (plans B)")
     search = strategy if with_fallbacks != "exhaustive" else dataclasses.replace(strategy, fallback_full_s=math.inf)
-    found = _all_fallbacks(inp, sol, results, objective, deadline, short, search) if with_fallbacks else {}
+    found = all_fallbacks(inp, sol, results, objective, deadline, short, search) if with_fallbacks else {}
     tell("explaining")
     for d in inp.problem.deployments:
         res = results[d.name]
         fallbacks, searched = found.get(d.name, ([], None))
-        runner = _runner_up(results[d.name], fallbacks)
+        runner = runner_up(results[d.name], fallbacks)
         expl = explain(d, inp.candidates[d.name], res, sol, objective=objective, runner_up=runner, all_providers=providers)
         if runner is not None and searched is not None:
             expl["runner_up"]["searched"] = f"the {searched} most promising candidates"
@@ -174,33 +181,18 @@ def place(
     )
 
 
-def _kind(groups: list[ReplicaGroup]) -> frozenset[tuple[str, str, str, int]]:
-    return frozenset((g.gpu, g.quantization, g.market, g.gpus_per_replica) for g in groups)
-
-
-def _runner_up(res: DeploymentResult, fallbacks: list[tuple[list[ReplicaGroup], DeploymentResult]]
-               ) -> tuple[list[ReplicaGroup], DeploymentResult] | None:
-    """The best plan B that is a different choice: not the same hardware at the same price in another place (a
-    tie, or a permutation of the chosen groups), which apply keeps as a fallback but says nothing to a reader."""
-    for groups, r in fallbacks:
-        tie = abs(r.usd_per_hour - res.usd_per_hour) <= 0.005 * max(res.usd_per_hour, 1e-9)
-        if not (tie and _kind(groups) == _kind(res.groups)):
-            return groups, r
-    return None
-
-
-def _providers(spec: Any, catalog: Any) -> set[str]:
+def _providers(spec: DeploymentFile, catalog: Catalog) -> set[str]:
     return {o.provider for o in catalog.offerings}
 
 
-def _max_model_len(d: Any, model: Any) -> int:
+def _max_model_len(d: Deployment, model: Any) -> int:
     if d.max_model_len:
         return int(d.max_model_len)
     want = (d.traffic.input_tokens + d.traffic.output_tokens) * MODEL_LEN_MARGIN
     return int(min(model.max_context, math.ceil(want / 1024) * 1024))
 
 
-def _deployment_plan(loaded: Any, d: DeploymentInput, inp: Inputs, res: DeploymentResult,
+def _deployment_plan(loaded: LoadedSpec, d: DeploymentInput, inp: Inputs, res: DeploymentResult,
                      fallbacks: list[list[ReplicaGroup]], expl: dict) -> DeploymentPlan:
     from orchestrator.gateways import plan_gateways
     from orchestrator.own_models import plan_fields
@@ -218,71 +210,3 @@ def _deployment_plan(loaded: Any, d: DeploymentInput, inp: Inputs, res: Deployme
         fallbacks=fallbacks, explanation=expl, gateways=plan_gateways(spec, res.groups),
         **plan_fields(spec, model, loaded.base_dir),
     )
-
-
-def _all_fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult], objective: str, deadline: float,
-                   short: list[str], strategy: SolveStrategy = DEFAULT,
-                   ) -> dict[str, tuple[list[tuple[list[ReplicaGroup], DeploymentResult]], int | None]]:
-    """Every deployment's fallbacks, ``strategy.workers`` deployments at a time (HiGHS releases the GIL)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    deps = inp.problem.deployments
-    with ThreadPoolExecutor(max(1, min(strategy.workers, len(deps)))) as pool:
-        futures = {d.name: pool.submit(_fallbacks, inp, sol, results, d, objective, deadline, short, strategy)
-                   for d in deps}
-    return {name: f.result() for name, f in futures.items()}
-
-
-def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult], d: DeploymentInput, objective: str,
-               deadline: float, short: list[str], strategy: SolveStrategy = DEFAULT,
-               ) -> tuple[list[tuple[list[ReplicaGroup], DeploymentResult]], int | None]:
-    """Best re-placements of d with each chosen offering excluded, others held fixed; ranked by objective. A
-    deployment whose own optimum was slow to prove searches its most promising candidates first (how many the
-    runner-up was found among is returned; None: all of them). Each solve gets at most ``strategy.fallback_time_s``, all of them
-    together what is left to ``deadline``; a deployment the deadline cuts short is added to ``short``."""
-    from orchestrator.solver.bounds import promising
-
-    if deadline - time.perf_counter() < 0.1:
-        short.append(d.name)
-        return [], None
-    problem = inp.problem
-    others = [(c, u) for n, r in results.items() if n != d.name for c, u in r.chosen]  # what the others run
-    used = {lim.name: float(sum(c.gpus_per_unit * u for c, u in others if lim.match(c))) for lim in problem.limits}
-    fixed = sum(r.usd_per_month for n, r in results.items() if n != d.name)
-    chosen_keys = {(c.region, c.instance_type, c.market) for c, _ in results[d.name].chosen}
-    narrow = sol.part(d.name).solve_seconds >= strategy.fallback_full_s and len(d.candidates) > strategy.promising
-    regions = {c.region for c, _ in results[d.name].chosen}
-    seen: set[tuple] = set()
-    found: list[tuple[float, list[ReplicaGroup], DeploymentResult, int | None]] = []  # (value, plan, result, searched)
-    listing_s = 0.0  # how long the last short list took: one is not started without that much time left
-    for key in sorted(chosen_keys):
-        left = deadline - time.perf_counter()
-        if left < 0.1 + listing_s:
-            short.append(d.name)
-            break
-        without = d.subset([i for i, c in enumerate(d.candidates) if (c.region, c.instance_type, c.market) != key])
-        tries = [without]
-        if narrow:
-            t = time.perf_counter()
-            tries = [without.subset(promising(without, strategy.promising, regions)), without]
-            listing_s = time.perf_counter() - t
-            if deadline - time.perf_counter() < 0.1:
-                short.append(d.name)
-                break
-        for sub_d in tries:  # the short list first; every candidate if it has no plan
-            # the candidates keep their numbers (no renumbering): deployments are looked after side by side
-            sub = SolverInput([sub_d], problem.limits, problem.global_policies, renumber=False)
-            s = solve(sub, objective, used_gpus=used, fixed_usd_per_month=fixed, tie_break=False, strategy=strategy,
-                      time_limit=min(strategy.fallback_time_s, max(0.1, deadline - time.perf_counter())))
-            if s.status != "infeasible":
-                break
-        if s.status not in ("optimal", "time_limit"):  # a fallback need not be proven best: it is a plan B
-            continue
-        r = result_for(s, sub_d)
-        sig = tuple(sorted((g.region, g.instance_type, g.market, g.count, g.quantization) for g in r.groups))
-        if sig in seen:
-            continue
-        seen.add(sig)
-        found.append((s.values[objective], r.groups, r, None if sub_d is without else len(sub_d.candidates)))
-    found.sort(key=lambda t: t[0])
-    return [(g, r) for _, g, r, _ in found[:strategy.max_fallbacks]], (found[0][3] if found else None)

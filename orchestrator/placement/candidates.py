@@ -13,21 +13,28 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from orchestrator import compat
-from orchestrator.catalog.types import GPU, HOURS_PER_MONTH, ONPREM_PROVIDERS, Offering, Region  # noqa: F401 - re-exported
+from orchestrator.catalog.types import (  # noqa: F401
+    GPU,
+    HOURS_PER_MONTH,
+    MARKETS,
+    ON_DEMAND,
+    ONPREM_PROVIDERS,
+    SPOT,
+    Offering,
+    Region,
+)
+from orchestrator.placement.offerings import OfferingTable
+from orchestrator.placement.pruning import CandidateRows, RegionPrune, codes, pareto
+from orchestrator.solver.problem import CLOUD_PUE, Candidate  # noqa: F401 - re-exported (tests, policies)
 
-# Power usage effectiveness of hyperscaler data centres, for cloud carbon: Google published a fleet PUE of 1.1
-# for Q2 2021 (CNBC, 2022-04-13, https://www.cnbc.com/2022/04/13/google-data-center-goal-100percent-green-energy-by-2030.html,
-# citing Google's efficiency page https://www.google.com/about/datacenters/efficiency/); the Uptime Institute 2021
-# survey average for large data centres was 1.57 (same source). One figure, 1.1, for AWS, GCP and Azure (as of 2021-2022).
-CLOUD_PUE = 1.1
+if TYPE_CHECKING:
+    from orchestrator.spec.models import Deployment
 POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
-MARKETS = ("on_demand", "spot", "onprem")
-ON_DEMAND, SPOT = MARKETS[0], MARKETS[1]  # the markets by name (the solver compares with these, not with literals)
 
 # Rejection categories (keys of DeploymentCandidates.rejected[...]); what vLLM can launch (dtype, hardware, checkpoint,
 # parallelism, context) is orchestrator/compat.py's, from orchestrator/data/vllm_compat.yaml.
@@ -43,73 +50,6 @@ REASON_TEXT = {
     NO_PRICE: "no price",
     **compat.REASON_TEXT,
 }
-
-
-@dataclass
-class Candidate:
-    deployment: str
-    offering: Offering
-    gpus_per_replica: int
-    quantization: str
-    market: str  # on_demand | spot | onprem
-    rps_per_replica: float  # at the TPOT SLO
-    ttft_ms: float  # p95 at the planned utilization, without network
-    tpot_ms: float
-    usd_per_instance_hour: float  # for this market
-    grid_g_per_kwh: float = 0.0
-    pue: float = CLOUD_PUE
-    gpu_tdp_w: float = 0.0
-    idx: int = -1  # position in the problem's candidate list, set by the solver input
-    reach: int = -1  # bitmask of the user regions it can answer within the TTFT SLO (-1: all)
-    # derived from the fields above when created (read many times by the bounds and the model: a cached_property
-    # takes a lock on first use in Python 3.11, and that cost 0.1 s over the candidates of 5,000 x 50)
-    instances_per_replica: int = field(init=False, repr=False, compare=False)
-    replicas_per_unit: int = field(init=False, repr=False, compare=False)
-    instances_per_unit: int = field(init=False, repr=False, compare=False)  # one instance, or the instances one replica spans
-    gpus_per_unit: int = field(init=False, repr=False, compare=False)
-    tensor_parallel: int = field(init=False, repr=False, compare=False)
-    pipeline_parallel: int = field(init=False, repr=False, compare=False)
-    usd_per_unit_hour: float = field(init=False, repr=False, compare=False)
-    rps_per_unit: float = field(init=False, repr=False, compare=False)
-    carbon_g_per_unit_hour: float = field(init=False, repr=False, compare=False)
-
-    @property
-    def provider(self) -> str:
-        return self.offering.provider
-
-    @property
-    def region(self) -> str:
-        return self.offering.region
-
-    @property
-    def gpu(self) -> str:
-        return self.offering.gpu
-
-    @property
-    def instance_type(self) -> str:
-        return self.offering.instance_type
-
-    def __post_init__(self) -> None:
-        n = self.offering.gpu_count
-        self.instances_per_replica = max(1, self.gpus_per_replica // n)
-        self.replicas_per_unit = max(1, n // self.gpus_per_replica)
-        self.instances_per_unit = self.instances_per_replica
-        self.gpus_per_unit = n * self.instances_per_unit
-        self.tensor_parallel = min(self.gpus_per_replica, n)
-        self.pipeline_parallel = self.instances_per_replica
-        self.usd_per_unit_hour = self.usd_per_instance_hour * self.instances_per_unit
-        self.rps_per_unit = self.rps_per_replica * self.replicas_per_unit
-        self.carbon_g_per_unit_hour = self.gpus_per_unit * self.gpu_tdp_w / 1000.0 * self.pue * self.grid_g_per_kwh
-
-    @property
-    def list_usd_per_instance_hour(self) -> float:
-        """The price before negotiated discounts (the catalog's list price); spot and on-prem prices have none."""
-        listed = self.offering.list_usd_per_hour
-        return listed if self.market == "on_demand" and listed is not None else self.usd_per_instance_hour
-
-    def describe(self) -> str:
-        n = f"{self.gpus_per_replica}×{self.gpu}"
-        return f"{self.region} {self.instance_type} ({n}, {self.quantization}, {self.market})"
 
 
 @dataclass
@@ -150,23 +90,6 @@ Estimator = Callable[..., list[Any]]  # orchestrator.perf.estimate_batch
 RttFn = Callable[[str, str], float]
 
 
-@dataclass
-class CandidateRows:
-    """One deployment's candidates as arrays, for a pruning rule that needs more than the catalog knows
-    (the solver's egress prices): see ``build_candidates(region_prune=)``."""
-
-    region: np.ndarray  # region id per row
-    market: np.ndarray  # on_demand | spot | onprem
-    unit_usd_per_hour: np.ndarray
-    capacity: np.ndarray  # req/s per unit, capped at the deployment's requirement
-    reach: np.ndarray  # bit s set: answers user region s within the TTFT SLO
-    co2: np.ndarray  # g per unit-hour (zeros unless the carbon objective)
-    counted: np.ndarray  # on-prem, or a quota counts its GPUs
-
-
-RegionPrune = Callable[[CandidateRows], np.ndarray]  # rows -> keep mask
-
-
 def gpu_options(gpu_count: int, max_gpus: int | None) -> list[int]:
     """GPUs per replica that an instance with gpu_count GPUs can host: divisors, or whole-node multiples."""
     opts = [g for g in POWERS_OF_TWO if g <= gpu_count and gpu_count % g == 0]
@@ -177,56 +100,8 @@ def gpu_options(gpu_count: int, max_gpus: int | None) -> list[int]:
     return opts
 
 
-class OfferingTable:
-    """A catalog's offerings as arrays, prepared once for all the deployments' candidates.
-
-    Per region and GPU shape (type x count, inventory) only the cheapest on-demand and the cheapest spot offering
-    can matter (instance types differing in CPU/RAM serve the same at a higher price), so only those are kept;
-    ``spot_only`` marks those kept for their spot price alone."""
-
-    def __init__(self, offerings: Sequence[Offering], gpus: dict[str, GPU]) -> None:
-        kept, spot_only, self.providers_seen = _cheapest(offerings)
-        self.offerings = kept
-        self.spot_only = np.array(spot_only, bool)
-        self.providers, self.provider = _index([o.provider for o in kept])
-        self.regions, self.region = _index([o.region for o in kept])
-        self.region_names = np.array(self.regions)
-        self.count = np.array([o.gpu_count for o in kept], np.int64)
-        self.max_gpus = np.array([-1 if o.max_gpus is None else o.max_gpus for o in kept], np.int64)
-        _, self.gpu = _index([o.gpu for o in kept])
-        self.onprem = np.array([o.provider in ONPREM_PROVIDERS for o in kept], bool)
-        priced = np.array([_priced(o) for o in kept], bool)
-        self.od_price = np.array([float(o.usd_per_hour) if p else math.nan for o, p in zip(kept, priced)])
-        self.spot_price = np.array([math.nan if o.spot_usd_per_hour is None else o.spot_usd_per_hour for o in kept], float)
-        self.spot_price[self.onprem] = math.nan
-        known = np.array([o.gpu in gpus for o in kept], bool)
-        self.unknown_gpu = np.nonzero(~known)[0]
-        self.no_price = np.nonzero(known & ~priced)[0]
-        groups: dict[tuple[str, int, int | None], list[int]] = defaultdict(list)
-        for i in np.nonzero(known & priced)[0].tolist():
-            o = kept[i]
-            groups[(o.gpu, o.gpu_count, o.max_gpus)].append(i)
-        self.groups = {k: np.array(v, np.int64) for k, v in groups.items()}
-        # the groups in catalog order, by their first offering (without spot prices: by their first on-demand one)
-        on_demand = {k: v[~self.spot_only[v]] for k, v in self.groups.items()}
-        self.group_order = {True: list(self.groups),
-                            False: sorted((k for k, v in on_demand.items() if len(v)), key=lambda k: int(on_demand[k][0]))}
-        self.shapes = sorted({(o.gpu, o.gpu_count) for o in kept})
-        self._counted: dict[int, tuple[Callable[[Any], bool], np.ndarray]] = {}
-
-    def counted(self, limited: Callable[[Any], bool] | None) -> np.ndarray:
-        """Per offering: on-prem, or ``limited`` (a quota counts its GPUs); remembered per function."""
-        hit = self._counted.get(id(limited))
-        if hit is None:
-            flags = self.onprem.copy()
-            if limited is not None:
-                flags |= np.array([limited(o) for o in self.offerings], bool)
-            hit = self._counted[id(limited)] = (limited, flags)  # the function is kept so its id stays its own
-        return hit[1]
-
-
 def build_candidates(
-    deployment: Any,
+    deployment: Deployment,
     model: Any,
     offerings: Sequence[Offering] | OfferingTable,
     gpus: dict[str, GPU],
@@ -426,7 +301,7 @@ def _reject_all(out: DeploymentCandidates, table: OfferingTable, pos: np.ndarray
     out.reject({table.providers[p]: int(counts[p]) for p in np.nonzero(counts)[0].tolist()}, reason, examples)
 
 
-def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Any, gpus: dict[str, GPU], regions: dict[str, Region],
+def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Deployment, gpus: dict[str, GPU], regions: dict[str, Region],
             pue_by_region: dict[str, float], carbon_by_region: dict[str, float], policies: Sequence[Any], *, prune: bool,
             limited: Callable[[Any], bool] | None, exact_ttft: bool, carbon: bool,
             region_prune: RegionPrune | None = None) -> DeploymentCandidates:
@@ -449,7 +324,7 @@ def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Any, gpus: dict[
     reads = sorted(set().union(*(getattr(p, "reads", fields) for p in policies)))
     if reads and n:
         # one verdict per distinct combination of the fields the policies read
-        _, first, key = np.unique(_codes(*(fields[f] for f in reads)), return_index=True, return_inverse=True)
+        _, first, key = np.unique(codes(*(fields[f] for f in reads)), return_index=True, return_inverse=True)
         verdict = [next((r for p in policies if (r := p.reject(deployment, make(int(i))))), None) for i in first]
         ok = np.array([v is None for v in verdict])[key]
         bad = np.nonzero(~ok)[0]
@@ -472,7 +347,7 @@ def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Any, gpus: dict[
     if carbon:
         co2 = np.array([make(i).carbon_g_per_unit_hour for i in idx.tolist()])
     # the cheapest instance per (region, market, shape, size, quantization): identical capacity
-    inv = _codes(region[idx], market, gpu[idx], cnt, g, rows.q[idx], max_gpus[idx])
+    inv = codes(region[idx], market, gpu[idx], cnt, g, rows.q[idx], max_gpus[idx])
     order = np.lexsort((unit, inv))
     first_of = np.ones(len(order), bool)
     first_of[1:] = inv[order][1:] != inv[order][:-1]
@@ -481,8 +356,8 @@ def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Any, gpus: dict[
         lim = table.counted(limited)[off[idx]]
         if any(getattr(p, "per_gpu_type", False) for p in policies):  # rows tie the choice to GPU types
             lim = np.ones(len(idx), bool)
-        group = _codes(region[idx], market, np.where(lim, gpu[idx], -1))
-        kept = _pareto(sel, group, lim, unit, np.minimum(rps, req), co2, gpus_unit, ttft, reach,
+        group = codes(region[idx], market, np.where(lim, gpu[idx], -1))
+        kept = pareto(sel, group, lim, unit, np.minimum(rps, req), co2, gpus_unit, ttft, reach,
                        exact_ttft=exact_ttft, carbon=carbon)
         if region_prune is not None and len(kept) > 1:
             keep = region_prune(CandidateRows(table.region_names[region[idx[kept]]], np.array(MARKETS)[market[kept]], unit[kept],
@@ -506,122 +381,3 @@ def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Any, gpus: dict[
         for j in dropped[order[first]].tolist():
             out.dominated_gpu[rows.offering(idx[j]).gpu] = make(int(idx[j]))
     return out
-
-
-def _codes(*cols: np.ndarray) -> np.ndarray:
-    """One integer per row, equal exactly where every column is equal (not compact: 0..k-1 takes np.unique)."""
-    key = np.zeros(len(cols[0]), np.int64)
-    if len(key) == 0:
-        return key
-    for c in cols:
-        c = np.asarray(c)
-        if c.dtype.kind in "iub":  # integers need no sorting: shift them to start at 0
-            code = c.astype(np.int64) - int(c.min())
-        else:
-            code = np.unique(c, return_inverse=True)[1].astype(np.int64)
-        base = int(code.max()) + 1
-        if int(key.max()) >= (1 << 62) // base:  # keep the mixed key in range
-            key = np.unique(key, return_inverse=True)[1].astype(np.int64)
-        key = key * base + code
-    return key
-
-
-def _pareto(sel: np.ndarray, group: np.ndarray, same_gpu: np.ndarray, unit: np.ndarray, cap: np.ndarray, co2: np.ndarray,
-            gpus_unit: np.ndarray, ttft: np.ndarray, reach: np.ndarray, *, exact_ttft: bool, carbon: bool) -> np.ndarray:
-    """The positions in ``sel`` that no other candidate of the same group (region, market, and GPU type when
-    a quota or inventory counts it) dominates.
-
-    B dominates A when k = ceil(cap A / cap B) units of B cost no more than one unit of A (and, with
-    ``carbon``, emit no more; in a GPU-counted group, use no more GPUs), and B is no slower: TTFT itself with
-    ``exact_ttft`` (latency objective), else B answers every user region A answers within the SLO. Any plan
-    then stays feasible and no dearer with each A unit swapped for k B units in the same region, so pruning
-    A keeps an optimum. ``cap`` is capacity capped at the deployment's whole requirement: one unit never
-    serves more than that, so a huge instance is replaced by enough smaller ones to serve everything."""
-    if len(sel) < 2:
-        return sel
-    # one padded [group, dominator, dominated] block per batch of similar group sizes: no Python loop per group
-    order = np.lexsort((ttft[sel], -cap[sel], unit[sel], group[sel]))  # within a group, a dominator comes first
-    rows = sel[order]
-    g = group[rows]
-    start = np.nonzero(np.r_[True, g[1:] != g[:-1]])[0]
-    size = np.diff(np.r_[start, len(rows)])
-    pos = np.arange(len(rows)) - np.repeat(start, size)  # position within its group
-    gid = np.repeat(np.arange(len(start)), size)
-    dropped = np.zeros(len(rows), bool)
-    eps = 1 + 1e-9
-    for lo, hi in ((2, 8), (9, 32), (33, 128), (129, 1 << 30)):
-        pick = np.nonzero((size >= lo) & (size <= hi))[0]
-        if len(pick) == 0:
-            continue
-        if hi > 128:  # rare huge groups: one at a time
-            for j in pick.tolist():
-                at = np.arange(start[j], start[j] + size[j])
-                dropped[at] = _dominated(rows[at][None, :], np.ones((1, len(at)), bool), unit, cap, ttft, reach, co2,
-                                         gpus_unit, same_gpu, exact_ttft, carbon, eps)[0]
-            continue
-        m = int(size[pick].max())
-        local = np.full(len(start), -1)
-        local[pick] = np.arange(len(pick))
-        members = local[gid] >= 0
-        idx = np.zeros((len(pick), m), np.int64)
-        valid = np.zeros((len(pick), m), bool)
-        idx[local[gid[members]], pos[members]] = rows[members]
-        valid[local[gid[members]], pos[members]] = True
-        dom = _dominated(idx, valid, unit, cap, ttft, reach, co2, gpus_unit, same_gpu, exact_ttft, carbon, eps)
-        dropped[members] = dom[local[gid[members]], pos[members]]
-    return np.sort(rows[~dropped])
-
-
-def _dominated(idx: np.ndarray, valid: np.ndarray, unit: np.ndarray, cap: np.ndarray, ttft: np.ndarray, reach: np.ndarray,
-               co2: np.ndarray, gpus_unit: np.ndarray, same_gpu: np.ndarray, exact_ttft: bool, carbon: bool, eps: float) -> np.ndarray:
-    """[group, position]: dominated by an earlier valid row of its group (rows ``idx``, padded where not ``valid``)."""
-    u, c, t, r = unit[idx], cap[idx], ttft[idx], reach[idx]
-    k = np.ceil(c[:, None, :] / np.where(valid, c, 1.0)[:, :, None] - 1e-9)  # dominator units per dominated unit
-    dom = k * u[:, :, None] <= u[:, None, :] * eps
-    if exact_ttft:
-        dom &= t[:, :, None] <= t[:, None, :]
-    else:
-        dom &= (r[:, :, None] & r[:, None, :]) == r[:, None, :]
-    if carbon:
-        dom &= k * co2[idx][:, :, None] <= co2[idx][:, None, :] * eps
-    counted = same_gpu[idx[:, 0]]
-    if counted.any():
-        gp = gpus_unit[idx]
-        dom &= ~counted[:, None, None] | (k * gp[:, :, None] <= gp[:, None, :])
-    m = idx.shape[1]
-    dom &= np.arange(m)[:, None] < np.arange(m)[None, :]  # only earlier rows dominate later ones
-    dom &= valid[:, :, None] & valid[:, None, :]
-    return dom.any(axis=1)
-
-
-def _priced(o: Offering) -> bool:
-    return o.usd_per_hour is not None and not (isinstance(o.usd_per_hour, float) and math.isnan(o.usd_per_hour))
-
-
-def _cheapest(offerings: Sequence[Offering]) -> tuple[list[Offering], list[bool], set[str]]:
-    """The cheapest on-demand and the cheapest spot offering per region and GPU shape (and one unpriced offering
-    per shape, so its rejection is reported), in catalog order; whether each is kept for its spot price alone;
-    every provider seen."""
-    best: dict[tuple, Offering] = {}
-    best_spot: dict[tuple, Offering] = {}
-    seen: set[str] = set()
-    for o in offerings:
-        seen.add(o.provider)
-        k = (o.region, o.gpu, o.gpu_count, o.max_gpus)
-        if not _priced(o):
-            best.setdefault(("noprice",) + k, o)
-            continue
-        if k not in best or o.usd_per_hour < best[k].usd_per_hour:
-            best[k] = o
-        if o.spot_usd_per_hour is not None and (k not in best_spot or o.spot_usd_per_hour < best_spot[k].spot_usd_per_hour):
-            best_spot[k] = o
-    on_demand = {id(o) for o in best.values()}
-    spot = {id(o) for o in best_spot.values()}
-    kept = [o for o in offerings if id(o) in on_demand or id(o) in spot]
-    return kept, [id(o) not in on_demand for o in kept], seen
-
-
-def _index(values: list[str]) -> tuple[list[str], np.ndarray]:
-    """The distinct values, sorted, and each value's position among them."""
-    uniq, inv = np.unique(np.array(values, dtype=str), return_inverse=True) if values else (np.zeros(0, str), np.zeros(0, int))
-    return uniq.tolist(), inv.astype(np.int64)

@@ -6,8 +6,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.candidates import HOURS_PER_MONTH, REASON_TEXT, SPOT, Candidate, DeploymentCandidates, cover_usd
 from orchestrator.fmt import signed_usd
+from orchestrator.placement.candidates import (
+    HOURS_PER_MONTH,
+    REASON_TEXT,
+    SPOT,
+    Candidate,
+    DeploymentCandidates,
+    cover_usd,
+)
 from orchestrator.plan import ReplicaGroup
 from orchestrator.solver.problem import DeploymentInput
 from orchestrator.solver.solve import Solution
