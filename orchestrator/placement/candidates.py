@@ -33,7 +33,9 @@ from orchestrator.placement.pruning import CandidateRows, RegionPrune, codes, pa
 from orchestrator.solver.problem import CLOUD_PUE, Candidate  # noqa: F401 - re-exported (tests, policies)
 
 if TYPE_CHECKING:
+    from orchestrator.model_arch import ModelArch
     from orchestrator.spec.models import Deployment
+    from policies.base import Policy
 POWERS_OF_TWO = (1, 2, 4, 8, 16, 32, 64)
 
 # Rejection categories (keys of DeploymentCandidates.rejected[...]); what vLLM can launch (dtype, hardware, checkpoint,
@@ -102,12 +104,12 @@ def gpu_options(gpu_count: int, max_gpus: int | None) -> list[int]:
 
 def build_candidates(
     deployment: Deployment,
-    model: Any,
+    model: ModelArch,
     offerings: Sequence[Offering] | OfferingTable,
     gpus: dict[str, GPU],
     sources: list[tuple[str, float]],
     rtt: RttFn,
-    policies: Sequence[Any] = (),
+    policies: Sequence[Policy] = (),
     *,
     estimate_batch: Estimator,
     regions: dict[str, Region] | None = None,
@@ -302,8 +304,8 @@ def _reject_all(out: DeploymentCandidates, table: OfferingTable, pos: np.ndarray
 
 
 def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Deployment, gpus: dict[str, GPU], regions: dict[str, Region],
-            pue_by_region: dict[str, float], carbon_by_region: dict[str, float], policies: Sequence[Any], *, prune: bool,
-            limited: Callable[[Any], bool] | None, exact_ttft: bool, carbon: bool,
+            pue_by_region: dict[str, float], carbon_by_region: dict[str, float], policies: Sequence[Policy], *, prune: bool,
+            limited: Callable[[Candidate], bool] | None, exact_ttft: bool, carbon: bool,
             region_prune: RegionPrune | None = None) -> DeploymentCandidates:
     """Policies, then dominance pruning on arrays; Candidate objects only for what survives (and, per
     provider, the cheapest pruned option, which the explanation prices)."""

@@ -23,6 +23,7 @@ from orchestrator.solver.problem import DeploymentInput, SolverInput
 from orchestrator.solver.solve import solve
 
 if TYPE_CHECKING:
+    from orchestrator.model_arch import ModelArch
     from orchestrator.placement.inputs import Inputs
     from orchestrator.spec.loader import LoadedSpec
     from orchestrator.spec.models import Deployment
@@ -80,7 +81,7 @@ def diagnose(inp: Inputs, loaded: LoadedSpec, objective: str = "cost") -> list[s
     return msgs
 
 
-def _no_candidates(d: DeploymentInput, dc: DeploymentCandidates, model: Any, i: int, at: Any) -> list[str]:
+def _no_candidates(d: DeploymentInput, dc: DeploymentCandidates, model: ModelArch | None, i: int, at: Any) -> list[str]:
     counts: Counter = Counter()
     for c in dc.rejected.values():
         counts.update(c)
@@ -117,7 +118,7 @@ def _no_candidates(d: DeploymentInput, dc: DeploymentCandidates, model: Any, i: 
     return out
 
 
-def _best_achievable(model: Any, spec: Deployment) -> str | None:
+def _best_achievable(model: ModelArch | None, spec: Deployment) -> str | None:
     from orchestrator.perf import best_achievable
 
     try:

@@ -36,9 +36,13 @@ from orchestrator.solver.problem import (
 from policies.assign import policies_for
 
 if TYPE_CHECKING:
+    from orchestrator.catalog.egress import EgressTariffs
     from orchestrator.catalog.load import Catalog, QuotaRule
+    from orchestrator.model_arch import ModelArch
+    from orchestrator.solver.problem import Candidate
     from orchestrator.spec.loader import LoadedSpec
     from orchestrator.spec.models import Deployment, DeploymentFile
+    from policies.base import Policy
 
 BYTES_PER_OUTPUT_TOKEN = 4.0  # ~4 characters of UTF-8 text per token (OpenAI tokenizer rule of thumb)
 ANYWHERE = "*"  # pseudo user region when a deployment names no users and no data
@@ -48,9 +52,9 @@ ANYWHERE = "*"  # pseudo user region when a deployment names no users and no dat
 class Inputs:
     problem: SolverInput
     candidates: dict[str, DeploymentCandidates]
-    models: dict[str, Any]
-    policies: dict[str, list[Any]]  # deployment -> policies applied
-    global_policies: list[Any] = field(default_factory=list)
+    models: dict[str, ModelArch]
+    policies: dict[str, list[Policy]]  # deployment -> policies applied
+    global_policies: list[Policy] = field(default_factory=list)
     region_of: Callable[[str], Region | None] | None = None
 
 
@@ -96,7 +100,7 @@ def build_inputs(loaded: LoadedSpec, catalog: Catalog, *, estimate_batch: Callab
 
     limited_cache: dict[tuple[str, str, str], bool] = {}
 
-    def limited(c: Any) -> bool:  # quotas match on provider, region and GPU only
+    def limited(c: Candidate) -> bool:  # quotas match on provider, region and GPU only
         key = (c.provider, c.region, c.gpu)
         if key not in limited_cache:
             limited_cache[key] = any(lim.match(c) for lim in quota_limits)
@@ -105,7 +109,7 @@ def build_inputs(loaded: LoadedSpec, catalog: Catalog, *, estimate_batch: Callab
     per_dep, glob = policies_for(spec)
     deps: list[DeploymentInput] = []
     cands: dict[str, DeploymentCandidates] = {}
-    models: dict[str, Any] = {}
+    models: dict[str, ModelArch] = {}
     numbered = 0
     offerings = OfferingTable(catalog.offerings, catalog.gpus)
     for d in spec.deployments:
@@ -160,7 +164,7 @@ class RegionCosts:
     req/s) from each user region, and the one-off data egress ($/month)."""
 
     def __init__(self, d: Deployment, sources: list[tuple[str, float]], rtt: Callable[[str, str], float],
-                 region_of: Callable[[str], Region | None], egress: Any, model: Any = None) -> None:
+                 region_of: Callable[[str], Region | None], egress: EgressTariffs, model: ModelArch | None = None) -> None:
         from orchestrator.own_models import moved_data
 
         self.d, self.sources, self.rtt, self.region_of, self.egress = d, sources, rtt, region_of, egress
@@ -199,7 +203,7 @@ class RegionCosts:
 
 
 def _deployment_input(d: Deployment, dc: DeploymentCandidates, sources: list[tuple[str, float]], costs: RegionCosts,
-                      policies: list[Any]) -> DeploymentInput:
+                      policies: list[Policy]) -> DeploymentInput:
     t = d.traffic
     regions = [c.region for c in dc.candidates]
     rtt, resp, data = costs.arrays(regions) if regions else (np.zeros((len(sources), 0)),) * 2 + (np.zeros(0),)
@@ -218,7 +222,7 @@ def _safe(fn: Callable[[], float]) -> float:
         return 0.0
 
 
-def _response_price(egress: Any, serving: Region | None, user: Region | None, provider: str, monthly_gb: float) -> float:
+def _response_price(egress: EgressTariffs, serving: Region | None, user: Region | None, provider: str, monthly_gb: float) -> float:
     if serving is None:
         return 0.0
     if provider in ONPREM_PROVIDERS or (user is not None and user.provider == serving.provider):
@@ -234,7 +238,7 @@ def _limits(spec: DeploymentFile, catalog: Catalog) -> list[ResourceLimit]:
         gpu = canonical_gpu_name(q.gpu) if q.gpu else None
         reg = q.region
 
-        def match(c: Any, p=q.provider, reg=reg, gpu=gpu) -> bool:
+        def match(c: Candidate, p=q.provider, reg=reg, gpu=gpu) -> bool:
             return (
                 c.provider == p
                 and (reg is None or c.region == reg or c.region.split(":", 1)[1] == reg)
@@ -249,7 +253,7 @@ def _limits(spec: DeploymentFile, catalog: Catalog) -> list[ResourceLimit]:
             inv[(o.region, o.gpu)] = max(inv.get((o.region, o.gpu), 0), o.max_gpus)
     for (region, gpu), n in sorted(inv.items()):
 
-        def match_site(c: Any, region=region, gpu=gpu) -> bool:
+        def match_site(c: Candidate, region=region, gpu=gpu) -> bool:
             return c.region == region and c.gpu == gpu
 
         out.append(ResourceLimit(f"{region} inventory: {n} {gpu}", "inventory", float(n), match_site, _site_path(spec, region, gpu)))

@@ -15,7 +15,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from orchestrator.catalog.types import HOURS_PER_MONTH
 from orchestrator.fmt import signed_usd
@@ -30,6 +30,7 @@ from orchestrator.solver.strategy import DEFAULT, SolveStrategy
 
 if TYPE_CHECKING:
     from orchestrator.catalog.load import Catalog
+    from orchestrator.model_arch import ModelArch
     from orchestrator.plan import ReplicaGroup
     from orchestrator.spec.loader import LoadedSpec
     from orchestrator.spec.models import Deployment, DeploymentFile
@@ -185,7 +186,7 @@ def _providers(spec: DeploymentFile, catalog: Catalog) -> set[str]:
     return {o.provider for o in catalog.offerings}
 
 
-def _max_model_len(d: Deployment, model: Any) -> int:
+def _max_model_len(d: Deployment, model: ModelArch) -> int:
     if d.max_model_len:
         return int(d.max_model_len)
     want = (d.traffic.input_tokens + d.traffic.output_tokens) * MODEL_LEN_MARGIN

@@ -8,9 +8,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from orchestrator.catalog.types import HOURS_PER_MONTH, Offering
+
+if TYPE_CHECKING:
+    from orchestrator.spec.models import Deployment
+    from policies.base import Policy
 
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600.0
 
@@ -108,8 +112,8 @@ class DeploymentInput:
     rtt_ms: list[list[float]]
     response_usd_per_rps_month: list[list[float]]
     data_egress_usd_month: dict[str, float] = field(default_factory=dict)
-    policies: list[Any] = field(default_factory=list)
-    spec: Any = None  # the spec Deployment handed to policy hooks
+    policies: list[Policy] = field(default_factory=list)
+    spec: Deployment | None = None  # the spec Deployment handed to policy hooks
     tokens_per_request: float = 0.0  # input + output, for $ per 1M tokens
 
     @property
@@ -141,7 +145,7 @@ class ResourceLimit:
 class SolverInput:
     deployments: list[DeploymentInput]
     limits: list[ResourceLimit] = field(default_factory=list)
-    global_policies: list[Any] = field(default_factory=list)  # called with deployment=None, all candidates
+    global_policies: list[Policy] = field(default_factory=list)  # called with deployment=None, all candidates
     renumber: bool = True  # False: keep the candidates' idx (a subproblem of a larger input)
 
     def __post_init__(self) -> None:
