@@ -12,10 +12,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
+from focus_check import validate
+from test_apply_aws import aws  # noqa: F401  (the fixture: moto, test credentials, a state dir)
 from typer.testing import CliRunner
 
-from focus_check import validate
 from orchestrator.cli.main import app
 
 SPEC = """\
@@ -35,16 +35,6 @@ providers:
 """
 
 
-@pytest.fixture
-def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-                 "ORCH_STATE_DIR": str(tmp_path / "orch")}.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("ORCH_STATE_URL", raising=False)
-    with mock_aws():
-        yield
-
-
 def _ran_for(db: Path, hours: float) -> None:
     """Move the replicas' launch (and their billing periods) back ``hours``: as if apply had run then."""
     con = sqlite3.connect(db)
@@ -56,7 +46,7 @@ def _ran_for(db: Path, hours: float) -> None:
     con.close()
 
 
-def test_a_discount_in_the_file_shows_as_list_above_effective_cost(aws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_discount_in_the_file_shows_as_list_above_effective_cost(aws, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     ami = boto3.client("ec2", region_name="us-east-1").describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     spec = tmp_path / "deploy.yaml"
     spec.write_text(SPEC.format(ami=ami, discount=0.2))
