@@ -69,3 +69,16 @@ def test_plan_on_a_stale_price_warns(tmp_path: Path) -> None:
     fresh = _plan(tmp_path, "providers:\n  aws: {regions: [us-east-1]}\n")
     assert not [m for m in fresh["messages"] if "stale" in m]
     assert any(m.startswith("prices: aws from embedded snapshot") for m in fresh["messages"])
+
+
+def test_a_comparison_priced_from_a_stale_row_says_so() -> None:
+    """The quickstart's GCP line compares with an A3 price of 2025-03-06: the reader is told it is stale."""
+    from pathlib import Path
+
+    from orchestrator.placement import place
+    from orchestrator.spec.loader import load_spec
+
+    plan = place(load_spec(Path(__file__).resolve().parents[1] / "examples" / "quickstart.yaml"), with_fallbacks=False)
+    gcp = plan.deployments[0].explanation["providers"]["gcp"]
+    assert "a3-highgpu-1g" in gcp and "a stale price of 2025-03-06" in gcp
+    assert "stale" not in plan.deployments[0].explanation["providers"].get("aws", "")

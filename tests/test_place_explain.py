@@ -134,7 +134,7 @@ def test_provider_comparisons_show_the_fleet_as_count_times_unit_price() -> None
              if why.startswith("price:")]
     assert lines
     for why in lines:
-        m = re.search(r"best: (\d+) × .* at \$([\d,.]+)/h = \$([\d,.]+)/h\)$", why)
+        m = re.search(r"best: (\d+) × .* at \$([\d,.]+)/h = \$([\d,.]+)/h(, a stale price of [\d-]+)?\)$", why)
         assert m, why
         n, unit, total = int(m[1]), float(m[2].replace(",", "")), float(m[3].replace(",", ""))
         assert abs(n * unit - total) <= 0.01 * n + 0.01, why

@@ -218,8 +218,11 @@ def _why_not(d: DeploymentInput, c: Candidate, sol: Solution) -> str:
 
 def _fleet(c: Candidate, usd: float) -> str:
     """"N × <unit> at $x/h = $y/h": a fleet's cost, not a unit's (issue 20, item 9)."""
+    from orchestrator.catalog.freshness import is_stale
+
     n = max(1, round(usd / c.usd_per_unit_hour)) if c.usd_per_unit_hour > 0 else 1
-    return f"{n} × {c.describe()} at ${c.usd_per_unit_hour:,.2f}/h = ${usd:,.2f}/h"
+    stale = f", a stale price of {c.offering.as_of}" if c.offering.as_of and is_stale(str(c.offering.as_of)) else ""
+    return f"{n} × {c.describe()} at ${c.usd_per_unit_hour:,.2f}/h = ${usd:,.2f}/h{stale}"
 
 
 def _filtered(dc: DeploymentCandidates) -> list[str]:
