@@ -28,12 +28,13 @@ def test_a_bigger_unit_that_rounds_better_is_not_pruned() -> None:
     import numpy as np
     from support.synthetic import candidate, deployment, offering
 
-    from orchestrator.placement.pruning import pareto as _pareto
+    from orchestrator.placement.pruning import DominanceColumns, pareto
     from orchestrator.placement.pruning import prune_across_regions
     from orchestrator.solver.problem import SolverInput
 
-    kept = _pareto(np.array([0, 1]), np.zeros(2, int), np.zeros(2, bool), np.array([10.0, 5.9]), np.array([10.0, 6.0]),
-                   np.zeros(2), np.ones(2), np.full(2, 100.0), np.ones(2, np.int64), exact_ttft=False, carbon=False)
+    cols = DominanceColumns(unit=np.array([10.0, 5.9]), capacity=np.array([10.0, 6.0]), co2=np.zeros(2), gpus=np.ones(2),
+                            ttft=np.full(2, 100.0), reach=np.ones(2, np.int64), counted=np.zeros(2, bool))
+    kept = pareto(np.array([0, 1]), np.zeros(2, int), cols, exact_ttft=False, carbon=False)
     assert kept.tolist() == [0, 1]
     a = candidate("d", offering("aws:r1", 10.0), 10.0)
     b = candidate("d", offering("aws:r2", 5.9), 6.0)

@@ -37,7 +37,6 @@ BASELINE_FUNCTIONS: set[str] = {
 # record of its options (a typed request) instead of loose arguments
 BASELINE_PARAMETERS: set[str] = {
     "orchestrator.placement.candidates:build_candidates", "orchestrator.placement.candidates:_finish",
-    "orchestrator.placement.pruning:pareto", "orchestrator.placement.pruning:_dominated",  # loose arrays, no typed rows (item 1)
     "orchestrator.solver.solve:solve", "orchestrator.solver.stages:_solve_full",  # four warm-start arguments (item 2)
     "orchestrator.perf.api:estimate", "orchestrator.perf.api:_finish", "orchestrator.perf.explain:explain",
     "orchestrator.perf.explain:throughput_at", "orchestrator.perf.roofline:evaluate",

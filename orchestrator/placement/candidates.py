@@ -29,7 +29,7 @@ from orchestrator.catalog.types import (  # noqa: F401
     Region,
 )
 from orchestrator.placement.offerings import OfferingTable
-from orchestrator.placement.pruning import CandidateRows, RegionPrune, codes, pareto
+from orchestrator.placement.pruning import CandidateRows, DominanceColumns, RegionPrune, codes, pareto
 from orchestrator.solver.problem import CLOUD_PUE, Candidate  # noqa: F401 - re-exported (tests, policies)
 
 if TYPE_CHECKING:
@@ -359,8 +359,9 @@ def _finish(out: DeploymentCandidates, rows: _Rows, deployment: Deployment, gpus
         if any(getattr(p, "per_gpu_type", False) for p in policies):  # rows tie the choice to GPU types
             lim = np.ones(len(idx), bool)
         group = codes(region[idx], market, np.where(lim, gpu[idx], -1))
-        kept = pareto(sel, group, lim, unit, np.minimum(rps, req), co2, gpus_unit, ttft, reach,
-                       exact_ttft=exact_ttft, carbon=carbon)
+        cols = DominanceColumns(unit=unit, capacity=np.minimum(rps, req), co2=co2, gpus=gpus_unit, ttft=ttft, reach=reach,
+                                counted=lim)
+        kept = pareto(sel, group, cols, exact_ttft=exact_ttft, carbon=carbon)
         if region_prune is not None and len(kept) > 1:
             keep = region_prune(CandidateRows(table.region_names[region[idx[kept]]], np.array(MARKETS)[market[kept]], unit[kept],
                                               np.minimum(rps, req)[kept], reach[kept], co2[kept], lim[kept]))

@@ -58,8 +58,20 @@ def codes(*cols: np.ndarray) -> np.ndarray:
     return key
 
 
-def pareto(sel: np.ndarray, group: np.ndarray, same_gpu: np.ndarray, unit: np.ndarray, cap: np.ndarray, co2: np.ndarray,
-            gpus_unit: np.ndarray, ttft: np.ndarray, reach: np.ndarray, *, exact_ttft: bool, carbon: bool) -> np.ndarray:
+@dataclass(frozen=True)
+class DominanceColumns:
+    """What the per-group rule (``pareto``) compares, one entry per candidate row: arrays, not rows."""
+
+    unit: np.ndarray  # $/h per unit
+    capacity: np.ndarray  # req/s per unit, capped at the deployment's requirement
+    co2: np.ndarray  # g per unit-hour (zeros unless the carbon objective)
+    gpus: np.ndarray  # GPUs per unit
+    ttft: np.ndarray  # ms
+    reach: np.ndarray  # bit s set: answers user region s within the TTFT SLO
+    counted: np.ndarray  # a quota or inventory counts its GPUs: its group keeps GPU types apart
+
+
+def pareto(sel: np.ndarray, group: np.ndarray, cols: DominanceColumns, *, exact_ttft: bool, carbon: bool) -> np.ndarray:
     """The positions in ``sel`` that no other candidate of the same group (region, market, and GPU type when
     a quota or inventory counts it) dominates.
 
@@ -67,12 +79,13 @@ def pareto(sel: np.ndarray, group: np.ndarray, same_gpu: np.ndarray, unit: np.nd
     ``carbon``, emit no more; in a GPU-counted group, use no more GPUs), and B is no slower: TTFT itself with
     ``exact_ttft`` (latency objective), else B answers every user region A answers within the SLO. Any plan
     then stays feasible and no dearer with each A unit swapped for k B units in the same region, so pruning
-    A keeps an optimum. ``cap`` is capacity capped at the deployment's whole requirement: one unit never
+    A keeps an optimum. ``cols.capacity`` is capacity capped at the deployment's whole requirement: one unit never
     serves more than that, so a huge instance is replaced by enough smaller ones to serve everything."""
     if len(sel) < 2:
         return sel
     # one padded [group, dominator, dominated] block per batch of similar group sizes: no Python loop per group
-    order = np.lexsort((ttft[sel], -cap[sel], unit[sel], group[sel]))  # within a group, a dominator comes first
+    # within a group, a dominator comes first
+    order = np.lexsort((cols.ttft[sel], -cols.capacity[sel], cols.unit[sel], group[sel]))
     rows = sel[order]
     g = group[rows]
     start = np.nonzero(np.r_[True, g[1:] != g[:-1]])[0]
@@ -80,7 +93,6 @@ def pareto(sel: np.ndarray, group: np.ndarray, same_gpu: np.ndarray, unit: np.nd
     pos = np.arange(len(rows)) - np.repeat(start, size)  # position within its group
     gid = np.repeat(np.arange(len(start)), size)
     dropped = np.zeros(len(rows), bool)
-    eps = 1 + 1e-9
     for lo, hi in ((2, 8), (9, 32), (33, 128), (129, 1 << 30)):
         pick = np.nonzero((size >= lo) & (size <= hi))[0]
         if len(pick) == 0:
@@ -88,8 +100,8 @@ def pareto(sel: np.ndarray, group: np.ndarray, same_gpu: np.ndarray, unit: np.nd
         if hi > 128:  # rare huge groups: one at a time
             for j in pick.tolist():
                 at = np.arange(start[j], start[j] + size[j])
-                dropped[at] = _dominated(rows[at][None, :], np.ones((1, len(at)), bool), unit, cap, ttft, reach, co2,
-                                         gpus_unit, same_gpu, exact_ttft, carbon, eps)[0]
+                dropped[at] = _dominated(rows[at][None, :], np.ones((1, len(at)), bool), cols,
+                                         exact_ttft=exact_ttft, carbon=carbon)[0]
             continue
         m = int(size[pick].max())
         local = np.full(len(start), -1)
@@ -99,15 +111,15 @@ def pareto(sel: np.ndarray, group: np.ndarray, same_gpu: np.ndarray, unit: np.nd
         valid = np.zeros((len(pick), m), bool)
         idx[local[gid[members]], pos[members]] = rows[members]
         valid[local[gid[members]], pos[members]] = True
-        dom = _dominated(idx, valid, unit, cap, ttft, reach, co2, gpus_unit, same_gpu, exact_ttft, carbon, eps)
+        dom = _dominated(idx, valid, cols, exact_ttft=exact_ttft, carbon=carbon)
         dropped[members] = dom[local[gid[members]], pos[members]]
     return np.sort(rows[~dropped])
 
 
-def _dominated(idx: np.ndarray, valid: np.ndarray, unit: np.ndarray, cap: np.ndarray, ttft: np.ndarray, reach: np.ndarray,
-               co2: np.ndarray, gpus_unit: np.ndarray, same_gpu: np.ndarray, exact_ttft: bool, carbon: bool, eps: float) -> np.ndarray:
+def _dominated(idx: np.ndarray, valid: np.ndarray, cols: DominanceColumns, *, exact_ttft: bool, carbon: bool) -> np.ndarray:
     """[group, position]: dominated by an earlier valid row of its group (rows ``idx``, padded where not ``valid``)."""
-    u, c, t, r = unit[idx], cap[idx], ttft[idx], reach[idx]
+    eps = 1 + 1e-9
+    u, c, t, r = cols.unit[idx], cols.capacity[idx], cols.ttft[idx], cols.reach[idx]
     k = np.ceil(c[:, None, :] / np.where(valid, c, 1.0)[:, :, None] - 1e-9)  # dominator units per dominated unit
     dom = k * u[:, :, None] <= u[:, None, :] * eps
     if exact_ttft:
@@ -115,10 +127,10 @@ def _dominated(idx: np.ndarray, valid: np.ndarray, unit: np.ndarray, cap: np.nda
     else:
         dom &= (r[:, :, None] & r[:, None, :]) == r[:, None, :]
     if carbon:
-        dom &= k * co2[idx][:, :, None] <= co2[idx][:, None, :] * eps
-    counted = same_gpu[idx[:, 0]]
+        dom &= k * cols.co2[idx][:, :, None] <= cols.co2[idx][:, None, :] * eps
+    counted = cols.counted[idx[:, 0]]
     if counted.any():
-        gp = gpus_unit[idx]
+        gp = cols.gpus[idx]
         dom &= ~counted[:, None, None] | (k * gp[:, :, None] <= gp[:, None, :])
     m = idx.shape[1]
     dom &= np.arange(m)[:, None] < np.arange(m)[None, :]  # only earlier rows dominate later ones
