@@ -11,12 +11,13 @@ Order of work, and why:
 6. delete what is no longer desired, only once the deployment's desired replicas are all healthy: nothing
    healthy is torn down to make room for something that may never come up. A replica leaves its gateways and
    finishes its requests (drain) before it is terminated.
+The journaled writes (recover, adopt, reprice, launch, terminate) are in orchestrator.apply.writes, the gateway
+steps in orchestrator.apply.gateways; this module holds the run, its fallbacks and its wait for /health.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,15 +25,14 @@ from orchestrator.apply.actual import Inventory, gather
 from orchestrator.apply.desired import DesiredReplica, desired_for, options, plan_id
 from orchestrator.apply.diff import Change, Resource, diff
 from orchestrator.apply.gateways import DRAIN_S, GatewayPortTaken, GatewaySteps  # noqa: F401 - apply's API
-from orchestrator.apply.ops import terminate_resource
 from orchestrator.apply.readiness import Waiting, wait_ready
 from orchestrator.apply.targets import Targets
-from orchestrator.errors import AuthError, CapacityError, OrchError, ProviderError, QuotaError
+from orchestrator.apply.writes import WriteSteps, row_info_from
+from orchestrator.errors import AuthError, CapacityError, ProviderError, QuotaError
 from orchestrator.plan import Plan
 from orchestrator.state import store
 from orchestrator.state.db import StateDB, utcnow
-from orchestrator.state.journal import Journal, checkpoint
-from providers.base import Handle
+from orchestrator.state.journal import Journal
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -70,7 +70,7 @@ def all_places(plan: Plan) -> list[tuple[str, str]]:
     return list(dict.fromkeys((g.provider, g.region) for d in plan.deployments for o in options(d) for g in o))
 
 
-class Converger(GatewaySteps):
+class Converger(WriteSteps, GatewaySteps):
     def __init__(
         self, db: StateDB, plan: Plan, targets: Targets, *, err: Console, spec_sha256: str = "",
         providers_json: dict[str, Any] | None = None, opts: ApplyOptions | None = None,
@@ -122,134 +122,6 @@ class Converger(GatewaySteps):
         self.changes = diff(self.desired(), self.inventory.resources)
         self._preflight()
         return self.changes
-
-    def _recover(self) -> None:
-        inv = self.inventory
-        live = inv.by_replica()
-        for e in self.journal.pending():
-            try:
-                region = json.loads(e.detail or "{}").get("region")
-            except ValueError:
-                region = None
-            if region and (e.provider, region) not in inv.reachable:
-                continue  # its provider cannot be asked now: decide on a later run
-            exists = any(r.verified for r in live.get(e.replica_id or "", []))
-            if e.action == "launch":
-                if exists:
-                    self.journal.done(e.id, "interrupted run: resource found by labels; adopted")
-                else:  # nothing was created, so nothing was billed
-                    self.journal.failed(e.id, "interrupted run: the provider has no such resource; will relaunch",
-                                        also=lambda s, e=e: store.close_billing(s, e.replica_id or "", e.ts))
-            elif e.action == "terminate":
-                if exists:
-                    self.journal.failed(e.id, "interrupted run: resource still exists")
-                else:
-                    self.journal.done(e.id, "interrupted run: resource gone")
-            else:
-                self.journal.failed(e.id, "interrupted run")
-        for row in inv.gone:
-            store.update_replica(self.db, row.id, status="terminated", terminated_at=utcnow(),
-                                 details={"terminated_reason": "not found by the provider"})
-            inv.rows.pop(row.id, None)
-
-    # -- writing -----------------------------------------------------------------------------------------
-    def _row_fields(self, d: DesiredReplica) -> dict[str, Any]:
-        g = d.group
-        return dict(
-            project=self.project, deployment=d.deployment.name, team=d.deployment.team, model=d.deployment.model,
-            provider=g.provider, region=g.region, instance_type=g.instance_type, gpu=g.gpu,
-            gpu_count=g.gpus_per_replica, market=g.market, usd_per_hour=d.usd_per_hour,
-            list_usd_per_hour=d.list_usd_per_hour if d.list_usd_per_hour is not None else d.usd_per_hour,
-            plan_id=self.pid, group_key=d.group_key,
-        )
-
-    def _details(self, d: DesiredReplica) -> dict[str, Any]:
-        """What reports need to size the replica as the plan did: model source, quantization, request
-        shape and SLO, and the plan's capacity at the SLO (output tokens/s)."""
-        g, shape = d.group, self.shapes.get(d.deployment.name, {})
-        if d.gateway is not None:
-            return {"option": d.option, "role": "gateway", "port": d.gateway.port, "users": d.gateway.users,
-                    "upstream": d.gateway.upstream}
-        out: dict[str, Any] = {"option": d.option, "quantization": g.quantization, "hf_id": d.deployment.hf_id,
-                               **shape}
-        if shape.get("output_tokens") and g.capacity_rps > 0:
-            out["planned_capacity_tps"] = g.capacity_rps * shape["output_tokens"]
-        return out
-
-    def _adopt(self, c: Change, result: ApplyResult) -> None:
-        r = c.resource
-        assert r is not None
-        fields = self._row_fields(c.desired) if c.desired else {}
-        fields.update(handle_id=r.handle.id, endpoint=r.handle.endpoint, status="creating", terminated_at=None,
-                      details={"adopted": True, **(r.handle.details or {}),
-                               **(self._details(c.desired) if c.desired else {})})
-
-        def write(s: Any) -> None:
-            store.upsert_replica(s, r.replica_id, **fields)
-            if c.desired is not None:  # billed from now unless a crashed launch already opened its period
-                store.ensure_billing(s, r.replica_id, utcnow(), fields["usd_per_hour"], fields["list_usd_per_hour"],
-                                     self.pid)
-
-        # no external call: complete once recorded
-        self.journal.record("adopt", r.replica_id, r.provider, {"handle": r.handle.id, "region": r.region},
-                            also=write)
-        r.in_state = True
-        result.adopted.append(r.replica_id)
-        self.say(f"adopted {r.replica_id} ({r.provider} {r.region}, {r.handle.id}): found by its labels")
-
-    def _reprice(self, d: DesiredReplica, result: ApplyResult) -> None:
-        """A kept replica is billed at the plan's price from now on (the old price stays on past hours),
-        and its row describes it as this plan does."""
-        f = self._row_fields(d)
-        with self.db.session() as s:
-            old = store.ensure_billing(s, d.id, utcnow(), f["usd_per_hour"], f["list_usd_per_hour"], self.pid)
-        store.update_replica(self.db, d.id, details=self._details(d))
-        if old is not None:
-            msg = f"{d.id}: price {old} -> ${f['usd_per_hour']:,.4g}/h from now on"
-            result.repriced.append(msg)
-            self.say(msg)
-
-    def launch(self, d: DesiredReplica) -> Handle:
-        g = d.group
-        target = self.targets.get(g.provider, g.region)
-        container = d.container(**target.container_kwargs)
-        fields = self._row_fields(d)
-        fields.update(handle_id=None, endpoint=None, status="creating", created_at=utcnow(), ready_at=None,
-                      terminated_at=None, details=self._details(d))
-
-        def write_row(s: Any) -> None:
-            store.upsert_replica(s, d.id, **fields)
-            store.open_billing(s, d.id, fields["created_at"], fields["usd_per_hour"], fields["list_usd_per_hour"],
-                               self.pid)
-
-        def failed_row(s: Any) -> None:  # nothing was created: nothing is billed
-            store.upsert_replica(s, d.id, status="failed", details={"error": why})
-            store.close_billing(s, d.id, fields["created_at"])
-
-        jid = self.journal.intent(
-            "launch", d.id, g.provider,
-            {"plan_id": self.pid, "region": g.region, "instance_type": g.instance_type, "market": g.market},
-            also=write_row,
-        )
-        checkpoint(f"launch-intent {d.id}")
-        try:
-            handle = target.provider.launch(container, d.placement())
-        except ProviderError as exc:
-            why = f"{type(exc).__name__}: {exc}"
-            self.journal.failed(jid, why, also=failed_row)
-            raise
-        checkpoint(f"launched {d.id}")
-
-        def record(s: Any) -> None:
-            store.upsert_replica(s, d.id, handle_id=handle.id, endpoint=handle.endpoint,
-                                 details={**self._details(d), **(handle.details or {})})
-
-        self.journal.done(jid, {"handle": handle.id, "endpoint": handle.endpoint}, also=record)
-        checkpoint(f"launch-done {d.id}")
-        return handle
-
-    def terminate(self, r: Resource) -> None:
-        terminate_resource(self.db, self.journal, self.targets, r)
 
     # -- the run -----------------------------------------------------------------------------------------
     def execute(self) -> ApplyResult:
@@ -415,16 +287,3 @@ def request_shapes(spec: Any) -> dict[str, dict[str, float]]:
     """Per deployment, the request shape and TPOT SLO it was planned for (reports size capacity with them)."""
     return {d.name: {"input_tokens": d.traffic.input_tokens, "output_tokens": d.traffic.output_tokens,
                      "tpot_slo_ms": d.slo.tpot_p95_ms} for d in spec.deployments}
-
-
-def row_info_from(d: DesiredReplica) -> dict[str, Any]:
-    g = d.group
-    return {"instance_type": g.instance_type, "gpu": g.gpu, "gpu_count": g.gpus_per_replica, "market": g.market,
-            "usd_per_hour": d.usd_per_hour}
-
-
-def describe_error(exc: OrchError) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
-Confirm = Callable[[], bool]
