@@ -44,7 +44,12 @@ def combos() -> list[tuple[Any, Any, str, Any]]:
     """(model, group, requested quantization, container) for each (model, GPU type, quantization) with a candidate."""
     from orchestrator.catalog.offerings import snapshot_offerings
     from orchestrator.perf import estimate_batch
-    from orchestrator.placement.candidates import build_candidates, cover_usd
+    from orchestrator.placement.candidates import (
+        CandidateContext,
+        CandidateRequest,
+        build_candidates,
+        cover_usd,
+    )
     from orchestrator.placement.explain import group_of
     from orchestrator.placement.offerings import OfferingTable
     from orchestrator.plan import DeploymentPlan, Predicted
@@ -58,8 +63,8 @@ def combos() -> list[tuple[Any, Any, str, Any]]:
             d = Deployment(name="combo", model=model.name, quantization=[q],
                            traffic={"requests_per_second": 1, "input_tokens": 1000, "output_tokens": 200},
                            slo={"ttft_p95_ms": 600_000, "tpot_p95_ms": 10_000})
-            dc = build_candidates(d, model, table, gpus, [("aws:us-east-1", 1.0)], lambda a, b: 0.0,
-                                  estimate_batch=estimate_batch, prune=False, extra_sizes=0)
+            ctx = CandidateContext(table, gpus, lambda a, b: 0.0, estimate_batch, prune=False, extra_sizes=0)
+            dc = build_candidates(CandidateRequest(d, model, [("aws:us-east-1", 1.0)]), ctx)
             best: dict[str, Any] = {}
             for c in dc.candidates:
                 if c.gpu not in best or cover_usd(c, 1.0) < cover_usd(best[c.gpu], 1.0):

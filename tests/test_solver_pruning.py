@@ -28,8 +28,11 @@ def test_a_bigger_unit_that_rounds_better_is_not_pruned() -> None:
     import numpy as np
     from support.synthetic import candidate, deployment, offering
 
-    from orchestrator.placement.pruning import DominanceColumns, pareto
-    from orchestrator.placement.pruning import prune_across_regions
+    from orchestrator.placement.pruning import (
+        DominanceColumns,
+        pareto,
+        prune_across_regions,
+    )
     from orchestrator.solver.problem import SolverInput
 
     cols = DominanceColumns(unit=np.array([10.0, 5.9]), capacity=np.array([10.0, 6.0]), co2=np.zeros(2), gpus=np.ones(2),

@@ -24,7 +24,7 @@ BASELINE_MODULES: set[str] = {
 }
 # functions over MAX_FUNCTION_LINES ("module:qualname")
 BASELINE_FUNCTIONS: set[str] = {
-    "orchestrator.placement.candidates:build_candidates", "orchestrator.placement.pipeline:place",  # the pipeline (item 1)
+    "orchestrator.placement.pipeline:place",  # the pipeline (item 1)
     "orchestrator.solver.bounds:lower_bounds", "orchestrator.solver.model:_add_deployment",
     "orchestrator.perf.roofline:_Batch.__init__", "orchestrator.perf.roofline:evaluate",
     "containers.render.kubernetes:render_kubernetes", "containers.vllm:build_vllm_container",
@@ -35,7 +35,6 @@ BASELINE_FUNCTIONS: set[str] = {
 # functions with more than MAX_PARAMETERS parameters ("module:qualname"; orchestrator/cli/ is exempt): each wants a
 # record of its options (a typed request) instead of loose arguments
 BASELINE_PARAMETERS: set[str] = {
-    "orchestrator.placement.candidates:build_candidates", "orchestrator.placement.candidates:_finish",
     "orchestrator.solver.solve:solve", "orchestrator.solver.stages:_solve_full",  # four warm-start arguments (item 2)
     "orchestrator.perf.api:estimate", "orchestrator.perf.api:_finish", "orchestrator.perf.explain:explain",
     "orchestrator.perf.explain:throughput_at", "orchestrator.perf.roofline:evaluate",

@@ -24,7 +24,12 @@ import numpy as np
 
 from orchestrator.catalog.types import ONPREM_PROVIDERS, Region
 from orchestrator.errors import UserError
-from orchestrator.placement.candidates import DeploymentCandidates, build_candidates
+from orchestrator.placement.candidates import (
+    CandidateContext,
+    CandidateRequest,
+    DeploymentCandidates,
+    build_candidates,
+)
 from orchestrator.placement.offerings import OfferingTable
 from orchestrator.placement.pruning import CandidateRows, beaten_across_regions
 from orchestrator.solver.problem import (
@@ -111,7 +116,10 @@ def build_inputs(loaded: LoadedSpec, catalog: Catalog, *, estimate_batch: Callab
     cands: dict[str, DeploymentCandidates] = {}
     models: dict[str, ModelArch] = {}
     numbered = 0
-    offerings = OfferingTable(catalog.offerings, catalog.gpus)
+    ctx = CandidateContext(
+        OfferingTable(catalog.offerings, catalog.gpus), catalog.gpus, rtt, est, regions=regions, pue_by_region=pue,
+        carbon_by_region=carbon, prune=prune, limited=limited, exact_ttft=objective == "latency", carbon=objective == "carbon",
+    )
     for d in spec.deployments:
         model = with_lora(resolve_model(d.model, loaded.base_dir), lora_load(d, loaded.base_dir))
         models[d.name] = model
@@ -122,12 +130,8 @@ def build_inputs(loaded: LoadedSpec, catalog: Catalog, *, estimate_batch: Callab
             _, resp, data = costs.arrays(rows.region)
             return ~beaten_across_regions(rows, data, resp, carbon=objective == "carbon")
 
-        dc = build_candidates(
-            d, model, offerings, catalog.gpus, sources, rtt, per_dep[d.name],
-            estimate_batch=est, regions=regions, pue_by_region=pue, carbon_by_region=carbon, limited=limited,
-            exact_ttft=objective == "latency", carbon=objective == "carbon", prune=prune,
-            region_prune=region_prune if objective != "latency" else None,
-        )
+        req = CandidateRequest(d, model, sources, per_dep[d.name], region_prune=region_prune if objective != "latency" else None)
+        dc = build_candidates(req, ctx)
         cands[d.name] = dc
         deps.append(_deployment_input(d, dc, sources, costs, per_dep[d.name]))
         for c in deps[-1].candidates:
