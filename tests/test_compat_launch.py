@@ -34,9 +34,10 @@ def flag(args: list[str], name: str) -> str | None:
 
 
 def _render(project: str, dep: Any, group: Any) -> Any:
-    from containers.vllm import build_vllm_container
+    from containers.vllm import VllmLaunch, build_vllm_container
 
-    return build_vllm_container(project=project, deployment=dep, group=group, replica=f"{dep.name}-0", hf_token=None)
+    return build_vllm_container(project=project, deployment=dep, group=group, replica=f"{dep.name}-0",
+                                launch=VllmLaunch(hf_token=None))
 
 
 @cache
