@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from orchestrator.own_models import CheckpointPlan, LoraPlan
+from orchestrator.priced import PricedReplica
 
 Market = Literal["on_demand", "spot", "onprem"]
 
@@ -33,6 +34,14 @@ class ReplicaGroup(BaseModel):
     instances: int = 0  # instances (VMs/nodes) the whole group occupies; 0 in plans from before this field
     gpus_per_instance: int = 0
     traffic: dict[str, float] = Field(default_factory=dict)  # user region -> requests/s the plan routes here
+
+    def replica(self) -> PricedReplica:
+        """One of the group's replicas, priced: the record apply, state and metering carry from here on."""
+        n = max(self.count, 1)
+        usd = self.usd_per_hour / n
+        return PricedReplica(provider=self.provider, region=self.region, instance_type=self.instance_type,
+                             gpu=self.gpu, gpu_count=self.gpus_per_replica, market=self.market, usd_per_hour=usd,
+                             list_usd_per_hour=self.list_usd_per_hour / n if self.list_usd_per_hour is not None else usd)
 
     def resize(self, count: int) -> None:
         """Change the number of replicas; the group's prices follow (per replica unchanged)."""

@@ -54,7 +54,7 @@ def test_fallback_choice_selects_the_option(tmp_path) -> None:  # type: ignore[n
 
 
 def _res(rid: str, handle: str, in_state: bool = True) -> Resource:
-    return Resource(rid, "chat", "fake", "fake:a", Handle("fake", handle, "fake:a", "running"), True, in_state, {})
+    return Resource(rid, "chat", "fake", "fake:a", Handle("fake", handle, "fake:a", "running"), True, in_state)
 
 
 def test_diff_create_keep_adopt_delete_and_duplicates(tmp_path) -> None:  # type: ignore[no-untyped-def]

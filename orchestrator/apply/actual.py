@@ -34,11 +34,6 @@ class Inventory:
         return out
 
 
-def row_info(row: Replica) -> dict[str, object]:
-    return {"instance_type": row.instance_type, "gpu": row.gpu, "gpu_count": row.gpu_count,
-            "market": row.market, "usd_per_hour": row.usd_per_hour}
-
-
 def handle_from_row(row: Replica) -> Handle:
     return Handle(provider=row.provider, id=row.handle_id or "", region=row.region, state="unknown",
                   labels={LABEL_PROJECT: row.project, LABEL_DEPLOYMENT: row.deployment, LABEL_REPLICA: row.id},
@@ -76,10 +71,10 @@ def gather(
             seen.add((rid, h.id))
             row = inv.rows.get(rid)
             in_state = row is not None and row.handle_id == h.id
-            info = row_info(row) if row is not None else {}
             inv.resources.append(
                 Resource(rid, h.labels.get(LABEL_DEPLOYMENT, row.deployment if row else "?"), provider_name,
-                         region, h, verified=True, in_state=in_state, info=info)
+                         region, h, verified=True, in_state=in_state,
+                         priced=row.priced if row is not None else None)
             )
     found = {r.replica_id for r in inv.resources}
     for row in inv.rows.values():
@@ -91,6 +86,6 @@ def gather(
         elif row.handle_id:
             inv.resources.append(
                 Resource(row.id, row.deployment, row.provider, row.region, handle_from_row(row),
-                         verified=False, in_state=True, info=row_info(row))
+                         verified=False, in_state=True, priced=row.priced)
             )
     return inv

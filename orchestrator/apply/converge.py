@@ -27,7 +27,7 @@ from orchestrator.apply.diff import Change, Resource, diff
 from orchestrator.apply.gateways import DRAIN_S, GatewayPortTaken, GatewaySteps  # noqa: F401 - apply's API
 from orchestrator.apply.readiness import Waiting, wait_ready
 from orchestrator.apply.targets import Targets
-from orchestrator.apply.writes import WriteSteps, row_info_from
+from orchestrator.apply.writes import WriteSteps
 from orchestrator.errors import AuthError, CapacityError, ProviderError, QuotaError
 from orchestrator.plan import Plan
 from orchestrator.state import store
@@ -206,7 +206,7 @@ class Converger(WriteSteps, GatewaySteps):
                         self.say(f"failed to launch {d.id} on {d.group.provider} {d.group.region}: {exc}")
                         continue
                     launched[d.id] = Resource(d.id, name, d.group.provider, d.group.region, h, verified=True,
-                                              in_state=True, info=row_info_from(d))
+                                              in_state=True, priced=d.priced)
                     result.created.append(d.id)
                     self.say(f"launched {d.id} on {d.group.provider} {d.group.region} "
                              f"{d.group.instance_type} ({h.id})")

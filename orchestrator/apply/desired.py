@@ -14,6 +14,7 @@ from typing import Any
 
 from containers.spec import ContainerSpec
 from orchestrator.plan import DeploymentPlan, GatewayPlan, Plan, ReplicaGroup
+from orchestrator.priced import PricedReplica
 from providers.base import LABEL_DEPLOYMENT, LABEL_PROJECT, LABEL_REPLICA, Placement
 
 LABEL_ROLE = "orch-role"  # gateway on a deployment's gateway; absent on replicas
@@ -84,17 +85,9 @@ class DesiredReplica:
         return "replica" if self.gateway is None else "gateway"
 
     @property
-    def usd_per_hour(self) -> float:
-        return self.group.usd_per_hour / max(self.group.count, 1)
-
-    @property
-    def list_usd_per_hour(self) -> float | None:
-        total = self.group.list_usd_per_hour
-        return total / max(self.group.count, 1) if total is not None else None
-
-    @property
-    def gpu_count(self) -> int:
-        return self.group.gpus_per_replica
+    def priced(self) -> PricedReplica:
+        """Where this replica runs and what an hour of it costs (effective and list)."""
+        return self.group.replica()
 
     def placement(self) -> Placement:
         return Placement(
@@ -113,23 +106,23 @@ class DesiredReplica:
         """The container of this replica: vLLM (containers.vllm) with the endpoint's API key, or the gateway
         (containers.gateway). kwargs come from the target (port, load_format; bind for a gateway)."""
         if self.gateway is not None:
-            from containers.gateway import GatewayNetwork, build_gateway_container
+            from containers.gateway import build_gateway_container
 
             gw = self.gateway
             labels = {LABEL_PROJECT: self.project, LABEL_DEPLOYMENT: self.deployment.name, LABEL_REPLICA: self.id,
                       LABEL_ROLE: "gateway"}
-            network = GatewayNetwork(allow_cidrs=tuple(gw.allow_cidrs), control_cidrs=tuple(gw.control_cidrs),
-                                     **{k: v for k, v in kwargs.items() if k in _GATEWAY_KWARGS})
-            return build_gateway_container(project=self.project, deployment=self.deployment.name, gateway=self.id,
-                                           port=gw.port, policy=gw.policy, labels=labels, network=network)
+            return build_gateway_container(
+                project=self.project, deployment=self.deployment.name, gateway=self.id, port=gw.port,
+                policy=gw.policy, labels=labels, allow_cidrs=tuple(gw.allow_cidrs),
+                control_cidrs=tuple(gw.control_cidrs), **{k: v for k, v in kwargs.items() if k in _GATEWAY_KWARGS})
         from containers.gateway import API_KEY
-        from containers.vllm import VllmLaunch, build_vllm_container
+        from containers.vllm import build_vllm_container
 
         gateways = self.deployment.gateways
         return build_vllm_container(
             project=self.project, deployment=self.deployment, group=self.group, replica=self.id, api_key=API_KEY,
             control_cidrs=sorted({c for g in gateways for c in g.control_cidrs}) if gateways else None,
-            launch=VllmLaunch(**{k: v for k, v in kwargs.items() if k in _VLLM_KWARGS}),
+            **{k: v for k, v in kwargs.items() if k in _VLLM_KWARGS},
         )
 
 

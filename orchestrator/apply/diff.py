@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from orchestrator.apply.desired import DesiredReplica
 from orchestrator.fmt import wrap_cells
+from orchestrator.priced import PricedReplica
 from providers.base import Handle
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class Resource:
     handle: Handle
     verified: bool
     in_state: bool  # state has a live row for it with this handle
-    info: dict[str, Any]  # instance_type, gpu, gpu_count, market, usd_per_hour (from state or desired)
+    priced: PricedReplica | None = None  # from its state row (or the desired replica); None: state never knew it
 
 
 @dataclass
@@ -36,22 +37,20 @@ class Change:
     action: Action
     replica_id: str
     deployment: str
-    provider: str
-    region: str
-    instance_type: str
-    gpu: str
-    gpu_count: int
-    market: str
-    usd_per_hour: float
+    priced: PricedReplica  # what it will be (create/keep/adopt) or was (delete)
     desired: DesiredReplica | None = None
     resource: Resource | None = None
 
     @property
+    def usd_per_hour(self) -> float:
+        return self.priced.usd_per_hour
+
+    @property
     def old_usd_per_hour(self) -> float:
         """What the replica is billed now (the desired price for a create)."""
-        if self.resource is None or self.action == "delete":
+        if self.resource is None or self.resource.priced is None or self.action == "delete":
             return self.usd_per_hour
-        return float(self.resource.info.get("usd_per_hour", self.usd_per_hour) or 0.0)
+        return self.resource.priced.usd_per_hour
 
     @property
     def repriced(self) -> bool:
@@ -59,16 +58,13 @@ class Change:
 
 
 def _from_desired(action: Action, d: DesiredReplica, res: Resource | None) -> Change:
-    g = d.group
-    return Change(action, d.id, d.deployment.name, g.provider, g.region, g.instance_type, g.gpu,
-                  g.gpus_per_replica, g.market, d.usd_per_hour, d, res)
+    return Change(action, d.id, d.deployment.name, d.priced, d, res)
 
 
-def _from_resource(r: Resource) -> Change:
-    i = r.info
-    return Change("delete", r.replica_id, r.deployment, r.provider, r.region, str(i.get("instance_type", "?")),
-                  str(i.get("gpu", "?")), int(i.get("gpu_count", 0) or 0), str(i.get("market", "?")),
-                  float(i.get("usd_per_hour", 0.0) or 0.0), None, r)
+def deletion(r: Resource) -> Change:
+    """Deleting what exists, as state knew it (or only where it is, when state never knew it)."""
+    return Change("delete", r.replica_id, r.deployment, r.priced or PricedReplica.unknown(r.provider, r.region),
+                  None, r)
 
 
 def diff(desired: list[DesiredReplica], resources: list[Resource]) -> list[Change]:
@@ -89,10 +85,10 @@ def diff(desired: list[DesiredReplica], resources: list[Resource]) -> list[Chang
             continue
         primary, extras = found[0], found[1:]
         changes.append(_from_desired("keep" if primary.in_state else "adopt", d, primary))
-        changes.extend(_from_resource(x) for x in extras)
+        changes.extend(deletion(x) for x in extras)
     for rid, rs in by_id.items():
         if rid not in wanted:
-            changes.extend(_from_resource(r) for r in rs)
+            changes.extend(deletion(r) for r in rs)
     return changes
 
 
@@ -126,10 +122,10 @@ def render(changes: list[Change], console: Console, title: str = "Changes") -> N
         table.add_column(col)
     table.add_column("$/h", justify="right")
     for c in sorted(changes, key=lambda c: (c.deployment, c.replica_id, c.action)):
-        style = STYLE[c.action]
+        style, p = STYLE[c.action], c.priced
         table.add_row(
-            f"[{style}]{SYMBOL[c.action]} {c.action}[/]", c.replica_id, c.deployment, c.provider, c.region,
-            c.instance_type, f"{c.gpu_count}x{c.gpu}", c.market,
+            f"[{style}]{SYMBOL[c.action]} {c.action}[/]", c.replica_id, c.deployment, p.provider, p.region,
+            p.instance_type, f"{p.gpu_count}x{p.gpu}", p.market,
             f"{c.old_usd_per_hour:.2f} -> {c.usd_per_hour:.2f}" if c.repriced else f"{c.usd_per_hour:.2f}", style=None,
         )
     console.print(wrap_cells(table))

@@ -52,7 +52,7 @@ class GatewaySteps:
     def _replaced_gateways(self, c: Change) -> list[Resource]:
         """Gateways of c's deployment, no longer desired, in the place c's new gateway goes: they hold its port."""
         return [o.resource for o in self.changes if o.action == "delete" and o.resource is not None
-                and o.deployment == c.deployment and (o.provider, o.region) == (c.provider, c.region)
+                and o.deployment == c.deployment and (o.priced.provider, o.priced.region) == (c.priced.provider, c.priced.region)
                 and self.is_gateway(o.resource)]
 
     def _free_moved_gateway_ports(self, result: ApplyResult) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from orchestrator.apply.diff import Resource
 from orchestrator.apply.targets import Targets
 from orchestrator.errors import NotFoundError, ProviderError
+from orchestrator.priced import PricedReplica
 from orchestrator.state import store
 from orchestrator.state.db import StateDB, utcnow
 from orchestrator.state.journal import Journal, checkpoint
@@ -15,12 +16,9 @@ from providers.base import LABEL_PLAN
 
 def adopt_orphan(db: StateDB, journal: Journal, r: Resource) -> None:
     """Record a labelled resource state did not know, so what happens to it next is journaled against a row."""
-    i = r.info
+    priced = r.priced or PricedReplica.unknown(r.provider, r.region)
     fields: dict[str, Any] = dict(
-        project=journal.project, deployment=r.deployment, team=None, model=str(i.get("model", "?")),
-        provider=r.provider, region=r.region, instance_type=str(i.get("instance_type", "?")),
-        gpu=str(i.get("gpu", "?")), gpu_count=int(i.get("gpu_count", 0) or 0), market=str(i.get("market", "?")),
-        usd_per_hour=float(i.get("usd_per_hour", 0.0) or 0.0), list_usd_per_hour=None,
+        project=journal.project, deployment=r.deployment, team=None, model="?", **priced.columns(),
         plan_id=r.handle.labels.get(LABEL_PLAN, "?"), group_key="?", handle_id=r.handle.id,
         endpoint=r.handle.endpoint, status="running", terminated_at=None, details={"adopted": True},
     )

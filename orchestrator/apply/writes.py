@@ -65,13 +65,9 @@ class WriteSteps:
             inv.rows.pop(row.id, None)
 
     def _row_fields(self, d: DesiredReplica) -> dict[str, Any]:
-        g = d.group
         return {
             "project": self.project, "deployment": d.deployment.name, "team": d.deployment.team,
-            "model": d.deployment.model, "provider": g.provider, "region": g.region, "instance_type": g.instance_type,
-            "gpu": g.gpu, "gpu_count": g.gpus_per_replica, "market": g.market, "usd_per_hour": d.usd_per_hour,
-            "list_usd_per_hour": d.list_usd_per_hour if d.list_usd_per_hour is not None else d.usd_per_hour,
-            "plan_id": self.pid, "group_key": d.group_key,
+            "model": d.deployment.model, **d.priced.columns(), "plan_id": self.pid, "group_key": d.group_key,
         }
 
     def _details(self, d: DesiredReplica) -> dict[str, Any]:
@@ -161,9 +157,3 @@ class WriteSteps:
 
     def terminate(self, r: Resource) -> None:
         terminate_resource(self.db, self.journal, self.targets, r)
-
-
-def row_info_from(d: DesiredReplica) -> dict[str, Any]:
-    g = d.group
-    return {"instance_type": g.instance_type, "gpu": g.gpu, "gpu_count": g.gpus_per_replica, "market": g.market,
-            "usd_per_hour": d.usd_per_hour}

@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
         """Terminate every replica of the project (or one deployment): journaled, state rows marked terminated."""
         from orchestrator.apply.actual import gather
         from orchestrator.apply.context import project_context
-        from orchestrator.apply.diff import Change, err_console, render, table_console
+        from orchestrator.apply.diff import deletion, err_console, render, table_console
         from orchestrator.apply.ops import terminate_resource
         from orchestrator.apply.targets import Targets
         from orchestrator.cli.apply import _confirm
@@ -55,13 +55,7 @@ def register(app: typer.Typer) -> None:
                         raise ProviderError("could not ask every provider: " + "; ".join(
                             f"{k}: {v}" for k, v in inv.unreachable.items()))
                     return
-                changes = []
-                for r in doomed:
-                    i = r.info
-                    changes.append(Change("delete", r.replica_id, r.deployment, r.provider, r.region,
-                                          str(i.get("instance_type", "?")), str(i.get("gpu", "?")),
-                                          int(i.get("gpu_count", 0) or 0), str(i.get("market", "?")),
-                                          float(i.get("usd_per_hour", 0.0) or 0.0), None, r))
+                changes = [deletion(r) for r in doomed]
                 render(changes, out, title=f"orch destroy: project {ctx.project}")
                 if not _confirm(yes, f"Destroy {len(doomed)} replica(s)?"):
                     err.print("cancelled: nothing was changed")

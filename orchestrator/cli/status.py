@@ -51,7 +51,7 @@ def collect(db, file: Path | None, err) -> dict[str, Any]:  # type: ignore[no-un
         healthy = check_health(endpoint, timeout_s=2.0) if r.verified else None
         since = as_utc(row.ready_at or row.created_at) if row else as_utc(r.handle.launched_at)
         uptime_s = max(0.0, (now - since).total_seconds()) if since else 0.0
-        rate = row.usd_per_hour if row else float(r.info.get("usd_per_hour", 0.0) or 0.0)
+        rate = r.priced.usd_per_hour if r.priced else 0.0
         dep = deployments.setdefault(r.deployment, blank(r.deployment))
         role = ((row.details or {}) if row else {}).get("role", "replica")
         dep["usd_per_hour"] += rate
@@ -67,7 +67,7 @@ def collect(db, file: Path | None, err) -> dict[str, Any]:  # type: ignore[no-un
         dep["replicas"].append({
             "role": role,
             "id": r.replica_id, "provider": r.provider, "region": r.region, "handle": r.handle.id,
-            "instance_type": row.instance_type if row else r.info.get("instance_type"),
+            "instance_type": r.priced.instance_type if r.priced else None,
             "status": row.status if row else "untracked", "health": _health(healthy), "endpoint": endpoint,
             "uptime_s": round(uptime_s, 1), "usd_per_hour": rate,
             # billed from launch, each period at its price, as `orch report` bills it

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from orchestrator.priced import PricedReplica
 from orchestrator.state.db import Base
 
 REPLICA_STATUSES = ("creating", "running", "failed", "terminating", "terminated")
@@ -16,7 +17,8 @@ JOURNAL_STATUSES = ("intent", "done", "failed")
 
 
 class Replica(Base):
-    """One replica orch created (or adopted). ``id`` is the replica label, stable across applies."""
+    """One replica orch created (or adopted). ``id`` is the replica label, stable across applies; the columns from
+    ``provider`` to ``list_usd_per_hour`` are an ``orchestrator.priced.PricedReplica``."""
 
     __tablename__ = "replicas"
 
@@ -42,6 +44,11 @@ class Replica(Base):
     ready_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     terminated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # never secrets
+
+    @property
+    def priced(self) -> PricedReplica:
+        """The row's columns of the priced-replica record (written from it with ``PricedReplica.columns()``)."""
+        return PricedReplica.of(self)
 
 
 class JournalEntry(Base):
