@@ -55,7 +55,7 @@ def start_worker(tmp: Path, vllm: bool) -> tuple[subprocess.Popen, str]:
 def latency(n: int, vllm: bool) -> None:
     import httpx
 
-    from containers.gateway import build_gateway_container
+    from containers.gateway import GatewayNetwork, build_gateway_container
     from orchestrator.serve.admin import GatewayAdmin
     from providers.base import Placement
     from providers.local import create
@@ -67,7 +67,7 @@ def latency(n: int, vllm: bool) -> None:
         worker, direct = start_worker(tmp, vllm)
         port = _free_block(4)
         spec = build_gateway_container(project="b", deployment="chat", gateway="b-chat-gw-0", port=port,
-                                       bind="127.0.0.1", control_bind="127.0.0.1", policy="round_robin")
+                                       network=GatewayNetwork(bind="127.0.0.1", control_bind="127.0.0.1"), policy="round_robin")
         provider = create(state_dir=tmp / "local")
         handle = provider.launch(spec, Placement("b", "chat", "p", "b-chat-gw-0", "local:this-machine",
                                                  "this-machine", "CPU", 0))

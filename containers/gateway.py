@@ -21,6 +21,7 @@ platform's secret store fills them) when it starts, and refuses to start when ei
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 
 from containers.names import replica_name
 from containers.spec import ContainerSpec, Ingress, Probe, SecretRef
@@ -140,6 +141,17 @@ def _edge_command() -> list[str]:
                                                           "--adapter", "caddyfile"])]
 
 
+@dataclass(frozen=True)
+class GatewayNetwork:
+    """Where the edge listens and who may connect: the endpoint's port on ``bind``, open to the gateway's own
+    network and ``allow_cidrs``; the control port on ``control_bind``, open to ``control_cidrs`` only."""
+
+    bind: str = "0.0.0.0"
+    control_bind: str = "0.0.0.0"
+    allow_cidrs: tuple[str, ...] = ()
+    control_cidrs: tuple[str, ...] = ()
+
+
 def build_gateway_container(
     *,
     project: str,
@@ -147,14 +159,11 @@ def build_gateway_container(
     gateway: str,
     port: int = DEFAULT_PORT,
     policy: str = "cache_aware",
-    bind: str = "0.0.0.0",
-    control_bind: str = "0.0.0.0",
     labels: dict[str, str] | None = None,
-    allow_cidrs: tuple[str, ...] = (),
-    control_cidrs: tuple[str, ...] = (),
+    network: GatewayNetwork = GatewayNetwork(),
 ) -> ContainerSpec:
-    """The gateway pod of one deployment: the router with its edge as a sidecar. ``port`` is the endpoint's:
-    open to the gateway's own network and ``allow_cidrs``; the control port to ``control_cidrs`` only."""
+    """The gateway pod of one deployment: the router with its edge as a sidecar. ``port`` is the endpoint's
+    (the control port is the next one, ``network`` says who reaches each)."""
     name = replica_name(project, deployment, gateway)
     edge = ContainerSpec(
         name=f"{name}-edge"[-63:].lstrip("-"),
@@ -162,7 +171,7 @@ def build_gateway_container(
         command=_edge_command(),
         secret_env={API_KEY_ENV: API_KEY, ADMIN_KEY_ENV: ADMIN_KEY},
         ports={"http": port, "control": control_port(port)},
-        files={CADDYFILE: caddyfile(port, bind=bind, control_bind=control_bind)},
+        files={CADDYFILE: caddyfile(port, bind=network.bind, control_bind=network.control_bind)},
         cpu=0.25,
         memory_gb=0.25,
         role="edge",
@@ -180,6 +189,6 @@ def build_gateway_container(
         labels=dict(labels or {}),
         sidecars=[edge],
         role="gateway",
-        ingress=[Ingress(port, cidrs=tuple(allow_cidrs), peers=("network",)),
-                 Ingress(control_port(port), cidrs=tuple(control_cidrs))],
+        ingress=[Ingress(port, cidrs=tuple(network.allow_cidrs), peers=("network",)),
+                 Ingress(control_port(port), cidrs=tuple(network.control_cidrs))],
     )

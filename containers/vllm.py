@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from containers.gateway import VLLM_KEY_ENV
-from containers.labels import (  # noqa: F401 - LABEL_NODES re-exported (providers/kubernetes.py)
+from containers.labels import (
     LABEL_DEPLOYMENT,
     LABEL_GPU,
     LABEL_MARKET,
@@ -23,7 +24,7 @@ from containers.labels import (  # noqa: F401 - LABEL_NODES re-exported (provide
     label_value,
 )
 from containers.names import replica_name
-from containers.own_models import own_model_parts
+from containers.own_models import OwnModelParts, own_model_parts
 from containers.spec import ContainerSpec, Ingress, Probe, SecretRef, Volume
 from orchestrator import compat
 from orchestrator.plan import DeploymentPlan, ReplicaGroup
@@ -37,6 +38,7 @@ HF_HOME = "/root/.cache/huggingface"  # where the image looks for the Hugging Fa
 
 DEFAULT_SHM_GB = 16.0  # /dev/shm for NCCL / the multiprocessing executor
 STARTUP_BUDGET_S = 30 * 60  # model download + load can take many minutes for large models
+HF_TOKEN = SecretRef("hf-token", env="HF_TOKEN")  # optional: public models need none, gated ones fail at download
 
 
 def model_source(hf_id: str) -> str:
@@ -94,59 +96,50 @@ def _cache_gb(deployment: DeploymentPlan) -> float:
     return float(max(20, math.ceil(arch.params_b * 2 * 1.25)))
 
 
-def build_vllm_container(
-    *,
-    project: str,
-    deployment: DeploymentPlan,
-    group: ReplicaGroup,
-    replica: str,
-    image: str | None = None,
-    port: int = 8000,
-    hf_token: SecretRef | None = SecretRef("hf-token", env="HF_TOKEN"),
-    gpu_memory_utilization: float = 0.9,
-    extra_args: Sequence[str] = (),
-    load_format: str | None = None,
-    plan_id: str | None = None,
-    api_key: SecretRef | None = None,
-    control_cidrs: Sequence[str] | None = None,
-) -> ContainerSpec:
-    """The container one replica of ``group`` runs.
+@dataclass(frozen=True)
+class VllmLaunch:
+    """How a target launches vLLM, beside what the plan says (the model, parallelism, quantization).
 
-    ``gpus`` is per container (one container per node): a replica spanning ``instances_per_replica`` nodes
-    runs that many containers, tensor-parallel inside a node and pipeline-parallel across nodes (Ray).
     ``load_format`` None means: ``dummy`` (random weights) when the model is a local directory with a config
     but no weight files (the tiny test model), else vLLM's default.
-    ``api_key``: the secret vLLM reads as ``VLLM_API_KEY`` (apply passes the endpoint's key,
-    ``containers.gateway.API_KEY``): the OpenAI routes then refuse a request without it; /health and /metrics stay
-    open, as vLLM does.
-    ``control_cidrs``: with it (apply passes the deployment's gateway settings), the replica's port is open to
-    the deployment's gateways and to these networks (where orch runs: /health and /metrics) only.
     """
+
+    image: str | None = None  # None: the image of the group's GPU vendor (orchestrator/data/vllm_compat.yaml)
+    port: int = 8000
+    hf_token: SecretRef | None = HF_TOKEN  # None: no token at all
+    gpu_memory_utilization: float = 0.9
+    extra_args: Sequence[str] = ()
+    load_format: str | None = None
+
+
+def vllm_args(deployment: DeploymentPlan, group: ReplicaGroup, launch: VllmLaunch, own: OwnModelParts) -> list[str]:
+    """``vllm serve`` arguments: the model first (positionally), then the parallelism, quantization and limits."""
     served = compat.serving_id(deployment.model, deployment.hf_id, group.quantization)  # the checkpoint at this quantization
-    own = own_model_parts(deployment, HF_HOME)  # the user's checkpoint and LoRA adapters (containers/own_models.py)
     if own.model is not None:
         served = own.model
     model = model_source(served)
-    nodes = max(1, group.instances_per_replica)
     args: list[str] = [model, "--served-model-name", deployment.name]
-    args += ["--host", "0.0.0.0", "--port", str(port)]
+    args += ["--host", "0.0.0.0", "--port", str(launch.port)]
     args += ["--tensor-parallel-size", str(group.tensor_parallel)]
     if group.pipeline_parallel > 1:
         args += ["--pipeline-parallel-size", str(group.pipeline_parallel)]
-    if nodes > 1:
+    if max(1, group.instances_per_replica) > 1:
         args += ["--distributed-executor-backend", "ray"]
     args += quantization_args(group.quantization, served, group.gpu)
     if deployment.kv_cache_dtype == "fp8":
         args += ["--kv-cache-dtype", "fp8"]
     args += ["--max-model-len", str(deployment.max_model_len)]
-    args += ["--gpu-memory-utilization", f"{gpu_memory_utilization:g}"]
+    args += ["--gpu-memory-utilization", f"{launch.gpu_memory_utilization:g}"]
+    load_format = launch.load_format
     if load_format is None and own.load_format is None and Path(model).is_dir() and not _has_weights(Path(model)):
         load_format = "dummy"
     if load_format or own.load_format:
         args += ["--load-format", load_format or own.load_format]
-    args += own.args
-    args += list(extra_args)
+    return args + own.args + list(launch.extra_args)
 
+
+def _labels(project: str, deployment: DeploymentPlan, group: ReplicaGroup, replica: str,
+            plan_id: str | None) -> dict[str, str]:
     labels = {
         LABEL_PROJECT: label_value(project),
         LABEL_DEPLOYMENT: label_value(deployment.name),
@@ -156,15 +149,41 @@ def build_vllm_container(
     }
     if plan_id:
         labels[LABEL_PLAN] = label_value(plan_id)
+    nodes = max(1, group.instances_per_replica)
     if nodes > 1:
         labels[LABEL_NODES] = str(nodes)
+    return labels
 
+
+def build_vllm_container(
+    *,
+    project: str,
+    deployment: DeploymentPlan,
+    group: ReplicaGroup,
+    replica: str,
+    launch: VllmLaunch = VllmLaunch(),
+    plan_id: str | None = None,
+    api_key: SecretRef | None = None,
+    control_cidrs: Sequence[str] | None = None,
+) -> ContainerSpec:
+    """The container one replica of ``group`` runs.
+
+    ``gpus`` is per container (one container per node): a replica spanning ``instances_per_replica`` nodes
+    runs that many containers, tensor-parallel inside a node and pipeline-parallel across nodes (Ray).
+    ``api_key``: the secret vLLM reads as ``VLLM_API_KEY`` (apply passes the endpoint's key,
+    ``containers.gateway.API_KEY``): the OpenAI routes then refuse a request without it; /health and /metrics stay
+    open, as vLLM does.
+    ``control_cidrs``: with it (apply passes the deployment's gateway settings), the replica's port is open to
+    the deployment's gateways and to these networks (where orch runs: /health and /metrics) only.
+    """
+    own = own_model_parts(deployment, HF_HOME)  # the user's checkpoint and LoRA adapters (containers/own_models.py)
+    nodes = max(1, group.instances_per_replica)
     gpus_per_node = max(0, group.gpus_per_replica // nodes) if group.gpu.upper() != "CPU" else 0
-    health_period = 10
+    port, hf_token, health_period = launch.port, launch.hf_token, 10
     return ContainerSpec(
         name=replica_name(project, deployment.name, replica),
-        image=image or compat.image_for(group.gpu),
-        args=args,
+        image=launch.image or compat.image_for(group.gpu),
+        args=vllm_args(deployment, group, launch, own),
         env={"HF_HOME": HF_HOME, **own.env},
         secret_env={**({"HF_TOKEN": hf_token} if hf_token is not None else {}),
                     **({VLLM_KEY_ENV: api_key} if api_key is not None else {})},
@@ -179,7 +198,7 @@ def build_vllm_container(
         volumes=[Volume("model-cache", HF_HOME, kind="cache", size_gb=_cache_gb(deployment)), *own.volumes],
         command=own.command or _entrypoint(group.gpu),
         files=own.files,
-        labels=labels,
+        labels=_labels(project, deployment, group, replica, plan_id),
         spot=group.market == "spot",
         metrics_path="/metrics",
         ingress=[Ingress(port, cidrs=tuple(control_cidrs), peers=("gateway",))] if control_cidrs is not None else [],

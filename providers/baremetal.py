@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from containers.render.docker import POD_LABEL, files_host_path, pod_argvs
+from containers.render.docker import POD_LABEL, HostOptions, files_host_path, pod_argvs
 from containers.spec import ContainerSpec
 from orchestrator.errors import AuthError, CapacityError, NotFoundError, ProviderError, TransientError, UserError
 from providers.base import Handle, Placement
@@ -225,8 +225,9 @@ class BaremetalProvider:
         extra = {**placement.labels(), LABEL_DEVICES: "-".join(map(str, devices)) or "none",
                  LABEL_HOST_PORT: str(next(iter(container.all_ports().values())) if gateway else port)}
         files_dir = f"/var/tmp/orch/{container.name}"  # the ssh user may not write /etc; /var/tmp outlives reboots
-        argvs = pod_argvs(container, self.engine, gpu_devices=devices if container.gpus else None,
-                          host_port=None if gateway else port, extra_labels=extra, files_dir=files_dir)
+        host = HostOptions(gpu_devices=devices if container.gpus else None, host_port=None if gateway else port,
+                           files_dir=files_dir)
+        argvs = pod_argvs(container, self.engine, host, extra_labels=extra)
         pod = (container, *container.sidecars)
         secrets = sorted({v for c in pod for v in c.secret_env if v in os.environ})
         prefix = "".join(f"IFS= read -r {v} && export {v} && " for v in secrets)

@@ -16,17 +16,12 @@ from typing import Any, TypeVar
 
 from pydantic import Field
 
-from containers.render.kubernetes import (
-    CONVENTIONS,
-    INSTANCE_LABEL,
-    LWS_API_VERSION,
-    Convention,
-    ServiceType,
-    render_kubernetes,
-)
+from containers.labels import LABEL_NODES
+from containers.render.kubernetes import INSTANCE_LABEL, ServiceType, render_kubernetes
+from containers.render.kubernetes_lws import LWS_API_VERSION
+from containers.render.kubernetes_nodes import CONVENTIONS, Convention
 from containers.render.kubernetes_extra import config_map_name
 from containers.spec import ContainerSpec
-from containers.vllm import LABEL_NODES
 from orchestrator.errors import AuthError, NotFoundError, ProviderError, TransientError
 from providers.abilities import WithFirewall, WithMultiNode
 from providers.base import Handle, Placement

@@ -47,7 +47,7 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     python = vllm_python()
     import httpx
 
-    from containers.vllm import build_vllm_container
+    from containers.vllm import VllmLaunch, build_vllm_container
     from providers.base import Placement
     from providers.local import create
 
@@ -57,7 +57,8 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     with socket.socket() as sock:  # a port of its own: other test sessions on this machine may hold 8000
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    spec = build_vllm_container(project="test", deployment=dep, group=group, replica="tiny-0", hf_token=None, port=port)
+    spec = build_vllm_container(project="test", deployment=dep, group=group, replica="tiny-0",
+                                launch=VllmLaunch(hf_token=None, port=port))
     placement = Placement(project="test", deployment="tiny", plan_id="p-test", replica="tiny-0",
                           region="local:this-machine", instance_type="this-machine", gpu="CPU", gpu_count=1)
     provider = create(python=python, state_dir=tmp_path_factory.mktemp("vllm-state"))

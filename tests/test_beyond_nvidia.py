@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from containers.render.docker import docker_run_argv
-from containers.render.kubernetes import scheduling
-from containers.vllm import build_vllm_container
+from containers.render.kubernetes_nodes import scheduling
+from containers.vllm import VllmLaunch, build_vllm_container
 from orchestrator.placement import place
 from orchestrator.spec.loader import load_spec
 
@@ -32,7 +32,8 @@ def _plan(tmp_path: Path, gpus: list[str]):  # noqa: ANN202
 
 
 def _container(plan, dep, group):  # noqa: ANN001, ANN202
-    return build_vllm_container(project=plan.project, deployment=dep, group=group, replica=f"{dep.name}-0", hf_token=None)
+    return build_vllm_container(project=plan.project, deployment=dep, group=group, replica=f"{dep.name}-0",
+                                launch=VllmLaunch(hf_token=None))
 
 
 @pytest.mark.parametrize(("gpu", "image", "resource"), [

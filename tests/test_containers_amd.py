@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from containers.render.docker import docker_run_argv
+from containers.render.docker import HostOptions, docker_run_argv
 from containers.render.kubernetes import render_kubernetes
 from containers.vllm import build_vllm_container
 from orchestrator.plan import DeploymentPlan, Predicted, ReplicaGroup
@@ -24,7 +24,7 @@ def test_amd_replica_renders_for_rocm() -> None:
 
     spec = _spec()
     assert spec.gpu_vendor == "amd" and "rocm" in spec.image
-    argv = docker_run_argv(spec, gpu_devices=[0, 1])
+    argv = docker_run_argv(spec, host=HostOptions(gpu_devices=[0, 1]))
     assert "--device=/dev/kfd" in argv and "--device=/dev/dri" in argv and "--gpus" not in argv
     assert "HIP_VISIBLE_DEVICES=0,1" in argv
     docs = render_kubernetes(spec, namespace="orch")

@@ -10,12 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from containers.gateway import ADMIN_KEY_ENV, API_KEY_ENV, CADDYFILE, build_gateway_container, caddyfile
+from containers.gateway import (
+    ADMIN_KEY_ENV,
+    API_KEY_ENV,
+    CADDYFILE,
+    GatewayNetwork,
+    build_gateway_container,
+    caddyfile,
+)
 from containers.render.docker import POD_LABEL, pod_argvs
 from containers.render.vm import secret_fetch_lines, startup_script
 
 GW = build_gateway_container(project="p", deployment="chat", gateway="p-chat-gw1-0", port=8080,
-                             labels={"orch-replica": "p-chat-gw1-0"}, allow_cidrs=("10.0.0.0/8",))
+                             labels={"orch-replica": "p-chat-gw1-0"}, network=GatewayNetwork(allow_cidrs=("10.0.0.0/8",)))
 
 
 def test_docker_pod_publishes_the_edge_ports_and_shares_one_network() -> None:

@@ -104,10 +104,10 @@ def test_cpu_spec_has_no_gpu_scheduling() -> None:
 # -- gateway pods, network policies, autoscalers -----------------------------------------------------------------
 
 def gateway(**kw):  # type: ignore[no-untyped-def]
-    from containers.gateway import build_gateway_container
+    from containers.gateway import GatewayNetwork, build_gateway_container
 
-    return build_gateway_container(project="p", deployment="chat", gateway="p-chat-gw1-0", allow_cidrs=("10.0.0.0/8",),
-                                   control_cidrs=("192.0.2.0/24",), **kw)
+    return build_gateway_container(project="p", deployment="chat", gateway="p-chat-gw1-0",
+                                   network=GatewayNetwork(allow_cidrs=("10.0.0.0/8",), control_cidrs=("192.0.2.0/24",)), **kw)
 
 
 def by_kind(objs: list[dict]) -> dict[str, dict]:
@@ -261,34 +261,35 @@ def test_multinode_replica_policy_admits_its_group() -> None:
 
 
 def test_hpa_autoscaler() -> None:
-    from containers.render.kubernetes_extra import render_autoscaler
+    from containers.render.kubernetes_extra import Scaling, render_autoscaler
 
-    hpa = render_autoscaler("acme-chat-0", namespace="orch", min_replicas=1, max_replicas=4, target_running_per_replica=8,
-                            labels={"orch-project": "acme"})
+    hpa = render_autoscaler("acme-chat-0", Scaling(min_replicas=1, max_replicas=4, target_running_per_replica=8),
+                            namespace="orch", labels={"orch-project": "acme"})
     validate(hpa)
     assert hpa["apiVersion"] == "autoscaling/v2" and hpa["kind"] == "HorizontalPodAutoscaler"
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "acme-chat-0"}
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 4)
     assert hpa["spec"]["metrics"] == [{"type": "Pods", "pods": {"metric": {"name": "vllm:num_requests_running"},
                                                                 "target": {"type": "AverageValue", "averageValue": "8"}}}]
-    frac = render_autoscaler("x", namespace="orch", min_replicas=2, max_replicas=3, target_running_per_replica=2.5,
-                             target_kind="LeaderWorkerSet")
+    frac = render_autoscaler("x", Scaling(min_replicas=2, max_replicas=3, target_running_per_replica=2.5),
+                             namespace="orch", target_kind="LeaderWorkerSet")
     validate(frac)
     assert frac["spec"]["metrics"][0]["pods"]["target"]["averageValue"] == "2500m"
     assert frac["spec"]["scaleTargetRef"]["apiVersion"] == "leaderworkerset.x-k8s.io/v1"
     for bad in ({"min_replicas": 0}, {"min_replicas": 5}, {"target_running_per_replica": 0}, {"kind": "vpa"}):
         kw = {"min_replicas": 1, "max_replicas": 4, "target_running_per_replica": 8, **bad}
+        kind = kw.pop("kind", "hpa")
         with pytest.raises(ValueError):
-            render_autoscaler("x", namespace="orch", **kw)  # type: ignore[arg-type]
+            render_autoscaler("x", Scaling(**kw), namespace="orch", kind=kind)  # type: ignore[arg-type]
 
 
 def test_keda_autoscaler() -> None:
     """KEDA is a CRD the official schemas do not cover: the fields KEDA documents for a ScaledObject
     (keda.sh/docs, "Scaling Deployments" and the prometheus scaler)."""
-    from containers.render.kubernetes_extra import render_autoscaler
+    from containers.render.kubernetes_extra import Scaling, render_autoscaler
 
-    so = render_autoscaler("acme-chat-0", namespace="orch", min_replicas=0, max_replicas=6, target_running_per_replica=8,
-                           kind="keda", prometheus_url="http://prometheus.monitoring:9090")
+    so = render_autoscaler("acme-chat-0", Scaling(min_replicas=0, max_replicas=6, target_running_per_replica=8),
+                           namespace="orch", kind="keda", prometheus_url="http://prometheus.monitoring:9090")
     assert so["apiVersion"] == "keda.sh/v1alpha1" and so["kind"] == "ScaledObject"
     assert so["metadata"] == {"name": "acme-chat-0", "namespace": "orch"}
     assert set(so["spec"]) == {"scaleTargetRef", "minReplicaCount", "maxReplicaCount", "triggers"}
@@ -304,4 +305,5 @@ def test_keda_autoscaler() -> None:
     assert 'namespace="orch"' in meta["query"] and 'pod=~"acme-chat-0-[a-z0-9]+-[a-z0-9]+"' in meta["query"]
     assert all(isinstance(v, str) for v in meta.values())
     with pytest.raises(ValueError, match="prometheus_url"):
-        render_autoscaler("x", namespace="orch", min_replicas=0, max_replicas=2, target_running_per_replica=1, kind="keda")
+        render_autoscaler("x", Scaling(min_replicas=0, max_replicas=2, target_running_per_replica=1), namespace="orch",
+                          kind="keda")

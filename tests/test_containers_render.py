@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from containers.render.docker import docker_run_argv
+from containers.render.docker import HostOptions, docker_run_argv
 from containers.render.local import VLLM_MODULE, local_process
 from containers.render.vm import secret_fetch_lines, startup_script
 from test_containers_vllm import SECRET, build, flag
@@ -36,10 +36,10 @@ def test_docker_argv() -> None:
 
 def test_docker_argv_devices_and_podman() -> None:
     s = build(tp=2, gpus=2)
-    argv = docker_run_argv(s, gpu_devices=[2, 3], host_port=8001)
+    argv = docker_run_argv(s, host=HostOptions(gpu_devices=[2, 3], host_port=8001))
     assert flag(argv, "--gpus") == '"device=2,3"'
     assert flag(argv, "-p") == "8001:8000"
-    pod = docker_run_argv(s, "podman", gpu_devices=[0, 1])
+    pod = docker_run_argv(s, "podman", HostOptions(gpu_devices=[0, 1]))
     assert pod[0] == "podman" and "--device=nvidia.com/gpu=0" in pod and "--device=nvidia.com/gpu=1" in pod
     assert "--gpus" not in pod
 

@@ -8,7 +8,7 @@ from dataclasses import asdict
 import pytest
 
 from containers.names import dns_label
-from containers.vllm import DEFAULT_IMAGE, build_vllm_container, quantization_args
+from containers.vllm import DEFAULT_IMAGE, VllmLaunch, build_vllm_container, quantization_args
 from orchestrator.errors import UserError
 from orchestrator.plan import DeploymentPlan, Predicted, ReplicaGroup
 from providers.base import LABEL_DEPLOYMENT, LABEL_PLAN, LABEL_PROJECT, LABEL_REPLICA
@@ -28,10 +28,11 @@ def plan(quant: str = "bf16", tp: int = 1, pp: int = 1, gpus: int = 1, nodes: in
     return d, g
 
 
-def build(**kw):  # type: ignore[no-untyped-def]
-    extra = {k: kw.pop(k) for k in list(kw) if k in ("image", "port", "hf_token", "gpu_memory_utilization", "extra_args", "load_format", "plan_id")}
+def build(plan_id: str | None = None, **kw):  # type: ignore[no-untyped-def]
+    launch = {k: kw.pop(k) for k in list(kw) if k in ("image", "port", "hf_token", "gpu_memory_utilization", "extra_args", "load_format")}
     d, g = plan(**kw)
-    return build_vllm_container(project="acme", deployment=d, group=g, replica="chat-0", **extra)
+    return build_vllm_container(project="acme", deployment=d, group=g, replica="chat-0", launch=VllmLaunch(**launch),
+                                plan_id=plan_id)
 
 
 def flag(args: list[str], name: str) -> str | None:

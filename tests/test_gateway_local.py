@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from containers.gateway import build_gateway_container
+from containers.gateway import GatewayNetwork, build_gateway_container
 from orchestrator.errors import ProviderError
 from orchestrator.serve.admin import GatewayAdmin
 from providers.base import Placement
@@ -119,7 +119,7 @@ def gateway(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no
     monkeypatch.setenv("ORCH_ADMIN_KEY", ADMIN_KEY)
     port = _free_block(4)
     spec = build_gateway_container(project="t", deployment="chat", gateway="t-chat-gw1-0", port=port,
-                                   policy="round_robin", bind="127.0.0.1", control_bind="127.0.0.1")
+                                   policy="round_robin", network=GatewayNetwork(bind="127.0.0.1", control_bind="127.0.0.1"))
     placement = Placement(project="t", deployment="chat", plan_id="p1", replica="t-chat-gw1-0",
                           region="local:this-machine", instance_type="this-machine", gpu="CPU", gpu_count=0)
     provider = create(state_dir=tmp_path / "local")

@@ -263,9 +263,10 @@ def _replica_spec() -> ContainerSpec:
 
 
 def _gateway_spec() -> ContainerSpec:
-    from containers.gateway import build_gateway_container
+    from containers.gateway import GatewayNetwork, build_gateway_container
 
-    return build_gateway_container(project="acme", deployment="chat", gateway="gw-0", allow_cidrs=ALLOW, control_cidrs=CONTROL)
+    return build_gateway_container(project="acme", deployment="chat", gateway="gw-0",
+                                   network=GatewayNetwork(allow_cidrs=ALLOW, control_cidrs=CONTROL))
 
 
 def _gw_placement() -> Placement:

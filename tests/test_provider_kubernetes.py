@@ -235,11 +235,11 @@ GW_PLACEMENT = Placement(project="acme", deployment="chat", plan_id="p1", replic
 
 
 def gateway_spec():  # type: ignore[no-untyped-def]
-    from containers.gateway import build_gateway_container
+    from containers.gateway import GatewayNetwork, build_gateway_container
 
     labels = {"orch-project": "acme", "orch-deployment": "chat", "orch-replica": "acme-chat-gw1-0", "orch-role": "gateway"}
     return build_gateway_container(project="acme", deployment="chat", gateway="acme-chat-gw1-0", labels=labels,
-                                   allow_cidrs=("10.0.0.0/8",), control_cidrs=("192.0.2.0/24",))
+                                   network=GatewayNetwork(allow_cidrs=("10.0.0.0/8",), control_cidrs=("192.0.2.0/24",)))
 
 
 def test_gateway_launch_describe_terminate(provider, api: FakeApiServer, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from containers.vllm import build_vllm_container
+from containers.vllm import VllmLaunch, build_vllm_container
 from orchestrator.errors import NotFoundError
 from providers.base import Placement, Provider
 from providers.local import create
@@ -58,7 +58,8 @@ def _spec_and_placement(replica: str = "tiny-0", port: int | None = None):  # ty
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-    spec = build_vllm_container(project="t", deployment=dep, group=group, replica=replica, port=port)
+    spec = build_vllm_container(project="t", deployment=dep, group=group, replica=replica,
+                                launch=VllmLaunch(port=port))
     placement = Placement(project="t", deployment="tiny", plan_id="p1", replica=replica,
                           region="local:this-machine", instance_type="this-machine", gpu="CPU", gpu_count=1)
     return spec, placement

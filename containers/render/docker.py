@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Literal
 
@@ -44,36 +45,45 @@ def _gpu_flags(spec: ContainerSpec, engine: str, gpu_devices: Sequence[int] | No
     return ["--gpus", "all"]
 
 
+@dataclass(frozen=True)
+class HostOptions:
+    """Where a pod runs on its host: its GPUs, its port, where its cache and files lie.
+
+    gpu_devices: GPU indices for the main container (default: all GPUs when the spec wants any).
+    host_port: host port mapped to the main container's first port (default: the same number).
+    host_cache_dir: host directory for "cache" volumes (default: a named volume per volume).
+    files_dir: host directory holding ``spec.files`` by base name (default /etc/orch/files/<name>).
+    """
+
+    gpu_devices: Sequence[int] | None = None
+    host_port: int | None = None
+    host_cache_dir: str | None = None
+    files_dir: str | None = None
+
+
 def docker_run_argv(
     spec: ContainerSpec,
     engine: Engine | str = "docker",
+    host: HostOptions = HostOptions(),
     *,
-    gpu_devices: Sequence[int] | None = None,
-    host_port: int | None = None,
-    host_cache_dir: str | None = None,
     extra_labels: dict[str, str] | None = None,
     restart: str | None = "unless-stopped",
     network: str | None = None,
-    files_dir: str | None = None,
 ) -> list[str]:
-    """``[engine, "run", "-d", ...]`` for ``spec`` (its sidecars: ``pod_argvs``).
+    """``[engine, "run", "-d", ...]`` for ``spec`` (its sidecars: ``pod_argvs``), placed on its host by ``host``.
 
-    gpu_devices: GPU indices for this container (default: all GPUs when the spec wants any).
-    host_port: host port mapped to the container's first port (default: the same number).
-    host_cache_dir: host directory for "cache" volumes (default: a named volume per volume).
     network: ``container:<name>`` for a sidecar (then no port is published here).
-    files_dir: host directory holding ``spec.files`` by base name (default /etc/orch/files/<name>).
     """
     argv = [engine, "run", "-d", "--name", spec.name]
     if restart:
         argv += ["--restart", restart]
     if network:
         argv += ["--network", network]
-    argv += _gpu_flags(spec, engine, gpu_devices)
+    argv += _gpu_flags(spec, engine, host.gpu_devices)
     if spec.shm_gb:
         argv += [f"--shm-size={int(spec.shm_gb)}g"]
     for i, port in enumerate([] if network else spec.all_ports().values()):
-        hp = host_port if (i == 0 and host_port is not None) else port
+        hp = host.host_port if (i == 0 and host.host_port is not None) else port
         argv += ["-p", f"{hp}:{port}"]
     for key, value in sorted(spec.env.items()):
         argv += ["-e", f"{key}={value}"]
@@ -86,10 +96,10 @@ def docker_run_argv(
         elif vol.kind == "host_path" and vol.host_path:
             argv += ["-v", f"{vol.host_path}:{vol.mount_path}"]
         else:
-            source = host_cache_dir or f"orch-{vol.name}"
+            source = host.host_cache_dir or f"orch-{vol.name}"
             argv += ["-v", f"{source}:{vol.mount_path}"]
     for mount in sorted(spec.files):
-        argv += ["-v", f"{files_host_path(spec, mount, files_dir)}:{mount}:ro"]
+        argv += ["-v", f"{files_host_path(spec, mount, host.files_dir)}:{mount}:ro"]
     labels = {**spec.labels, **(extra_labels or {})}
     for key, value in sorted(labels.items()):
         argv += ["--label", f"{key}={value}"]
@@ -113,12 +123,12 @@ def files_host_path(spec: ContainerSpec, mount: str, files_dir: str | None = Non
 POD_LABEL = "orch-pod"  # on a sidecar container: the main container it belongs to
 
 
-def pod_argvs(spec: ContainerSpec, engine: Engine | str = "docker", **kwargs: object) -> list[list[str]]:
+def pod_argvs(spec: ContainerSpec, engine: Engine | str = "docker", host: HostOptions = HostOptions(), *,
+              extra_labels: dict[str, str] | None = None) -> list[list[str]]:
     """The main container's ``docker run``, then each sidecar's in its network namespace. Sidecars carry only
     ``orch-pod=<main>``, not the main container's labels: what finds replicas by label finds each pod once."""
-    out = [docker_run_argv(spec, engine, **kwargs)]  # type: ignore[arg-type]
+    out = [docker_run_argv(spec, engine, host, extra_labels=extra_labels)]
     for side in spec.sidecars:
-        out.append(docker_run_argv(side, engine, network=f"container:{spec.name}",
-                                   extra_labels={POD_LABEL: spec.name},
-                                   files_dir=kwargs.get("files_dir")))  # type: ignore[arg-type]
+        out.append(docker_run_argv(side, engine, HostOptions(files_dir=host.files_dir),
+                                   network=f"container:{spec.name}", extra_labels={POD_LABEL: spec.name}))
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
@@ -144,22 +145,29 @@ def running_query(target_name: str, namespace: str, target_kind: str = "Deployme
     return f'sum({RUNNING_METRIC}{{namespace="{namespace}",pod=~"{target_name}{suffix}"}})'
 
 
+@dataclass(frozen=True)
+class Scaling:
+    """Between ``min_replicas`` and ``max_replicas`` replicas, aiming at ``target_running_per_replica`` requests
+    running on each (vLLM's ``vllm:num_requests_running``)."""
+
+    min_replicas: int
+    max_replicas: int
+    target_running_per_replica: float
+
+
 def render_autoscaler(
     target_name: str,
+    scaling: Scaling,
     *,
     namespace: str,
-    min_replicas: int,
-    max_replicas: int,
-    target_running_per_replica: float,
     kind: Literal["hpa", "keda"] = "hpa",
     prometheus_url: str | None = None,
     target_kind: Literal["Deployment", "LeaderWorkerSet"] = "Deployment",
     labels: Mapping[str, str] | None = None,
     query: str | None = None,
 ) -> dict[str, Any]:
-    """The native autoscaler of one replica group (the Deployment or LeaderWorkerSet ``target_name``): between
-    ``min_replicas`` and ``max_replicas`` replicas, aiming at ``target_running_per_replica`` requests running on
-    each (vLLM's ``vllm:num_requests_running``).
+    """The native autoscaler of one replica group (the Deployment or LeaderWorkerSet ``target_name``), as
+    ``scaling`` says.
 
     - ``hpa``: an autoscaling/v2 HorizontalPodAutoscaler on the Pods metric ``vllm:num_requests_running``. The
       HPA reads it from the custom metrics API (custom.metrics.k8s.io), which only a metrics adapter serves: e.g.
@@ -173,6 +181,8 @@ def render_autoscaler(
     Either one owns ``spec.replicas`` of the target from then on: re-applying the target with a fixed replica
     count fights the autoscaler.
     """
+    min_replicas, max_replicas = scaling.min_replicas, scaling.max_replicas
+    target_running_per_replica = scaling.target_running_per_replica
     if not 0 <= min_replicas <= max_replicas or max_replicas < 1:
         raise ValueError(f"need 0 <= min_replicas <= max_replicas, max >= 1; got {min_replicas}..{max_replicas}")
     if target_running_per_replica <= 0:

@@ -20,7 +20,7 @@ from orchestrator.plan import Plan
 def native_manifests(plan: Plan, loaded: Any, kind: Literal["hpa", "keda"],
                      prometheus_url: str | None = None) -> list[dict[str, Any]]:
     from containers.render.kubernetes import render_kubernetes
-    from containers.render.kubernetes_extra import render_autoscaler
+    from containers.render.kubernetes_extra import Scaling, render_autoscaler
     from orchestrator.apply.desired import desired_replicas
     from orchestrator.serve.autoscale import capacity_of
 
@@ -44,12 +44,11 @@ def native_manifests(plan: Plan, loaded: Any, kind: Literal["hpa", "keda"],
         nodes = max(1, d.group.instances_per_replica)
         out += render_kubernetes(container, namespace=site.namespace, replicas=d.group.count,
                                  nodes_per_replica=nodes)
+        scaling = Scaling(min_replicas=sd.autoscale.min_replicas, max_replicas=sd.autoscale.max_replicas,
+                          target_running_per_replica=round(max(1.0, cap.concurrency * sd.autoscale.target_utilization), 2))
         out.append(render_autoscaler(
-            group_name, namespace=site.namespace, min_replicas=sd.autoscale.min_replicas,
-            max_replicas=sd.autoscale.max_replicas,
-            target_running_per_replica=round(max(1.0, cap.concurrency * sd.autoscale.target_utilization), 2),
-            kind=kind, prometheus_url=prometheus_url, target_kind="LeaderWorkerSet" if nodes > 1 else "Deployment",
-            labels=container.labels))
+            group_name, scaling, namespace=site.namespace, kind=kind, prometheus_url=prometheus_url,
+            target_kind="LeaderWorkerSet" if nodes > 1 else "Deployment", labels=container.labels))
     if not out:
         raise UserError(f"{loaded.path}: no autoscaled deployment has replicas on a Kubernetes site "
                         "(providers.onprem.kind: kubernetes); the native path applies to Kubernetes only")
