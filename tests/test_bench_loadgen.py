@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from werkzeug import Request, Response
 
-from orchestrator.bench.loadgen import run_bench
+from orchestrator.bench.loadgen import LoadSettings, run_bench
 
 OUT = 8  # tokens per request
 GAP = 0.01  # seconds between streamed tokens
@@ -44,7 +44,7 @@ def server(httpserver):  # type: ignore[no-untyped-def]
 
 def test_levels_measure_ttft_tpot_and_are_bounded_by_requests(server) -> None:  # type: ignore[no-untyped-def]
     base = server.url_for("/").rstrip("/")
-    model, results = asyncio.run(run_bench(base, [1, 2], 40, OUT, duration_s=30, max_requests=4))
+    model, results = asyncio.run(run_bench(base, [1, 2], LoadSettings(40, OUT, duration_s=30, max_requests=4)))
     assert model == "fake-model"
     for r in results:
         assert r.requests == 4 and r.errors == 0  # the request budget ended the level, not the 30 s
@@ -60,14 +60,14 @@ def test_levels_measure_ttft_tpot_and_are_bounded_by_requests(server) -> None:  
 def test_duration_bounds_a_level(server) -> None:  # type: ignore[no-untyped-def]
     base = server.url_for("/").rstrip("/")
     t0 = time.perf_counter()
-    _, (r,) = asyncio.run(run_bench(base, [1], 40, OUT, duration_s=0.5, max_requests=10_000))
+    _, (r,) = asyncio.run(run_bench(base, [1], LoadSettings(40, OUT, duration_s=0.5, max_requests=10_000)))
     assert time.perf_counter() - t0 < 3 and 1 <= r.requests < 20
 
 
 def test_errors_are_counted(httpserver) -> None:  # type: ignore[no-untyped-def]
     httpserver.expect_request("/v1/completions", method="POST").respond_with_data("overloaded", status=503)
     base = httpserver.url_for("/").rstrip("/")
-    _, (r,) = asyncio.run(run_bench(base, [2], 10, OUT, duration_s=5, max_requests=3, model="m"))
+    _, (r,) = asyncio.run(run_bench(base, [2], LoadSettings(10, OUT, duration_s=5, max_requests=3), model="m"))
     assert r.requests == 0 and r.errors == 3 and "HTTP 503" in r.error_examples[0] and r.ttft_p50_ms is None
 
 

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import insert
 
 from orchestrator.metering.scrape import COUNTERS, GAUGES, Sample
-from orchestrator.metering.store import add_cost_item, open_engine, record_samples
+from orchestrator.metering.store import CostItem, add_cost_item, open_engine, record_samples
 from orchestrator.reports import focus
 from orchestrator.reports.aggregate import build_report
 
@@ -73,7 +73,8 @@ def db(tmp_path: Path) -> Path:
         s("rag-0", "2026-11-03T01:00:00", ok=False),
         s("rag-0", "2026-11-03T02:00:00", gen=1_000_000, prompt=3_000_000),
     ])
-    add_cost_item(e, ts=ts("2026-11-03T01:00:00"), kind="egress", usd=1.0, replica_id="rag-0", quantity=11.1)
+    add_cost_item(e, CostItem(ts=ts("2026-11-03T01:00:00"), replica_id="rag-0", deployment=None, kind="egress", quantity=11.1,
+                              unit="GB", usd=1.0, description=None))
     from orchestrator.state.models import PlanRecord
 
     with e.begin() as c:
@@ -208,8 +209,8 @@ def test_planned_egress_is_an_estimate_apart_from_cost(db: Path) -> None:
 
 def test_focus_value_rules(db: Path) -> None:
     """FOCUS 1.2: quantities on every Usage row, allowed PricingCategory values, null ChargeClass, plain decimals."""
-    add_cost_item(open_engine(db), ts=ts("2026-11-02T03:00:00"), kind="storage", usd=0.00001234, replica_id="chat-0",
-                  quantity=0.5, unit="GB-Months")
+    add_cost_item(open_engine(db), CostItem(ts=ts("2026-11-02T03:00:00"), replica_id="chat-0", deployment=None,
+                                            kind="storage", quantity=0.5, unit="GB-Months", usd=0.00001234, description=None))
     rep = build_report(open_engine(db), *NOV, now=NOW, capacity=cap)
     text = focus.to_csv(rep)
     rows = list(csv.DictReader(io.StringIO(text)))

@@ -25,9 +25,6 @@ BASELINE_FUNCTIONS: set[str] = {
     "orchestrator.placement.pipeline:place",  # the pipeline (item 1)
     "orchestrator.solver.bounds:lower_bounds", "orchestrator.solver.model:_add_deployment",
     "orchestrator.perf.roofline:_Batch.__init__", "orchestrator.perf.roofline:evaluate",
-    # typer commands: their options are their signature, their bodies still long
-    "orchestrator.cli.bench:register", "orchestrator.cli.bench:register.bench_cmd", "orchestrator.cli.estimate:register",
-    "orchestrator.cli.report:register", "orchestrator.cli.report:register.report_cmd",
 }
 # functions with more than MAX_PARAMETERS parameters ("module:qualname"; orchestrator/cli/ is exempt): each wants a
 # record of its options (a typed request) instead of loose arguments
@@ -35,8 +32,6 @@ BASELINE_PARAMETERS: set[str] = {
     "orchestrator.solver.solve:solve", "orchestrator.solver.stages:_solve_full",  # four warm-start arguments (item 2)
     "orchestrator.perf.api:estimate", "orchestrator.perf.api:_finish", "orchestrator.perf.explain:explain",
     "orchestrator.perf.explain:throughput_at", "orchestrator.perf.roofline:evaluate",
-    "orchestrator.bench.loadgen:run_bench", "orchestrator.bench.loadgen:run_level", "orchestrator.bench.to_profile:to_profile",
-    "orchestrator.metering.store:add_cost_item",
 }
 # module-level import cycles (each as its sorted modules, joined by " ~ ")
 BASELINE_CYCLES: set[str] = set()

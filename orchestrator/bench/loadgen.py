@@ -18,6 +18,18 @@ import httpx
 import numpy as np
 
 
+@dataclass(frozen=True)
+class LoadSettings:
+    """The load of every concurrency level: the request shape (prompt tokens approximate, output tokens exact) and
+    what ends a level (its duration or its request budget, whichever comes first)."""
+
+    input_tokens: int
+    output_tokens: int
+    duration_s: float
+    max_requests: int = 1000
+    request_timeout: float = 120.0
+
+
 @dataclass
 class RequestResult:
     ok: bool
@@ -142,25 +154,23 @@ async def run_level(
     base: str,
     model: str,
     prompt: str | list[int],
-    output_tokens: int,
     concurrency: int,
-    duration_s: float,
-    max_requests: int,
-    request_timeout: float = 120.0,
+    load: LoadSettings,
     on_result: Callable[[RequestResult], None] | None = None,
 ) -> LevelResult:
-    """Closed loop: ``concurrency`` workers until ``duration_s`` passes or ``max_requests`` were sent."""
+    """Closed loop: ``concurrency`` workers until ``load.duration_s`` passes or ``load.max_requests`` were sent."""
     results: list[RequestResult] = []
     issued = 0
     t0 = time.perf_counter()
-    deadline = t0 + duration_s
+    deadline = t0 + load.duration_s
+    timeout = load.request_timeout
 
     async def worker() -> None:
         nonlocal issued
-        while issued < max_requests and time.perf_counter() < deadline:
+        while issued < load.max_requests and time.perf_counter() < deadline:
             issued += 1
-            remaining = max(1.0, deadline - time.perf_counter() + request_timeout)
-            r = await one_request(client, base, model, prompt, output_tokens, min(request_timeout, remaining))
+            remaining = max(1.0, deadline - time.perf_counter() + timeout)
+            r = await one_request(client, base, model, prompt, load.output_tokens, min(timeout, remaining))
             results.append(r)
             if on_result:
                 on_result(r)
@@ -196,13 +206,9 @@ async def build_prompt(client: httpx.AsyncClient, base: str, model: str, input_t
 async def run_bench(
     base: str,
     concurrency: list[int],
-    input_tokens: int,
-    output_tokens: int,
-    duration_s: float,
+    load: LoadSettings,
     *,
     model: str | None = None,
-    max_requests: int = 1000,
-    request_timeout: float = 120.0,
     headers: dict[str, str] | None = None,
     on_level_start: Callable[[int, str], None] | None = None,
     on_result: Callable[[RequestResult], None] | None = None,
@@ -212,12 +218,10 @@ async def run_bench(
     limits = httpx.Limits(max_connections=max(concurrency) + 4, max_keepalive_connections=max(concurrency) + 4)
     async with httpx.AsyncClient(limits=limits, headers=headers or {}, trust_env=False) as client:
         model = model or await served_model(client, base)
-        prompt = await build_prompt(client, base, model, input_tokens)
+        prompt = await build_prompt(client, base, model, load.input_tokens)
         out = []
         for c in concurrency:
             if on_level_start:
                 on_level_start(c, model)
-            out.append(
-                await run_level(client, base, model, prompt, output_tokens, c, duration_s, max_requests, request_timeout, on_result)
-            )
+            out.append(await run_level(client, base, model, prompt, c, load, on_result))
         return model, out

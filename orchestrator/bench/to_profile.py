@@ -5,29 +5,28 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
-from orchestrator.bench.loadgen import LevelResult
+from orchestrator.bench.loadgen import LevelResult, LoadSettings
 
 
 def to_profile(
     results: list[LevelResult],
+    load: LoadSettings,
     *,
     model: str,
     gpu: str,
     gpus: int,
     quantization: str,
     endpoint: str,
-    input_tokens: int,
-    output_tokens: int,
     measured_at: datetime | None = None,
 ):  # -> orchestrator.perf.profiles.Profile
-    """A Profile with one point per concurrency level that served at least one request."""
+    """A Profile with one point per concurrency level that served at least one request (measured under ``load``)."""
     from orchestrator.perf.profiles import Profile, ProfilePoint
 
     points = [
         ProfilePoint(
             concurrency=r.concurrency,
-            input_tokens=round(r.input_tokens_mean) or input_tokens,
-            output_tokens=output_tokens,
+            input_tokens=round(r.input_tokens_mean) or load.input_tokens,
+            output_tokens=load.output_tokens,
             output_tokens_per_s=r.output_tokens_per_s,
             requests_per_s=r.requests_per_s,
             ttft_p50_ms=r.ttft_p50_ms,

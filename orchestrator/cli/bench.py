@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from orchestrator.fmt import wrap_cells
+
+if TYPE_CHECKING:
+    from orchestrator.bench.loadgen import LoadSettings
 
 
 def _levels(text: str) -> list[int]:
@@ -63,6 +67,104 @@ def _table(results, model: str) -> None:  # type: ignore[no-untyped-def]
     out().print(wrap_cells(t))
 
 
+def _headers(api_key_env: str | None) -> dict[str, str]:
+    """The Authorization header: from the named environment variable, else the key orch keeps for this machine."""
+    import os
+
+    from orchestrator.errors import UserError
+
+    if api_key_env:
+        if not os.environ.get(api_key_env):
+            raise UserError(f"--api-key-env {api_key_env}: that environment variable is not set")
+        return {"Authorization": f"Bearer {os.environ[api_key_env]}"}
+    from orchestrator.serve.keys import local_api_key
+
+    key = local_api_key()
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def _measure(endpoint: str, levels: list[int], load: LoadSettings, model: str | None, headers: dict[str, str]):  # type: ignore[no-untyped-def]
+    """(served model, results) of every level, with a progress bar on stderr; a failure to reach it is one error."""
+    import asyncio
+
+    import httpx
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from orchestrator.bench.loadgen import run_bench
+    from orchestrator.cli.console import err
+    from orchestrator.errors import UserError
+
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} requests"),
+        TimeElapsedColumn(), console=err(), transient=False,
+    )
+    current: list[int] = []
+
+    def level_start(c: int, served: str) -> None:
+        if current:
+            progress.stop_task(current[0])
+        current[:] = [progress.add_task(f"concurrency {c:>4} ({served})", total=load.max_requests)]
+
+    def on_result(_r) -> None:  # type: ignore[no-untyped-def]
+        progress.advance(current[0])
+
+    try:
+        with progress:
+            return asyncio.run(run_bench(endpoint, levels, load, model=model, headers=headers,
+                                         on_level_start=level_start, on_result=on_result))
+    except httpx.HTTPError as exc:
+        raise UserError(f"cannot benchmark {endpoint}: {type(exc).__name__}: {exc}") from None
+    except ValueError as exc:
+        raise UserError(f"cannot benchmark {endpoint}: {exc}") from None
+
+
+def _show(endpoint: str, served: str, results, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    """The results (JSON on stdout or a table), each level's error examples; an error when nothing succeeded."""
+    from orchestrator.errors import UserError
+
+    if as_json:
+        typer.echo(json.dumps({"endpoint": endpoint, "model": served, "levels": [r.as_dict() for r in results]}, indent=2))
+    else:
+        _table(results, served)
+    for r in results:
+        for e in r.error_examples:
+            typer.echo(f"concurrency {r.concurrency}: error: {e}", err=True)
+    if all(r.requests == 0 for r in results):
+        raise UserError(f"no request to {endpoint} succeeded; nothing measured")
+
+
+@dataclass(frozen=True)
+class _ProfileTarget:
+    """What the measured profile is for: the options that name it (None: the replica's, else the default)."""
+
+    model: str | None
+    gpu: str | None
+    gpus: int | None
+    quantization: str
+    out_dir: Path | None
+
+
+def _save_profile(results, load: LoadSettings, endpoint: str, served: str, replica, target: _ProfileTarget) -> None:  # type: ignore[no-untyped-def]
+    """Write the results as a profile the perf model reads, or say why none was written."""
+    gpu_name = target.gpu or (replica.gpu if replica else None)
+    if not gpu_name:
+        typer.echo("no profile written: give --gpu (and --gpus) to say what hardware this endpoint runs on", err=True)
+        return
+    from orchestrator.bench.to_profile import to_profile, write_profile
+
+    prof = to_profile(
+        results,
+        load,
+        model=target.model or (replica.model if replica else served),
+        gpu=gpu_name,
+        gpus=target.gpus or (replica.gpu_count if replica else 1),
+        quantization=target.quantization,
+        endpoint=endpoint,
+    )
+    path = write_profile(prof, target.out_dir)
+    typer.echo(f"wrote measured profile {path}", err=True)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench_cmd(
@@ -84,84 +186,14 @@ def register(app: typer.Typer) -> None:
         api_key_env: Optional[str] = typer.Option(None, "--api-key-env", help="name of an environment variable holding the endpoint's key (never printed); default: $ORCH_API_KEY, else the key orch keeps for this machine's endpoints"),
     ) -> None:
         """Drive load at an OpenAI-compatible endpoint (streaming /v1/completions) and measure it."""
-        import asyncio
-        import os
-
-        import httpx
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        from orchestrator.bench.loadgen import run_bench
-        from orchestrator.cli.console import err
-        from orchestrator.errors import UserError
+        from orchestrator.bench.loadgen import LoadSettings
 
         levels = _levels(concurrency)
-        headers: dict[str, str] = {}
-        if api_key_env:
-            if not os.environ.get(api_key_env):
-                raise UserError(f"--api-key-env {api_key_env}: that environment variable is not set")
-            headers["Authorization"] = f"Bearer {os.environ[api_key_env]}"
-        else:
-            from orchestrator.serve.keys import local_api_key
-
-            key = local_api_key()
-            if key:
-                headers["Authorization"] = f"Bearer {key}"
+        headers = _headers(api_key_env)
         endpoint, replica = _target(target, state)
-        progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} requests"),
-            TimeElapsedColumn(), console=err(), transient=False,
-        )
-        task_ids: dict[int, int] = {}
-        current: list[int] = []
-
-        def level_start(c: int, served: str) -> None:
-            if current:
-                progress.stop_task(current[0])
-            current[:] = [progress.add_task(f"concurrency {c:>4} ({served})", total=max_requests)]
-            task_ids[c] = current[0]
-
-        def on_result(_r) -> None:  # type: ignore[no-untyped-def]
-            progress.advance(current[0])
-
-        try:
-            with progress:
-                served, results = asyncio.run(
-                    run_bench(endpoint, levels, input_tokens, output_tokens, duration, model=model,
-                              max_requests=max_requests, headers=headers, on_level_start=level_start,
-                              on_result=on_result)
-                )
-        except httpx.HTTPError as exc:
-            raise UserError(f"cannot benchmark {endpoint}: {type(exc).__name__}: {exc}") from None
-        except ValueError as exc:
-            raise UserError(f"cannot benchmark {endpoint}: {exc}") from None
-
-        if as_json:
-            typer.echo(json.dumps({"endpoint": endpoint, "model": served, "levels": [r.as_dict() for r in results]}, indent=2))
-        else:
-            _table(results, served)
-        for r in results:
-            for e in r.error_examples:
-                typer.echo(f"concurrency {r.concurrency}: error: {e}", err=True)
-        if all(r.requests == 0 for r in results):
-            raise UserError(f"no request to {endpoint} succeeded; nothing measured")
-
-        if no_profile:
-            return
-        gpu_name = gpu or (replica.gpu if replica else None)
-        if not gpu_name:
-            typer.echo("no profile written: give --gpu (and --gpus) to say what hardware this endpoint runs on", err=True)
-            return
-        from orchestrator.bench.to_profile import to_profile, write_profile
-
-        prof = to_profile(
-            results,
-            model=profile_model or (replica.model if replica else served),
-            gpu=gpu_name,
-            gpus=gpus or (replica.gpu_count if replica else 1),
-            quantization=quantization,
-            endpoint=endpoint,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-        )
-        path = write_profile(prof, profile_out)
-        typer.echo(f"wrote measured profile {path}", err=True)
+        load = LoadSettings(input_tokens, output_tokens, duration, max_requests=max_requests)
+        served, results = _measure(endpoint, levels, load, model, headers)
+        _show(endpoint, served, results, as_json)
+        if not no_profile:
+            _save_profile(results, load, endpoint, served, replica,
+                          _ProfileTarget(profile_model, gpu, gpus, quantization, profile_out))

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from orchestrator.fmt import wrap_cells
+
+if TYPE_CHECKING:
+    from orchestrator.catalog.types import GPU
+    from orchestrator.model_arch import ModelArch
 
 QUANT_HELP = "bf16 | fp16 | fp8 | int8 | int4"
 
@@ -63,6 +68,88 @@ def _check(input_tokens: int, output_tokens: int, quantization: str, kv_cache_dt
         raise UserError(f"--tpot-slo-ms must be positive, got {tpot_slo_ms}")
 
 
+@dataclass(frozen=True)
+class _Query:
+    """What `orch estimate` asks of the performance model, whatever the GPU: the model, how it is served, the
+    request shape, and whether to explain the figures."""
+
+    arch: ModelArch
+    quantization: str
+    kv_cache_dtype: str
+    input_tokens: int
+    output_tokens: int
+    tpot_slo_ms: float | None
+    explain: bool
+
+
+def _one_gpu(q: _Query, gpu: str, gpus: int | None, json_out: bool) -> None:
+    """The figures on one GPU type (``gpus``, else the smallest count that fits), printed or as JSON."""
+    from orchestrator.catalog.gpus import get_gpu
+    from orchestrator.perf import estimate, min_gpus_to_fit
+
+    g = get_gpu(gpu)
+    n = gpus or min_gpus_to_fit(q.arch, g, q.quantization, q.kv_cache_dtype, 0.9, q.input_tokens + q.output_tokens) or 1
+    est = estimate(q.arch, g, n, q.quantization, q.input_tokens, q.output_tokens, tpot_slo_ms=q.tpot_slo_ms,
+                   kv_cache_dtype=q.kv_cache_dtype)
+    data = {"model": q.arch.name, "input_tokens": q.input_tokens, "output_tokens": q.output_tokens,
+            "tpot_slo_ms": q.tpot_slo_ms, "kv_cache_dtype": q.kv_cache_dtype, **est.to_json()}
+    if q.explain and est.fits:
+        data["explain"] = _explain(q.arch, g, n, q.quantization, q.input_tokens, q.output_tokens, est, q.kv_cache_dtype)
+    if json_out:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        _print_one(data)
+        if "explain" in data:
+            _print_explain(data["explain"])
+    if est.reason:
+        typer.echo(f"note: {est.reason}" if est.fits else est.reason, err=True)
+
+
+def _gpu_row(q: _Query, g: GPU, gpus: int | None, prices: dict[tuple[str, int], float]) -> dict[str, Any]:
+    """One GPU type's row: at ``gpus``, else at the most cost-effective of the single-node counts that fit (else
+    the smallest that fits); why not, where it does not fit at all."""
+    from orchestrator.perf import SINGLE_NODE_COUNTS, estimate, min_gpus_to_fit
+
+    smallest = min_gpus_to_fit(q.arch, g, q.quantization, q.kv_cache_dtype, 0.9, q.input_tokens + q.output_tokens)
+    if smallest is None:
+        from orchestrator.perf import unsupported_reason
+
+        reason = unsupported_reason(g, q.quantization) or "does not fit on up to 64 GPUs"
+        return {"gpu": g.name, "gpus": None, "fits": False, "reason": reason,
+                "usd_per_gpu_hour": None, "usd_per_1m_output_tokens": None}
+    counts = [gpus] if gpus else [n for n in SINGLE_NODE_COUNTS if n >= smallest] or [smallest]
+    best: dict[str, Any] | None = None
+    for n in counts:
+        est = estimate(q.arch, g, n, q.quantization, q.input_tokens, q.output_tokens, tpot_slo_ms=q.tpot_slo_ms,
+                       kv_cache_dtype=q.kv_cache_dtype)
+        price = prices.get((g.name, n))
+        per_m = _usd_per_1m(price, n, est.max_output_tokens_per_s) if est.fits else None
+        # with no price, tokens/s per GPU ranks the counts the same way $ per token would
+        rank = per_m if per_m is not None else (n / est.max_output_tokens_per_s if est.max_output_tokens_per_s > 0 else math.inf)
+        row = {**est.to_json(), "usd_per_gpu_hour": price, "usd_per_1m_output_tokens": per_m, "_rank": (per_m is None, rank)}
+        if q.explain and est.fits:
+            row["explain"] = _explain(q.arch, g, n, q.quantization, q.input_tokens, q.output_tokens, est, q.kv_cache_dtype)
+        if best is None or row["_rank"] < best["_rank"]:
+            best = row
+    assert best is not None
+    del best["_rank"]
+    return best
+
+
+def _compare(q: _Query, gpus: int | None, json_out: bool) -> None:
+    """Every GPU type side by side, cheapest $ per 1M output tokens first, printed or as JSON."""
+    from orchestrator.catalog.gpus import all_gpus
+
+    prices = _cheapest_gpu_hour()
+    rows = [_gpu_row(q, g, gpus, prices) for g in all_gpus() if g.vendor != "cpu"]
+    rows.sort(key=lambda r: (r["usd_per_1m_output_tokens"] is None, r["usd_per_1m_output_tokens"] or 0.0,
+                             not r["fits"], -(r.get("max_output_tokens_per_s") or 0.0)))
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    _print_table(q.arch.name, q.quantization, q.input_tokens, q.output_tokens, q.tpot_slo_ms, rows)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("estimate")
     def estimate_cmd(
@@ -78,73 +165,18 @@ def register(app: typer.Typer) -> None:
         explain: bool = typer.Option(False, "--explain", help="print the roofline terms, factors and error band behind the figures"),
     ) -> None:
         """Predict memory fit, KV capacity, TPOT, TTFT and throughput per replica (performance model)."""
-        from orchestrator.catalog.gpus import all_gpus, get_gpu
         from orchestrator.errors import UserError
         from orchestrator.model_registry import resolve_model
-        from orchestrator.perf import SINGLE_NODE_COUNTS, estimate, min_gpus_to_fit
 
         quantization = quantization.lower()
         _check(input_tokens, output_tokens, quantization, kv_cache_dtype, tpot_slo_ms)
         if gpus is not None and gpus <= 0:
             raise UserError(f"--gpus must be a positive GPU count, got {gpus}")
-        arch = resolve_model(model)
-        kwargs = {"tpot_slo_ms": tpot_slo_ms, "kv_cache_dtype": kv_cache_dtype}
-        seq = input_tokens + output_tokens
-
+        q = _Query(resolve_model(model), quantization, kv_cache_dtype, input_tokens, output_tokens, tpot_slo_ms, explain)
         if gpu is not None:
-            g = get_gpu(gpu)
-            n = gpus or min_gpus_to_fit(arch, g, quantization, kv_cache_dtype, 0.9, seq) or 1
-            est = estimate(arch, g, n, quantization, input_tokens, output_tokens, **kwargs)
-            data = {"model": arch.name, "input_tokens": input_tokens, "output_tokens": output_tokens,
-                    "tpot_slo_ms": tpot_slo_ms, "kv_cache_dtype": kv_cache_dtype, **est.to_json()}
-            if explain and est.fits:
-                data["explain"] = _explain(arch, g, n, quantization, input_tokens, output_tokens, est, kv_cache_dtype)
-            if json_out:
-                typer.echo(json.dumps(data, indent=2))
-            else:
-                _print_one(data)
-                if "explain" in data:
-                    _print_explain(data["explain"])
-            if est.reason:
-                typer.echo(f"note: {est.reason}" if est.fits else est.reason, err=True)
-            return
-
-        prices = _cheapest_gpu_hour()
-        rows = []
-        for g in all_gpus():
-            if g.vendor == "cpu":
-                continue
-            smallest = min_gpus_to_fit(arch, g, quantization, kv_cache_dtype, 0.9, seq)
-            if smallest is None:
-                from orchestrator.perf import unsupported_reason
-
-                reason = unsupported_reason(g, quantization) or "does not fit on up to 64 GPUs"
-                rows.append({"gpu": g.name, "gpus": None, "fits": False, "reason": reason,
-                             "usd_per_gpu_hour": None, "usd_per_1m_output_tokens": None})
-                continue
-            # the given count, or the most cost-effective of the single-node counts that fit (else the smallest)
-            counts = [gpus] if gpus else [n for n in SINGLE_NODE_COUNTS if n >= smallest] or [smallest]
-            best: dict[str, Any] | None = None
-            for n in counts:
-                est = estimate(arch, g, n, quantization, input_tokens, output_tokens, **kwargs)
-                price = prices.get((g.name, n))
-                per_m = _usd_per_1m(price, n, est.max_output_tokens_per_s) if est.fits else None
-                # with no price, tokens/s per GPU ranks the counts the same way $ per token would
-                rank = per_m if per_m is not None else (n / est.max_output_tokens_per_s if est.max_output_tokens_per_s > 0 else math.inf)
-                row = {**est.to_json(), "usd_per_gpu_hour": price, "usd_per_1m_output_tokens": per_m, "_rank": (per_m is None, rank)}
-                if explain and est.fits:
-                    row["explain"] = _explain(arch, g, n, quantization, input_tokens, output_tokens, est, kv_cache_dtype)
-                if best is None or row["_rank"] < best["_rank"]:
-                    best = row
-            assert best is not None
-            del best["_rank"]
-            rows.append(best)
-        rows.sort(key=lambda r: (r["usd_per_1m_output_tokens"] is None, r["usd_per_1m_output_tokens"] or 0.0,
-                                 not r["fits"], -(r.get("max_output_tokens_per_s") or 0.0)))
-        if json_out:
-            typer.echo(json.dumps(rows, indent=2))
-            return
-        _print_table(arch.name, quantization, input_tokens, output_tokens, tpot_slo_ms, rows)
+            _one_gpu(q, gpu, gpus, json_out)
+        else:
+            _compare(q, gpus, json_out)
 
 
 def _explain(arch: Any, gpu: Any, n: int, q: str, i: int, o: int, est: Any, kv_cache_dtype: str) -> dict[str, Any]:
