@@ -22,7 +22,6 @@ MAX_MODULE_LINES, MAX_FUNCTION_LINES, MAX_PARAMETERS = 400, 80, 8
 BASELINE_MODULES: set[str] = set()
 # functions over MAX_FUNCTION_LINES ("module:qualname")
 BASELINE_FUNCTIONS: set[str] = {
-    "orchestrator.placement.pipeline:place",  # the pipeline (item 1)
     "orchestrator.solver.bounds:lower_bounds", "orchestrator.solver.model:_add_deployment",
     "orchestrator.perf.roofline:_Batch.__init__", "orchestrator.perf.roofline:evaluate",
 }
