@@ -20,6 +20,7 @@ from orchestrator.metering import tables as T
 from orchestrator.metering.adapters import ingest_adapters
 from orchestrator.metering.rollup import Cursor, rollup
 from orchestrator.metering.scrape import COUNTERS, GAUGES, Sample
+from orchestrator.priced import PricedReplica
 
 RAW_RETENTION_S = 2 * 86400  # raw samples kept this long; hourly usage is kept forever
 
@@ -56,21 +57,15 @@ class Period:
     list_usd_per_hour: float
 
 
-@dataclass
-class Replica:
+@dataclass(frozen=True, kw_only=True)
+class Replica(PricedReplica):
+    """A replica as state recorded it: where, at which price (the priced record), and when it was billed."""
+
     id: str
     project: str
     deployment: str
     team: str | None
     model: str
-    provider: str
-    region: str
-    instance_type: str
-    gpu: str
-    gpu_count: int
-    market: str
-    usd_per_hour: float
-    list_usd_per_hour: float
     plan_id: str | None
     endpoint: str | None
     status: str
@@ -113,21 +108,13 @@ def replicas_table(engine: Engine) -> Table | None:
 
 def _replica(row: Any) -> Replica:
     m = row._mapping
-    list_price = m.get("list_usd_per_hour")
     return Replica(
+        **PricedReplica.of(m).columns(),
         id=str(m["id"]),
         project=m.get("project") or "",
         deployment=m.get("deployment") or "",
         team=m.get("team"),
         model=m.get("model") or "",
-        provider=m.get("provider") or "",
-        region=m.get("region") or "",
-        instance_type=m.get("instance_type") or "",
-        gpu=m.get("gpu") or "",
-        gpu_count=int(m["gpu_count"]) if m.get("gpu_count") is not None else 1,  # a gateway has none
-        market=m.get("market") or "on_demand",
-        usd_per_hour=float(m.get("usd_per_hour") or 0.0),
-        list_usd_per_hour=float(list_price if list_price is not None else (m.get("usd_per_hour") or 0.0)),
         plan_id=m.get("plan_id"),
         endpoint=m.get("endpoint"),
         status=m.get("status") or "",
@@ -161,7 +148,7 @@ def replicas(engine: Engine, start: float | None = None, end: float | None = Non
         rows = [_replica(r) for r in conn.execute(select(table))]
         periods = _periods(conn)
     for r in rows:
-        r.periods = periods.get(r.id, [])
+        r.periods.extend(periods.get(r.id, []))
     if start is None or end is None:
         return rows
     return [r for r in rows if any(p.start < end and (p.end is None or p.end > start) for p in r.billing())]
