@@ -106,23 +106,23 @@ class DesiredReplica:
         """The container of this replica: vLLM (containers.vllm) with the endpoint's API key, or the gateway
         (containers.gateway). kwargs come from the target (port, load_format; bind for a gateway)."""
         if self.gateway is not None:
-            from containers.gateway import build_gateway_container
+            from containers.gateway import GatewayNetwork, build_gateway_container
 
             gw = self.gateway
             labels = {LABEL_PROJECT: self.project, LABEL_DEPLOYMENT: self.deployment.name, LABEL_REPLICA: self.id,
                       LABEL_ROLE: "gateway"}
-            return build_gateway_container(
-                project=self.project, deployment=self.deployment.name, gateway=self.id, port=gw.port,
-                policy=gw.policy, labels=labels, allow_cidrs=tuple(gw.allow_cidrs),
-                control_cidrs=tuple(gw.control_cidrs), **{k: v for k, v in kwargs.items() if k in _GATEWAY_KWARGS})
+            network = GatewayNetwork(allow_cidrs=tuple(gw.allow_cidrs), control_cidrs=tuple(gw.control_cidrs),
+                                     **{k: v for k, v in kwargs.items() if k in _GATEWAY_KWARGS})
+            return build_gateway_container(project=self.project, deployment=self.deployment.name, gateway=self.id,
+                                           port=gw.port, policy=gw.policy, labels=labels, network=network)
         from containers.gateway import API_KEY
-        from containers.vllm import build_vllm_container
+        from containers.vllm import VllmLaunch, build_vllm_container
 
         gateways = self.deployment.gateways
         return build_vllm_container(
             project=self.project, deployment=self.deployment, group=self.group, replica=self.id, api_key=API_KEY,
             control_cidrs=sorted({c for g in gateways for c in g.control_cidrs}) if gateways else None,
-            **{k: v for k, v in kwargs.items() if k in _VLLM_KWARGS},
+            launch=VllmLaunch(**{k: v for k, v in kwargs.items() if k in _VLLM_KWARGS}),
         )
 
 
