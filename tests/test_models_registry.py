@@ -14,7 +14,7 @@ import pytest
 from orchestrator.catalog.gpus import get_gpu
 from orchestrator.hf_config import load_hf_config
 from orchestrator.model_registry import ModelArch, all_models, lookup_model
-from orchestrator.perf import clear_caches, estimate
+from orchestrator.perf import Workload, clear_caches, estimate
 
 FIXTURES = Path(__file__).parent / "fixtures" / "hf"
 
@@ -72,8 +72,8 @@ def test_mla_kv_is_the_latent_and_not_split_by_tp():
     assert m.attention == "MLA" and not m.kv_split_by_tp
     assert m.kv_bytes_per_token() == 61 * (512 + 64) * 2  # no factor 2 for K and V, not per head
     assert m.kv_bytes_per_token(1.0) == 61 * (512 + 64)  # fp8 KV
-    e8 = estimate(m, get_gpu("H200"), 8, "fp8", 1000, 1000)
-    e16 = estimate(m, get_gpu("H200"), 16, "fp8", 1000, 1000)
+    e8 = estimate(m, get_gpu("H200"), 8, "fp8", Workload(1000, 1000))
+    e16 = estimate(m, get_gpu("H200"), 16, "fp8", Workload(1000, 1000))
     for e, n in ((e8, 8), (e16, 16)):
         free_per_gpu = (e.memory_available_gb - e.memory_needed_gb) / n * 1e9
         assert e.kv_capacity_tokens == pytest.approx(free_per_gpu / m.kv_bytes_per_token(), rel=1e-3)
@@ -96,10 +96,10 @@ def test_sliding_window_kv_by_sequence_length():
 def test_sliding_window_raises_capacity_beyond_the_window_only():
     m, g = model("gemma-3-27b"), get_gpu("H100")
     all_global = dataclasses.replace(m, name="gemma-3-27b-all-global", sliding_window=None, sliding_layers=0)
-    short = [estimate(x, g, 1, "bf16", 500, 200) for x in (m, all_global)]
+    short = [estimate(x, g, 1, "bf16", Workload(500, 200)) for x in (m, all_global)]
     assert short[0].kv_capacity_tokens == short[1].kv_capacity_tokens  # 700 tokens: the window does not bind
     assert short[0].max_batch == short[1].max_batch
-    long = [estimate(x, g, 1, "bf16", 16000, 1000) for x in (m, all_global)]
+    long = [estimate(x, g, 1, "bf16", Workload(16000, 1000)) for x in (m, all_global)]
     assert long[0].max_batch > 3 * long[1].max_batch
     assert long[0].tpot_ms_batch1 < long[1].tpot_ms_batch1  # less KV to read per step
 
@@ -109,11 +109,11 @@ def test_max_model_len_fit_uses_the_windowed_kv():
     # 1,024-token windows on 52 of the 62 layers, but would take 66.6 GB if every layer held every token
     m, g = model("gemma-3-27b"), get_gpu("H100")
     all_global = dataclasses.replace(m, name="gemma-3-27b-all-global", sliding_window=None, sliding_layers=0)
-    e = estimate(m, g, 1, "bf16", 1000, 200, max_model_len=131072)
+    e = estimate(m, g, 1, "bf16", Workload(1000, 200, max_model_len=131072))
     free = (e.memory_available_gb - e.memory_needed_gb) * 1e9
     assert all_global.kv_bytes(131072) > free >= m.kv_bytes(131072)
     assert e.fits
-    no = estimate(all_global, g, 1, "bf16", 1000, 200, max_model_len=131072)
+    no = estimate(all_global, g, 1, "bf16", Workload(1000, 200, max_model_len=131072))
     assert not no.fits and "one request needs 131072" in no.reason
 
 

@@ -199,14 +199,14 @@ def test_lora_memory_formula_matches_vllm_buffers_for_llama_8b() -> None:
 def test_lora_costs_memory_and_step_time_in_the_performance_model() -> None:
     from orchestrator.catalog.gpus import get_gpu
     from orchestrator.model_registry import lookup_model
-    from orchestrator.perf import estimate, lora
+    from orchestrator.perf import Workload, estimate, lora
 
     m = lookup_model("llama-3.1-8b")
     load = lora.LoraLoad(max_loras=8, max_rank=64, adapters=8)
     lm = lora.with_lora(m, load)
     assert lm.name == m.name and lm != m
     g = get_gpu("H100")
-    base, with_l = (estimate(x, g, 1, "bf16", 1000, 250, tpot_slo_ms=50) for x in (m, lm))
+    base, with_l = (estimate(x, g, 1, "bf16", Workload(1000, 250), tpot_slo_ms=50) for x in (m, lm))
     reserved = lora.reserved_bytes_per_gpu(m, load) / 1e9
     assert with_l.memory_needed_gb - base.memory_needed_gb == pytest.approx(reserved, rel=1e-6)
     assert with_l.kv_capacity_tokens < base.kv_capacity_tokens

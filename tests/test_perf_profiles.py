@@ -9,7 +9,16 @@ import pytest
 from orchestrator.catalog.gpus import get_gpu
 from orchestrator.errors import UserError
 from orchestrator.model_registry import lookup_model
-from orchestrator.perf import Profile, ProfilePoint, clear_caches, estimate, estimate_batch, load_profiles, save_profile
+from orchestrator.perf import (
+    Profile,
+    ProfilePoint,
+    Workload,
+    clear_caches,
+    estimate,
+    estimate_batch,
+    load_profiles,
+    save_profile,
+)
 
 
 def _profile(**over) -> Profile:
@@ -46,10 +55,10 @@ def test_save_and_load_roundtrip(profile_dir):
 
 def test_matching_profile_overrides_model(profile_dir):
     m, g = lookup_model("llama-3.1-8b"), get_gpu("L4")
-    model_only = estimate(m, g, 1, "bf16", 1000, 200, tpot_slo_ms=20)
+    model_only = estimate(m, g, 1, "bf16", Workload(1000, 200), tpot_slo_ms=20)
     assert model_only.source == "model"
     save_profile(_profile(), profile_dir)
-    est = estimate(m, g, 1, "bf16", 1000, 200, tpot_slo_ms=20)
+    est = estimate(m, g, 1, "bf16", Workload(1000, 200), tpot_slo_ms=20)
     assert est.source == "measured"
     # tpot p95 20 ms lies between c=32 (16.8) and c=64 (24.6): interpolated concurrency 45
     assert est.max_batch == 45
@@ -63,14 +72,14 @@ def test_matching_profile_overrides_model(profile_dir):
 def test_profile_used_only_for_its_configuration_and_shape(profile_dir):
     save_profile(_profile(), profile_dir)
     m = lookup_model("llama-3.1-8b")
-    assert estimate(m, get_gpu("L4"), 2, "bf16", 1000, 200).source == "model"
-    assert estimate(m, get_gpu("L4"), 1, "fp8", 1000, 200).source == "model"
-    assert estimate(m, get_gpu("L4"), 1, "bf16", 8000, 200).source == "model"  # shape too far from 1000/200
+    assert estimate(m, get_gpu("L4"), 2, "bf16", Workload(1000, 200)).source == "model"
+    assert estimate(m, get_gpu("L4"), 1, "fp8", Workload(1000, 200)).source == "model"
+    assert estimate(m, get_gpu("L4"), 1, "bf16", Workload(8000, 200)).source == "model"  # shape too far from 1000/200
 
 
 def test_unreachable_slo_from_profile(profile_dir):
     save_profile(_profile(), profile_dir)
-    est = estimate(lookup_model("llama-3.1-8b"), get_gpu("L4"), 1, "bf16", 1000, 200, tpot_slo_ms=5)
+    est = estimate(lookup_model("llama-3.1-8b"), get_gpu("L4"), 1, "bf16", Workload(1000, 200), tpot_slo_ms=5)
     assert est.source == "measured" and est.max_batch == 0 and est.requests_per_s == 0
     assert "measured p95" in est.reason
 

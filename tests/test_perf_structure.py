@@ -8,14 +8,14 @@ import pytest
 
 from orchestrator.catalog.gpus import get_gpu
 from orchestrator.model_registry import lookup_model
-from orchestrator.perf import estimate
+from orchestrator.perf import Workload, estimate
 from orchestrator.perf.calibration import load_calibration
 from orchestrator.perf.explain import explain
 from orchestrator.perf.roofline import _Batch
 
 
 def _batch(model: str, gpu: str, tp: int, q: str, i: int, o: int, engine: str = "vllm") -> _Batch:
-    return _Batch(lookup_model(model), [(get_gpu(gpu), tp, q)], i, o, "auto", 0.9, load_calibration(engine))
+    return _Batch(lookup_model(model), [(get_gpu(gpu), tp, q)], Workload(i, o, engine=engine), load_calibration(engine))
 
 
 def _terms(bt: _Batch, batch: float, prefill: float = 0.0) -> dict[str, float]:
@@ -84,14 +84,14 @@ def test_moe_flops_use_active_parameters_and_memory_uses_total() -> None:
     attn = 4 * m.layers * m.heads * m.head_dim * 1000  # per token per context token, ctx = 1,000
     assert t["flops_per_gpu"] == pytest.approx((2 * m.active_params_b * 1e9 + attn) / 2, rel=1e-12)
     # memory: every expert is held; one token reads only its top-2 experts (dense part + 2/8 of the experts = active)
-    est = estimate(m, get_gpu("H100"), 2, "bf16", 800, 400)
+    est = estimate(m, get_gpu("H100"), 2, "bf16", Workload(800, 400))
     assert est.weights_gb == pytest.approx(m.params_b * 2, rel=1e-12)
     assert t["weights_read_bytes_per_gpu"] == pytest.approx(m.active_params_b * 1e9 * 2 / 2, rel=1e-9)
     # at many tokens per step every expert is touched: the read approaches the total
     big = _terms(bt, 256, 256)
     assert big["weights_read_bytes_per_gpu"] == pytest.approx(m.params_b * 1e9 * 2 / 2, rel=1e-6)
     # and a dense model of the same total size would do total/active times the matmul FLOPs
-    ex = explain(m, get_gpu("H100"), 2, "bf16", 800, 400, 8)
+    ex = explain(m, get_gpu("H100"), 2, "bf16", Workload(800, 400), 8)
     assert ex["model"]["flops_params_b"] == m.active_params_b and ex["model"]["memory_params_b"] == m.params_b
 
 
@@ -107,7 +107,7 @@ def test_mla_kv_bytes_match_the_config_and_are_not_split_by_tp() -> None:
         bt = _batch("deepseek-v3", "H200", tp, "fp8", 800, 400)
         assert float(bt.kv_tok_gpu[0]) == DSV3_KV  # every GPU holds the whole latent
         assert _terms(bt, 32)["kv_read_bytes_per_gpu"] == pytest.approx(32 * 1000 * DSV3_KV, rel=1e-12)
-    ex = explain(m, get_gpu("H200"), 8, "fp8", 800, 400, 32)
+    ex = explain(m, get_gpu("H200"), 8, "fp8", Workload(800, 400), 32)
     assert ex["model"]["attention"] == "MLA" and ex["model"]["kv_split_by_tp"] is False
     assert ex["model"]["kv_bytes_per_token_per_gpu"] == DSV3_KV
 
@@ -161,10 +161,10 @@ def test_static_batch_is_one_prefill_of_all_prompts_then_decode_steps() -> None:
     bt = _batch("llama-3.1-405b", "MI300X", 8, "fp8", 128, 128, "vllm-v0")
     for b in (1, 64):
         latency = float(bt.terms(0.0, b * 128)["step_s"][0]) + 127 * float(bt.step(float(b))[0])
-        r = throughput_at(m, gpu, 8, "fp8", 128, 128, b, engine="vllm-v0")
+        r = throughput_at(m, gpu, 8, "fp8", Workload(128, 128, engine="vllm-v0"), b)
         assert r["static_batch_output_tokens_per_s"] == pytest.approx(b * 128 / latency, rel=1e-9)
     # at batch 64 decode alone is memory bound, so serial prefill + decode is slower than mixing them each step
-    r = throughput_at(m, gpu, 8, "fp8", 128, 128, 64, engine="vllm-v0")
+    r = throughput_at(m, gpu, 8, "fp8", Workload(128, 128, engine="vllm-v0"), 64)
     assert r["static_batch_output_tokens_per_s"] < r["output_tokens_per_s"]
     pre = _terms(bt, 0.0, 64 * 128)
     assert pre["kv_read_bytes_per_gpu"] == pytest.approx(64 * 128 * float(bt.kv_tok_gpu[0]), rel=1e-12)

@@ -23,14 +23,11 @@ BASELINE_MODULES: set[str] = set()
 # functions over MAX_FUNCTION_LINES ("module:qualname")
 BASELINE_FUNCTIONS: set[str] = {
     "orchestrator.solver.bounds:lower_bounds", "orchestrator.solver.model:_add_deployment",
-    "orchestrator.perf.roofline:_Batch.__init__", "orchestrator.perf.roofline:evaluate",
 }
 # functions with more than MAX_PARAMETERS parameters ("module:qualname"; orchestrator/cli/ is exempt): each wants a
 # record of its options (a typed request) instead of loose arguments
 BASELINE_PARAMETERS: set[str] = {
     "orchestrator.solver.solve:solve", "orchestrator.solver.stages:_solve_full",  # four warm-start arguments (item 2)
-    "orchestrator.perf.api:estimate", "orchestrator.perf.api:_finish", "orchestrator.perf.explain:explain",
-    "orchestrator.perf.explain:throughput_at", "orchestrator.perf.roofline:evaluate",
 }
 # module-level import cycles (each as its sorted modules, joined by " ~ ")
 BASELINE_CYCLES: set[str] = set()

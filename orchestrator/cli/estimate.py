@@ -85,12 +85,12 @@ class _Query:
 def _one_gpu(q: _Query, gpu: str, gpus: int | None, json_out: bool) -> None:
     """The figures on one GPU type (``gpus``, else the smallest count that fits), printed or as JSON."""
     from orchestrator.catalog.gpus import get_gpu
-    from orchestrator.perf import estimate, min_gpus_to_fit
+    from orchestrator.perf import Workload, estimate, min_gpus_to_fit
 
     g = get_gpu(gpu)
     n = gpus or min_gpus_to_fit(q.arch, g, q.quantization, q.kv_cache_dtype, 0.9, q.input_tokens + q.output_tokens) or 1
-    est = estimate(q.arch, g, n, q.quantization, q.input_tokens, q.output_tokens, tpot_slo_ms=q.tpot_slo_ms,
-                   kv_cache_dtype=q.kv_cache_dtype)
+    est = estimate(q.arch, g, n, q.quantization, Workload(q.input_tokens, q.output_tokens, kv_cache_dtype=q.kv_cache_dtype),
+                   tpot_slo_ms=q.tpot_slo_ms)
     data = {"model": q.arch.name, "input_tokens": q.input_tokens, "output_tokens": q.output_tokens,
             "tpot_slo_ms": q.tpot_slo_ms, "kv_cache_dtype": q.kv_cache_dtype, **est.to_json()}
     if q.explain and est.fits:
@@ -108,7 +108,12 @@ def _one_gpu(q: _Query, gpu: str, gpus: int | None, json_out: bool) -> None:
 def _gpu_row(q: _Query, g: GPU, gpus: int | None, prices: dict[tuple[str, int], float]) -> dict[str, Any]:
     """One GPU type's row: at ``gpus``, else at the most cost-effective of the single-node counts that fit (else
     the smallest that fits); why not, where it does not fit at all."""
-    from orchestrator.perf import SINGLE_NODE_COUNTS, estimate, min_gpus_to_fit
+    from orchestrator.perf import (
+        SINGLE_NODE_COUNTS,
+        Workload,
+        estimate,
+        min_gpus_to_fit,
+    )
 
     smallest = min_gpus_to_fit(q.arch, g, q.quantization, q.kv_cache_dtype, 0.9, q.input_tokens + q.output_tokens)
     if smallest is None:
@@ -120,8 +125,8 @@ def _gpu_row(q: _Query, g: GPU, gpus: int | None, prices: dict[tuple[str, int], 
     counts = [gpus] if gpus else [n for n in SINGLE_NODE_COUNTS if n >= smallest] or [smallest]
     best: dict[str, Any] | None = None
     for n in counts:
-        est = estimate(q.arch, g, n, q.quantization, q.input_tokens, q.output_tokens, tpot_slo_ms=q.tpot_slo_ms,
-                       kv_cache_dtype=q.kv_cache_dtype)
+        est = estimate(q.arch, g, n, q.quantization, Workload(q.input_tokens, q.output_tokens, kv_cache_dtype=q.kv_cache_dtype),
+                       tpot_slo_ms=q.tpot_slo_ms)
         price = prices.get((g.name, n))
         per_m = _usd_per_1m(price, n, est.max_output_tokens_per_s) if est.fits else None
         # with no price, tokens/s per GPU ranks the counts the same way $ per token would
@@ -180,9 +185,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _explain(arch: Any, gpu: Any, n: int, q: str, i: int, o: int, est: Any, kv_cache_dtype: str) -> dict[str, Any]:
+    from orchestrator.perf import Workload
     from orchestrator.perf.explain import explain
 
-    data = explain(arch, gpu, n, q, i, o, est.max_batch, engine=est.engine, kv_cache_dtype=kv_cache_dtype)
+    data = explain(arch, gpu, n, q, Workload(i, o, kv_cache_dtype=kv_cache_dtype, engine=est.engine), est.max_batch)
     data["source"] = est.source  # "measured": an orch bench profile replaced the model's figures
     return data
 

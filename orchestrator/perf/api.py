@@ -10,7 +10,8 @@ from functools import lru_cache
 from orchestrator.catalog.types import GPU
 from orchestrator.model_registry import ModelArch
 from orchestrator.perf import profiles as _profiles
-from orchestrator.perf.roofline import Estimate, evaluate
+from orchestrator.perf.roofline import evaluate
+from orchestrator.perf.types import Estimate, Workload
 
 GPU_COUNTS: tuple[int, ...] = (1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64)  # >8: multi-node
 SINGLE_NODE_COUNTS: tuple[int, ...] = (1, 2, 4, 8)
@@ -27,26 +28,25 @@ def _finish(
     gpu: GPU,
     gpus: int,
     quantization: str,
-    input_tokens: int,
-    output_tokens: int,
+    workload: Workload,
     tpot_slo_ms: float | None,
-    kv_cache_dtype: str,
-    gpu_memory_utilization: float,
     utilization: float,
 ) -> Estimate:
     """Min-GPU figures; and a measured profile (orch bench) of this configuration replaces the model's figures
     (measured beats modelled: source="measured", the band is the measurement's own, not the model's)."""
+    w = workload
     if not est.fits:
-        need = max(input_tokens + output_tokens, 1)
-        n = min_gpus_to_fit(model, gpu, quantization, kv_cache_dtype, gpu_memory_utilization, need)
+        need = max(w.input_tokens + w.output_tokens, 1)
+        n = min_gpus_to_fit(model, gpu, quantization, w.kv_cache_dtype, w.gpu_memory_utilization, need)
         est = dataclasses.replace(est, min_gpus_to_fit=n)
         if n is not None and est.reason and est.reason.startswith(("does not fit", "fits the weights")):
             est = dataclasses.replace(est, reason=f"{est.reason}; the smallest count that fits is {n}x{gpu.name}")
         return est
-    est = dataclasses.replace(est, min_gpus_to_fit=min_gpus_to_fit(model, gpu, quantization, kv_cache_dtype, gpu_memory_utilization, input_tokens + output_tokens))
+    est = dataclasses.replace(est, min_gpus_to_fit=min_gpus_to_fit(model, gpu, quantization, w.kv_cache_dtype,
+                                                                   w.gpu_memory_utilization, w.input_tokens + w.output_tokens))
     profile = _profiles.find_profile(model.name, gpu.name, gpus, quantization)
-    if profile is not None and profile.kv_cache_dtype == kv_cache_dtype and profile.engine == est.engine:
-        est = _profiles.apply_profile(est, profile, input_tokens, output_tokens, tpot_slo_ms, utilization)
+    if profile is not None and profile.kv_cache_dtype == w.kv_cache_dtype and profile.engine == est.engine:
+        est = _profiles.apply_profile(est, profile, w.input_tokens, w.output_tokens, tpot_slo_ms, utilization)
         if est.source == "measured":
             est = dataclasses.replace(est, edge="central", band_lo=1.0, band_hi=1.0,
                                       band_basis=f"measured profile ({profile.measured_at:%Y-%m-%d}, orch bench)")
@@ -59,33 +59,18 @@ def estimate(
     gpu: GPU,
     gpus: int,
     quantization: str,
-    input_tokens: int,
-    output_tokens: int,
+    workload: Workload,
     *,
     tpot_slo_ms: float | None = None,
-    kv_cache_dtype: str = "auto",
-    gpu_memory_utilization: float = 0.9,
     utilization: float = 0.7,
-    max_model_len: int | None = None,
     edge: str = "central",
 ) -> Estimate:
     """Figures for one configuration: fits?, KV capacity, max batch at the SLO, TPOT, TTFT, req/s; with the error
     band, and at its pessimistic edge when ``edge="pessimistic"``."""
-    _validate(input_tokens, output_tokens)
-    (est,) = evaluate(
-        model,
-        [(gpu, gpus, quantization)],
-        input_tokens,
-        output_tokens,
-        tpot_slo_ms=tpot_slo_ms,
-        kv_cache_dtype=kv_cache_dtype,
-        gpu_memory_utilization=gpu_memory_utilization,
-        utilization=utilization,
-        max_model_len=max_model_len,
-        edge=edge,
-    )
-    return _finish(est, model, gpu, gpus, quantization, input_tokens, output_tokens, tpot_slo_ms,
-                   kv_cache_dtype, gpu_memory_utilization, utilization)
+    _validate(workload.input_tokens, workload.output_tokens)
+    (est,) = evaluate(model, [(gpu, gpus, quantization)], workload, tpot_slo_ms=tpot_slo_ms, utilization=utilization,
+                      edge=edge)
+    return _finish(est, model, gpu, gpus, quantization, workload, tpot_slo_ms, utilization)
 
 
 def estimate_batch(
@@ -101,12 +86,9 @@ def estimate_batch(
 ) -> list[Estimate]:
     """estimate() for many (GPU, GPU count, quantization) configurations, vectorized with numpy."""
     _validate(input_tokens, output_tokens)
-    raw = evaluate(model, list(configs), input_tokens, output_tokens, tpot_slo_ms=tpot_slo_ms,
-                   kv_cache_dtype=kv_cache_dtype, utilization=utilization, edge=edge)
-    return [
-        _finish(est, model, gpu, n, q, input_tokens, output_tokens, tpot_slo_ms, kv_cache_dtype, 0.9, utilization)
-        for est, (gpu, n, q) in zip(raw, configs)
-    ]
+    workload = Workload(input_tokens, output_tokens, kv_cache_dtype=kv_cache_dtype)
+    raw = evaluate(model, list(configs), workload, tpot_slo_ms=tpot_slo_ms, utilization=utilization, edge=edge)
+    return [_finish(est, model, gpu, n, q, workload, tpot_slo_ms, utilization) for est, (gpu, n, q) in zip(raw, configs)]
 
 
 @lru_cache(maxsize=16384)
@@ -121,8 +103,8 @@ def min_gpus_to_fit(
     """The smallest GPU count in 1, 2, 4, 8, 16, 24 ... 64 whose memory holds the model plus
     `min_kv_tokens` of KV cache (at least one token), or None if none does (or it is unsupported)."""
     tokens = max(int(min_kv_tokens), 2)
-    results = evaluate(model, [(gpu, n, quantization) for n in GPU_COUNTS], tokens - 1, 1,
-                       kv_cache_dtype=kv_cache_dtype, gpu_memory_utilization=gpu_memory_utilization)
+    workload = Workload(tokens - 1, 1, kv_cache_dtype=kv_cache_dtype, gpu_memory_utilization=gpu_memory_utilization)
+    results = evaluate(model, [(gpu, n, quantization) for n in GPU_COUNTS], workload)
     for n, est in zip(GPU_COUNTS, results):
         if est.fits:
             return n
@@ -154,7 +136,7 @@ def _best(model: ModelArch, quantizations: tuple[str, ...], input_tokens: int, o
     configs = [(g, n, q) for g in all_gpus() if g.vendor != "cpu" for n in GPU_COUNTS for q in quantizations]
     best_tpot: Estimate | None = None
     best_ttft: Estimate | None = None
-    for est in evaluate(model, configs, input_tokens, output_tokens):
+    for est in evaluate(model, configs, Workload(input_tokens, output_tokens)):
         if not est.fits:
             continue
         if best_tpot is None or est.tpot_ms_batch1 < best_tpot.tpot_ms_batch1:

@@ -41,12 +41,12 @@ def replica_capacity(
     """None when it cannot be said (unknown model or GPU, or the configuration does not fit)."""
     try:
         from orchestrator.catalog.gpus import get_gpu
-        from orchestrator.perf import estimate
+        from orchestrator.perf import Workload, estimate
 
         arch = replica_arch(model, hf_id)
         if arch is None:
             return None
-        est = estimate(arch, get_gpu(gpu), gpus, quantization or "bf16", input_tokens, output_tokens,
+        est = estimate(arch, get_gpu(gpu), gpus, quantization or "bf16", Workload(input_tokens, output_tokens),
                        tpot_slo_ms=tpot_slo_ms)
     except Exception:  # noqa: BLE001 - unknown GPU, unreadable profile or config: no figure
         return None

@@ -9,6 +9,7 @@ from orchestrator.catalog.types import GPU
 from orchestrator.model_registry import ModelArch
 from orchestrator.perf.calibration import Calibration, load_calibration
 from orchestrator.perf.roofline import _Batch
+from orchestrator.perf.types import Workload
 
 
 def throughput_at(
@@ -16,17 +17,15 @@ def throughput_at(
     gpu: GPU,
     gpus: int,
     quantization: str,
-    input_tokens: int,
-    output_tokens: int,
+    workload: Workload,
     concurrency: int | None,
     *,
-    engine: str = "vllm",
-    kv_cache_dtype: str = "auto",
     cal: Calibration | None = None,
 ) -> dict[str, float]:
     """Predicted figures at a given concurrency (None: the engine/KV limit), for calibration."""
-    cal = cal or load_calibration(engine)
-    bt = _Batch(model, [(gpu, gpus, quantization)], input_tokens, output_tokens, kv_cache_dtype, 0.9, cal)
+    cal = cal or load_calibration(workload.engine)
+    bt = _Batch(model, [(gpu, gpus, quantization)], workload, cal)
+    input_tokens, output_tokens = workload.input_tokens, workload.output_tokens
     cap = float(bt.batch_cap()[0])
     b = max(1.0, min(float(concurrency), cap) if concurrency else cap)
     tpot = float(bt.tpot(b)[0])
@@ -45,26 +44,16 @@ def throughput_at(
     }
 
 
-def explain(
-    model: ModelArch,
-    gpu: GPU,
-    gpus: int,
-    quantization: str,
-    input_tokens: int,
-    output_tokens: int,
-    batch: int,
-    *,
-    engine: str = "vllm",
-    kv_cache_dtype: str = "auto",
-) -> dict[str, Any]:
+def explain(model: ModelArch, gpu: GPU, gpus: int, quantization: str, workload: Workload, batch: int) -> dict[str, Any]:
     """The terms of a batch-1 decode step and of a loaded step at `batch` (with its B x I/O prefill tokens), the
     factors used and where they come from, and the band: JSON-able."""
     from orchestrator.perf.band import band_for
     from orchestrator.perf.measurements import seq_bucket
     from orchestrator.perf.quant import kv_bytes_per_value
 
+    engine, input_tokens, output_tokens = workload.engine, workload.input_tokens, workload.output_tokens
     cal = load_calibration(engine)
-    bt = _Batch(model, [(gpu, gpus, quantization)], input_tokens, output_tokens, kv_cache_dtype, 0.9, cal)
+    bt = _Batch(model, [(gpu, gpus, quantization)], workload, cal)
     b = max(int(batch), 1)
 
     def terms(tb: int, prefill: float) -> dict[str, float]:
@@ -77,7 +66,7 @@ def explain(
         return res
 
     f = cal.factors(gpu)
-    kvb = kv_bytes_per_value(kv_cache_dtype)
+    kvb = kv_bytes_per_value(workload.kv_cache_dtype)
     band = band_for(engine, gpu.family, seq_bucket(input_tokens, output_tokens))
     return {
         "engine": engine,

@@ -9,8 +9,14 @@ from importlib import resources
 
 from orchestrator.catalog.gpus import get_gpu
 from orchestrator.model_registry import lookup_model
-from orchestrator.perf.calibration import Calibration, Factors, from_raw, load_calibration
+from orchestrator.perf.calibration import (
+    Calibration,
+    Factors,
+    from_raw,
+    load_calibration,
+)
 from orchestrator.perf.explain import throughput_at
+from orchestrator.perf.types import Workload
 
 # Metric groups: the accuracy report and the fit judge throughput, batch-1 TPOT and TTFT separately.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -97,7 +103,8 @@ def predict(m: Measurement, cal: Calibration | None = None) -> float:
     gpu = get_gpu(m.gpu)
     cal = cal or load_calibration(m.engine)
     concurrency = 1 if m.metric in ("tpot_ms_batch1", "ttft_ms") else m.concurrency
-    r = throughput_at(model, gpu, m.gpus, m.quantization, m.input_tokens, m.output_tokens, concurrency, cal=cal)
+    workload = Workload(m.input_tokens, m.output_tokens, engine=m.engine)
+    r = throughput_at(model, gpu, m.gpus, m.quantization, workload, concurrency, cal=cal)
     if m.metric in ("max_output_tokens_per_s", "output_tokens_per_s"):
         return r["output_tokens_per_s"]
     if m.metric == "static_batch_output_tokens_per_s":

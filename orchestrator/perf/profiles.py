@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from orchestrator.errors import UserError
 
 if TYPE_CHECKING:
-    from orchestrator.perf.roofline import Estimate
+    from orchestrator.perf.types import Estimate
 
 SHAPE_TOLERANCE = math.log(2.0)  # a profile point counts for a request shape within 2x in and out
 

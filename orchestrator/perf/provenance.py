@@ -9,15 +9,15 @@ from typing import Any
 def deployment_performance(spec: Any, model: Any, group: Any, edge: str) -> dict[str, Any]:
     """For the deployment's first (chosen) replica group: source, band, central and planned figures, explain."""
     from orchestrator.catalog.gpus import get_gpu
-    from orchestrator.perf import estimate
+    from orchestrator.perf import Workload, estimate
     from orchestrator.perf.explain import explain
 
     t, slo = spec.traffic, spec.slo
     gpu = get_gpu(group.gpu)
-    kw = {"tpot_slo_ms": slo.tpot_p95_ms, "kv_cache_dtype": spec.kv_cache_dtype, "utilization": 1.0 / (1.0 + t.headroom)}
-    central = estimate(model, gpu, group.gpus_per_replica, group.quantization, t.input_tokens, t.output_tokens, **kw)
-    planned = estimate(model, gpu, group.gpus_per_replica, group.quantization, t.input_tokens, t.output_tokens,
-                       edge=edge, **kw)
+    workload = Workload(t.input_tokens, t.output_tokens, kv_cache_dtype=spec.kv_cache_dtype)
+    kw = {"tpot_slo_ms": slo.tpot_p95_ms, "utilization": 1.0 / (1.0 + t.headroom)}
+    central = estimate(model, gpu, group.gpus_per_replica, group.quantization, workload, **kw)
+    planned = estimate(model, gpu, group.gpus_per_replica, group.quantization, workload, edge=edge, **kw)
     measured = central.source == "measured"
     out: dict[str, Any] = {
         "source": central.source,  # "model" | "measured" (an orch bench profile replaced the model)
@@ -30,8 +30,7 @@ def deployment_performance(spec: Any, model: Any, group: Any, edge: str) -> dict
                     "ttft_ms": round(planned.ttft_ms, 2), "max_batch": planned.max_batch},
     }
     if central.fits and not measured:
-        out["explain"] = explain(model, gpu, group.gpus_per_replica, group.quantization, t.input_tokens, t.output_tokens,
-                                 central.max_batch, engine=central.engine, kv_cache_dtype=spec.kv_cache_dtype)
+        out["explain"] = explain(model, gpu, group.gpus_per_replica, group.quantization, workload, central.max_batch)
     return out
 
 

@@ -42,54 +42,20 @@ request shape (input tokens I, output tokens O) it computes:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.catalog.types import GPU
 from orchestrator.model_registry import ModelArch
 from orchestrator.perf import quant
 from orchestrator.perf.calibration import Calibration, load_calibration
+from orchestrator.perf.types import Estimate, Workload
 
 GIB = 2**30
 HBM_USABLE = 0.995  # "80 GB" H100 reports 81,559 MiB = 79.6 GiB: ~0.5% below the nominal GiB figure
-
-
-@dataclass(frozen=True)
-class Estimate:
-    fits: bool
-    reason: str | None
-    weights_gb: float  # all GPUs
-    memory_needed_gb: float  # weights + runtime overhead, all GPUs
-    memory_available_gb: float  # memory x gpu_memory_utilization, all GPUs
-    kv_capacity_tokens: int
-    max_batch: int
-    tpot_ms_batch1: float
-    tpot_ms: float  # at max_batch, with interleaved prefills
-    max_output_tokens_per_s: float
-    ttft_ms: float  # p95 at the planned utilization
-    ttft_ms_unloaded: float
-    requests_per_s: float  # per replica at the SLO
-    min_gpus_to_fit: int | None
-    source: str  # "model" | "measured"
-    gpu: str = ""
-    gpus: int = 0
-    quantization: str = ""
-    prefill_ms: float = 0.0
-    engine: str = "vllm"
-    edge: str = "central"  # which edge of the band the figures are: central | pessimistic (orchestrator/perf/band.py)
-    band_lo: float = 1.0  # measured / predicted throughput at the band's pessimistic edge
-    band_hi: float = 1.0
-    band_basis: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in asdict(self).items():
-            if isinstance(value, float):
-                value = None if not math.isfinite(value) else round(value, 4)
-            out[key] = value
-        return out
 
 
 def _moe_split(model: ModelArch) -> tuple[float, float, float]:
@@ -102,77 +68,81 @@ def _moe_split(model: ModelArch) -> tuple[float, float, float]:
 
 
 class _Batch:
-    """Per-configuration arrays for one model and request shape."""
+    """Per-configuration arrays for one model and workload: the hardware, memory, KV, FLOP and all-reduce terms of
+    the module docstring, each a numpy array over the configurations."""
 
-    def __init__(
-        self,
-        model: ModelArch,
-        configs: Sequence[tuple[GPU, int, str]],
-        input_tokens: int,
-        output_tokens: int,
-        kv_cache_dtype: str,
-        gpu_memory_utilization: float,
-        cal: Calibration,
-    ) -> None:
+    def __init__(self, model: ModelArch, configs: Sequence[tuple[GPU, int, str]], workload: Workload, cal: Calibration) -> None:
         import numpy as np
 
         self.np = np
         self.model = model
         self.cal = cal
-        self.I = float(input_tokens)
-        self.O = float(output_tokens)
-        n = len(configs)
-        kvb = quant.kv_bytes_per_value(kv_cache_dtype)
+        self.I = float(workload.input_tokens)
+        self.O = float(workload.output_tokens)
         self.ctx = self.I + self.O / 2.0
+        self._hardware(configs)
+        self._memory(workload.gpu_memory_utilization)
+        self._kv(quant.kv_bytes_per_value(workload.kv_cache_dtype))
+        self._flops_and_comm()
+        self.prefill = self._prefill()
 
-        # per-GPU-type and per-quantization attributes, looked up once per distinct value
-        gpu_rows: dict[str, tuple[float, ...]] = {}
+    def _hardware(self, configs: Sequence[tuple[GPU, int, str]]) -> None:
+        """Columns per configuration: tp, peak bandwidth and compute, calibrated efficiencies and overheads, usable
+        memory, runtime overhead, the engine's batch limit, the all-reduce link; and why one cannot run."""
+        cal = self.cal
+        gpu_rows: dict[str, tuple[float, ...]] = {}  # looked up once per distinct GPU type and quantization
         q_bytes: dict[str, float] = {}
-        cols = np.empty((n, 13), dtype=float)
-        self.reasons: list[str | None] = [None] * n
+        cols = self.np.empty((len(configs), 13), dtype=float)
+        self.reasons: list[str | None] = [None] * len(configs)
         for i, (gpu, tp, q) in enumerate(configs):
-            row = gpu_rows.get(gpu.name)
-            if row is None:
-                f = cal.factors(gpu)
-                if tp > 8:
-                    comm = cal.internode
-                else:
-                    comm = cal.nvlink if gpu.nvlink else cal.pcie
-                if gpu.vendor == "cpu":
-                    overhead = cal.cpu_runtime_overhead_gb
-                else:
-                    overhead = cal.runtime_overhead_gb + cal.activation_gb_per_khidden * model.hidden / 1024
-                link = gpu.link_gbps if gpu.link_gbps > 0 else 16.0
-                row = (
-                    gpu.bandwidth_tbps * 1e12,
-                    f.eff_bw,
-                    f.eff_flops,
-                    f.step_overhead_ms / 1e3,
-                    gpu.memory_gb * GIB * (HBM_USABLE if gpu.vendor != "cpu" else 1.0),
-                    overhead * 1e9,
-                    float(cal.batch_limit(gpu)),
-                    link * 1e9,
-                    cal.nvlink.allreduce_latency_us / 1e6 if gpu.nvlink else cal.pcie.allreduce_latency_us / 1e6,
-                    f.per_seq_us / 1e6,
-                )
-                gpu_rows[gpu.name] = row
+            if gpu.name not in gpu_rows:
+                gpu_rows[gpu.name] = self._gpu_row(gpu)
             if q not in q_bytes:
                 q_bytes[q] = quant.bytes_per_param(q)
-            bw, ebw, efl, ovh, mem, rt, blim, link, lat, per_seq = row
+            bw, ebw, efl, ovh, mem, rt, blim, link, lat, per_seq = gpu_rows[gpu.name]
             if tp > 8:  # across nodes
                 link = (cal.internode.link_gbps or 50.0) * 1e9
                 lat = cal.internode.allreduce_latency_us / 1e6
             rate = quant.compute_tflops(gpu, q) * 1e12
             cols[i] = (tp, bw, ebw, efl, ovh, mem, rt, blim, link, lat, rate, q_bytes[q], per_seq)
-            reason = quant.unsupported_reason(gpu, q)
-            if reason is None and tp > 1 and tp <= 8 and model.heads % tp != 0:
-                reason = f"{model.heads} attention heads do not split over tensor parallelism {tp}"
-            self.reasons[i] = reason
+            self.reasons[i] = self._unsupported(gpu, tp, q)
         (
             self.tp, self.bw, self.eff_bw, self.eff_flops, self.overhead_s, self.mem, self.runtime,
             self.blimit, self.link, self.lat, self.rate, self.bpp, self.per_seq_s,
         ) = cols.T
 
+    def _gpu_row(self, gpu: GPU) -> tuple[float, ...]:
+        """One GPU type's columns (within a node): bandwidth, eff_bw, eff_flops, step overhead, usable memory, runtime
+        overhead, batch limit, link, all-reduce latency, per-sequence overhead."""
+        cal, f = self.cal, self.cal.factors(gpu)
+        if gpu.vendor == "cpu":
+            overhead = cal.cpu_runtime_overhead_gb
+        else:
+            overhead = cal.runtime_overhead_gb + cal.activation_gb_per_khidden * self.model.hidden / 1024
+        link = gpu.link_gbps if gpu.link_gbps > 0 else 16.0
+        return (
+            gpu.bandwidth_tbps * 1e12,
+            f.eff_bw,
+            f.eff_flops,
+            f.step_overhead_ms / 1e3,
+            gpu.memory_gb * GIB * (HBM_USABLE if gpu.vendor != "cpu" else 1.0),
+            overhead * 1e9,
+            float(cal.batch_limit(gpu)),
+            link * 1e9,
+            cal.nvlink.allreduce_latency_us / 1e6 if gpu.nvlink else cal.pcie.allreduce_latency_us / 1e6,
+            f.per_seq_us / 1e6,
+        )
+
+    def _unsupported(self, gpu: GPU, tp: int, q: str) -> str | None:
+        """Why the configuration cannot run at all (quantization the GPU lacks, heads tp does not divide), or None."""
+        reason = quant.unsupported_reason(gpu, q)
+        if reason is None and tp > 1 and tp <= 8 and self.model.heads % tp != 0:
+            reason = f"{self.model.heads} attention heads do not split over tensor parallelism {tp}"
+        return reason
+
+    def _memory(self, gpu_memory_utilization: float) -> None:
+        """Weights (MoE: the dense part and the experts apart), memory available and needed per GPU, LoRA's share."""
+        model = self.model
         dense_b, experts_b, self.share = _moe_split(model)
         self.dense_bytes = dense_b * 1e9 * self.bpp
         self.expert_bytes = experts_b * 1e9 * self.bpp
@@ -186,8 +156,12 @@ class _Batch:
 
             self.need = self.need + lora_cost.reserved_bytes_per_gpu(model, lora, self.tp)
             self.lora_s = lora_cost.step_overhead_s(model)
+
+    def _kv(self, kv_bytes_per_value: float) -> None:
+        """KV bytes per token per GPU, the memory left for KV and its capacity in tokens and running sequences."""
+        np, model = self.np, self.model
         # KV bytes per token per GPU with every layer holding the token: GQA/MHA split by KV head, MLA whole
-        kv_total = model.kv_bytes_per_token(kvb)
+        kv_total = model.kv_bytes_per_token(kv_bytes_per_value)
         if model.kv_split_by_tp:
             self.kv_tok_gpu = kv_total * np.maximum(1.0 / self.tp, 1.0 / max(model.kv_heads, 1))
         else:
@@ -199,13 +173,16 @@ class _Batch:
         else:
             self.kv_seq_tok_gpu = self.kv_ctx_tok_gpu = self.kv_tok_gpu
         self.kv_cap = np.floor(self.kv_free / self.kv_seq_tok_gpu)  # tokens, in sequences of I + O
+        self.mean_seq = self.I + self.O / 2.0  # KV footprint of a running sequence, on average
+
+    def _flops_and_comm(self) -> None:
+        """FLOPs per token (matmuls over the active parameters, attention per context token) and the all-reduces."""
+        np, model = self.np, self.model
         self.flops_param_tok = 2.0 * model.active_params_b * 1e9  # per token through the matmuls
         self.attn_flops_ctx = 4.0 * model.layers * model.heads * model.head_dim  # per token per context token
         self.flops_tok = self.flops_param_tok + self.attn_flops_ctx * self.ctx
-        self.mean_seq = self.I + self.O / 2.0  # KV footprint of a running sequence, on average
         self.ring = np.where(self.tp > 1, 2.0 * (self.tp - 1.0) / self.tp, 0.0)
         self.n_ar = np.where(self.tp > 1, 2.0 * model.layers, 0.0)
-        self.prefill = self._prefill()
 
     def _prefill(self) -> Any:
         np, m = self.np, self.model
@@ -259,25 +236,38 @@ class _Batch:
         return self.np.minimum(self.np.floor(self.kv_cap / self.mean_seq), self.blimit)
 
 
+@dataclass(frozen=True)
+class _Figures:
+    """evaluate's arrays over the configurations: the fit, the max batch at the SLO and the latencies there (at the
+    band's edge)."""
+
+    fits_mem: Any
+    fits_kv: Any
+    need_tokens: int  # one request must fit whole: I + O, or max_model_len when longer
+    kv_need: Any  # KV capacity in sequences of need_tokens
+    batch: Any
+    step1: Any
+    tpot: Any
+    prefill: Any
+    rps: Any
+    ttft0: Any  # unloaded
+    ttft: Any  # p95 at the planned utilization
+
+
 def evaluate(
     model: ModelArch,
     configs: Sequence[tuple[GPU, int, str]],
-    input_tokens: int,
-    output_tokens: int,
+    workload: Workload,
     *,
     tpot_slo_ms: float | None = None,
-    kv_cache_dtype: str = "auto",
-    gpu_memory_utilization: float = 0.9,
     utilization: float = 0.7,
-    max_model_len: int | None = None,
-    engine: str = "vllm",
     edge: str = "central",
 ) -> list[Estimate]:
     """Model figures for many configurations at once (no profiles, no min-GPU search). ``edge="pessimistic"``:
     throughput x the band's lo, latencies / lo, and the TPOT SLO checked on the pessimistic TPOT."""
     if not configs:
         return []
-    if input_tokens <= 0 or output_tokens <= 0:
+    if workload.input_tokens <= 0 or workload.output_tokens <= 0:
         raise ValueError("input and output tokens must be positive")
     import numpy as np
 
@@ -286,114 +276,106 @@ def evaluate(
 
     if edge not in ("central", "pessimistic"):
         raise ValueError(f"edge must be central or pessimistic, got {edge!r}")
-    cal = load_calibration(engine)
-    bt = _Batch(model, configs, input_tokens, output_tokens, kv_cache_dtype, gpu_memory_utilization, cal)
-    seq = input_tokens + output_tokens
-    bucket = seq_bucket(input_tokens, output_tokens)
-    bands = [band_for(engine, gpu.family, bucket) for gpu, _, _ in configs]
+    bt = _Batch(model, configs, workload, load_calibration(workload.engine))
+    bucket = seq_bucket(workload.input_tokens, workload.output_tokens)
+    bands = [band_for(workload.engine, gpu.family, bucket) for gpu, _, _ in configs]
     scale = np.array([b.lo if edge == "pessimistic" else 1.0 for b in bands])  # latency / scale, throughput x scale
+    fig = _figures(bt, workload, scale, tpot_slo_ms, utilization)
+    out: list[Estimate] = []
+    for i, (gpu, tp, q) in enumerate(configs):
+        reason = _reason(bt, fig, i, (gpu, tp, q), workload, tpot_slo_ms)
+        est = Estimate(  # the memory figures; the rest as for a configuration that cannot serve
+            fits=False, reason=reason, weights_gb=float(bt.weights[i]) / 1e9,
+            memory_needed_gb=float(bt.need[i]) * tp / 1e9, memory_available_gb=float(bt.avail[i]) * tp / 1e9,
+            kv_capacity_tokens=int(bt.kv_cap[i]) if fig.fits_mem[i] else 0, max_batch=0, tpot_ms_batch1=math.inf,
+            tpot_ms=math.inf, max_output_tokens_per_s=0.0, ttft_ms=math.inf, ttft_ms_unloaded=math.inf,
+            requests_per_s=0.0, min_gpus_to_fit=None, source="model", gpu=gpu.name, gpus=tp, quantization=q,
+            engine=workload.engine, edge=edge,
+        )
+        if fig.fits_mem[i] and fig.fits_kv[i] and bt.reasons[i] is None:
+            est = _at_max_batch(est, bt, fig, i, workload, bands[i])
+        out.append(est)
+    return out
+
+
+def _figures(bt: _Batch, workload: Workload, scale: Any, tpot_slo_ms: float | None, utilization: float) -> _Figures:
+    """Fit (memory, and KV for one whole request), max batch at the SLO, TPOT, req/s and TTFT per configuration."""
+    np = bt.np
     fits_mem = bt.need <= bt.avail
-    need_tokens = max(seq, max_model_len or 0)
+    need_tokens = max(workload.input_tokens + workload.output_tokens, workload.max_model_len or 0)
     kv_need = bt.kv_capacity(need_tokens)
     fits_kv = kv_need >= need_tokens
-    fits = fits_mem & fits_kv
-    cap = np.where(fits, np.maximum(bt.batch_cap(), 0.0), 0.0)
-
-    if tpot_slo_ms is None:
-        batch = cap
-    else:
-        slo = tpot_slo_ms / 1e3
-        lo = np.zeros_like(cap)
-        hi = cap.copy()
-        while True:
-            open_ = lo < hi
-            if not open_.any():
-                break
-            mid = np.floor((lo + hi + 1.0) / 2.0)
-            ok = bt.tpot(mid) / scale <= slo
-            lo = np.where(open_ & ok, mid, lo)
-            hi = np.where(open_ & ~ok, mid - 1.0, hi)
-        batch = lo
-
+    cap = np.where(fits_mem & fits_kv, np.maximum(bt.batch_cap(), 0.0), 0.0)
+    batch = cap if tpot_slo_ms is None else _max_batch_at_slo(bt, cap, scale, tpot_slo_ms / 1e3)
     step1 = bt.step(1.0) / scale
     tpot_b = bt.tpot(np.maximum(batch, 1.0)) / scale
     prefill = bt.prefill / scale
     rps = np.where(batch > 0, batch / (bt.O * tpot_b), 0.0)
-    ttft0 = prefill + step1
+    ttft = prefill + tpot_b + bt.cal.ttft_p95_factor * _queue_wait(np, batch, rps, utilization)
+    return _Figures(fits_mem, fits_kv, need_tokens, kv_need, batch, step1, tpot_b, prefill, rps, prefill + step1, ttft)
+
+
+def _max_batch_at_slo(bt: _Batch, cap: Any, scale: Any, slo_s: float) -> Any:
+    """The largest B <= cap whose TPOT (at the band's edge) meets the SLO: a binary search over all configurations."""
+    np = bt.np
+    lo = np.zeros_like(cap)
+    hi = cap.copy()
+    while True:
+        open_ = lo < hi
+        if not open_.any():
+            break
+        mid = np.floor((lo + hi + 1.0) / 2.0)
+        ok = bt.tpot(mid) / scale <= slo_s
+        lo = np.where(open_ & ok, mid, lo)
+        hi = np.where(open_ & ~ok, mid - 1.0, hi)
+    return lo
+
+
+def _queue_wait(np: Any, batch: Any, rps: Any, utilization: float) -> Any:
+    """Mean queueing wait (s) of an M/D/c queue with c = max batch slots (Sakasegawa's M/M/c approximation, halved
+    for deterministic service): Wq = 0.5 * rho^(sqrt(2(c+1)) - 1) / (1 - rho) * (1 / requests_per_s)."""
     rho = min(max(utilization, 0.0), 0.99)
-    # M/D/c wait with c = max batch slots (Sakasegawa's M/M/c approximation, halved for
-    # deterministic service): Wq = 0.5 * rho^(sqrt(2(c+1)) - 1) / (1 - rho) * (1 / requests_per_s)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         slots = np.maximum(batch, 1.0)
         per_request = np.where(rps > 0, 1.0 / rps, np.inf)
-        wait = 0.5 * rho ** (np.sqrt(2.0 * (slots + 1.0)) - 1.0) / (1.0 - rho) * per_request
-    ttft = prefill + tpot_b + cal.ttft_p95_factor * wait
+        return 0.5 * rho ** (np.sqrt(2.0 * (slots + 1.0)) - 1.0) / (1.0 - rho) * per_request
 
-    out: list[Estimate] = []
-    for i, (gpu, tp, q) in enumerate(configs):
-        reason = bt.reasons[i]
-        ok = bool(fits[i]) and reason is None
-        if reason is None and not fits_mem[i]:
-            reason = (
-                f"does not fit: needs {bt.need[i] * tp / 1e9:.1f} GB (weights {bt.weights[i] / 1e9:.1f} GB + "
-                f"runtime overhead{' + LoRA buffers' if bt.lora_s else ''}) on {tp}x{gpu.name}, which has {bt.avail[i] * tp / 1e9:.1f} GB at "
-                f"gpu_memory_utilization {gpu_memory_utilization}"
-            )
-        elif reason is None and not fits_kv[i]:
-            reason = (
-                f"fits the weights but leaves KV cache for only {int(kv_need[i])} tokens on {tp}x{gpu.name}; "
-                f"one request needs {need_tokens}"
-            )
-        elif ok and batch[i] == 0:
-            reason = f"even batch 1 misses the TPOT SLO: {tpot_b[i] * 1e3:.1f} ms > {tpot_slo_ms} ms"
-        if ok:
-            out.append(
-                Estimate(
-                    fits=True,
-                    reason=reason,
-                    weights_gb=float(bt.weights[i]) / 1e9,
-                    memory_needed_gb=float(bt.need[i]) * tp / 1e9,
-                    memory_available_gb=float(bt.avail[i]) * tp / 1e9,
-                    kv_capacity_tokens=int(bt.kv_cap[i]),
-                    max_batch=int(batch[i]),
-                    tpot_ms_batch1=float(step1[i]) * 1e3,
-                    tpot_ms=float(tpot_b[i]) * 1e3,
-                    max_output_tokens_per_s=float(rps[i]) * output_tokens,
-                    ttft_ms=float(ttft[i]) * 1e3 if batch[i] > 0 else float(ttft0[i]) * 1e3,
-                    ttft_ms_unloaded=float(ttft0[i]) * 1e3,
-                    requests_per_s=float(rps[i]),
-                    min_gpus_to_fit=None,
-                    source="model",
-                    gpu=gpu.name,
-                    gpus=tp,
-                    quantization=q,
-                    prefill_ms=float(prefill[i]) * 1e3,
-                    engine=engine, edge=edge, band_lo=bands[i].lo, band_hi=bands[i].hi, band_basis=bands[i].basis,
-                )
-            )
-        else:
-            out.append(
-                Estimate(
-                    fits=False,
-                    reason=reason,
-                    weights_gb=float(bt.weights[i]) / 1e9,
-                    memory_needed_gb=float(bt.need[i]) * tp / 1e9,
-                    memory_available_gb=float(bt.avail[i]) * tp / 1e9,
-                    kv_capacity_tokens=int(bt.kv_cap[i]) if fits_mem[i] else 0,
-                    max_batch=0,
-                    tpot_ms_batch1=math.inf,
-                    tpot_ms=math.inf,
-                    max_output_tokens_per_s=0.0,
-                    ttft_ms=math.inf,
-                    ttft_ms_unloaded=math.inf,
-                    requests_per_s=0.0,
-                    min_gpus_to_fit=None,
-                    source="model",
-                    gpu=gpu.name,
-                    gpus=tp,
-                    quantization=q,
-                    engine=engine,
-                    edge=edge,
-                )
-            )
-    return out
+
+def _reason(bt: _Batch, fig: _Figures, i: int, config: tuple[GPU, int, str], workload: Workload,
+            tpot_slo_ms: float | None) -> str | None:
+    """Why configuration i cannot serve (unsupported, memory, KV for one request), or why its batch is 0 (the SLO)."""
+    gpu, tp, _ = config
+    reason = bt.reasons[i]
+    if reason is None and not fig.fits_mem[i]:
+        return (
+            f"does not fit: needs {bt.need[i] * tp / 1e9:.1f} GB (weights {bt.weights[i] / 1e9:.1f} GB + "
+            f"runtime overhead{' + LoRA buffers' if bt.lora_s else ''}) on {tp}x{gpu.name}, which has {bt.avail[i] * tp / 1e9:.1f} GB at "
+            f"gpu_memory_utilization {workload.gpu_memory_utilization}"
+        )
+    if reason is None and not fig.fits_kv[i]:
+        return (
+            f"fits the weights but leaves KV cache for only {int(fig.kv_need[i])} tokens on {tp}x{gpu.name}; "
+            f"one request needs {fig.need_tokens}"
+        )
+    if reason is None and fig.batch[i] == 0:
+        return f"even batch 1 misses the TPOT SLO: {fig.tpot[i] * 1e3:.1f} ms > {tpot_slo_ms} ms"
+    return reason
+
+
+def _at_max_batch(est: Estimate, bt: _Batch, fig: _Figures, i: int, workload: Workload, band: Any) -> Estimate:
+    """A configuration that fits: its figures at the max batch, with the band they carry."""
+    batch = fig.batch[i]
+    return dataclasses.replace(
+        est,
+        fits=True,
+        kv_capacity_tokens=int(bt.kv_cap[i]),
+        max_batch=int(batch),
+        tpot_ms_batch1=float(fig.step1[i]) * 1e3,
+        tpot_ms=float(fig.tpot[i]) * 1e3,
+        max_output_tokens_per_s=float(fig.rps[i]) * workload.output_tokens,
+        ttft_ms=float(fig.ttft[i]) * 1e3 if batch > 0 else float(fig.ttft0[i]) * 1e3,
+        ttft_ms_unloaded=float(fig.ttft0[i]) * 1e3,
+        requests_per_s=float(fig.rps[i]),
+        prefill_ms=float(fig.prefill[i]) * 1e3,
+        band_lo=band.lo, band_hi=band.hi, band_basis=band.basis,
+    )
