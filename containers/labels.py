@@ -13,6 +13,7 @@ LABEL_REPLICA = "orch-replica"  # <group key>-<index>: stable, so a rerun finds 
 LABEL_GPU = "orch-gpu"
 LABEL_MARKET = "orch-market"
 LABEL_NODES = "orch-nodes"  # nodes one replica spans; present only when > 1 (renderers read it)
+LABEL_ROLE = "orch-role"  # "gateway" on a deployment's gateway (absent on replicas); leader/worker pods; firewall roles
 
 
 def label_value(value: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from containers.labels import LABEL_ROLE
 from containers.names import dns_label
 from containers.spec import PEERS, ContainerSpec
 from orchestrator.errors import NotFoundError, OrchError, UserError
@@ -24,7 +25,6 @@ from providers.base import LABEL_DEPLOYMENT, LABEL_PROJECT, Handle, Placement
 
 log = logging.getLogger(__name__)
 
-LABEL_ROLE = "orch-role"
 GATEWAY = "gateway"
 CLEANUP_WAIT_S = 300  # how long terminate waits for the last instance of a group to be gone before deleting it
 _IN_USE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from containers.labels import LABEL_ROLE
 from containers.names import dns_label
 from containers.spec import PEERS, ContainerSpec
 from orchestrator.errors import NotFoundError, OrchError, UserError
@@ -27,7 +28,6 @@ from providers.base import LABEL_DEPLOYMENT, LABEL_PROJECT, Handle, Placement
 
 log = logging.getLogger(__name__)
 
-LABEL_ROLE = "orch-role"
 GATEWAY = "gateway"
 FIRST_PRIORITY = 100
 DENY_PRIORITY = 4096  # the last priority a user rule may have; Azure's own defaults come after it

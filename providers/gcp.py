@@ -8,7 +8,6 @@ without, the vLLM port must be open to the VMs (tag ``orch-vllm`` is set for suc
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import Any
 
 from pydantic import Field
 
+from containers.labels import label_value
 from containers.spec import ContainerSpec
 from orchestrator.catalog.types import Offering
 from orchestrator.errors import AuthError, NotFoundError, ProviderError, TransientError, UserError
@@ -36,11 +36,6 @@ PORT_LABEL = "orch-port"
 _STATES: dict[str, State] = {"PROVISIONING": "pending", "STAGING": "pending", "RUNNING": "running", "REPAIRING": "pending",
                              "STOPPING": "stopped", "STOPPED": "stopped", "SUSPENDING": "stopped", "SUSPENDED": "stopped",
                              "TERMINATED": "stopped"}  # GCP's TERMINATED is a stopped VM that still exists
-
-
-def label_value(value: str) -> str:
-    """GCP label values: lowercase letters, digits, '_' and '-', at most 63 characters."""
-    return re.sub(r"[^a-z0-9_-]+", "-", value.lower())[:63]
 
 
 class GcpSettings(ProviderSettings):

@@ -21,6 +21,7 @@ import re
 import time
 from typing import Any
 
+from containers.labels import LABEL_ROLE, label_value
 from containers.names import dns_label
 from containers.spec import PEERS, ContainerSpec
 from orchestrator.errors import NotFoundError, OrchError, TransientError, UserError
@@ -28,17 +29,10 @@ from providers.base import LABEL_DEPLOYMENT, LABEL_PROJECT, Handle, Placement
 
 log = logging.getLogger(__name__)
 
-LABEL_ROLE = "orch-role"
 GATEWAY = "gateway"
 ALLOW_PRIORITY = 900  # before user rules at the default 1000
 DENY_PRIORITY = ALLOW_PRIORITY + 1
 _DESCRIPTION = re.compile(r"(orch-[a-z]+)=(\S+)")
-
-
-def _label(value: str) -> str:
-    from providers.gcp import label_value
-
-    return label_value(value)
 
 
 def network_tag(project: str, deployment: str, role: str) -> str:
@@ -50,7 +44,7 @@ def rule_name(project: str, deployment: str, role: str, port: int | str) -> str:
 
 
 def description(project: str, deployment: str, role: str) -> str:
-    return (f"{LABEL_PROJECT}={_label(project)} {LABEL_DEPLOYMENT}={_label(deployment)} {LABEL_ROLE}={_label(role)} "
+    return (f"{LABEL_PROJECT}={label_value(project)} {LABEL_DEPLOYMENT}={label_value(deployment)} {LABEL_ROLE}={label_value(role)} "
             "(managed by orch)")
 
 
@@ -172,8 +166,8 @@ class GcpNetwork:
             changed = True
         if changed:  # a port may have gone from the spec: its rule goes too
             names = {fw.name for fw in wanted}
-            for fw, labels in self._mine(_label(placement.project), _label(placement.deployment)):
-                if labels.get(LABEL_ROLE) == _label(container.role) and fw.name not in names:
+            for fw, labels in self._mine(label_value(placement.project), label_value(placement.deployment)):
+                if labels.get(LABEL_ROLE) == label_value(container.role) and fw.name not in names:
                     self._delete(fw.name)
 
     def planned(self, container: ContainerSpec, placement: Placement) -> list[dict[str, Any]]:
@@ -199,7 +193,7 @@ class GcpNetwork:
         if not project or not deployment:
             return
         try:
-            self._cleanup(handle, _label(project), _label(deployment))
+            self._cleanup(handle, label_value(project), label_value(deployment))
         except Exception as exc:  # noqa: BLE001 - cleanup must never stop a termination
             log.warning("gcp: left the firewall rules of %s/%s in place: %s", project, deployment, exc)
 

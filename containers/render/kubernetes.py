@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from containers.labels import LABEL_ROLE
 from containers.render.kubernetes_extra import (
     FILES_ANNOTATION,
-    ROLE_LABEL,
     files_digest,
     ingress_cidrs,
     render_config_map,
@@ -101,7 +101,7 @@ def _deployment(
 def _labels(spec: ContainerSpec) -> dict[str, str]:
     labels = {**MANAGED_BY, **spec.labels, INSTANCE_LABEL: spec.name}
     if spec.role == "gateway":
-        labels = {**labels, "app.kubernetes.io/name": "vllm-router", ROLE_LABEL: "gateway"}
+        labels = {**labels, "app.kubernetes.io/name": "vllm-router", LABEL_ROLE: "gateway"}
     return labels
 
 
@@ -148,5 +148,5 @@ def render_kubernetes(
 
     objects.append(render_leader_worker_set(spec, namespace=namespace, labels=labels, annotations=annotations,
                                             replicas=replicas, convention=convention, nodes=nodes_per_replica))
-    objects.append(api.sanitize_for_serialization(_service(spec, namespace, labels, {**pod_selector, ROLE_LABEL: "leader"})))
+    objects.append(api.sanitize_for_serialization(_service(spec, namespace, labels, {**pod_selector, LABEL_ROLE: "leader"})))
     return objects

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
-from containers.labels import LABEL_DEPLOYMENT, LABEL_PROJECT
+from containers.labels import LABEL_DEPLOYMENT, LABEL_PROJECT, LABEL_ROLE
 from containers.spec import PEERS, ContainerSpec
 
-ROLE_LABEL = "orch-role"  # "gateway" on a deployment's gateway pods (orchestrator.apply.desired.LABEL_ROLE)
 FILES_VOLUME = "orch-files"
 FILES_ANNOTATION = "orch/files-sha256"  # on the pod template: a change of the files rolls the pods (subPath
 # mounts do not see ConfigMap updates)
@@ -84,7 +83,7 @@ def gateway_selector(spec: ContainerSpec) -> dict[str, str]:
     if missing:  # without them the selector would admit every gateway in the namespace
         raise ValueError(f"{spec.name}: ingress from 'gateway' needs the labels {', '.join(missing)}")
     return {LABEL_PROJECT: spec.labels[LABEL_PROJECT], LABEL_DEPLOYMENT: spec.labels[LABEL_DEPLOYMENT],
-            ROLE_LABEL: "gateway"}
+            LABEL_ROLE: "gateway"}
 
 
 def ingress_cidrs(spec: ContainerSpec, ports: set[int] | None = None) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
-from containers.render.kubernetes_extra import ROLE_LABEL
+from containers.labels import LABEL_ROLE
 from containers.render.kubernetes_nodes import Convention
 from containers.render.kubernetes_pod import pod_spec
 from containers.spec import ContainerSpec
@@ -50,8 +50,8 @@ def render_leader_worker_set(
     if spec.sidecars:
         raise ValueError(f"{spec.name}: a multi-node replica (LeaderWorkerSet) cannot have sidecars")
     api = client.ApiClient()
-    leader_labels = {**labels, ROLE_LABEL: "leader"}
-    worker_labels = {**labels, ROLE_LABEL: "worker"}
+    leader_labels = {**labels, LABEL_ROLE: "leader"}
+    worker_labels = {**labels, LABEL_ROLE: "worker"}
     leader = client.V1PodTemplateSpec(
         metadata=client.V1ObjectMeta(labels=leader_labels, annotations=annotations),
         spec=pod_spec(spec, convention, command=_leader_command(spec, nodes), args=[]),

@@ -12,12 +12,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from containers.labels import LABEL_DEPLOYMENT, LABEL_PROJECT, LABEL_REPLICA, LABEL_ROLE
 from containers.spec import ContainerSpec
 from orchestrator.plan import DeploymentPlan, GatewayPlan, Plan, ReplicaGroup
 from orchestrator.priced import PricedReplica
-from providers.base import LABEL_DEPLOYMENT, LABEL_PROJECT, LABEL_REPLICA, Placement
+from providers.base import Placement
 
-LABEL_ROLE = "orch-role"  # gateway on a deployment's gateway; absent on replicas
 # What each kind of container takes from a target's container_kwargs.
 _VLLM_KWARGS = ("port", "extra_args", "load_format", "image", "gpu_memory_utilization", "hf_token")
 _GATEWAY_KWARGS = ("bind", "control_bind")

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from orchestrator.apply.desired import LABEL_ROLE, DesiredReplica
+from containers.labels import LABEL_ROLE
+from orchestrator.apply.desired import DesiredReplica
 from orchestrator.apply.diff import Change, Resource
 from orchestrator.errors import OrchError, UserError
 from orchestrator.serve.sync import GatewayRef
