@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from containers.spec import ContainerSpec
     from orchestrator.catalog.types import Offering
+    from providers.secrets import LocalSecrets
 
 
 class WithOfferingsRefresh(ABC):
@@ -48,6 +49,8 @@ class WithGatewayPreflight(ABC):
 class WithSecretStore:
     """Holds the endpoint's secrets in a store orch can read back (``secrets``: providers.secrets.LocalSecrets), so
     orch finds the admin and API keys without the environment."""
+
+    secrets: LocalSecrets
 
 
 ABILITIES: tuple[type, ...] = (WithOfferingsRefresh, WithSpot, WithMultiNode, WithFirewall, WithGatewayPreflight,

@@ -12,6 +12,7 @@ from orchestrator.apply.desired import DesiredReplica
 from orchestrator.apply.diff import Change, Resource
 from orchestrator.errors import OrchError, UserError
 from orchestrator.serve.sync import GatewayRef
+from providers.abilities import WithGatewayPreflight
 
 if TYPE_CHECKING:
     from orchestrator.apply.actual import Inventory
@@ -77,10 +78,9 @@ class GatewaySteps:
             if c.action != "create" or d is None or d.gateway is None or self._replaced_gateways(c):
                 continue
             target = self.targets.get(d.group.provider, d.group.region)
-            check = getattr(target.provider, "check_ports", None)
-            if check is not None:
+            if isinstance(target.provider, WithGatewayPreflight):
                 try:
-                    check(d.container(**target.container_kwargs))
+                    target.provider.check_ports(d.container(**target.container_kwargs))
                 except UserError as exc:
                     raise GatewayPortTaken(str(exc), deployment=d.deployment.name) from None
 

@@ -9,13 +9,13 @@ from typing import Any
 from containers.gateway import ADMIN_KEY, ADMIN_KEY_ENV, API_KEY, API_KEY_ENV
 from containers.spec import SecretRef
 from orchestrator.errors import UserError
+from providers.abilities import WithSecretStore
 
 
 def _read(provider: Any, ref: SecretRef, env_var: str) -> str:
     if os.environ.get(env_var):
         return os.environ[env_var]
-    store = getattr(provider, "secrets", None)  # the local provider's store (providers.secrets.LocalSecrets)
-    value = store.get(ref, env_var) if store is not None else None
+    value = provider.secrets.get(ref, env_var) if isinstance(provider, WithSecretStore) else None
     if not value:
         raise UserError(f"set {env_var}: orch needs the value of the secret {ref.name!r} that the gateways read from "
                         "the provider's secret store")
@@ -36,9 +36,8 @@ def api_key_source(provider: Any) -> str:
     """Where a user finds the API key (never the value)."""
     if os.environ.get(API_KEY_ENV):
         return f"${API_KEY_ENV}"
-    store = getattr(provider, "secrets", None)
-    if store is not None:
-        return f"{store.path(API_KEY)} (or set ${API_KEY_ENV})"
+    if isinstance(provider, WithSecretStore):
+        return f"{provider.secrets.path(API_KEY)} (or set ${API_KEY_ENV})"
     return f"the secret {API_KEY.name!r} in the provider's secret store (set ${API_KEY_ENV} to the same value)"
 
 
