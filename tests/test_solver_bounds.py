@@ -86,7 +86,7 @@ def test_a_proven_plan_gets_only_the_tie_break_stage() -> None:
     inp = SolverInput([d], [], [], renumber=False)
     first = stages._solve_full(inp, "cost", tie_break=False)
     assert first.ok
-    again = stages._solve_full(inp, "cost", known=first)
+    again = stages._solve_full(inp, "cost", warm=stages.WarmStart(proven=first))
     assert again.ok and again.values["cost"] == pytest.approx(first.values["cost"], rel=stages.LEX_TOL)
     assert again.values["latency"] <= first.values["latency"] * (1 + 1e-9) + 1e-9  # the tie-break can only help
 
@@ -160,7 +160,7 @@ def test_a_whole_plan_as_start_comes_back_even_when_time_is_short() -> None:
         if short is None or not short.ok:
             continue
         again = stages._solve_full(SolverInput([sub], [], [], renumber=False), "cost", tie_break=False,
-                                      time_limit=DEFAULT.part_reserve_s, start_from=short)
+                                      time_limit=DEFAULT.part_reserve_s, warm=stages.WarmStart(plan=short))
         assert again.status in ("optimal", "time_limit")
         assert again.values["cost"] <= short.values["cost"] * (1 + stages.MIP_REL_GAP)
         checked += 1

@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.placement.candidates import HOURS_PER_MONTH
 from orchestrator.solver.problem import ResourceLimit, SolverInput
-from orchestrator.solver.solve import solve
+from orchestrator.solver.solve import SolveStrategy, solve
 from support.synthetic import candidate, deployment, offering
 
 REGIONS = ["aws:r1", "aws:r2", "gcp:r3"]
@@ -91,8 +91,8 @@ def test_decomposition_matches_the_joint_milp(seed: int) -> None:
                                policies=pols, spec=SpecStub(name)))
     limits = [ResourceLimit("h100", "quota", rng.randint(2, 12), lambda c: c.gpu == "H100")]
     budget = [make_policy("b", "budget", {"monthly_usd": rng.uniform(5_000, 60_000)})]
-    joint = solve(SolverInput(deps, limits, budget), "cost", decompose=False)
-    split = solve(SolverInput(deps, limits, budget), "cost", decompose=True)
+    joint = solve(SolverInput(deps, limits, budget), "cost", strategy=SolveStrategy(decompose=False))
+    split = solve(SolverInput(deps, limits, budget), "cost", strategy=SolveStrategy(decompose=True))
     assert joint.status == split.status
     if joint.ok:
         assert split.values["cost"] == pytest.approx(joint.values["cost"], rel=2e-4)

@@ -175,7 +175,7 @@ def test_the_simple_plan_behind_the_bound_is_feasible_and_a_valid_start() -> Non
     """bounds.prune_by_bound also returns the plan that set its upper bound: floor and spread hold, and
     HiGHS started from it reaches the same optimum."""
     from orchestrator.solver.bounds import prune_by_bound
-    from orchestrator.solver.solve import _solve_full
+    from orchestrator.solver.solve import WarmStart, _solve_full
 
     offs = [offering(f"aws:r{i}", 10.0 + i, spot=2.0 + 0.5 * i) for i in range(3)]
     cands = [candidate("d", o, 1.5) for o in offs] + [candidate("d", o, 1.5, market="spot") for o in offs]
@@ -190,7 +190,8 @@ def test_the_simple_plan_behind_the_bound_is_feasible_and_a_valid_start() -> Non
     assert sum(n * by_idx[i].rps_per_unit for i, n in start.items()) >= 9 * 1.2 - 1e-9
     assert {i for i in start} <= {c.idx for c in pruned.candidates}
     plain = _solve_full(SolverInput([pruned], [], [], renumber=False), "cost", tie_break=False)
-    started = _solve_full(SolverInput([pruned], [], [], renumber=False), "cost", tie_break=False, start_units=start)
+    started = _solve_full(SolverInput([pruned], [], [], renumber=False), "cost", tie_break=False,
+                          warm=WarmStart(units=start))
     assert plain.ok and started.ok
     assert started.values["cost"] == pytest.approx(plain.values["cost"], rel=1e-6)
 
@@ -281,7 +282,7 @@ def test_the_greedy_joint_start_keeps_each_plan_that_still_fits() -> None:
     alone = {d.name: solve_mod._solve_full(SolverInput([d], [], [], renumber=False), "cost", tie_break=False)
              for d in inp.deployments}
     assert sum(alone["big"].units.values()) + sum(alone["small"].units.values()) == 12  # 12 H100 > 10
-    seq = solve_mod._sequential(inp, "cost", 10.0, None, 0.0, alone)
+    seq = solve_mod._sequential(inp, "cost", 10.0, solve_mod.Held(), alone)
     assert seq is not None and seq["big"] is alone["big"]  # 8 H100 fit: kept as it was
     h100 = small.candidates[0].idx
     assert seq["small"].units.get(h100, 0) == 2 and sum(seq["small"].units.values()) == 4  # 2 H100 left, 2 L4

@@ -26,9 +26,7 @@ BASELINE_FUNCTIONS: set[str] = {
 }
 # functions with more than MAX_PARAMETERS parameters ("module:qualname"; orchestrator/cli/ is exempt): each wants a
 # record of its options (a typed request) instead of loose arguments
-BASELINE_PARAMETERS: set[str] = {
-    "orchestrator.solver.solve:solve", "orchestrator.solver.stages:_solve_full",  # four warm-start arguments (item 2)
-}
+BASELINE_PARAMETERS: set[str] = set()
 # module-level import cycles (each as its sorted modules, joined by " ~ ")
 BASELINE_CYCLES: set[str] = set()
 

@@ -9,7 +9,7 @@ import time
 from orchestrator.placement.explain import DeploymentResult, result_for
 from orchestrator.placement.inputs import Inputs
 from orchestrator.plan import ReplicaGroup
-from orchestrator.solver.problem import DeploymentInput, SolverInput
+from orchestrator.solver.problem import DeploymentInput, Held, SolverInput
 from orchestrator.solver.solve import Solution, solve
 from orchestrator.solver.strategy import DEFAULT, SolveStrategy
 
@@ -57,7 +57,7 @@ def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult],
     problem = inp.problem
     others = [(c, u) for n, r in results.items() if n != d.name for c, u in r.chosen]  # what the others run
     used = {lim.name: float(sum(c.gpus_per_unit * u for c, u in others if lim.match(c))) for lim in problem.limits}
-    fixed = sum(r.usd_per_month for n, r in results.items() if n != d.name)
+    held = Held(used, sum(r.usd_per_month for n, r in results.items() if n != d.name))
     chosen_keys = {(c.region, c.instance_type, c.market) for c, _ in results[d.name].chosen}
     narrow = sol.part(d.name).solve_seconds >= strategy.fallback_full_s and len(d.candidates) > strategy.promising
     regions = {c.region for c, _ in results[d.name].chosen}
@@ -81,7 +81,7 @@ def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult],
         for sub_d in tries:  # the short list first; every candidate if it has no plan
             # the candidates keep their numbers (no renumbering): deployments are looked after side by side
             sub = SolverInput([sub_d], problem.limits, problem.global_policies, renumber=False)
-            s = solve(sub, objective, used_gpus=used, fixed_usd_per_month=fixed, tie_break=False, strategy=strategy,
+            s = solve(sub, objective, held=held, tie_break=False, strategy=strategy,
                       time_limit=min(strategy.fallback_time_s, max(0.1, deadline - time.perf_counter())))
             if s.status != "infeasible":
                 break

@@ -29,7 +29,7 @@ def cheapest_addition(loaded: Any, deployment: str, add_rps: float, running: lis
     from orchestrator.catalog.load import load_catalog
     from orchestrator.placement.explain import result_for
     from orchestrator.placement.inputs import build_inputs
-    from orchestrator.solver.solve import solve
+    from orchestrator.solver.solve import Held, solve
 
     spec = loaded.spec
     dep = next(d for d in spec.deployments if d.name == deployment)
@@ -43,8 +43,7 @@ def cheapest_addition(loaded: Any, deployment: str, add_rps: float, running: lis
                                 if lim.match(SimpleNamespace(provider=g.provider, region=g.region, gpu=g.gpu))))
             for lim in inp.problem.limits}
     fixed = sum(g.usd_per_hour for g in running) * HOURS_PER_MONTH
-    sol = solve(inp.problem, objective, used_gpus=used, fixed_usd_per_month=fixed, time_limit=time_limit,
-                tie_break=False)
+    sol = solve(inp.problem, objective, held=Held(used, fixed), time_limit=time_limit, tie_break=False)
     if not sol.ok and sol.status != "time_limit":
         raise UserError(f"{deployment}: no place left to add a replica (quotas, inventory, budget or policies rule "
                         "out every candidate)")

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from orchestrator.catalog.types import HOURS_PER_MONTH
-from orchestrator.solver.problem import Candidate, DeploymentInput, SolverInput
+from orchestrator.solver.problem import (
+    NOTHING_HELD,
+    Candidate,
+    DeploymentInput,
+    Held,
+    SolverInput,
+)
 
 OBJECTIVES = ("cost", "latency", "egress", "carbon")
 _ALL_OBJ = OBJECTIVES + ("preference",)
@@ -150,12 +156,12 @@ class ModelBuilder:
         return np.asarray(self.obj[name], float)
 
 
-def build(inp: SolverInput, *, used_gpus: dict[str, float] | None = None, fixed_usd_per_month: float = 0.0,
-          coupling_only: bool = False) -> ModelBuilder:
-    """The placement MILP. ``coupling_only``: every column and objective, but of the rows only those that couple
-    deployments (limits, project-wide policies): enough to check and price a plan assembled from per-deployment
-    solutions, at a fraction of the cost."""
-    b = ModelBuilder(used_gpus=dict(used_gpus or {}), fixed_usd_per_month=fixed_usd_per_month)
+def build(inp: SolverInput, *, held: Held = NOTHING_HELD, coupling_only: bool = False) -> ModelBuilder:
+    """The placement MILP; ``held``: what deployments outside it hold (GPUs against the limits, $ against a budget).
+    ``coupling_only``: every column and objective, but of the rows only those that couple deployments (limits,
+    project-wide policies): enough to check and price a plan assembled from per-deployment solutions, at a
+    fraction of the cost."""
+    b = ModelBuilder(used_gpus=dict(held.used_gpus), fixed_usd_per_month=held.usd_per_month)
     for d in inp.deployments:
         b.deployments[d.name] = d
         _add_deployment(b, d, rows=not coupling_only)

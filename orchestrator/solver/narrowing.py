@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from orchestrator.solver.problem import DeploymentInput, SolverInput
-from orchestrator.solver.stages import TIME_LIMIT_S, Solution, _solve_full
+from orchestrator.solver.stages import TIME_LIMIT_S, Solution, WarmStart, _solve_full
 from orchestrator.solver.strategy import DEFAULT, SolveStrategy
 
 
@@ -56,7 +56,7 @@ def _narrow(d: DeploymentInput, limit: float, strategy: SolveStrategy = DEFAULT)
     first |= {i for i, c in enumerate(sub.candidates) if c.idx in start}
     listed = SolverInput([sub.subset(sorted(first))], [], [], renumber=False)
     short = _solve_full(listed, "cost", time_limit=max(strategy.part_reserve_s, strategy.short_share * limit),
-                        tie_break=False, start_units={i: n for i, n in start.items() if i in idx} or None)
+                        tie_break=False, warm=WarmStart(units={i: n for i, n in start.items() if i in idx} or None))
     if short.status not in ("optimal", "time_limit"):
         return Narrowed(sub, start)
     ub = short.values["cost"] * (1 + 1e-7) + 1e-6

@@ -141,6 +141,18 @@ class ResourceLimit:
     where: tuple = ()  # spec field path, for infeasibility messages
 
 
+@dataclass(frozen=True)
+class Held:
+    """What deployments outside the problem hold, fixed (a plan B's subproblem, adding a replica): GPUs per limit
+    name (quotas, inventory), and $ per month (against a project budget)."""
+
+    used_gpus: dict[str, float] = field(default_factory=dict)
+    usd_per_month: float = 0.0
+
+
+NOTHING_HELD = Held()
+
+
 @dataclass
 class SolverInput:
     deployments: list[DeploymentInput]

@@ -14,17 +14,18 @@ import numpy as np
 
 from orchestrator.solver.model import OBJECTIVES, ModelBuilder, build
 from orchestrator.solver.narrowing import EarlyNarrowing, Narrowed, _difficulty, _narrow
-from orchestrator.solver.problem import DeploymentInput, SolverInput
+from orchestrator.solver.problem import NOTHING_HELD, DeploymentInput, Held, SolverInput
 from orchestrator.solver.stages import (
     TIME_LIMIT_S,
     Solution,
+    WarmStart,
     _binding,
     _carry,
     _solve_full,
 )
 from orchestrator.solver.strategy import DEFAULT, SolveStrategy
 
-__all__ = ["TIME_LIMIT_S", "EarlyNarrowing", "Solution", "SolveStrategy", "solve"]
+__all__ = ["TIME_LIMIT_S", "EarlyNarrowing", "Held", "Solution", "SolveStrategy", "WarmStart", "solve"]
 
 
 def solve(
@@ -32,21 +33,21 @@ def solve(
     objective: str = "cost",
     *,
     time_limit: float = TIME_LIMIT_S,
-    used_gpus: dict[str, float] | None = None,
-    fixed_usd_per_month: float = 0.0,
+    held: Held = NOTHING_HELD,
     tie_break: bool = True,
-    decompose: bool = True,
     early: EarlyNarrowing | None = None,
     hard_deadline: float | None = None,
     strategy: SolveStrategy = DEFAULT,
 ) -> Solution:
     """Solve the placement MILP within ``time_limit`` seconds in all (``early``: the deployments' narrowing, started
     while their inputs were built). Past ``time_limit`` a deployment with no plan yet may still be started, but
-    never past ``hard_deadline`` (a time.perf_counter() instant; the caller's own limit). ``strategy``: how (the
-    workers, the narrowing, the warm starts, the time budgets); never what the optimum is.
+    never past ``hard_deadline`` (a time.perf_counter() instant; the caller's own limit). ``held``: what
+    deployments outside the problem hold (their GPUs count against the limits, their cost against the budget).
+    ``strategy``: how (the decomposition, the workers, the narrowing, the warm starts, the time budgets); never
+    what the optimum is.
 
     Deployments interact only through coupling rows (quotas, inventory, the project budget). With
-    ``decompose``, each deployment is first solved alone; when the union of those optima satisfies every
+    ``strategy.decompose``, each deployment is first solved alone; when the union of those optima satisfies every
     coupling row it is optimal for the whole problem too (the objective is a sum over deployments, and
     dropping rows can only lower the optimum), so the joint MILP is skipped. Otherwise the joint MILP runs.
     A deployment cut short by the time limit keeps its best plan: the result is then "time_limit", with the
@@ -56,18 +57,18 @@ def solve(
         raise ValueError(f"objective must be one of {OBJECTIVES}")
     deadline = time.perf_counter() + time_limit
     start: np.ndarray | None = None
-    if decompose and inp.deployments:
-        sol, alone = _solve_decomposed(inp, objective, (deadline, hard_deadline), used_gpus, fixed_usd_per_month,
-                                       tie_break, early if objective == "cost" else None, strategy)
+    if strategy.decompose and inp.deployments:
+        sol, alone = _solve_decomposed(inp, objective, (deadline, hard_deadline), held, tie_break,
+                                       early if objective == "cost" else None, strategy)
         if sol is not None:
             return sol
         if alone is not None and len(inp.deployments) > 1:
-            seq = _sequential(inp, objective, _left(deadline, strategy), used_gpus, fixed_usd_per_month, alone, strategy)
+            seq = _sequential(inp, objective, _left(deadline, strategy), held, alone, strategy)
             if seq is not None:
-                b = build(inp, used_gpus=used_gpus, fixed_usd_per_month=fixed_usd_per_month)
+                b = build(inp, held=held)
                 start = _merge(b, seq)
-    return _solve_full(inp, objective, time_limit=_left(deadline, strategy), used_gpus=used_gpus,
-                       fixed_usd_per_month=fixed_usd_per_month, tie_break=tie_break, start=start, strategy=strategy)
+    return _solve_full(inp, objective, time_limit=_left(deadline, strategy), held=held, tie_break=tie_break,
+                       warm=WarmStart(x=start), strategy=strategy)
 
 
 def _left(deadline: float, strategy: SolveStrategy) -> float:
@@ -75,8 +76,8 @@ def _left(deadline: float, strategy: SolveStrategy) -> float:
     return max(strategy.part_reserve_s, deadline - time.perf_counter())
 
 
-def _solve_decomposed(inp: SolverInput, objective: str, deadlines: tuple[float, float | None],
-                      used_gpus: dict[str, float] | None, fixed: float, tie_break: bool, early: EarlyNarrowing | None,
+def _solve_decomposed(inp: SolverInput, objective: str, deadlines: tuple[float, float | None], held: Held,
+                      tie_break: bool, early: EarlyNarrowing | None,
                       strategy: SolveStrategy) -> tuple[Solution | None, dict[str, Solution] | None]:
     """(solution, None) when the per-deployment optima together respect the coupling rows; (None, the
     per-deployment solutions) when they violate one; (None, None) when decomposition does not apply.
@@ -119,13 +120,13 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadlines: tuple[float, 
             limit = max(reserve, limit - (time.perf_counter() - t))
             if n.proven:  # the short list's plan; a model of it again only for the tie-break stage
                 assert n.short is not None and n.short_input is not None
-                return (_solve_full(n.short_input, objective, time_limit=limit, known=n.short, strategy=strategy)
-                        if tie_break else n.short)
+                return (_solve_full(n.short_input, objective, time_limit=limit, warm=WarmStart(proven=n.short),
+                                    strategy=strategy) if tie_break else n.short)
             plan = starts.get(d.name, n.short)  # a whole plan (no completing it: that can outlast a short share)
             use = limit < strategy.start_below_s or d.name in starts or (n.short is not None and n.short.ok)
+            warm = WarmStart(plan=plan if use else None, units=n.start if use and plan is None else None)
             return _solve_full(SolverInput([n.sub], [], [], renumber=False), objective, time_limit=limit,
-                               tie_break=tie_break, start_units=n.start if use and plan is None else None,
-                               start_from=plan if use else None, strategy=strategy)
+                               tie_break=tie_break, warm=warm, strategy=strategy)
 
         ordered = sorted(batch, key=lambda d: -weight[d.name])
         if workers > 1 and len(ordered) > 1:
@@ -149,16 +150,16 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadlines: tuple[float, 
         if part.status not in ("optimal", "time_limit"):
             return None, None
         parts[d.name] = part
-    return _assembled(inp, objective, parts, used_gpus, fixed, t0)
+    return _assembled(inp, objective, parts, held, t0)
 
 
-def _assembled(inp: SolverInput, objective: str, parts: dict[str, Solution], used_gpus: dict[str, float] | None,
-               fixed: float, t0: float) -> tuple[Solution | None, dict[str, Solution] | None]:
+def _assembled(inp: SolverInput, objective: str, parts: dict[str, Solution], held: Held,
+               t0: float) -> tuple[Solution | None, dict[str, Solution] | None]:
     """The whole plan from each deployment's plan alone, as ``_solve_decomposed`` returns it: (solution, None) when
     together they respect the coupling rows, (None, ``parts``) when not, (None, None) when they cannot be merged."""
     # the coupling rows over the candidates the parts' models had (the narrowed ones): the rest are 0 in any case
     narrowed = SolverInput([_in_model(d, parts[d.name]) for d in inp.deployments], inp.limits, inp.global_policies, renumber=False)
-    b = build(narrowed, used_gpus=used_gpus, fixed_usd_per_month=fixed, coupling_only=True)
+    b = build(narrowed, held=held, coupling_only=True)
     x = _merge(b, parts)
     lo_row = b.first_coupling_row
     if x is None:
@@ -226,22 +227,23 @@ def _coupling_ok(b: ModelBuilder, x: np.ndarray) -> bool:
     return True
 
 
-def _sequential(inp: SolverInput, objective: str, time_limit: float, used_gpus: dict[str, float] | None,
-                fixed: float, alone: dict[str, Solution], strategy: SolveStrategy = DEFAULT) -> dict[str, Solution] | None:
+def _sequential(inp: SolverInput, objective: str, time_limit: float, held: Held, alone: dict[str, Solution],
+                strategy: SolveStrategy = DEFAULT) -> dict[str, Solution] | None:
     """A feasible joint plan, greedily: deployments one at a time (largest demand first), each keeping its plan
     solved ``alone`` where that fits what the earlier ones left of the quotas, inventory and budget, and solved
     again within what is left (from that plan) where not. A warm start for the joint MILP, not an optimum; with
     little time left, better than re-solving every deployment in a few milliseconds each."""
     deadline = time.perf_counter() + time_limit
-    used = dict(used_gpus or {})
-    spent = fixed
+    used = dict(held.used_gpus)
+    spent = held.usd_per_month
     parts: dict[str, Solution] = {}
     for d in sorted(inp.deployments, key=lambda d: -d.required_rps):
         sub = SolverInput([d], inp.limits, inp.global_policies, renumber=False)
         part = alone.get(d.name)
-        if part is None or not _fits(sub, part, used, spent):
-            part = _solve_full(sub, objective, time_limit=_left(deadline, strategy), used_gpus=used,
-                               fixed_usd_per_month=spent, tie_break=False, start_from=part, strategy=strategy)
+        now = Held(dict(used), spent)  # what the earlier ones took
+        if part is None or not _fits(sub, part, now):
+            part = _solve_full(sub, objective, time_limit=_left(deadline, strategy), held=now, tie_break=False,
+                               warm=WarmStart(plan=part), strategy=strategy)
             if part.status not in ("optimal", "time_limit"):
                 return None
         parts[d.name] = part
@@ -252,9 +254,9 @@ def _sequential(inp: SolverInput, objective: str, time_limit: float, used_gpus: 
     return parts
 
 
-def _fits(sub: SolverInput, part: Solution, used: dict[str, float], spent: float) -> bool:
-    """Whether a deployment's plan respects the coupling rows (quotas, inventory, budget) with ``used`` GPUs
-    and ``spent`` $ per month already taken."""
-    b = build(sub, used_gpus=used, fixed_usd_per_month=spent, coupling_only=True)
+def _fits(sub: SolverInput, part: Solution, held: Held) -> bool:
+    """Whether a deployment's plan respects the coupling rows (quotas, inventory, budget) with what ``held``
+    already takes."""
+    b = build(sub, held=held, coupling_only=True)
     x = _merge(b, {sub.deployments[0].name: part})
     return x is not None and _coupling_ok(b, x)

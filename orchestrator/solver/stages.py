@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from orchestrator.solver.model import OBJECTIVES, ModelBuilder, build
-from orchestrator.solver.problem import SolverInput
+from orchestrator.solver.problem import NOTHING_HELD, Held, SolverInput
 from orchestrator.solver.strategy import DEFAULT, SolveStrategy
 
 MIP_REL_GAP = 1e-4
@@ -141,25 +141,37 @@ def _carry(b: ModelBuilder, part: Solution, x: np.ndarray) -> np.ndarray:
     return x
 
 
+@dataclass(frozen=True)
+class WarmStart:
+    """Where one MILP's primary stage starts (the first that applies; none: HiGHS's own search). ``x``: a vector of
+    this model's columns (a joint plan assembled from the parts); ``plan``: a solution of the same deployment from
+    another model (a short list, an earlier pass), its units, traffic and regions carried over; ``units``: a known
+    plan's units ({candidate idx: units}), HiGHS completes the rest. ``proven``: a solution of this very input
+    already proven optimal for the objective, so that only the tie-break stage runs."""
+
+    x: np.ndarray | None = None
+    plan: Solution | None = None
+    units: dict[int, int] | None = None
+    proven: Solution | None = None
+
+
+COLD = WarmStart()
+
+
 def _solve_full(
     inp: SolverInput,
     objective: str = "cost",
     *,
     time_limit: float = TIME_LIMIT_S,
-    used_gpus: dict[str, float] | None = None,
-    fixed_usd_per_month: float = 0.0,
+    held: Held = NOTHING_HELD,
     tie_break: bool = True,
-    start: np.ndarray | None = None,
-    start_units: dict[int, int] | None = None,
-    start_from: Solution | None = None,
-    known: Solution | None = None,
+    warm: WarmStart = COLD,
     strategy: SolveStrategy = DEFAULT,
 ) -> Solution:
-    """One MILP (a deployment alone, or several with their coupling rows), stage by stage. ``known``: a solution
-    of this same input already proven optimal for the objective; only the tie-break stage runs. ``strategy``: the
-    tie-break stage's weights and time."""
+    """One MILP (a deployment alone, or several with their coupling rows), stage by stage, from ``warm``.
+    ``strategy``: the tie-break stage's weights and time."""
     t0 = time.perf_counter()
-    b = build(inp, used_gpus=used_gpus, fixed_usd_per_month=fixed_usd_per_month)
+    b = build(inp, held=held)
     if b.num_cols == 0:
         return Solution("infeasible", objective, solve_seconds=time.perf_counter() - t0, builder=b)
     h, hs = _highs(time_limit)
@@ -169,17 +181,10 @@ def _solve_full(
         stages.append(vecs["preference"])
     stages.append(vecs[objective])
     _pass(h, hs, b, stages[0])
-    if start is not None and len(start) == b.num_cols and len(stages) == 1:
-        _warm_start_partial(h, hs, b, start)
-    elif start_from is not None and start_from.x is not None and len(stages) == 1:
-        # a plan of the same deployment from another model (a short list, an earlier pass): units, traffic and
-        # regions as they were; HiGHS completes only the policies' columns (milliseconds, where completing
-        # from the units alone can take longer than a short share: its own first plan, 3-6x dearer, comes back)
-        _warm_start_partial(h, hs, b, _carry(b, start_from, np.zeros(b.num_cols)))
-    elif start_units and len(stages) == 1:  # a known plan's units: HiGHS completes the rest, and starts from it
-        idx = np.array([b.unit_col[i] for i in start_units], dtype=np.int32)
-        h.setSolution(len(idx), idx, np.array([float(v) for v in start_units.values()]))
+    if len(stages) == 1:
+        _start(h, hs, b, warm)
     status, x, gap = "optimal", None, math.inf
+    known = warm.proven
     if known is not None and known.ok and known.x is not None and len(known.x) == b.num_cols and len(stages) == 1:
         x, gap = known.x, known.gap  # proven optimal by the caller on this very model: no primary solve
         _hold(h, stages[0], float(stages[0] @ x))
@@ -221,6 +226,20 @@ def _solve_full(
     sol.gap = float(gap) if math.isfinite(gap) else (0.0 if status == "optimal" else math.inf)
     _read(sol, b, x, vecs)
     return sol
+
+
+def _start(h, hs, b: ModelBuilder, warm: WarmStart) -> None:  # noqa: ANN001
+    """Hand HiGHS the warm start's plan, the first of its forms that applies."""
+    if warm.x is not None and len(warm.x) == b.num_cols:
+        _warm_start_partial(h, hs, b, warm.x)
+    elif warm.plan is not None and warm.plan.x is not None:
+        # a plan of the same deployment from another model (a short list, an earlier pass): units, traffic and
+        # regions as they were; HiGHS completes only the policies' columns (milliseconds, where completing
+        # from the units alone can take longer than a short share: its own first plan, 3-6x dearer, comes back)
+        _warm_start_partial(h, hs, b, _carry(b, warm.plan, np.zeros(b.num_cols)))
+    elif warm.units:  # a known plan's units: HiGHS completes the rest, and starts from it
+        idx = np.array([b.unit_col[i] for i in warm.units], dtype=np.int32)
+        h.setSolution(len(idx), idx, np.array([float(v) for v in warm.units.values()]))
 
 
 def _untied_units(b: ModelBuilder, candidates: list, x: np.ndarray) -> np.ndarray:

@@ -26,6 +26,9 @@ class SolveStrategy:
     workers: int = field(default_factory=_workers)
 
     # ---- decomposition and its time budget (solve.py) ------------------------------------------------------------
+    # each deployment alone first, the joint MILP only where their plans together break a coupling row (False: the
+    # joint MILP at once; the same optimum, found slower)
+    decompose: bool = True
     part_reserve_s: float = 0.05  # the least time a deployment solved alone gets (most need a few ms)
     assembly_s_per_deployment: float = 0.004  # model building and merging around the solver, per deployment
     # how far past the time limit deployments still get started: max(late_s, late_share x the limit)
