@@ -126,25 +126,12 @@ def lower_bounds(d: DeploymentInput, grid: int = GRID) -> np.ndarray:
     far_n, far_s = _rest(k_all["od"], k_all[SPOT], np.zeros(n, np.int64), a, b)
     units = _per_user_units(d, ok, steps, price, grid)
 
-    # data egress of further regions: the cheapest paid region other than c's, and the cheapest paid spot regions
-    # other than c's that a spot plan needs beyond those it has near (failure domains)
+    # data egress of further regions, and the spot regions a spread needs beyond those near; users that neither c's
+    # region nor a free one answers need paid regions that do: the cheapest such set
     spread = domains >= 2
     near_spot = int((spot_r & free_r).sum()) + (spot_r & ~free_r)[region]
     short = np.where(spread, np.maximum(0, domains - near_spot), 0)
-    paid = np.nonzero(~free_r)[0]
-    order = paid[np.argsort(charge_r[paid], kind="stable")]
-    one_more = np.full(n, math.inf)
-    if len(order):
-        first, second = order[0], (order[1] if len(order) > 1 else -1)
-        one_more = np.where(region != first, charge_r[first], charge_r[second] if second >= 0 else math.inf)
-    spot_order = order[spot_r[order]]
-    cum = np.concatenate([[0.0], np.cumsum(charge_r[spot_order])])
-    rank = np.full(len(names), len(spot_order))
-    rank[spot_order] = np.arange(len(spot_order))
-    mine = rank[region] < short  # c's own region is among the cheapest: skip it
-    top = np.minimum(short + mine, len(spot_order))
-    more_spot = np.where(short + mine > len(spot_order), math.inf, cum[top] - np.where(mine, charge_r[region], 0.0))
-    # users that neither c's region nor a free one answers need paid regions that do: the cheapest such set
+    one_more, more_spot = _further_charges(region, spot_r, free_r, charge_r, short)
     more = np.where(near_ok, one_more, _cover_charges(answered, charge_r, free_r)[region])
     far_spot_charge = np.maximum(more, more_spot)
 
@@ -159,16 +146,40 @@ def lower_bounds(d: DeploymentInput, grid: int = GRID) -> np.ndarray:
     near = np.where(near_ok, near, math.inf)
     spot_rest_f = far_s if spread else np.minimum(far_n, far_s)
     far = np.where(spot, far_spot_charge + spot_rest_f, np.minimum(more + far_n, far_spot_charge + far_s))
-    rest = np.minimum(near, far)
+    rest = np.maximum(np.minimum(near, far), _fractional_rest(price, cap, spot, floor * demand, demand))
+    return price + charge_r[region] + rest + _response_floor(d, ok)
 
-    # the same with fractional units (tighter where units are small against a step)
+
+def _further_charges(region: np.ndarray, spot_r: np.ndarray, free_r: np.ndarray, charge_r: np.ndarray,
+                     short: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per candidate (in ``region``), the data egress of further regions: the cheapest paid region other than its
+    own, and the cheapest ``short`` paid spot regions other than its own (the failure domains a spot plan needs
+    beyond those it has near). ``*_r``: per region, spot offered, free (no data egress), the data egress."""
+    paid = np.nonzero(~free_r)[0]
+    order = paid[np.argsort(charge_r[paid], kind="stable")]
+    one_more = np.full(len(region), math.inf)
+    if len(order):
+        first, second = order[0], (order[1] if len(order) > 1 else -1)
+        one_more = np.where(region != first, charge_r[first], charge_r[second] if second >= 0 else math.inf)
+    spot_order = order[spot_r[order]]
+    cum = np.concatenate([[0.0], np.cumsum(charge_r[spot_order])])
+    rank = np.full(len(charge_r), len(spot_order))
+    rank[spot_order] = np.arange(len(spot_order))
+    mine = rank[region] < short  # c's own region is among the cheapest: skip it
+    top = np.minimum(short + mine, len(spot_order))
+    more_spot = np.where(short + mine > len(spot_order), math.inf, cum[top] - np.where(mine, charge_r[region], 0.0))
+    return one_more, more_spot
+
+
+def _fractional_rest(price: np.ndarray, cap: np.ndarray, spot: np.ndarray, od_need: float, demand: float) -> np.ndarray:
+    """The rest of a plan with fractional units, per candidate: tighter than whole units where units are small
+    against a knapsack step. ``od_need``: the on-demand floor in req/s."""
     per = price / cap
     best_all = float(per.min())
-    od_left = np.maximum(0.0, floor * demand - np.where(spot, 0.0, cap))
+    od_left = np.maximum(0.0, od_need - np.where(spot, 0.0, cap))
     left = np.maximum(0.0, demand - cap - od_left)
     od_cost = od_left * float(per[~spot].min()) if (~spot).any() else np.where(od_left > 0, math.inf, 0.0)
-    rest = np.maximum(rest, od_cost + left * best_all)
-    return price + charge_r[region] + rest + _response_floor(d, ok)
+    return od_cost + left * best_all
 
 
 def _per_user_units(d: DeploymentInput, ok: np.ndarray, steps: np.ndarray, price: np.ndarray, grid: int) -> np.ndarray:

@@ -179,17 +179,52 @@ def build(inp: SolverInput, *, held: Held = NOTHING_HELD, coupling_only: bool = 
     return b
 
 
+@dataclass
+class _Columns:
+    """One deployment's columns in the model, and the figures its rows are written from (arrays per candidate c
+    and user region s)."""
+
+    ok: np.ndarray  # [s, c]: routable (RTT + TTFT within the SLO)
+    share: np.ndarray  # [s]: share of the demand
+    reach: np.ndarray  # [c]: the most traffic c can take
+    ub: np.ndarray  # [c]: the most units c may buy
+    rps_unit: np.ndarray  # [c]
+    ucols: np.ndarray  # [c]: units columns
+    s_idx: np.ndarray  # per traffic column: its user region
+    c_idx: np.ndarray  # per traffic column: its candidate
+    xcols: np.ndarray  # traffic columns
+    linked: list[tuple[int, Candidate]]  # (position, candidate) of those in a region with data egress (and units)
+
+
 def _add_deployment(b: ModelBuilder, d: DeploymentInput, rows: bool = True) -> None:
+    """One deployment's columns (units, traffic, regions served) and, with ``rows``, its rows by family: demand,
+    capacity, cover, data links."""
+    if not d.candidates:
+        if rows:  # no candidate: demand rows with no columns make the model infeasible (diagnosed separately)
+            demand = [d.rps * sh for _, sh in d.sources] or [d.rps]
+            b.add_rows(np.zeros(0), np.zeros(0), np.zeros(0), demand, demand,
+                       [RowTag("demand", f"{d.name} users in {s}", d.name) for s, _ in d.sources]
+                       or [RowTag("demand", d.name, d.name)])
+        return
+    cols = _add_columns(b, d)
+    if not rows:
+        return
+    # demand: sum_c x[s,c] = rps * share_s
+    demand = cols.share * d.rps
+    b.add_rows(cols.s_idx, cols.xcols, np.ones(len(cols.xcols)), demand, demand,
+               [RowTag("demand", f"{d.name}: users in {s}", d.name) for s, _ in d.sources])
+    _add_capacity_rows(b, d, cols)
+    _add_cover_rows(b, d, cols.ok, cols.ucols, cols.rps_unit / (1.0 + d.headroom), demand)
+    if cols.linked:
+        _add_data_links(b, d, cols)
+
+
+def _add_columns(b: ModelBuilder, d: DeploymentInput) -> _Columns:
+    """Units u[c] (integer, up to what c's reachable traffic needs), traffic x[s,c] (created only where RTT + TTFT
+    meets the SLO) and, where moving the data costs something, y[d,r] "serves from region r", each with its
+    objective terms."""
     cands = d.candidates
     n_c, n_s = len(cands), len(d.sources)
-    if n_c == 0:
-        if not rows:
-            return
-        # no candidate: demand rows with no columns make the model infeasible (diagnosed separately)
-        b.add_rows(np.zeros(0), np.zeros(0), np.zeros(0), [d.rps * sh for _, sh in d.sources] or [d.rps],
-                   [d.rps * sh for _, sh in d.sources] or [d.rps],
-                   [RowTag("demand", f"{d.name} users in {s}", d.name) for s, _ in d.sources] or [RowTag("demand", d.name, d.name)])
-        return
     rtt = np.asarray(d.rtt_ms, float).reshape(n_s, n_c)
     resp = np.asarray(d.response_usd_per_rps_month, float).reshape(n_s, n_c)
     ttft = np.array([c.ttft_ms for c in cands])
@@ -226,43 +261,43 @@ def _add_deployment(b: ModelBuilder, d: DeploymentInput, rows: bool = True) -> N
             usd = d.data_egress_usd_month[r]
             b.obj["cost"][col] = usd
             b.obj["egress"][col] = usd
-    if not rows:
-        return
+    return _Columns(ok, share, reach, ub, rps_unit, ucols, s_idx, c_idx, xcols, linked)
 
-    # demand: sum_c x[s,c] = rps * share_s
-    b.add_rows(s_idx, xcols, np.ones(len(xcols)), share * d.rps, share * d.rps,
-               [RowTag("demand", f"{d.name}: users in {s}", d.name) for s, _ in d.sources])
-    # capacity: sum_s x[s,c] - units_c * min(rps_unit_c / (1 + headroom), reach_c) <= 0. Capping a unit's
-    # capacity at the most traffic c can get is exact for whole units and keeps the LP relaxation from
-    # buying a sliver of an instance far larger than the deployment.
-    rows = np.concatenate([c_idx, np.arange(n_c)])
-    cols = np.concatenate([xcols, ucols])
-    vals = np.concatenate([np.ones(len(xcols)), -np.minimum(rps_unit / (1.0 + d.headroom), reach)])
-    b.add_rows(rows, cols, vals, -np.inf, 0.0, [RowTag("capacity", c.describe(), d.name) for c in cands])
-    _add_cover_rows(b, d, ok, ucols, rps_unit / (1.0 + d.headroom), share * d.rps)
 
-    # data egress: y[d,r] >= units_c / ub_c for every candidate in r
-    if linked:
-        k = len(linked)
-        rows = np.concatenate([np.arange(k), np.arange(k)])
-        cols = np.concatenate([[ucols[i] for i, _ in linked], [b.region_col[(d.name, c.region)] for _, c in linked]])
-        vals = np.concatenate([np.ones(k), [-float(ub[i]) for i, _ in linked]])
-        b.add_rows(rows, cols, vals, -np.inf, 0.0, [RowTag("data_link", f"{d.name} data to {c.region}", d.name) for _, c in linked])
-        # the strong (per user region) form of the same link: traffic of users s served in r <= d_s * y[r].
-        # Redundant for integers, but it makes the LP relaxation pay the fixed charge in proportion to traffic.
-        in_region: dict[tuple[int, str], list[int]] = {}
-        for s, ci, col in zip(s_idx.tolist(), c_idx.tolist(), xcols.tolist()):
-            r = cands[ci].region
-            if (d.name, r) in b.region_col:
-                in_region.setdefault((s, r), []).append(col)
-        if in_region:
-            rr, cc, vv, tags = [], [], [], []
-            for j, ((s, r), xs) in enumerate(in_region.items()):
-                rr += [j] * (len(xs) + 1)
-                cc += xs + [b.region_col[(d.name, r)]]
-                vv += [1.0] * len(xs) + [-float(share[s] * d.rps)]
-                tags.append(RowTag("data_link", f"{d.name} users {d.sources[s][0]} via {r}", d.name))
-            b.add_rows(np.array(rr), np.array(cc), np.array(vv), -np.inf, 0.0, tags)
+def _add_capacity_rows(b: ModelBuilder, d: DeploymentInput, cols: _Columns) -> None:
+    """sum_s x[s,c] - units_c * min(rps_unit_c / (1 + headroom), reach_c) <= 0. Capping a unit's capacity at the
+    most traffic c can get is exact for whole units and keeps the LP relaxation from buying a sliver of an
+    instance far larger than the deployment."""
+    n_c = len(d.candidates)
+    rows = np.concatenate([cols.c_idx, np.arange(n_c)])
+    idx = np.concatenate([cols.xcols, cols.ucols])
+    vals = np.concatenate([np.ones(len(cols.xcols)), -np.minimum(cols.rps_unit / (1.0 + d.headroom), cols.reach)])
+    b.add_rows(rows, idx, vals, -np.inf, 0.0, [RowTag("capacity", c.describe(), d.name) for c in d.candidates])
+
+
+def _add_data_links(b: ModelBuilder, d: DeploymentInput, cols: _Columns) -> None:
+    """Data egress: y[d,r] >= units_c / ub_c for every candidate in r; and the strong (per user region) form of
+    the same link, traffic of users s served in r <= d_s * y[r]: redundant for integers, but it makes the LP
+    relaxation pay the fixed charge in proportion to traffic."""
+    linked, cands = cols.linked, d.candidates
+    k = len(linked)
+    rows = np.concatenate([np.arange(k), np.arange(k)])
+    idx = np.concatenate([[cols.ucols[i] for i, _ in linked], [b.region_col[(d.name, c.region)] for _, c in linked]])
+    vals = np.concatenate([np.ones(k), [-float(cols.ub[i]) for i, _ in linked]])
+    b.add_rows(rows, idx, vals, -np.inf, 0.0, [RowTag("data_link", f"{d.name} data to {c.region}", d.name) for _, c in linked])
+    in_region: dict[tuple[int, str], list[int]] = {}
+    for s, ci, col in zip(cols.s_idx.tolist(), cols.c_idx.tolist(), cols.xcols.tolist()):
+        r = cands[ci].region
+        if (d.name, r) in b.region_col:
+            in_region.setdefault((s, r), []).append(col)
+    if in_region:
+        rr, cc, vv, tags = [], [], [], []
+        for j, ((s, r), xs) in enumerate(in_region.items()):
+            rr += [j] * (len(xs) + 1)
+            cc += xs + [b.region_col[(d.name, r)]]
+            vv += [1.0] * len(xs) + [-float(cols.share[s] * d.rps)]
+            tags.append(RowTag("data_link", f"{d.name} users {d.sources[s][0]} via {r}", d.name))
+        b.add_rows(np.array(rr), np.array(cc), np.array(vv), -np.inf, 0.0, tags)
 
 
 def _add_cover_rows(b: ModelBuilder, d: DeploymentInput, ok: np.ndarray, ucols: np.ndarray, cap: np.ndarray,
