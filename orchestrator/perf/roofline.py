@@ -42,7 +42,6 @@ request shape (input tokens I, output tokens O) it computes:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -283,18 +282,14 @@ def evaluate(
     fig = _figures(bt, workload, scale, tpot_slo_ms, utilization)
     out: list[Estimate] = []
     for i, (gpu, tp, q) in enumerate(configs):
-        reason = _reason(bt, fig, i, (gpu, tp, q), workload, tpot_slo_ms)
-        est = Estimate(  # the memory figures; the rest as for a configuration that cannot serve
-            fits=False, reason=reason, weights_gb=float(bt.weights[i]) / 1e9,
+        serves = fig.fits_mem[i] and fig.fits_kv[i] and bt.reasons[i] is None
+        out.append(Estimate(
+            reason=_reason(bt, fig, i, (gpu, tp, q), workload, tpot_slo_ms), weights_gb=float(bt.weights[i]) / 1e9,
             memory_needed_gb=float(bt.need[i]) * tp / 1e9, memory_available_gb=float(bt.avail[i]) * tp / 1e9,
-            kv_capacity_tokens=int(bt.kv_cap[i]) if fig.fits_mem[i] else 0, max_batch=0, tpot_ms_batch1=math.inf,
-            tpot_ms=math.inf, max_output_tokens_per_s=0.0, ttft_ms=math.inf, ttft_ms_unloaded=math.inf,
-            requests_per_s=0.0, min_gpus_to_fit=None, source="model", gpu=gpu.name, gpus=tp, quantization=q,
-            engine=workload.engine, edge=edge,
-        )
-        if fig.fits_mem[i] and fig.fits_kv[i] and bt.reasons[i] is None:
-            est = _at_max_batch(est, bt, fig, i, workload, bands[i])
-        out.append(est)
+            kv_capacity_tokens=int(bt.kv_cap[i]) if fig.fits_mem[i] else 0, min_gpus_to_fit=None, source="model",
+            gpu=gpu.name, gpus=tp, quantization=q, engine=workload.engine, edge=edge,
+            **(_at_max_batch(fig, i, workload, bands[i]) if serves else _CANNOT_SERVE),
+        ))
     return out
 
 
@@ -362,20 +357,24 @@ def _reason(bt: _Batch, fig: _Figures, i: int, config: tuple[GPU, int, str], wor
     return reason
 
 
-def _at_max_batch(est: Estimate, bt: _Batch, fig: _Figures, i: int, workload: Workload, band: Any) -> Estimate:
-    """A configuration that fits: its figures at the max batch, with the band they carry."""
+# the figures of a configuration that cannot serve (it does not fit, or the engine cannot run it)
+_CANNOT_SERVE: dict[str, Any] = {"fits": False, "max_batch": 0, "tpot_ms_batch1": math.inf, "tpot_ms": math.inf,
+                                 "max_output_tokens_per_s": 0.0, "ttft_ms": math.inf, "ttft_ms_unloaded": math.inf,
+                                 "requests_per_s": 0.0}
+
+
+def _at_max_batch(fig: _Figures, i: int, workload: Workload, band: Any) -> dict[str, Any]:
+    """The figures of a configuration that fits: at its max batch, with the band they carry."""
     batch = fig.batch[i]
-    return dataclasses.replace(
-        est,
-        fits=True,
-        kv_capacity_tokens=int(bt.kv_cap[i]),
-        max_batch=int(batch),
-        tpot_ms_batch1=float(fig.step1[i]) * 1e3,
-        tpot_ms=float(fig.tpot[i]) * 1e3,
-        max_output_tokens_per_s=float(fig.rps[i]) * workload.output_tokens,
-        ttft_ms=float(fig.ttft[i]) * 1e3 if batch > 0 else float(fig.ttft0[i]) * 1e3,
-        ttft_ms_unloaded=float(fig.ttft0[i]) * 1e3,
-        requests_per_s=float(fig.rps[i]),
-        prefill_ms=float(fig.prefill[i]) * 1e3,
-        band_lo=band.lo, band_hi=band.hi, band_basis=band.basis,
-    )
+    return {
+        "fits": True,
+        "max_batch": int(batch),
+        "tpot_ms_batch1": float(fig.step1[i]) * 1e3,
+        "tpot_ms": float(fig.tpot[i]) * 1e3,
+        "max_output_tokens_per_s": float(fig.rps[i]) * workload.output_tokens,
+        "ttft_ms": float(fig.ttft[i]) * 1e3 if batch > 0 else float(fig.ttft0[i]) * 1e3,
+        "ttft_ms_unloaded": float(fig.ttft0[i]) * 1e3,
+        "requests_per_s": float(fig.rps[i]),
+        "prefill_ms": float(fig.prefill[i]) * 1e3,
+        "band_lo": band.lo, "band_hi": band.hi, "band_basis": band.basis,
+    }
