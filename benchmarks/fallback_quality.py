@@ -44,15 +44,15 @@ def main(n_off: int = 5_000, n_dep: int = 50, seed: int = 7) -> None:
     for d in inp.problem.deployments:
         if sol.part(d.name).solve_seconds < DEFAULT.fallback_full_s or len(d.candidates) <= DEFAULT.promising:
             continue
-        chosen = [c for c in d.candidates if c.idx in sol.units]
+        chosen = [c for c in d.candidates if c in sol.units]
         regions = {c.region for c in chosen}
         for key in sorted({(c.region, c.instance_type, c.market) for c in chosen}):
             without = d.subset([i for i, c in enumerate(d.candidates) if (c.region, c.instance_type, c.market) != key])
             t0 = time.perf_counter()
-            short = solve(SolverInput([without.subset(promising(without, DEFAULT.promising, regions))], renumber=False),
+            short = solve(SolverInput([without.subset(promising(without, DEFAULT.promising, regions))]),
                           "cost", tie_break=False)
             t1 = time.perf_counter()
-            best = solve(SolverInput([without], renumber=False), "cost", tie_break=False)
+            best = solve(SolverInput([without]), "cost", tie_break=False)
             t_short, t_all = t_short + t1 - t0, t_all + time.perf_counter() - t1
             if short.values and best.values:
                 dearer.append(100.0 * (short.values["cost"] / best.values["cost"] - 1.0))

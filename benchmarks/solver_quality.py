@@ -90,7 +90,7 @@ def evaluate(loaded, catalog) -> dict:  # noqa: ANN001
 
         # each deployment on its own (the baseline knows nothing of quotas or the budget): compute + egress
         restricted = _restrict(inp, lambda d, c: chosen.get(d.name) == id(c))
-        parts = [_cost(SolverInput([d], [], [], renumber=False)) for d in restricted.deployments]
+        parts = [_cost(SolverInput([d], [], [])) for d in restricted.deployments]
         base_a = None if any(v is None for v in parts) else sum(parts)
     # (b) one GPU type for every deployment
     gpus = sorted({c.gpu for d in inp.problem.deployments for c in d.candidates})
@@ -99,7 +99,6 @@ def evaluate(loaded, catalog) -> dict:  # noqa: ANN001
         v = _cost(_restrict(inp, lambda d, c, g=g: c.gpu == g))
         if v is not None and (base_b is None or v < base_b):
             base_b, best_gpu = v, g
-    inp.problem.index()
     return {"orch": orch, "a": base_a, "b": base_b, "b_gpu": best_gpu, "moved": moved}
 
 

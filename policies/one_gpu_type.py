@@ -30,7 +30,7 @@ class OneGpuType(Policy):
             return
         by_gpu: dict[str, list] = defaultdict(list)
         for c in candidates:
-            if c.idx in builder.unit_col:
+            if builder.has_units(c):
                 by_gpu[c.gpu].append(c)
         if len(by_gpu) < 2:
             return

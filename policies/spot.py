@@ -67,7 +67,7 @@ class Spot(Policy):
     def add_constraints(self, builder, deployment, candidates):  # noqa: ANN001, ANN201
         from orchestrator.solver.model import RowTag
 
-        spot = [c for c in candidates if c.market == "spot" and c.idx in builder.unit_col]
+        spot = [c for c in candidates if c.market == "spot" and builder.has_units(c)]
         if not spot or deployment is None:
             return
         name = deployment.name

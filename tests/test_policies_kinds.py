@@ -76,11 +76,11 @@ def test_onprem_first_uses_onprem_before_cheaper_cloud() -> None:
 
     inv = [ResourceLimit("inv", "inventory", 8, lambda c: c.region == "onprem:dc")]
     plain = solve(SolverInput([deployment("d", 12, cands)], inv), "cost")
-    assert plain.units == {cands[1].idx: 2}  # the cloud is cheaper per node here
+    assert plain.units == {cands[1]: 2}  # the cloud is cheaper per node here
     pol = make_policy("first", "onprem-first", {})
     dep = deployment("d", 12, cands, policies=[pol], spec=D)
     sol = solve(SolverInput([dep], inv), "cost")
-    assert sol.units == {cands[0].idx: 1, cands[1].idx: 1}  # the whole site, then the cloud for the rest
+    assert sol.units == {cands[0]: 1, cands[1]: 1}  # the whole site, then the cloud for the rest
 
 
 def test_budget_policy_is_per_deployment() -> None:
@@ -111,9 +111,9 @@ def test_a_new_kind_plugs_in_without_touching_the_solver() -> None:
     finally:
         registry._KINDS.pop("test-max-units", None)  # keep the registry clean for other tests
     free = solve(SolverInput([deployment("d", 6, cands)]), "cost")
-    assert free.units == {cands[0].idx: 6}
+    assert free.units == {cands[0]: 6}
     capped = solve(SolverInput([deployment("d", 6, cands, policies=[pol], spec=D)]), "cost")
-    assert capped.units == {cands[1].idx: 2}
+    assert capped.units == {cands[1]: 2}
 
 
 def test_policy_verdicts_shared_by_what_each_kind_reads_match_one_verdict_per_candidate(monkeypatch) -> None:

@@ -28,7 +28,7 @@ def _deployments(seed: int) -> list:
 
 
 def _alone(d):  # noqa: ANN001, ANN202
-    return stages._solve_full(SolverInput([d], [], [], renumber=False), "cost", tie_break=False)
+    return stages._solve_full(SolverInput([d], [], []), "cost", tie_break=False)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -40,7 +40,7 @@ def test_no_candidate_of_an_optimal_plan_has_a_bound_above_the_optimum(seed: int
             continue
         for grid in (16, 128, 1024):
             lb = lower_bounds(d, grid)
-            used = [lb[i] for i, c in enumerate(d.candidates) if c.idx in best.units]
+            used = [lb[i] for i, c in enumerate(d.candidates) if c in best.units]
             assert max(used) <= best.values["cost"] * (1 + 1e-6), (d.name, grid)
         checked += 1
     assert checked >= 3
@@ -56,7 +56,7 @@ def _narrow_checked(seed: int) -> int:
     for d in _deployments(seed):
         full = _alone(d)
         n = narrowing._narrow(d, 10.0, SMALL_SHORT_LISTS)
-        kept = {c.idx for c in n.sub.candidates}
+        kept = set(n.sub.candidates)
         assert set(n.short.units if n.short is not None else n.start) <= kept  # the start plan survives its own bound
         narrowed = _alone(n.sub)
         assert narrowed.status == full.status
@@ -83,7 +83,7 @@ def test_some_deployments_are_proven_by_their_short_list() -> None:
 def test_a_proven_plan_gets_only_the_tie_break_stage() -> None:
     """Given a plan proven optimal on the same input, the solve keeps its cost and runs no primary stage."""
     d = next(d for d in _deployments(0) if len(d.candidates) > 4)
-    inp = SolverInput([d], [], [], renumber=False)
+    inp = SolverInput([d], [], [])
     first = stages._solve_full(inp, "cost", tie_break=False)
     assert first.ok
     again = stages._solve_full(inp, "cost", warm=stages.WarmStart(proven=first))
@@ -159,7 +159,7 @@ def test_a_whole_plan_as_start_comes_back_even_when_time_is_short() -> None:
         sub, short = n.sub, n.short
         if short is None or not short.ok:
             continue
-        again = stages._solve_full(SolverInput([sub], [], [], renumber=False), "cost", tie_break=False,
+        again = stages._solve_full(SolverInput([sub], [], []), "cost", tie_break=False,
                                       time_limit=DEFAULT.part_reserve_s, warm=stages.WarmStart(plan=short))
         assert again.status in ("optimal", "time_limit")
         assert again.values["cost"] <= short.values["cost"] * (1 + stages.MIP_REL_GAP)
@@ -185,17 +185,18 @@ def test_narrowing_started_while_inputs_are_built_gives_the_same_optimum() -> No
     cat = random_catalog(400, 3, regions_per_100=5)
     spec = random_spec(6, list(cat.regions), 3)
     plain = solve_mod.solve(build_inputs(LoadedStub(spec), cat).problem, "cost", tie_break=False)
-    seen: list[list[int]] = []
+    seen: list[list] = []
     with solve_mod.EarlyNarrowing() as early:
         def started(d) -> None:  # noqa: ANN001
-            seen.append([c.idx for c in d.candidates])
+            seen.append(list(d.candidates))
             early.submit(d)
 
         inp = build_inputs(LoadedStub(spec), cat, on_deployment=started)
         sol = solve_mod.solve(inp.problem, "cost", tie_break=False, early=early)
         assert not early._started  # each one taken
-    assert seen == [[c.idx for c in d.candidates] for d in inp.problem.deployments]  # numbered as in the whole
-    assert [i for ids in seen for i in ids] == list(range(len(inp.problem.candidates)))
+    # the narrowed deployments hold the whole problem's Candidate objects (keys by identity), none copied
+    assert [[id(c) for c in cs] for cs in seen] == [[id(c) for c in d.candidates] for d in inp.problem.deployments]
+    assert len({id(c) for cs in seen for c in cs}) == len(inp.problem.candidates)
     assert plain.ok and sol.ok
     assert sol.values["cost"] == pytest.approx(plain.values["cost"], rel=2e-4)
 

@@ -11,7 +11,7 @@ from policies.base import make_policy
 
 
 def _regions(sol, dep) -> set[str]:
-    return {c.region for c in dep.candidates if sol.units.get(c.idx)}
+    return {c.region for c in dep.candidates if sol.units.get(c)}
 
 
 @pytest.mark.parametrize("egress_usd, expected", [(1000.0, "aws:data"), (300.0, "aws:cheap")])
@@ -27,7 +27,7 @@ def test_data_egress_charged_once_per_region_not_per_unit() -> None:
     cands = [candidate("d", offering("aws:far", 1.0), 1)]
     dep = deployment("d", 5, cands, data_egress={"aws:far": 100.0})
     sol = solve(SolverInput([dep]), "cost")
-    assert sol.units[cands[0].idx] == 5
+    assert sol.units[cands[0]] == 5
     assert sol.values["egress"] == pytest.approx(100.0)
     assert sol.values["cost"] == pytest.approx(5 * 730 + 100.0)
 
@@ -40,7 +40,8 @@ def test_quota_shared_by_deployments_forces_second_choice() -> None:
     assert sum(free.units.values()) == 4  # 2 H100 per deployment
     quota = ResourceLimit("aws quota: 3 H100s", "quota", 3, lambda c: c.gpu == "H100")
     sol = solve(SolverInput(deps, [quota]), "cost")
-    h100 = sum(u for c in SolverInput(deps).candidates for idx, u in sol.units.items() if idx == c.idx and c.gpu == "H100")
+    assert set(sol.units) <= set(SolverInput(deps).candidates)  # keyed by the problem's own candidates
+    h100 = sum(u for c, u in sol.units.items() if c.gpu == "H100")
     assert h100 == 3
     assert ("limit", "aws quota: 3 H100s", None) in sol.binding
     assert sol.values["cost"] == pytest.approx((3 * 2.0 + 4 * 1.5) * 730)
@@ -52,8 +53,8 @@ def test_onprem_inventory_caps_gpus_and_cloud_takes_the_rest() -> None:
     dep = deployment("d", 30, [candidate("d", site, 1.0), candidate("d", cloud, 1.0)])
     inv = ResourceLimit("onprem:dc inventory: 16 H100", "inventory", 16, lambda c: c.region == "onprem:dc")
     sol = solve(SolverInput([dep], [inv]), "cost")
-    assert sol.units[dep.candidates[0].idx] == 2  # both nodes (16 GPUs, 16 req/s)
-    assert sol.units[dep.candidates[1].idx] == 2  # 14 req/s more from the cloud
+    assert sol.units[dep.candidates[0]] == 2  # both nodes (16 GPUs, 16 req/s)
+    assert sol.units[dep.candidates[1]] == 2  # 14 req/s more from the cloud
 
 
 def test_spot_floor_and_spread() -> None:
@@ -64,14 +65,14 @@ def test_spot_floor_and_spread() -> None:
     pol = make_policy("spot", "spot", {})
     dep = deployment("d", 10, cands, policies=[pol], spec=spec)
     sol = solve(SolverInput([dep]), "cost")
-    on_demand = sum(u for c in cands if c.market == "on_demand" for i, u in sol.units.items() if i == c.idx)
-    spot_regions = {c.region for c in cands if c.market == "spot" and sol.units.get(c.idx)}
+    on_demand = sum(sol.units.get(c, 0) for c in cands if c.market == "on_demand")
+    spot_regions = {c.region for c in cands if c.market == "spot" and sol.units.get(c)}
     assert on_demand == 5  # the 50% floor, no more (spot is cheaper)
     assert spot_regions == {"aws:r1", "aws:r2"}  # spread over two failure domains
     # prefer: 20% floor
     dep2 = deployment("d", 10, cands, policies=[make_policy("spot", "spot", {})], spec=SpecStub("d", "prefer"))
     sol2 = solve(SolverInput([dep2]), "cost")
-    assert sum(sol2.units.get(c.idx, 0) for c in cands if c.market == "on_demand") == 2
+    assert sum(sol2.units.get(c, 0) for c in cands if c.market == "on_demand") == 2
 
 
 def test_spot_with_one_region_cannot_spread_so_stays_on_demand() -> None:
@@ -79,11 +80,11 @@ def test_spot_with_one_region_cannot_spread_so_stays_on_demand() -> None:
     cands = [candidate("d", o1, 1), candidate("d", o1, 1, market="spot")]
     dep = deployment("d", 4, cands, policies=[make_policy("spot", "spot", {})], spec=SpecStub("d"))
     sol = solve(SolverInput([dep]), "cost")
-    assert sol.units == {cands[0].idx: 4}
+    assert sol.units == {cands[0]: 4}
     one = make_policy("spot", "spot", {"min_failure_domains": 1, "on_demand_floor": 0.25})
     dep1 = deployment("d", 4, cands, policies=[one], spec=SpecStub("d"))
     sol1 = solve(SolverInput([dep1]), "cost")
-    assert sol1.units == {cands[0].idx: 1, cands[1].idx: 3}
+    assert sol1.units == {cands[0]: 1, cands[1]: 3}
 
 
 def test_budget_global_and_per_deployment() -> None:
@@ -145,7 +146,7 @@ def test_spot_floor_counts_headroom_once() -> None:
     cands = [candidate("d", o1, 1), candidate("d", o1, 1, market="spot"), candidate("d", o2, 1, market="spot")]
     dep = deployment("d", 8, cands, headroom=0.25, policies=[make_policy("spot", "spot", {})], spec=SpecStub("d", "allow"))
     sol = solve(SolverInput([dep]), "cost")
-    assert sol.units.get(cands[0].idx) == 5
+    assert sol.units.get(cands[0]) == 5
     assert sum(sol.units.values()) == 10
 
 
@@ -181,16 +182,14 @@ def test_the_simple_plan_behind_the_bound_is_feasible_and_a_valid_start() -> Non
     cands = [candidate("d", o, 1.5) for o in offs] + [candidate("d", o, 1.5, market="spot") for o in offs]
     dep = deployment("d", 9, cands, headroom=0.2, policies=[make_policy("spot", "spot", {})], spec=SpecStub("d", "allow"),
                      data_egress={"aws:r1": 500.0, "aws:r2": 500.0})
-    SolverInput([dep])  # numbers the candidates
     pruned, start, _ = prune_by_bound(dep)
-    by_idx = {c.idx: c for c in cands}
-    od = sum(n * by_idx[i].rps_per_unit for i, n in start.items() if by_idx[i].market == "on_demand")
-    spot_regions = {by_idx[i].region for i, n in start.items() if by_idx[i].market == "spot" and n > 0}
+    od = sum(n * c.rps_per_unit for c, n in start.items() if c.market == "on_demand")
+    spot_regions = {c.region for c, n in start.items() if c.market == "spot" and n > 0}
     assert od >= 0.5 * 9 * 1.2 - 1e-9 and len(spot_regions) >= 2
-    assert sum(n * by_idx[i].rps_per_unit for i, n in start.items()) >= 9 * 1.2 - 1e-9
-    assert {i for i in start} <= {c.idx for c in pruned.candidates}
-    plain = _solve_full(SolverInput([pruned], [], [], renumber=False), "cost", tie_break=False)
-    started = _solve_full(SolverInput([pruned], [], [], renumber=False), "cost", tie_break=False,
+    assert sum(n * c.rps_per_unit for c, n in start.items()) >= 9 * 1.2 - 1e-9
+    assert set(start) <= set(pruned.candidates)  # the plan's candidates survive, the same objects
+    plain = _solve_full(SolverInput([pruned], [], []), "cost", tie_break=False)
+    started = _solve_full(SolverInput([pruned], [], []), "cost", tie_break=False,
                           warm=WarmStart(units=start))
     assert plain.ok and started.ok
     assert started.values["cost"] == pytest.approx(plain.values["cost"], rel=1e-6)
@@ -279,12 +278,12 @@ def test_the_greedy_joint_start_keeps_each_plan_that_still_fits() -> None:
     small = deployment("small", 4, [candidate("small", h100_b, 1), candidate("small", l4, 1)])
     quota = ResourceLimit("h100", "quota", 10, lambda c: c.gpu == "H100")
     inp = SolverInput([small, big], [quota])
-    alone = {d.name: solve_mod._solve_full(SolverInput([d], [], [], renumber=False), "cost", tie_break=False)
+    alone = {d.name: solve_mod._solve_full(SolverInput([d], [], []), "cost", tie_break=False)
              for d in inp.deployments}
     assert sum(alone["big"].units.values()) + sum(alone["small"].units.values()) == 12  # 12 H100 > 10
     seq = solve_mod._sequential(inp, "cost", 10.0, solve_mod.Held(), alone)
     assert seq is not None and seq["big"] is alone["big"]  # 8 H100 fit: kept as it was
-    h100 = small.candidates[0].idx
+    h100 = small.candidates[0]
     assert seq["small"].units.get(h100, 0) == 2 and sum(seq["small"].units.values()) == 4  # 2 H100 left, 2 L4
     joint = solve_mod.solve(inp, "cost")
     assert joint.ok and joint.values["cost"] == pytest.approx(seq["big"].values["cost"] + seq["small"].values["cost"])

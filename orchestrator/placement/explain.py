@@ -61,21 +61,21 @@ def result_for(sol: Solution, d: DeploymentInput) -> DeploymentResult:
     b = part.builder
     assert b is not None and part.x is not None
     x = part.x
-    chosen = [(c, sol.units[c.idx]) for c in d.candidates if sol.units.get(c.idx, 0) > 0]
+    chosen = [(c, sol.units[c]) for c in d.candidates if sol.units.get(c, 0) > 0]
     chosen.sort(key=lambda cu: (-cu[1] * cu[0].usd_per_unit_hour, cu[0].region))
     compute = sum(c.usd_per_unit_hour * u for c, u in chosen)
     egress = 0.0
     ttft = 0.0
     weighted, served = 0.0, 0.0
-    flows: dict[int, dict[str, float]] = {}
+    flows: dict[Candidate, dict[str, float]] = {}
     for c in d.candidates:
-        for s, col in b.traffic_cols.get(c.idx, []):
+        for s, col in b.traffic_cols.get(c, []):
             if x[col] > 1e-9:
                 egress += b.obj["egress"][col] * x[col]
                 ttft = max(ttft, _rtt(d, s, c) + c.ttft_ms)
                 weighted += (_rtt(d, s, c) + c.ttft_ms) * float(x[col])
                 served += float(x[col])
-                to = flows.setdefault(c.idx, {})
+                to = flows.setdefault(c, {})
                 to[d.sources[s][0]] = to.get(d.sources[s][0], 0.0) + float(x[col])
     for (dn, _r), col in b.region_col.items():
         if dn == d.name and x[col] > 0.5:
@@ -84,7 +84,7 @@ def result_for(sol: Solution, d: DeploymentInput) -> DeploymentResult:
     usd_h = compute + egress / HOURS_PER_MONTH
     return DeploymentResult(
         name=d.name,
-        groups=[group_of(c, u, flows.get(c.idx)) for c, u in chosen],
+        groups=[group_of(c, u, flows.get(c)) for c, u in chosen],
         chosen=chosen,
         compute_usd_per_hour=compute,
         egress_usd_per_month=egress,
@@ -98,13 +98,13 @@ def result_for(sol: Solution, d: DeploymentInput) -> DeploymentResult:
 
 def _rtt(d: DeploymentInput, s: int, c: Candidate) -> float:
     pos = _position(d)
-    return d.rtt_ms[s][pos[c.idx]]
+    return d.rtt_ms[s][pos[c]]
 
 
-def _position(d: DeploymentInput) -> dict[int, int]:
+def _position(d: DeploymentInput) -> dict[Candidate, int]:
     cache = getattr(d, "_pos", None)
     if cache is None or len(cache) != len(d.candidates):
-        cache = {c.idx: i for i, c in enumerate(d.candidates)}
+        cache = {c: i for i, c in enumerate(d.candidates)}
         d._pos = cache  # type: ignore[attr-defined]
     return cache
 
@@ -200,7 +200,7 @@ def _why_not(d: DeploymentInput, c: Candidate, sol: Solution) -> str:
     note = next((n for q in d.policies if q.prefers and (n := q.explain_note(d.spec, c))), None)
     if note:
         return note
-    pos = _position(d).get(c.idx)
+    pos = _position(d).get(c)
     if pos is not None:
         far = [src for s, (src, share) in enumerate(d.sources)
                if share > 0 and d.rtt_ms[s][pos] + c.ttft_ms > d.ttft_slo_ms + 1e-9]

@@ -79,8 +79,7 @@ def _fallbacks(inp: Inputs, sol: Solution, results: dict[str, DeploymentResult],
                 short.append(d.name)
                 break
         for sub_d in tries:  # the short list first; every candidate if it has no plan
-            # the candidates keep their numbers (no renumbering): deployments are looked after side by side
-            sub = SolverInput([sub_d], problem.limits, problem.global_policies, renumber=False)
+            sub = SolverInput([sub_d], problem.limits, problem.global_policies)
             s = solve(sub, objective, held=held, tie_break=False, strategy=strategy,
                       time_limit=min(strategy.fallback_time_s, max(0.1, deadline - time.perf_counter())))
             if s.status != "infeasible":

@@ -69,7 +69,7 @@ def diagnose(inp: Inputs, loaded: LoadedSpec, objective: str = "cost") -> list[s
         ref = no_limits if no_limits.ok else free
         if ref.ok:
             for lim in problem.limits:
-                used = sum(c.gpus_per_unit * u for c in problem.candidates if (u := ref.units.get(c.idx, 0)) and lim.match(c))
+                used = sum(c.gpus_per_unit * u for c in problem.candidates if (u := ref.units.get(c, 0)) and lim.match(c))
                 if used > lim.max_gpus:
                     what = "quota" if lim.kind == "quota" else "on-prem inventory"
                     msgs.append(at(lim.where or ("providers",),

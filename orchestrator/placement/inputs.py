@@ -73,7 +73,7 @@ def build_inputs(loaded: LoadedSpec, catalog: Catalog, *, estimate_batch: Callab
                  objective: str = "cost", prune: bool = True,
                  on_deployment: Callable[[DeploymentInput], None] | None = None) -> Inputs:
     """The solver's input from a loaded spec and a catalog. ``on_deployment`` is called with each deployment's
-    input as soon as it is complete (its candidates numbered as in the whole input), before the next is built."""
+    input as soon as it is complete (the same Candidate objects as the whole input), before the next is built."""
     from orchestrator.catalog.regions import all_regions, rtt_ms
     from orchestrator.model_registry import resolve_model
     from orchestrator.own_models import lora_load
@@ -115,7 +115,6 @@ def build_inputs(loaded: LoadedSpec, catalog: Catalog, *, estimate_batch: Callab
     deps: list[DeploymentInput] = []
     cands: dict[str, DeploymentCandidates] = {}
     models: dict[str, ModelArch] = {}
-    numbered = 0
     ctx = CandidateContext(
         OfferingTable(catalog.offerings, catalog.gpus), catalog.gpus, rtt, est, regions=regions, pue_by_region=pue,
         carbon_by_region=carbon, prune=prune, limited=limited, exact_ttft=objective == "latency", carbon=objective == "carbon",
@@ -134,12 +133,9 @@ def build_inputs(loaded: LoadedSpec, catalog: Catalog, *, estimate_batch: Callab
         dc = build_candidates(req, ctx)
         cands[d.name] = dc
         deps.append(_deployment_input(d, dc, sources, costs, per_dep[d.name]))
-        for c in deps[-1].candidates:
-            c.idx = numbered
-            numbered += 1
         if on_deployment is not None:
             on_deployment(deps[-1])
-    return Inputs(SolverInput(deps, limits, glob, renumber=False), cands, models, per_dep, glob, region_of)
+    return Inputs(SolverInput(deps, limits, glob), cands, models, per_dep, glob, region_of)
 
 
 def _sources(d: Deployment) -> list[tuple[str, float]]:

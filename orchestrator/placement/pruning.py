@@ -5,7 +5,7 @@
   ``region_prune``, from placement/inputs.py) and ``prune_across_regions`` on a finished DeploymentInput.
 
 Bound pruning (orchestrator/solver/bounds.py) stays the solver's: it runs inside the decomposed solve on each
-subproblem (the other deployments' GPUs and the incumbent's cost), renumbers its candidates for the warm starts
+subproblem (the other deployments' GPUs and the incumbent's cost), gives the warm starts their first plan
 and feeds the narrowing's short lists, so it is a step of the solve, not of the pipeline.
 """
 

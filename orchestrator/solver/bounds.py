@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from orchestrator.catalog.types import HOURS_PER_MONTH, SPOT
-from orchestrator.solver.problem import DeploymentInput
+from orchestrator.solver.problem import Candidate, DeploymentInput
 
 GRID = 128  # demand steps of the knapsack bound: finer is tighter and slower
 MAX_COVER_USERS = 10  # user regions up to which the bound finds the cheapest set of regions that answers them all
@@ -232,8 +232,8 @@ def _response_floor(d: DeploymentInput, ok: np.ndarray) -> float:
     return float((share * d.rps * np.where(np.isfinite(best), best, 0.0)).sum())
 
 
-def prune_by_bound(d: DeploymentInput) -> tuple[DeploymentInput, dict[int, int], np.ndarray | None]:
-    """``d`` without the candidates whose LB exceeds UB, the simple plan that set UB ({candidate idx: units};
+def prune_by_bound(d: DeploymentInput) -> tuple[DeploymentInput, dict[Candidate, int], np.ndarray | None]:
+    """``d`` without the candidates whose LB exceeds UB, the simple plan that set UB ({candidate: units};
     empty where none applies), a start for the solver, and the kept candidates' LB ($ per month; None where the
     deployment's policies do not allow the bound).
 
@@ -289,7 +289,7 @@ def prune_by_bound(d: DeploymentInput) -> tuple[DeploymentInput, dict[int, int],
                 if floor > 0:
                     plan[od_best] = int(units(floor * req)[od_best])
     keep = lb <= ub * HOURS_PER_MONTH * (1 + 1e-9) + 1e-6  # UB is $/h, LB $/month
-    start = {cands[i].idx: n for i, n in plan.items()}  # a plan's candidates are never pruned: LB <= its cost
+    start = {cands[i]: n for i, n in plan.items()}  # a plan's candidates are never pruned: LB <= its cost
     if keep.all():
         return d, start, lb
     return d.subset(np.nonzero(keep)[0].tolist()), start, lb[keep]

@@ -42,9 +42,9 @@ class ModelBuilder:
     row_lower: list[float] = field(default_factory=list)
     row_upper: list[float] = field(default_factory=list)
     row_tags: list[RowTag] = field(default_factory=list)
-    unit_col: dict[int, int] = field(default_factory=dict)  # candidate idx -> column
-    unit_ub: dict[int, int] = field(default_factory=dict)
-    traffic_cols: dict[int, list[tuple[int, int]]] = field(default_factory=dict)  # candidate idx -> [(source, col)]
+    unit_col: dict[Candidate, int] = field(default_factory=dict)  # candidate -> its units column (insertion: column order)
+    unit_ub: dict[Candidate, int] = field(default_factory=dict)
+    traffic_cols: dict[Candidate, list[tuple[int, int]]] = field(default_factory=dict)  # candidate -> [(source, col)]
     region_col: dict[tuple[str, str], int] = field(default_factory=dict)  # (deployment, region) -> y column
     deployments: dict[str, DeploymentInput] = field(default_factory=dict)
     used_gpus: dict[str, float] = field(default_factory=dict)  # limit name -> GPUs used by fixed deployments
@@ -95,18 +95,22 @@ class ModelBuilder:
         return self.num_rows - 1
 
     # ---- expressions policies use ---------------------------------------------------------------
+    def has_units(self, c: Candidate) -> bool:
+        """Whether ``c`` is in this model (a narrowed subproblem has only some of a deployment's candidates)."""
+        return c in self.unit_col
+
     def units(self, c: Candidate) -> int:
-        return self.unit_col[c.idx]
+        return self.unit_col[c]
 
     def traffic(self, c: Candidate) -> list[int]:
-        return [col for _, col in self.traffic_cols.get(c.idx, [])]
+        return [col for _, col in self.traffic_cols.get(c, [])]
 
     def region_used(self, deployment: str, region: str) -> int | None:
         """The binary "deployment serves from region" column, where the region's data egress created one."""
         return self.region_col.get((deployment, region))
 
     def units_upper(self, c: Candidate) -> int:
-        return self.unit_ub[c.idx]
+        return self.unit_ub[c]
 
     def demand_rps(self, deployment: str) -> float:
         """The deployment's demand in req/s, before headroom: what ``capacity_terms`` are measured against."""
@@ -116,9 +120,9 @@ class ModelBuilder:
         """The demand (req/s, headroom kept in reserve) these candidates' units can serve."""
         out: dict[int, float] = {}
         for c in candidates:
-            if c.idx in self.unit_col:
+            if c in self.unit_col:
                 h = self.deployments[c.deployment].headroom
-                out[self.unit_col[c.idx]] = c.rps_per_unit / (1.0 + h)
+                out[self.unit_col[c]] = c.rps_per_unit / (1.0 + h)
         return out
 
     def cost_terms(self, candidates: list[Candidate]) -> dict[int, float]:
@@ -126,10 +130,10 @@ class ModelBuilder:
         out: dict[int, float] = {}
         deps: set[str] = set()
         for c in candidates:
-            if c.idx not in self.unit_col:
+            if c not in self.unit_col:
                 continue
             deps.add(c.deployment)
-            for col in [self.unit_col[c.idx], *self.traffic(c)]:
+            for col in [self.unit_col[c], *self.traffic(c)]:
                 out[col] = out.get(col, 0.0) + self.obj["cost"][col]
         for (d, _r), col in self.region_col.items():
             if d in deps:
@@ -237,8 +241,8 @@ def _add_columns(b: ModelBuilder, d: DeploymentInput) -> _Columns:
 
     ucols = b.add_cols(n_c, 0.0, ub.astype(float), True)
     for c, col, u in zip(cands, ucols, ub):
-        b.unit_col[c.idx] = int(col)
-        b.unit_ub[c.idx] = int(u)
+        b.unit_col[c] = int(col)
+        b.unit_ub[c] = int(u)
         b.obj["cost"][col] = c.usd_per_unit_hour * HOURS_PER_MONTH
         b.obj["carbon"][col] = c.carbon_g_per_unit_hour * HOURS_PER_MONTH / 1000.0  # kg/month
 
@@ -246,7 +250,7 @@ def _add_columns(b: ModelBuilder, d: DeploymentInput) -> _Columns:
     xcols = b.add_cols(len(s_idx), 0.0, (share[s_idx] * d.rps), False)
     for s, ci, col in zip(s_idx.tolist(), c_idx.tolist(), xcols.tolist()):
         c = cands[ci]
-        b.traffic_cols.setdefault(c.idx, []).append((s, col))
+        b.traffic_cols.setdefault(c, []).append((s, col))
         egress = resp[s, ci]
         b.obj["cost"][col] = egress
         b.obj["egress"][col] = egress
@@ -323,10 +327,10 @@ def _add_limits(b: ModelBuilder, inp: SolverInput) -> None:
     # a limit matches on provider, region and GPU: ask it once per combination, not once per candidate
     groups: dict[tuple[str, str, str], list[Candidate]] = {}
     for c in inp.candidates:
-        if c.idx in b.unit_col:
+        if c in b.unit_col:
             groups.setdefault((c.provider, c.region, c.gpu), []).append(c)
     for lim in inp.limits:
-        coefs = {b.unit_col[c.idx]: float(c.gpus_per_unit) for cs in groups.values() if lim.match(cs[0]) for c in cs}
+        coefs = {b.unit_col[c]: float(c.gpus_per_unit) for cs in groups.values() if lim.match(cs[0]) for c in cs}
         if not coefs:
             continue
         cap = lim.max_gpus - b.used_gpus.get(lim.name, 0.0)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from orchestrator.solver.problem import DeploymentInput, SolverInput
+from orchestrator.solver.problem import Candidate, DeploymentInput, SolverInput
 from orchestrator.solver.stages import TIME_LIMIT_S, Solution, WarmStart, _solve_full
 from orchestrator.solver.strategy import DEFAULT, SolveStrategy
 
@@ -27,7 +27,7 @@ class Narrowed:
     the deployment (no second solve)."""
 
     sub: DeploymentInput
-    start: dict[int, int] = field(default_factory=dict)
+    start: dict[Candidate, int] = field(default_factory=dict)
     short_input: SolverInput | None = None
     short: Solution | None = None
 
@@ -35,8 +35,8 @@ class Narrowed:
     def proven(self) -> bool:
         if self.short is None or not self.short.ok or self.short_input is None:
             return False
-        listed = {c.idx for c in self.short_input.candidates}
-        return all(c.idx in listed for c in self.sub.candidates)
+        listed = set(self.short_input.candidates)
+        return all(c in listed for c in self.sub.candidates)
 
 
 def _narrow(d: DeploymentInput, limit: float, strategy: SolveStrategy = DEFAULT) -> Narrowed:
@@ -51,12 +51,12 @@ def _narrow(d: DeploymentInput, limit: float, strategy: SolveStrategy = DEFAULT)
     if lb is None or len(sub.candidates) <= strategy.short_from:
         return Narrowed(sub, start)
     lb = lower_bounds(sub, strategy.fine_grid)  # tighter: it ranks the short list better and prunes more
-    idx = {c.idx for c in sub.candidates}
+    kept = set(sub.candidates)
     first = set(np.argsort(lb, kind="stable")[:strategy.short_list].tolist())
-    first |= {i for i, c in enumerate(sub.candidates) if c.idx in start}
-    listed = SolverInput([sub.subset(sorted(first))], [], [], renumber=False)
+    first |= {i for i, c in enumerate(sub.candidates) if c in start}
+    listed = SolverInput([sub.subset(sorted(first))], [], [])
     short = _solve_full(listed, "cost", time_limit=max(strategy.part_reserve_s, strategy.short_share * limit),
-                        tie_break=False, warm=WarmStart(units={i: n for i, n in start.items() if i in idx} or None))
+                        tie_break=False, warm=WarmStart(units={c: n for c, n in start.items() if c in kept} or None))
     if short.status not in ("optimal", "time_limit"):
         return Narrowed(sub, start)
     ub = short.values["cost"] * (1 + 1e-7) + 1e-6

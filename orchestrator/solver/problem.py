@@ -1,6 +1,9 @@
 """What the MILP is built from: plain numbers per deployment and candidate, no catalog or spec lookups.
 
-Candidate is the record the placement pipeline (orchestrator/placement/) hands the engine: one option to buy.
+Candidate is the record the placement pipeline (orchestrator/placement/) hands the engine: one option to buy. It
+carries no number: it is compared and hashed by identity, and the model, solutions and warm starts key by the
+candidate itself. A subproblem (``DeploymentInput.subset``, one deployment of a larger input) shares the whole
+problem's Candidate objects, never copies them, so its columns and plans read back against the whole problem.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600.0
 CLOUD_PUE = 1.1
 
 
-@dataclass
+@dataclass(eq=False)  # identity: the keys of unit columns, solutions and warm starts
 class Candidate:
     deployment: str
     offering: Offering
@@ -39,19 +42,18 @@ class Candidate:
     grid_g_per_kwh: float = 0.0
     pue: float = CLOUD_PUE
     gpu_tdp_w: float = 0.0
-    idx: int = -1  # position in the problem's candidate list, set by the solver input
     reach: int = -1  # bitmask of the user regions it can answer within the TTFT SLO (-1: all)
     # derived from the fields above when created (read many times by the bounds and the model: a cached_property
     # takes a lock on first use in Python 3.11, and that cost 0.1 s over the candidates of 5,000 x 50)
-    instances_per_replica: int = field(init=False, repr=False, compare=False)
-    replicas_per_unit: int = field(init=False, repr=False, compare=False)
-    instances_per_unit: int = field(init=False, repr=False, compare=False)  # one instance, or the instances one replica spans
-    gpus_per_unit: int = field(init=False, repr=False, compare=False)
-    tensor_parallel: int = field(init=False, repr=False, compare=False)
-    pipeline_parallel: int = field(init=False, repr=False, compare=False)
-    usd_per_unit_hour: float = field(init=False, repr=False, compare=False)
-    rps_per_unit: float = field(init=False, repr=False, compare=False)
-    carbon_g_per_unit_hour: float = field(init=False, repr=False, compare=False)
+    instances_per_replica: int = field(init=False, repr=False)
+    replicas_per_unit: int = field(init=False, repr=False)
+    instances_per_unit: int = field(init=False, repr=False)  # one instance, or the instances one replica spans
+    gpus_per_unit: int = field(init=False, repr=False)
+    tensor_parallel: int = field(init=False, repr=False)
+    pipeline_parallel: int = field(init=False, repr=False)
+    usd_per_unit_hour: float = field(init=False, repr=False)
+    rps_per_unit: float = field(init=False, repr=False)
+    carbon_g_per_unit_hour: float = field(init=False, repr=False)
 
     @property
     def provider(self) -> str:
@@ -121,7 +123,8 @@ class DeploymentInput:
         return self.rps * (1.0 + self.headroom)
 
     def subset(self, keep: list[int]) -> DeploymentInput:
-        """The same deployment with only the candidates at positions ``keep`` (and their matrix columns)."""
+        """The same deployment with only the candidates at positions ``keep`` (and their matrix columns); the
+        Candidate objects are shared, not copied (they are keys by identity)."""
         return dataclasses.replace(
             self, candidates=[self.candidates[i] for i in keep], rtt_ms=[[row[i] for i in keep] for row in self.rtt_ms],
             response_usd_per_rps_month=[[row[i] for i in keep] for row in self.response_usd_per_rps_month],
@@ -158,18 +161,6 @@ class SolverInput:
     deployments: list[DeploymentInput]
     limits: list[ResourceLimit] = field(default_factory=list)
     global_policies: list[Policy] = field(default_factory=list)  # called with deployment=None, all candidates
-    renumber: bool = True  # False: keep the candidates' idx (a subproblem of a larger input)
-
-    def __post_init__(self) -> None:
-        if self.renumber:
-            self.index()
-
-    def index(self) -> None:
-        i = 0
-        for d in self.deployments:
-            for c in d.candidates:
-                c.idx = i
-                i += 1
 
     @property
     def candidates(self) -> list[Candidate]:

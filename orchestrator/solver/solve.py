@@ -125,7 +125,7 @@ def _solve_decomposed(inp: SolverInput, objective: str, deadlines: tuple[float, 
             plan = starts.get(d.name, n.short)  # a whole plan (no completing it: that can outlast a short share)
             use = limit < strategy.start_below_s or d.name in starts or (n.short is not None and n.short.ok)
             warm = WarmStart(plan=plan if use else None, units=n.start if use and plan is None else None)
-            return _solve_full(SolverInput([n.sub], [], [], renumber=False), objective, time_limit=limit,
+            return _solve_full(SolverInput([n.sub], [], []), objective, time_limit=limit,
                                tie_break=tie_break, warm=warm, strategy=strategy)
 
         ordered = sorted(batch, key=lambda d: -weight[d.name])
@@ -158,7 +158,7 @@ def _assembled(inp: SolverInput, objective: str, parts: dict[str, Solution], hel
     """The whole plan from each deployment's plan alone, as ``_solve_decomposed`` returns it: (solution, None) when
     together they respect the coupling rows, (None, ``parts``) when not, (None, None) when they cannot be merged."""
     # the coupling rows over the candidates the parts' models had (the narrowed ones): the rest are 0 in any case
-    narrowed = SolverInput([_in_model(d, parts[d.name]) for d in inp.deployments], inp.limits, inp.global_policies, renumber=False)
+    narrowed = SolverInput([_in_model(d, parts[d.name]) for d in inp.deployments], inp.limits, inp.global_policies)
     b = build(narrowed, held=held, coupling_only=True)
     x = _merge(b, parts)
     lo_row = b.first_coupling_row
@@ -182,7 +182,7 @@ def _assembled(inp: SolverInput, objective: str, parts: dict[str, Solution], hel
 def _in_model(d: DeploymentInput, part: Solution) -> DeploymentInput:
     """``d`` with only the candidates that have columns in ``part``'s model."""
     cols = part.builder.unit_col if part.builder is not None else {}
-    keep = [i for i, c in enumerate(d.candidates) if c.idx in cols]
+    keep = [i for i, c in enumerate(d.candidates) if c in cols]
     return d if len(keep) == len(d.candidates) else d.subset(keep)
 
 
@@ -238,7 +238,7 @@ def _sequential(inp: SolverInput, objective: str, time_limit: float, held: Held,
     spent = held.usd_per_month
     parts: dict[str, Solution] = {}
     for d in sorted(inp.deployments, key=lambda d: -d.required_rps):
-        sub = SolverInput([d], inp.limits, inp.global_policies, renumber=False)
+        sub = SolverInput([d], inp.limits, inp.global_policies)
         part = alone.get(d.name)
         now = Held(dict(used), spent)  # what the earlier ones took
         if part is None or not _fits(sub, part, now):
@@ -249,7 +249,7 @@ def _sequential(inp: SolverInput, objective: str, time_limit: float, held: Held,
         parts[d.name] = part
         for lim in inp.limits:
             used[lim.name] = used.get(lim.name, 0.0) + sum(
-                c.gpus_per_unit * part.units.get(c.idx, 0) for c in d.candidates if lim.match(c))
+                c.gpus_per_unit * part.units.get(c, 0) for c in d.candidates if lim.match(c))
         spent += part.values["cost"]
     return parts
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from orchestrator.solver.model import OBJECTIVES, ModelBuilder, build
-from orchestrator.solver.problem import NOTHING_HELD, Held, SolverInput
+from orchestrator.solver.problem import NOTHING_HELD, Candidate, Held, SolverInput
 from orchestrator.solver.strategy import DEFAULT, SolveStrategy
 
 MIP_REL_GAP = 1e-4
@@ -29,8 +29,8 @@ _BANNER_LOCK = threading.Lock()
 class Solution:
     status: str  # optimal | time_limit (feasible, gap not closed) | infeasible | timeout (none found in time) | error
     objective: str
-    units: dict[int, int] = field(default_factory=dict)  # candidate idx -> units (only > 0)
-    traffic: dict[int, list[tuple[int, float]]] = field(default_factory=dict)  # candidate idx -> [(source, rps)]
+    units: dict[Candidate, int] = field(default_factory=dict)  # candidate -> units (only > 0)
+    traffic: dict[Candidate, list[tuple[int, float]]] = field(default_factory=dict)  # candidate -> [(source, rps)]
     values: dict[str, float] = field(default_factory=dict)  # objective name -> value at the solution
     solve_seconds: float = 0.0
     gap: float = 0.0
@@ -127,11 +127,11 @@ def _carry(b: ModelBuilder, part: Solution, x: np.ndarray) -> np.ndarray:
     candidates ``b`` does not have are left out)."""
     pb, px = part.builder, part.x
     assert pb is not None and px is not None
-    for idx, col in pb.unit_col.items():
-        if idx in b.unit_col:
-            x[b.unit_col[idx]] = px[col]
-    for idx, pairs in pb.traffic_cols.items():
-        full = dict(b.traffic_cols.get(idx, ()))
+    for c, col in pb.unit_col.items():
+        if c in b.unit_col:
+            x[b.unit_col[c]] = px[col]
+    for c, pairs in pb.traffic_cols.items():
+        full = dict(b.traffic_cols.get(c, ()))
         for s_, col in pairs:
             if s_ in full:
                 x[full[s_]] = px[col]
@@ -146,12 +146,12 @@ class WarmStart:
     """Where one MILP's primary stage starts (the first that applies; none: HiGHS's own search). ``x``: a vector of
     this model's columns (a joint plan assembled from the parts); ``plan``: a solution of the same deployment from
     another model (a short list, an earlier pass), its units, traffic and regions carried over; ``units``: a known
-    plan's units ({candidate idx: units}), HiGHS completes the rest. ``proven``: a solution of this very input
+    plan's units ({candidate: units}), HiGHS completes the rest. ``proven``: a solution of this very input
     already proven optimal for the objective, so that only the tie-break stage runs."""
 
     x: np.ndarray | None = None
     plan: Solution | None = None
-    units: dict[int, int] | None = None
+    units: dict[Candidate, int] | None = None
     proven: Solution | None = None
 
 
@@ -238,20 +238,20 @@ def _start(h, hs, b: ModelBuilder, warm: WarmStart) -> None:  # noqa: ANN001
         # from the units alone can take longer than a short share: its own first plan, 3-6x dearer, comes back)
         _warm_start_partial(h, hs, b, _carry(b, warm.plan, np.zeros(b.num_cols)))
     elif warm.units:  # a known plan's units: HiGHS completes the rest, and starts from it
-        idx = np.array([b.unit_col[i] for i in warm.units], dtype=np.int32)
+        idx = np.array([b.unit_col[c] for c in warm.units], dtype=np.int32)
         h.setSolution(len(idx), idx, np.array([float(v) for v in warm.units.values()]))
 
 
-def _untied_units(b: ModelBuilder, candidates: list, x: np.ndarray) -> np.ndarray:
+def _untied_units(b: ModelBuilder, candidates: list[Candidate], x: np.ndarray) -> np.ndarray:
     """Unit columns the tie-break stage of a cost solve leaves out: every candidate but the chosen ones and those
     that tie one of them (same deployment and market, the same unit price, at least its capacity), the same
     offering in another region, say. The stage then re-routes traffic and swaps tied units in milliseconds instead of searching the
     whole model again for plans of equal cost (scaling benchmark, 5,000 x 50: +14 s of CPU; no unit ever changed)."""
-    chosen = [c for c in candidates if c.idx in b.unit_col and x[b.unit_col[c.idx]] > 0.5]
+    chosen = [c for c in candidates if c in b.unit_col and x[b.unit_col[c]] > 0.5]
     ties: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for c in chosen:
         ties.setdefault((c.deployment, c.market), []).append((c.usd_per_unit_hour, c.rps_per_unit))
-    off = [b.unit_col[c.idx] for c in candidates if c.idx in b.unit_col and x[b.unit_col[c.idx]] <= 0.5
+    off = [b.unit_col[c] for c in candidates if c in b.unit_col and x[b.unit_col[c]] <= 0.5
            and not any(abs(c.usd_per_unit_hour - u) <= 1e-9 * u and c.rps_per_unit >= r * (1 - 1e-9)
                        for u, r in ties.get((c.deployment, c.market), ()))]
     return np.asarray(off, dtype=np.int32)
@@ -283,14 +283,14 @@ def _warm_start(h, hs, x: np.ndarray) -> None:  # noqa: ANN001
 
 
 def _read(sol: Solution, b: ModelBuilder, x: np.ndarray, vecs: dict[str, np.ndarray]) -> None:
-    for idx, col in b.unit_col.items():
+    for c, col in b.unit_col.items():
         u = int(round(x[col]))
         if u > 0:
-            sol.units[idx] = u
-    for idx, pairs in b.traffic_cols.items():
+            sol.units[c] = u
+    for c, pairs in b.traffic_cols.items():
         flows = [(s, float(x[col])) for s, col in pairs if x[col] > 1e-9]
         if flows:
-            sol.traffic[idx] = flows
+            sol.traffic[c] = flows
     sol.values = {k: float(vecs[k] @ x) for k in OBJECTIVES}
     sol.binding = _binding(b, x)
 
