@@ -98,6 +98,7 @@ def test_figures_match_hand_arithmetic(db: Path) -> None:
     assert chat.input_tokens == 4e6 and chat.output_tokens == 1e6
     assert chat.usd_per_m_tokens == pytest.approx(5.0 / 5e6 * 1e6)  # 1.00
     assert chat.input_cost_share == pytest.approx(200 / 800)  # measured prefill vs decode time
+    assert chat.input_split == "GPU time"
     assert chat.usd_per_m_input == pytest.approx(5.0 * 0.25 / 4)  # 0.3125
     assert chat.usd_per_m_output == pytest.approx(5.0 * 0.75 / 1)  # 3.75
     assert chat.tokens_per_usd == pytest.approx(1e6)
@@ -107,7 +108,7 @@ def test_figures_match_hand_arithmetic(db: Path) -> None:
     assert chat.gpu_hours == pytest.approx(10) and chat.metered_fraction == pytest.approx(1.0)
     # rag: compute $4 + egress $1; no phase times, so split by token counts (3:1)
     assert rag.cost_usd == pytest.approx(5.0) and rag.extra_usd == pytest.approx(1.0)
-    assert rag.input_cost_share == pytest.approx(0.75)
+    assert rag.input_cost_share == pytest.approx(0.75) and rag.input_split == "token counts"
     assert rag.usd_per_m_input == pytest.approx(5.0 * 0.75 / 3) and rag.usd_per_m_output == pytest.approx(1.25)
     assert rag.utilization is None and rag.idle_usd is None and rag.gaps == 1
     assert rep.total.cost_usd == pytest.approx(10.0) and rep.total.usd_per_m_tokens == pytest.approx(10 / 9)

@@ -18,6 +18,7 @@ import pytest
 from orchestrator.metering.store import open_engine, record_samples
 from orchestrator.reports.aggregate import build_report
 from orchestrator.reports.finance import compute_finance
+from orchestrator.reports.html_finance import headline_html
 
 from test_report_aggregate import NOV, add_replica, s, ts
 
@@ -65,6 +66,8 @@ def test_headline(fin: Path) -> None:
     assert (h.input_tokens, h.output_tokens) == (52.5e6, 17.5e6)
     assert h.usd_per_m_input == pytest.approx(612 * 0.75 / 52.5)  # no phase times: split by tokens
     assert h.usd_per_m_output == pytest.approx(612 * 0.25 / 17.5)
+    assert h.input_split == "token counts"  # and the report says so beside the two figures
+    assert "split by token counts (no prefill/decode time metered)" in headline_html(compute_finance(report(fin)))
     assert h.tokens_per_usd == pytest.approx(70e6 / 612)
     idle = 360 * (1 - 14e6 / (100 * 15 * 86400))  # chat: 14M output of 129.6M capacity; rag has no capacity figure
     assert h.idle_usd == pytest.approx(idle) and h.idle_share == pytest.approx(idle / 612)

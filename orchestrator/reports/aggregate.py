@@ -71,6 +71,7 @@ class Row:
     output_tokens: float = 0.0
     requests: float = 0.0
     input_cost_share: float | None = None
+    input_split: str | None = None  # what the input/output cost split follows: "GPU time" or "token counts"
     usd_per_m_tokens: float | None = None
     usd_per_m_input: float | None = None
     usd_per_m_output: float | None = None
@@ -154,6 +155,7 @@ def rollup(key: str, lines: list[Line]) -> Row:
     row.tokens_per_usd = _div(tokens, row.cost_usd)
     if tokens > 0:
         share = _div(prefill, prefill + decode)
+        row.input_split = "token counts" if share is None else "GPU time"
         if share is None:
             share = row.input_tokens / tokens
         row.input_cost_share = share

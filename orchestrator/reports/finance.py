@@ -46,6 +46,7 @@ class Headline:
     tokens_per_usd: float | None
     idle_usd: float | None
     idle_share: float | None  # idle $ / total $
+    input_split: str | None = None  # the input/output split follows measured prefill/decode GPU time, or token counts
 
 
 @dataclass
@@ -128,7 +129,7 @@ def headline(total: Row) -> Headline:
     return Headline(
         total.cost_usd, total.compute_usd, total.list_usd, total.list_usd - total.compute_usd,
         total.input_tokens, total.output_tokens, total.usd_per_m_tokens, total.usd_per_m_input,
-        total.usd_per_m_output, total.tokens_per_usd, total.idle_usd, idle_share,
+        total.usd_per_m_output, total.tokens_per_usd, total.idle_usd, idle_share, total.input_split,
     )
 
 

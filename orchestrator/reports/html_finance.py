@@ -45,10 +45,12 @@ def _kpi(key: str, label: str, value: str, sub: str = "") -> str:
 
 def headline_html(f: Finance) -> str:
     h = f.headline
+    split = {"GPU time": "; split by prefill/decode GPU time",
+             "token counts": "; split by token counts (no prefill/decode time metered)"}.get(h.input_split or "", "")
     cards = [
         _kpi("total", "Total spend", money(h.total_usd), f"compute {money(h.compute_usd)}"),
-        _kpi("per-m-input", "$ per 1M input tokens", per_m(h.usd_per_m_input), f"{count(h.input_tokens)} input tokens"),
-        _kpi("per-m-output", "$ per 1M output tokens", per_m(h.usd_per_m_output), f"{count(h.output_tokens)} output tokens"),
+        _kpi("per-m-input", "$ per 1M input tokens", per_m(h.usd_per_m_input), f"{count(h.input_tokens)} input tokens{split}"),
+        _kpi("per-m-output", "$ per 1M output tokens", per_m(h.usd_per_m_output), f"{count(h.output_tokens)} output tokens{split}"),
         _kpi("tokens-per-usd", "Tokens per $", count(h.tokens_per_usd), f"blended {per_m(h.usd_per_m_tokens)} per 1M"),
         _kpi("idle", "Idle cost", money(h.idle_usd), f"{pct(h.idle_share)} of spend" if h.idle_share is not None
              else "no capacity figure"),
