@@ -6,6 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.compat import DTYPE
 from orchestrator.fmt import signed_usd
 from orchestrator.placement.candidates import (
     HOURS_PER_MONTH,
@@ -268,8 +269,11 @@ def _providers(d: DeploymentInput, dc: DeploymentCandidates, res: DeploymentResu
         if not counts:
             out[p] = "no offerings in the selected regions"
             continue
-        top = counts.most_common()
-        parts = [f"{REASON_TEXT.get(r, r)} ({n})" for r, n in top]
+        # a dtype verdict removes nothing (the option is planned as fp16), so it is not one of the reasons
+        top = [(r, n) for r, n in counts.most_common() if r != DTYPE] or counts.most_common()
+        parts = [f"{REASON_TEXT.get(r, r)} ({n})" for r, n in top if r != DTYPE]
+        if counts.get(DTYPE):
+            parts.append(f"{counts[DTYPE]} option(s) were planned as fp16 (bf16 needs compute capability >= 8.0)")
         ex = dc.provider_examples.get(p, {}).get(top[0][0], "")  # this provider's own example
         out[p] = "; ".join(parts) + (f" — e.g. {ex}" if ex else "")
     return out
