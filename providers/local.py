@@ -284,6 +284,9 @@ class LocalProvider(WithOfferingsRefresh, WithGatewayPreflight, WithSecretStore)
         existing = self._read(name)
         if existing and _alive(existing["pid"], existing.get("start_time")):
             return self._handle(existing, "pending")  # already launched by an earlier run: adopt it
+        if existing:  # it died (kill -9 of its server): what its process groups left (vLLM's engine) goes first
+            for p in reversed(_procs(existing)):
+                self._stop_group(p["pid"], p.get("start_time"))
         self.state_dir.mkdir(parents=True, exist_ok=True)
         port = self.check_ports(container)
         procs = []

@@ -24,6 +24,10 @@ args = sys.argv[1:]
 port = int(args[args.index("--port") + 1]); host = args[args.index("--host") + 1]
 if os.environ.get("FAKE_IGNORE_TERM"):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+if os.environ.get("FAKE_CHILD_OUT"):  # an engine process in the server's group, as vLLM starts one
+    import subprocess
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    open(os.environ["FAKE_CHILD_OUT"], "w").write(str(child.pid))
 with open(os.environ["FAKE_ENV_OUT"], "w") as f:
     f.write(repr({"HF_TOKEN": os.environ.get("HF_TOKEN"), "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE"), "argv": args}))
 time.sleep(0.3)
@@ -129,6 +133,29 @@ def test_sigkill_after_grace_and_dead_process_reported(fake_vllm: Path, tmp_path
     dead = _wait_state(bad, h.id, "terminated")
     assert dead.state == "terminated" and "No module named" in dead.details["log_tail"]
     bad.terminate(h)
+
+
+def test_a_relaunch_after_kill_9_stops_what_the_dead_server_left(fake_vllm: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """kill -9 of the server leaves its engine running in its process group: apply's relaunch stops it first."""
+    import signal
+
+    monkeypatch.setenv("FAKE_CHILD_OUT", str(tmp_path / "child.pid"))
+    provider = create(python=sys.executable, state_dir=tmp_path / "state")
+    spec, placement = _spec_and_placement(replica="killed-0")
+    handle = provider.launch(spec, placement)
+    assert _wait_state(provider, handle.id, "running").state == "running"
+    child = int((tmp_path / "child.pid").read_text())
+    os.kill(handle.details["pid"], signal.SIGKILL)
+    assert _wait_state(provider, handle.id, "terminated").state == "terminated"
+    os.kill(child, 0)  # the engine lives on without its server
+
+    again = provider.launch(spec, placement)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{child}").exists():
+        time.sleep(0.1)
+    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split(")")[1][:3]
+    provider.terminate(again)
 
 
 def test_offerings_and_planned_calls(tmp_path: Path) -> None:
