@@ -77,10 +77,13 @@ def caddyfile(port: int, *, bind: str = "0.0.0.0", control_bind: str = "0.0.0.0"
 }}
 
 # The endpoint users call: the OpenAI inference routes with the API key, /health without; nothing else.
+# /health is the router's liveness: its own /health is 503 while any worker is down, which would keep orch from
+# telling it of the replacement (apply syncs only gateways that answer).
 http://:{port} {{
 	bind {bind}
 	@health path /health
 	handle @health {{
+		rewrite * /liveness
 		reverse_proxy {upstream}
 	}}
 	@api path {public}

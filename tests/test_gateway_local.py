@@ -205,6 +205,27 @@ def test_a_worker_killed_under_load_loses_no_request(gateway, workers) -> None: 
     assert results == Counter({200: 300}), results
 
 
+def test_the_gateway_answers_health_while_a_worker_is_dead(gateway, workers) -> None:  # type: ignore[no-untyped-def]
+    """The router's own /health is 503 while any worker is down; the gateway's /health (its liveness) stays 200, so
+    apply still counts the gateway healthy and tells it of the replacement (a dead worker once blocked that)."""
+    from containers.gateway import router_port
+    from orchestrator.apply.readiness import check_health
+
+    _, _, port = gateway
+    base = f"http://127.0.0.1:{port}"
+    with GatewayAdmin(base, ADMIN_KEY) as admin:
+        for w in workers:
+            admin.add(f"http://127.0.0.1:{w}")
+    victim = next(iter(workers.values()))
+    os.killpg(victim.pid, signal.SIGKILL)
+    router = f"http://127.0.0.1:{router_port(port)}/health"
+    deadline = time.monotonic() + 40
+    while httpx.get(router).status_code == 200 and time.monotonic() < deadline:  # the router's checks notice
+        time.sleep(0.5)
+    assert httpx.get(router).status_code == 503
+    assert httpx.get(f"{base}/health").status_code == 200 and check_health(base)
+
+
 def test_a_missing_router_is_an_error_that_says_how_to_install_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import containers.render.local as local_render
 
