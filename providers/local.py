@@ -174,9 +174,7 @@ class LocalProvider(WithOfferingsRefresh, WithGatewayPreflight, WithSecretStore)
     def _read(self, name: str) -> dict[str, Any] | None:
         try:
             return json.loads(self._record_path(name).read_text())
-        except FileNotFoundError:
-            return None
-        except json.JSONDecodeError:
+        except (FileNotFoundError, json.JSONDecodeError):
             return None
 
     def _records(self) -> list[dict[str, Any]]:
@@ -285,8 +283,7 @@ class LocalProvider(WithOfferingsRefresh, WithGatewayPreflight, WithSecretStore)
         if existing and _alive(existing["pid"], existing.get("start_time")):
             return self._handle(existing, "pending")  # already launched by an earlier run: adopt it
         if existing:  # it died (kill -9 of its server): what its process groups left (vLLM's engine) goes first
-            for p in reversed(_procs(existing)):
-                self._stop_group(p["pid"], p.get("start_time"))
+            self.terminate(self._handle(existing, "terminated"))
         self.state_dir.mkdir(parents=True, exist_ok=True)
         port = self.check_ports(container)
         procs = []
